@@ -1,0 +1,307 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml, YAMLParseError } from "yaml";
+
+/**
+ * The one server configuration shared by every bhatti process.
+ *
+ * Precedence, lowest first: built-in default, the YAML file
+ * (`/etc/bhatti/config.yaml`, or `--config` / `BHATTI_CONFIG_FILE`),
+ * environment variables (`BHATTI_<KEY>`), command-line flags (`--<key-with-dashes>`).
+ * Every key is declared once in `configKeys` with its default and documentation;
+ * an unknown key anywhere is an error, never silently ignored.
+ */
+
+type KeyType = "string" | "integer" | "boolean" | "duration" | "list" | "enum";
+
+interface KeySpec<T> {
+  readonly type: KeyType;
+  readonly default: T;
+  readonly doc: string;
+  readonly choices?: readonly string[];
+  /** Turns a raw value (from YAML, env or a flag) into T, or throws a message. */
+  readonly parse: (raw: unknown) => T;
+}
+
+export const stringKey = (def: string, doc: string): KeySpec<string> => ({
+  type: "string",
+  default: def,
+  doc,
+  parse(raw) {
+    if (typeof raw === "string" && raw.length > 0) return raw;
+    if (typeof raw === "number") return String(raw);
+    throw new Error("expected a non-empty string");
+  },
+});
+
+export const integerKey = (
+  def: number,
+  doc: string,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): KeySpec<number> => ({
+  type: "integer",
+  default: def,
+  doc,
+  parse(raw) {
+    const n = typeof raw === "string" && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (typeof n === "number" && Number.isInteger(n) && n >= min && n <= max) return n;
+    throw new Error(`expected an integer between ${min} and ${max}`);
+  },
+});
+
+export const booleanKey = (def: boolean, doc: string): KeySpec<boolean> => ({
+  type: "boolean",
+  default: def,
+  doc,
+  parse(raw) {
+    if (typeof raw === "boolean") return raw;
+    if (raw === "true" || raw === "1" || raw === "yes") return true;
+    if (raw === "false" || raw === "0" || raw === "no") return false;
+    throw new Error("expected true or false");
+  },
+});
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses "500ms", "30s", "30m", "2h" or a bare number of milliseconds. */
+export function parseDurationMs(raw: unknown): number {
+  if (typeof raw === "number" && Number.isFinite(raw) && raw >= 0) return raw;
+  if (typeof raw === "string") {
+    const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(raw.trim());
+    if (m?.[1] !== undefined) return Math.round(Number(m[1]) * (durationUnits[m[2] ?? "ms"] ?? 1));
+  }
+  throw new Error('expected a duration such as "500ms", "30s", "30m" or "2h"');
+}
+
+export const durationKey = (def: string, doc: string): KeySpec<number> => ({
+  type: "duration",
+  default: parseDurationMs(def),
+  doc: `${doc} (default ${def})`,
+  parse: parseDurationMs,
+});
+
+export const listKey = (def: readonly string[], doc: string): KeySpec<readonly string[]> => ({
+  type: "list",
+  default: def,
+  doc,
+  parse(raw) {
+    if (Array.isArray(raw) && raw.every((v) => typeof v === "string")) return raw as string[];
+    if (typeof raw === "string") {
+      return raw
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
+    }
+    throw new Error("expected a list of strings (YAML list, or comma-separated)");
+  },
+});
+
+export const enumKey = <const C extends readonly string[]>(
+  choices: C,
+  def: C[number],
+  doc: string,
+): KeySpec<C[number]> => ({
+  type: "enum",
+  default: def,
+  doc,
+  choices,
+  parse(raw) {
+    if (typeof raw === "string" && (choices as readonly string[]).includes(raw)) return raw as C[number];
+    throw new Error(`expected one of: ${choices.join(", ")}`);
+  },
+});
+
+/** Every configuration key. Add new keys here (with a doc line); docs/configuration.md is generated from it. */
+export const configKeys = {
+  socket_dir: stringKey("/run/bhatti", "Directory holding each process's Unix socket (`<name>.sock`)."),
+  state_dir: stringKey("/var/lib/bhatti", "Directory holding the database, images and sandboxes."),
+  listen: stringKey(
+    "127.0.0.1:8080",
+    "Address (host:port) on which the gateway serves REST, WebSocket and Connect.",
+  ),
+  log_level: enumKey(
+    ["debug", "info", "warn", "error"] as const,
+    "info",
+    "Lowest level written to the logs.",
+  ),
+  engine: enumKey(["gvisor", "firecracker"] as const, "gvisor", "Isolation engine that runs sandboxes."),
+  rpc_timeout: durationKey("30s", "Default deadline of a call between bhatti processes"),
+  shutdown_timeout: durationKey(
+    "30s",
+    "How long a process waits for in-flight work on SIGTERM before exiting",
+  ),
+} as const;
+
+export type ConfigKey = keyof typeof configKeys;
+type ValueOf<S> = S extends KeySpec<infer T> ? T : never;
+export type ServerConfig = { readonly [K in ConfigKey]: ValueOf<(typeof configKeys)[K]> };
+
+export const DEFAULT_CONFIG_FILE = "/etc/bhatti/config.yaml";
+
+/** A configuration problem; the message names the key or the file. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export interface LoadConfigOptions {
+  /** Command-line arguments after the program name (flags like `--state-dir /x` or `--config f`). */
+  argv?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface LoadedConfig {
+  config: ServerConfig;
+  /** The file that was read, if any. */
+  file: string | undefined;
+  /** Arguments that were not configuration flags, in order. */
+  rest: string[];
+}
+
+const keyNames = Object.keys(configKeys) as ConfigKey[];
+
+function isConfigKey(name: string): name is ConfigKey {
+  return Object.hasOwn(configKeys, name);
+}
+
+export function envNameOf(key: ConfigKey): string {
+  return `BHATTI_${key.toUpperCase()}`;
+}
+
+export function flagNameOf(key: ConfigKey): string {
+  return `--${key.replaceAll("_", "-")}`;
+}
+
+function parseValue(key: ConfigKey, raw: unknown, source: string): unknown {
+  try {
+    return configKeys[key].parse(raw);
+  } catch (e) {
+    throw new ConfigError(`${source}: invalid value for "${key}": ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Splits argv into config flags and the rest. Accepts `--flag value` and `--flag=value`;
+ * `--config FILE` names the YAML file.
+ */
+function splitFlags(argv: readonly string[]): {
+  flags: Map<ConfigKey, string>;
+  configFile?: string;
+  rest: string[];
+} {
+  const flags = new Map<ConfigKey, string>();
+  const rest: string[] = [];
+  let configFile: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? "";
+    if (!arg.startsWith("--")) {
+      rest.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const name = (eq === -1 ? arg.slice(2) : arg.slice(2, eq)).replaceAll("-", "_");
+    if (name !== "config" && !isConfigKey(name)) {
+      rest.push(arg);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      value = argv[i + 1];
+      i++;
+    }
+    if (value === undefined) throw new ConfigError(`flag ${arg} needs a value`);
+    if (name === "config") configFile = value;
+    else if (isConfigKey(name)) flags.set(name, value);
+  }
+  return configFile === undefined ? { flags, rest } : { flags, configFile, rest };
+}
+
+function readConfigFile(path: string, required: boolean): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" && !required) return {};
+    throw new ConfigError(`cannot read config file ${path}: ${(e as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? ` (line ${e.linePos[0].line})` : "";
+    throw new ConfigError(
+      `config file ${path} is not valid YAML${where}: ${(e as Error).message.split("\n")[0]}`,
+    );
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) {
+    throw new ConfigError(`config file ${path} must be a mapping of keys to values`);
+  }
+  return doc as Record<string, unknown>;
+}
+
+/** Loads the configuration from defaults, the YAML file, the environment and flags. */
+export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const { flags, configFile, rest } = splitFlags(options.argv ?? []);
+  const explicitFile = configFile ?? env["BHATTI_CONFIG_FILE"];
+  const file = explicitFile ?? DEFAULT_CONFIG_FILE;
+  const fromFile = readConfigFile(file, explicitFile !== undefined);
+
+  const values: Record<string, unknown> = {};
+  for (const key of keyNames) values[key] = configKeys[key].default;
+  for (const [name, raw] of Object.entries(fromFile)) {
+    if (!isConfigKey(name)) {
+      throw new ConfigError(
+        `config file ${file}: unknown key "${name}" (known keys: ${keyNames.join(", ")})`,
+      );
+    }
+    values[name] = parseValue(name, raw, `config file ${file}`);
+  }
+  for (const key of keyNames) {
+    const raw = env[envNameOf(key)];
+    if (raw !== undefined && raw !== "") values[key] = parseValue(key, raw, `environment ${envNameOf(key)}`);
+  }
+  for (const [key, raw] of flags) values[key] = parseValue(key, raw, `flag ${flagNameOf(key)}`);
+
+  const fileRead = Object.keys(fromFile).length > 0 || explicitFile !== undefined ? file : undefined;
+  return { config: values as ServerConfig, file: fileRead, rest };
+}
+
+/** The configuration as flags, so a supervisor can hand its resolved config to children. */
+export function configToFlags(config: ServerConfig): string[] {
+  const out: string[] = [];
+  for (const key of keyNames) {
+    const value = config[key];
+    out.push(`${flagNameOf(key)}=${Array.isArray(value) ? value.join(",") : String(value)}`);
+  }
+  return out;
+}
+
+/** Markdown reference of every key; docs/configuration.md is this text. */
+export function renderConfigReference(): string {
+  const lines = [
+    "# Configuration reference",
+    "",
+    "<!-- Generated from packages/runtime/src/config.ts by `npm run docs:config`; do not edit by hand. -->",
+    "",
+    `Every bhatti process reads one YAML file, \`${DEFAULT_CONFIG_FILE}\` unless \`--config FILE\` or`,
+    "`BHATTI_CONFIG_FILE` names another. Each key can be overridden by an environment variable and by a",
+    "command-line flag; flags win over the environment, which wins over the file. Unknown keys are an error.",
+    "Durations take `ms`, `s`, `m` or `h` suffixes; a bare number is milliseconds.",
+    "",
+    "| key | type | default | env | flag | meaning |",
+    "|---|---|---|---|---|---|",
+  ];
+  for (const key of keyNames) {
+    const spec = configKeys[key] as KeySpec<unknown>;
+    const type = spec.choices ? spec.choices.join(" \\| ") : spec.type;
+    const def = Array.isArray(spec.default) ? spec.default.join(",") : String(spec.default);
+    const shown = spec.type === "duration" ? `${def} ms` : def;
+    lines.push(
+      `| \`${key}\` | ${type} | \`${shown}\` | \`${envNameOf(key)}\` | \`${flagNameOf(key)}\` | ${spec.doc} |`,
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}

@@ -1,0 +1,50 @@
+export { BHATTI_VERSION } from "./version.js";
+export {
+  createLogger,
+  isLogLevel,
+  type LogFields,
+  type LogLevel,
+  type Logger,
+  type LoggerOptions,
+} from "./logger.js";
+export {
+  REQUEST_ID_HEADER,
+  currentRequestId,
+  newRequestId,
+  sanitizeRequestId,
+  withRequestId,
+} from "./request-context.js";
+export {
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  configKeys,
+  configToFlags,
+  envNameOf,
+  flagNameOf,
+  loadConfig,
+  parseDurationMs,
+  renderConfigReference,
+  type ConfigKey,
+  type LoadConfigOptions,
+  type LoadedConfig,
+  type ServerConfig,
+} from "./config.js";
+export { MAX_SOCKET_PATH_BYTES, SocketInUseError, isSocketLive, reclaimSocketPath } from "./unix-socket.js";
+export { startConnectServer, type ConnectServer, type ConnectServerOptions } from "./connect-server.js";
+export { createServiceClient, type ServiceClient, type ServiceClientOptions } from "./connect-client.js";
+export { installShutdown, type ShutdownController, type ShutdownStep } from "./shutdown.js";
+export { processHealth, type DependencyStatus } from "./health.js";
+export {
+  PROCESS_NAMES,
+  SERVICE_NAMES,
+  serviceSocketPath,
+  type ProcessName,
+  type ServiceName,
+} from "./service-paths.js";
+export {
+  StartupError,
+  ensureWritableDir,
+  runService,
+  type ServiceContext,
+  type ServiceDefinition,
+} from "./service-main.js";

@@ -1,0 +1,7 @@
+// Generated descriptors and message types for every bhatti service (see buf.gen.yaml).
+export * from "./gen/bhatti/v1/health_pb.js";
+export * from "./gen/bhatti/v1/store_pb.js";
+export * from "./gen/bhatti/v1/network_pb.js";
+export * from "./gen/bhatti/v1/vmm_pb.js";
+export * from "./gen/bhatti/v1/thermal_pb.js";
+export * from "./gen/bhatti/v1/admin_pb.js";
