@@ -81,7 +81,10 @@ describe("Connect over a Unix socket", () => {
     squatter.close();
     await new Promise<void>((ok) => dead.close(() => ok()));
     const { execFileSync } = await import("node:child_process");
-    execFileSync("python3", ["-c", `import socket;s=socket.socket(socket.AF_UNIX);s.bind(${JSON.stringify(stale)})`]);
+    execFileSync("python3", [
+      "-c",
+      `import socket;s=socket.socket(socket.AF_UNIX);s.bind(${JSON.stringify(stale)})`,
+    ]);
     expect(statSync(stale).isSocket()).toBe(true);
     await serve(stale);
     const { client, close } = createServiceClient(StoreService, stale);
