@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/store.proto.
  */
 export const file_bhatti_v1_store: GenFile = /*@__PURE__*/
-  fileDesc("ChViaGF0dGkvdjEvc3RvcmUucHJvdG8SCWJoYXR0aS52MSIbChlTdG9yZVNlcnZpY2VIZWFsdGhSZXF1ZXN0IkYKGlN0b3JlU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoMmUKDFN0b3JlU2VydmljZRJVCgZIZWFsdGgSJC5iaGF0dGkudjEuU3RvcmVTZXJ2aWNlSGVhbHRoUmVxdWVzdBolLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VIZWFsdGhSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChViaGF0dGkvdjEvc3RvcmUucHJvdG8SCWJoYXR0aS52MSIbChlTdG9yZVNlcnZpY2VIZWFsdGhSZXF1ZXN0IkYKGlN0b3JlU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIjkKE0Fzc2lnblN1Ym5ldFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgltYXhfaW5kZXgYAiABKA0iLAoUQXNzaWduU3VibmV0UmVzcG9uc2USFAoMc3VibmV0X2luZGV4GAEgASgNIpUBChVSZXNlcnZlQWRkcmVzc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRISCgpzYW5kYm94X2lkGAIgASgJEhIKCmZpcnN0X2hvc3QYAyABKA0SEQoJbGFzdF9ob3N0GAQgASgNEhYKDnJlcXVlc3RlZF9ob3N0GAUgASgNEhgKEG1heF9zdWJuZXRfaW5kZXgYBiABKA0iRAoWUmVzZXJ2ZUFkZHJlc3NSZXNwb25zZRIqCgdhZGRyZXNzGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hBZGRyZXNzIlkKDlNhbmRib3hBZGRyZXNzEhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzdWJuZXRfaW5kZXgYAyABKA0SDAoEaG9zdBgEIAEoDSIrChVSZWxlYXNlQWRkcmVzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSIqChZSZWxlYXNlQWRkcmVzc1Jlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIhYKFExpc3RBZGRyZXNzZXNSZXF1ZXN0IkUKFUxpc3RBZGRyZXNzZXNSZXNwb25zZRIsCglhZGRyZXNzZXMYASADKAsyGS5iaGF0dGkudjEuU2FuZGJveEFkZHJlc3MyuAMKDFN0b3JlU2VydmljZRJVCgZIZWFsdGgSJC5iaGF0dGkudjEuU3RvcmVTZXJ2aWNlSGVhbHRoUmVxdWVzdBolLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VIZWFsdGhSZXNwb25zZRJPCgxBc3NpZ25TdWJuZXQSHi5iaGF0dGkudjEuQXNzaWduU3VibmV0UmVxdWVzdBofLmJoYXR0aS52MS5Bc3NpZ25TdWJuZXRSZXNwb25zZRJVCg5SZXNlcnZlQWRkcmVzcxIgLmJoYXR0aS52MS5SZXNlcnZlQWRkcmVzc1JlcXVlc3QaIS5iaGF0dGkudjEuUmVzZXJ2ZUFkZHJlc3NSZXNwb25zZRJVCg5SZWxlYXNlQWRkcmVzcxIgLmJoYXR0aS52MS5SZWxlYXNlQWRkcmVzc1JlcXVlc3QaIS5iaGF0dGkudjEuUmVsZWFzZUFkZHJlc3NSZXNwb25zZRJSCg1MaXN0QWRkcmVzc2VzEh8uYmhhdHRpLnYxLkxpc3RBZGRyZXNzZXNSZXF1ZXN0GiAuYmhhdHRpLnYxLkxpc3RBZGRyZXNzZXNSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
 
 /**
  * @generated from message bhatti.v1.StoreServiceHealthRequest
@@ -45,7 +45,212 @@ export const StoreServiceHealthResponseSchema: GenMessage<StoreServiceHealthResp
   messageDesc(file_bhatti_v1_store, 1);
 
 /**
- * StoreService is served by the store process on its Unix socket.
+ * @generated from message bhatti.v1.AssignSubnetRequest
+ */
+export type AssignSubnetRequest = Message<"bhatti.v1.AssignSubnetRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Highest index the network pool can map to a /24.
+   *
+   * @generated from field: uint32 max_index = 2;
+   */
+  maxIndex: number;
+};
+
+/**
+ * Describes the message bhatti.v1.AssignSubnetRequest.
+ * Use `create(AssignSubnetRequestSchema)` to create a new message.
+ */
+export const AssignSubnetRequestSchema: GenMessage<AssignSubnetRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 2);
+
+/**
+ * @generated from message bhatti.v1.AssignSubnetResponse
+ */
+export type AssignSubnetResponse = Message<"bhatti.v1.AssignSubnetResponse"> & {
+  /**
+   * @generated from field: uint32 subnet_index = 1;
+   */
+  subnetIndex: number;
+};
+
+/**
+ * Describes the message bhatti.v1.AssignSubnetResponse.
+ * Use `create(AssignSubnetResponseSchema)` to create a new message.
+ */
+export const AssignSubnetResponseSchema: GenMessage<AssignSubnetResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 3);
+
+/**
+ * @generated from message bhatti.v1.ReserveAddressRequest
+ */
+export type ReserveAddressRequest = Message<"bhatti.v1.ReserveAddressRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string sandbox_id = 2;
+   */
+  sandboxId: string;
+
+  /**
+   * Inclusive range of usable host numbers in the /24 (e.g. 2..254).
+   *
+   * @generated from field: uint32 first_host = 3;
+   */
+  firstHost: number;
+
+  /**
+   * @generated from field: uint32 last_host = 4;
+   */
+  lastHost: number;
+
+  /**
+   * 0 = any; otherwise this exact host number (e.g. to restore a snapshot's address).
+   *
+   * @generated from field: uint32 requested_host = 5;
+   */
+  requestedHost: number;
+
+  /**
+   * Passed on to AssignSubnet when the user has no subnet yet.
+   *
+   * @generated from field: uint32 max_subnet_index = 6;
+   */
+  maxSubnetIndex: number;
+};
+
+/**
+ * Describes the message bhatti.v1.ReserveAddressRequest.
+ * Use `create(ReserveAddressRequestSchema)` to create a new message.
+ */
+export const ReserveAddressRequestSchema: GenMessage<ReserveAddressRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 4);
+
+/**
+ * @generated from message bhatti.v1.ReserveAddressResponse
+ */
+export type ReserveAddressResponse = Message<"bhatti.v1.ReserveAddressResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxAddress address = 1;
+   */
+  address?: SandboxAddress | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.ReserveAddressResponse.
+ * Use `create(ReserveAddressResponseSchema)` to create a new message.
+ */
+export const ReserveAddressResponseSchema: GenMessage<ReserveAddressResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 5);
+
+/**
+ * @generated from message bhatti.v1.SandboxAddress
+ */
+export type SandboxAddress = Message<"bhatti.v1.SandboxAddress"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: uint32 subnet_index = 3;
+   */
+  subnetIndex: number;
+
+  /**
+   * @generated from field: uint32 host = 4;
+   */
+  host: number;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxAddress.
+ * Use `create(SandboxAddressSchema)` to create a new message.
+ */
+export const SandboxAddressSchema: GenMessage<SandboxAddress> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 6);
+
+/**
+ * @generated from message bhatti.v1.ReleaseAddressRequest
+ */
+export type ReleaseAddressRequest = Message<"bhatti.v1.ReleaseAddressRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ReleaseAddressRequest.
+ * Use `create(ReleaseAddressRequestSchema)` to create a new message.
+ */
+export const ReleaseAddressRequestSchema: GenMessage<ReleaseAddressRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 7);
+
+/**
+ * @generated from message bhatti.v1.ReleaseAddressResponse
+ */
+export type ReleaseAddressResponse = Message<"bhatti.v1.ReleaseAddressResponse"> & {
+  /**
+   * False if the sandbox had no address.
+   *
+   * @generated from field: bool released = 1;
+   */
+  released: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.ReleaseAddressResponse.
+ * Use `create(ReleaseAddressResponseSchema)` to create a new message.
+ */
+export const ReleaseAddressResponseSchema: GenMessage<ReleaseAddressResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 8);
+
+/**
+ * @generated from message bhatti.v1.ListAddressesRequest
+ */
+export type ListAddressesRequest = Message<"bhatti.v1.ListAddressesRequest"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.ListAddressesRequest.
+ * Use `create(ListAddressesRequestSchema)` to create a new message.
+ */
+export const ListAddressesRequestSchema: GenMessage<ListAddressesRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 9);
+
+/**
+ * @generated from message bhatti.v1.ListAddressesResponse
+ */
+export type ListAddressesResponse = Message<"bhatti.v1.ListAddressesResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.SandboxAddress addresses = 1;
+   */
+  addresses: SandboxAddress[];
+};
+
+/**
+ * Describes the message bhatti.v1.ListAddressesResponse.
+ * Use `create(ListAddressesResponseSchema)` to create a new message.
+ */
+export const ListAddressesResponseSchema: GenMessage<ListAddressesResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 10);
+
+/**
+ * StoreService is served by the store process on its Unix socket. It owns the only
+ * database; every other process reads and writes state through it.
  *
  * @generated from service bhatti.v1.StoreService
  */
@@ -59,6 +264,50 @@ export const StoreService: GenService<{
     methodKind: "unary";
     input: typeof StoreServiceHealthRequestSchema;
     output: typeof StoreServiceHealthResponseSchema;
+  },
+  /**
+   * AssignSubnet gives the user a subnet index if it has none (idempotent) and returns it.
+   * Indexes start at 1; past max_index it fails with ResourceExhausted.
+   *
+   * @generated from rpc bhatti.v1.StoreService.AssignSubnet
+   */
+  assignSubnet: {
+    methodKind: "unary";
+    input: typeof AssignSubnetRequestSchema;
+    output: typeof AssignSubnetResponseSchema;
+  },
+  /**
+   * ReserveAddress gives the sandbox a host number in its user's /24 (idempotent per sandbox):
+   * the lowest free number in [first_host, last_host], or `requested_host` if that is free.
+   * Allocation is transactional, so concurrent calls never collide. Fails with
+   * ResourceExhausted when the user's range is full, AlreadyExists when requested_host is taken.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ReserveAddress
+   */
+  reserveAddress: {
+    methodKind: "unary";
+    input: typeof ReserveAddressRequestSchema;
+    output: typeof ReserveAddressResponseSchema;
+  },
+  /**
+   * ReleaseAddress frees the sandbox's host number (no error if it had none).
+   *
+   * @generated from rpc bhatti.v1.StoreService.ReleaseAddress
+   */
+  releaseAddress: {
+    methodKind: "unary";
+    input: typeof ReleaseAddressRequestSchema;
+    output: typeof ReleaseAddressResponseSchema;
+  },
+  /**
+   * ListAddresses returns every reserved address, for reconciliation at start.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ListAddresses
+   */
+  listAddresses: {
+    methodKind: "unary";
+    input: typeof ListAddressesRequestSchema;
+    output: typeof ListAddressesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_store, 0);
