@@ -125,6 +125,15 @@ export const configKeys = {
     "Lowest level written to the logs.",
   ),
   engine: enumKey(["gvisor", "firecracker"] as const, "gvisor", "Isolation engine that runs sandboxes."),
+  runsc_path: stringKey(
+    "/usr/local/lib/bhatti/runsc",
+    "gVisor runsc binary used by the gvisor engine (installed by scripts/install-runsc.sh).",
+  ),
+  runsc_platform: enumKey(
+    ["ptrace", "systrap"] as const,
+    "ptrace",
+    "gVisor platform; ptrace measured fastest on PVM hosts where KVM is unusable (docs/engines.md).",
+  ),
   rpc_timeout: durationKey("30s", "Default deadline of a call between bhatti processes"),
   shutdown_timeout: durationKey(
     "30s",

@@ -1,0 +1,85 @@
+#!/bin/sh
+# Installs gVisor's runsc for bhatti from Debian packages only, idempotently.
+#
+# Preferred: the Debian trixie build (0.0~20240729, static), which supports the systrap and
+# ptrace platforms and is the build the network + checkpoint recipe was verified with
+# (docs/engines.md). It is fetched with `apt-get download` through a private apt state dir that
+# knows a trixie source, so the host's own apt configuration is never changed, then unpacked
+# with `dpkg -x` and installed as $BHATTI_RUNSC (default /usr/local/lib/bhatti/runsc).
+# Fallback: bookworm's `apt-get install runsc` (0.0~20221219, ptrace only) at /usr/bin/runsc.
+#
+# Usage: scripts/install-runsc.sh [--force]
+# Prints the installed path on the last line of stdout.
+set -eu
+
+DEST="${BHATTI_RUNSC:-/usr/local/lib/bhatti/runsc}"
+WANT_VERSION="0.0~20240729"
+SUITE="${BHATTI_RUNSC_SUITE:-trixie}"
+MIRROR="${BHATTI_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+FORCE=0
+[ "${1:-}" = "--force" ] && FORCE=1
+
+log() { echo "install-runsc: $*" >&2; }
+
+installed_version() {
+  [ -x "$1" ] || return 1
+  "$1" --version 2>/dev/null | sed -n 's/^runsc version //p' | head -n1
+}
+
+if [ "$FORCE" = 0 ]; then
+  v="$(installed_version "$DEST" || true)"
+  case "$v" in
+    "$WANT_VERSION"*) log "runsc $v already at $DEST"; echo "$DEST"; exit 0 ;;
+  esac
+fi
+
+if [ "$(id -u)" != 0 ]; then
+  log "must run as root"
+  exit 1
+fi
+
+work="$(mktemp -d /tmp/bhatti-install-runsc.XXXXXX)"
+trap 'rm -rf "$work"' EXIT INT TERM
+
+fetch_trixie() {
+  [ -r "$KEYRING" ] || { log "missing $KEYRING (apt install debian-archive-keyring)"; return 1; }
+  mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/etc/preferences.d" "$work/deb"
+  echo "deb [signed-by=$KEYRING] $MIRROR $SUITE main" >"$work/etc/sources.list"
+  # A private apt world: its own lists, cache and sources; dpkg's status is still the host's,
+  # which only affects candidate selection, not the download.
+  set -- -o "Dir::State=$work/state" -o "Dir::Cache=$work/cache" \
+    -o "Dir::Etc::SourceList=$work/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null" \
+    -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=$work/etc/preferences.d" \
+    -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1"
+  apt-get "$@" -q update >&2 || return 1
+  (cd "$work/deb" && apt-get "$@" -q download "runsc=$(apt-cache "$@" madison runsc |
+    awk -v want="$WANT_VERSION" '$3 ~ "^"want {print $3; exit}')" >&2) || return 1
+  deb="$(ls "$work/deb"/runsc_*.deb 2>/dev/null | head -n1)"
+  [ -n "$deb" ] || return 1
+  dpkg -x "$deb" "$work/x" || return 1
+  bin="$work/x/usr/bin/runsc"
+  [ -x "$bin" ] || bin="$work/x/usr/sbin/runsc"
+  [ -x "$bin" ] || return 1
+  mkdir -p "$(dirname "$DEST")"
+  # Atomic replace: a running vmm-service keeps its old inode.
+  install -m 0755 "$bin" "$DEST.new"
+  mv -f "$DEST.new" "$DEST"
+  return 0
+}
+
+if fetch_trixie; then
+  log "installed runsc $(installed_version "$DEST") at $DEST"
+  echo "$DEST"
+  exit 0
+fi
+
+log "trixie build unavailable; falling back to bookworm's runsc package (ptrace only)"
+if ! command -v runsc >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends runsc >&2
+fi
+fallback="$(command -v runsc)"
+mkdir -p "$(dirname "$DEST")"
+ln -sf "$fallback" "$DEST"
+log "installed runsc $(installed_version "$DEST") at $DEST (link to $fallback)"
+echo "$DEST"
