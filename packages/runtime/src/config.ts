@@ -139,6 +139,13 @@ export const configKeys = {
     "30s",
     "How long a process waits for in-flight work on SIGTERM before exiting",
   ),
+  client_config_file: stringKey(
+    "/root/.bhatti/config.yaml",
+    "Where the store writes the first admin's `api_url` and `auth_token` on first start (mode 0600, parent 0700).",
+  ),
+  event_retention: durationKey("2160h", "How long the store keeps events before pruning them (90 days)"),
+  metrics_retention: durationKey("720h", "How long the store keeps metrics snapshots (30 days)"),
+  metrics_interval: durationKey("60s", "How often the store records a metrics snapshot"),
 } as const;
 
 export type ConfigKey = keyof typeof configKeys;
