@@ -2,8 +2,8 @@
 // @generated from file bhatti/v1/network.proto (package bhatti.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/network.proto.
  */
 export const file_bhatti_v1_network: GenFile = /*@__PURE__*/
-  fileDesc("ChdiaGF0dGkvdjEvbmV0d29yay5wcm90bxIJYmhhdHRpLnYxIh0KG05ldHdvcmtTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxOZXR3b3JrU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoMmsKDk5ldHdvcmtTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5OZXR3b3JrU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuTmV0d29ya1NlcnZpY2VIZWFsdGhSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChdiaGF0dGkvdjEvbmV0d29yay5wcm90bxIJYmhhdHRpLnYxIh0KG05ldHdvcmtTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxOZXR3b3JrU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIl0KDEVncmVzc1BvbGljeRIjCgRtb2RlGAEgASgOMhUuYmhhdHRpLnYxLkVncmVzc01vZGUSEwoLYWxsb3dfY2lkcnMYAiADKAkSEwoLYWxsb3dfaG9zdHMYAyADKAkivgEKFEF0dGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzYW5kYm94X25hbWUYAyABKAkSJwoEa2luZBgEIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBInCgZlZ3Jlc3MYBSABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5EhkKEXJlcXVlc3RlZF9hZGRyZXNzGAYgASgJIscCCg5TYW5kYm94TmV0d29yaxISCgpzYW5kYm94X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJwoEa2luZBgDIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBISCgpuZXRuc19wYXRoGAQgASgJEhYKDmludGVyZmFjZV9uYW1lGAUgASgJEhAKCHRhcF9uYW1lGAYgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAcgASgJEg4KBmJyaWRnZRgIIAEoCRIPCgdhZGRyZXNzGAkgASgJEhUKDXByZWZpeF9sZW5ndGgYCiABKA0SDwoHZ2F0ZXdheRgLIAEoCRILCgNtYWMYDCABKAkSEgoKZG5zX3NlcnZlchgNIAEoCRInCgZlZ3Jlc3MYDiABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5IkMKFUF0dGFjaFNhbmRib3hSZXNwb25zZRIqCgduZXR3b3JrGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hOZXR3b3JrIioKFERldGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiKQoVRGV0YWNoU2FuZGJveFJlc3BvbnNlEhAKCGRldGFjaGVkGAEgASgIIi4KGEdldFNhbmRib3hBZGRyZXNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkcKGUdldFNhbmRib3hBZGRyZXNzUmVzcG9uc2USKgoHbmV0d29yaxgBIAEoCzIZLmJoYXR0aS52MS5TYW5kYm94TmV0d29yayJVChZTZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSJwoGZWdyZXNzGAIgASgLMhcuYmhhdHRpLnYxLkVncmVzc1BvbGljeSJCChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRInCgZlZ3Jlc3MYASABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5KmUKDkF0dGFjaG1lbnRLaW5kEh8KG0FUVEFDSE1FTlRfS0lORF9VTlNQRUNJRklFRBAAEhkKFUFUVEFDSE1FTlRfS0lORF9ORVROUxABEhcKE0FUVEFDSE1FTlRfS0lORF9UQVAQAip6CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIaChZFR1JFU1NfTU9ERV9BTExPV19MSVNUEAMyzQMKDk5ldHdvcmtTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5OZXR3b3JrU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuTmV0d29ya1NlcnZpY2VIZWFsdGhSZXNwb25zZRJSCg1BdHRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXNwb25zZRJSCg1EZXRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXNwb25zZRJeChFHZXRTYW5kYm94QWRkcmVzcxIjLmJoYXR0aS52MS5HZXRTYW5kYm94QWRkcmVzc1JlcXVlc3QaJC5iaGF0dGkudjEuR2V0U2FuZGJveEFkZHJlc3NSZXNwb25zZRJYCg9TZXRFZ3Jlc3NQb2xpY3kSIS5iaGF0dGkudjEuU2V0RWdyZXNzUG9saWN5UmVxdWVzdBoiLmJoYXR0aS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
 
 /**
  * @generated from message bhatti.v1.NetworkServiceHealthRequest
@@ -45,13 +45,399 @@ export const NetworkServiceHealthResponseSchema: GenMessage<NetworkServiceHealth
   messageDesc(file_bhatti_v1_network, 1);
 
 /**
- * NetworkService is served by the network process on its Unix socket.
+ * @generated from message bhatti.v1.EgressPolicy
+ */
+export type EgressPolicy = Message<"bhatti.v1.EgressPolicy"> & {
+  /**
+   * @generated from field: bhatti.v1.EgressMode mode = 1;
+   */
+  mode: EgressMode;
+
+  /**
+   * IPv4 CIDRs or addresses ("203.0.113.0/24", "198.51.100.7"). ALLOW_LIST only. Link-local
+   * and loopback stay denied even when listed; private ranges may be opened here.
+   *
+   * @generated from field: repeated string allow_cidrs = 2;
+   */
+  allowCidrs: string[];
+
+  /**
+   * Exact host names ("api.example.com") or one leading wildcard label ("*.example.com",
+   * which matches sub-domains, not the apex). ALLOW_LIST only. Addresses are allowed as the
+   * sandbox resolves the name through its resolver; private answers are refused (rebinding).
+   *
+   * @generated from field: repeated string allow_hosts = 3;
+   */
+  allowHosts: string[];
+};
+
+/**
+ * Describes the message bhatti.v1.EgressPolicy.
+ * Use `create(EgressPolicySchema)` to create a new message.
+ */
+export const EgressPolicySchema: GenMessage<EgressPolicy> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 2);
+
+/**
+ * @generated from message bhatti.v1.AttachSandboxRequest
+ */
+export type AttachSandboxRequest = Message<"bhatti.v1.AttachSandboxRequest"> & {
+  /**
+   * 16 lowercase hex chars.
+   *
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The sandbox's name, answered by the user's resolver as `<name>` and `<name>.sb`.
+   *
+   * @generated from field: string sandbox_name = 3;
+   */
+  sandboxName: string;
+
+  /**
+   * @generated from field: bhatti.v1.AttachmentKind kind = 4;
+   */
+  kind: AttachmentKind;
+
+  /**
+   * Absent = allow all.
+   *
+   * @generated from field: bhatti.v1.EgressPolicy egress = 5;
+   */
+  egress?: EgressPolicy | undefined;
+
+  /**
+   * Dotted IPv4 address to keep (restoring a snapshot taken with it); empty = any free one.
+   *
+   * @generated from field: string requested_address = 6;
+   */
+  requestedAddress: string;
+};
+
+/**
+ * Describes the message bhatti.v1.AttachSandboxRequest.
+ * Use `create(AttachSandboxRequestSchema)` to create a new message.
+ */
+export const AttachSandboxRequestSchema: GenMessage<AttachSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 3);
+
+/**
+ * @generated from message bhatti.v1.SandboxNetwork
+ */
+export type SandboxNetwork = Message<"bhatti.v1.SandboxNetwork"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: bhatti.v1.AttachmentKind kind = 3;
+   */
+  kind: AttachmentKind;
+
+  /**
+   * NETNS: "/run/netns/bhatti-<sandbox_id>"; empty for TAP.
+   *
+   * @generated from field: string netns_path = 4;
+   */
+  netnsPath: string;
+
+  /**
+   * Interface inside the netns ("eth0"); empty for TAP.
+   *
+   * @generated from field: string interface_name = 5;
+   */
+  interfaceName: string;
+
+  /**
+   * TAP: the TAP device name on the host (give it to Firecracker); empty for NETNS.
+   *
+   * @generated from field: string tap_name = 6;
+   */
+  tapName: string;
+
+  /**
+   * NETNS: the host-side veth; empty for TAP.
+   *
+   * @generated from field: string host_interface = 7;
+   */
+  hostInterface: string;
+
+  /**
+   * @generated from field: string bridge = 8;
+   */
+  bridge: string;
+
+  /**
+   * Dotted IPv4 address of the sandbox, e.g. "10.201.0.2".
+   *
+   * @generated from field: string address = 9;
+   */
+  address: string;
+
+  /**
+   * @generated from field: uint32 prefix_length = 10;
+   */
+  prefixLength: number;
+
+  /**
+   * @generated from field: string gateway = 11;
+   */
+  gateway: string;
+
+  /**
+   * Locally administered MAC derived from the address ("02:bb:" + the address's 4 bytes).
+   *
+   * @generated from field: string mac = 12;
+   */
+  mac: string;
+
+  /**
+   * Resolver for the sandbox's resolv.conf (the bridge gateway).
+   *
+   * @generated from field: string dns_server = 13;
+   */
+  dnsServer: string;
+
+  /**
+   * @generated from field: bhatti.v1.EgressPolicy egress = 14;
+   */
+  egress?: EgressPolicy | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxNetwork.
+ * Use `create(SandboxNetworkSchema)` to create a new message.
+ */
+export const SandboxNetworkSchema: GenMessage<SandboxNetwork> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 4);
+
+/**
+ * @generated from message bhatti.v1.AttachSandboxResponse
+ */
+export type AttachSandboxResponse = Message<"bhatti.v1.AttachSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxNetwork network = 1;
+   */
+  network?: SandboxNetwork | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.AttachSandboxResponse.
+ * Use `create(AttachSandboxResponseSchema)` to create a new message.
+ */
+export const AttachSandboxResponseSchema: GenMessage<AttachSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 5);
+
+/**
+ * @generated from message bhatti.v1.DetachSandboxRequest
+ */
+export type DetachSandboxRequest = Message<"bhatti.v1.DetachSandboxRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.DetachSandboxRequest.
+ * Use `create(DetachSandboxRequestSchema)` to create a new message.
+ */
+export const DetachSandboxRequestSchema: GenMessage<DetachSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 6);
+
+/**
+ * @generated from message bhatti.v1.DetachSandboxResponse
+ */
+export type DetachSandboxResponse = Message<"bhatti.v1.DetachSandboxResponse"> & {
+  /**
+   * False if the sandbox had neither devices nor an address.
+   *
+   * @generated from field: bool detached = 1;
+   */
+  detached: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.DetachSandboxResponse.
+ * Use `create(DetachSandboxResponseSchema)` to create a new message.
+ */
+export const DetachSandboxResponseSchema: GenMessage<DetachSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 7);
+
+/**
+ * @generated from message bhatti.v1.GetSandboxAddressRequest
+ */
+export type GetSandboxAddressRequest = Message<"bhatti.v1.GetSandboxAddressRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.GetSandboxAddressRequest.
+ * Use `create(GetSandboxAddressRequestSchema)` to create a new message.
+ */
+export const GetSandboxAddressRequestSchema: GenMessage<GetSandboxAddressRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 8);
+
+/**
+ * @generated from message bhatti.v1.GetSandboxAddressResponse
+ */
+export type GetSandboxAddressResponse = Message<"bhatti.v1.GetSandboxAddressResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxNetwork network = 1;
+   */
+  network?: SandboxNetwork | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.GetSandboxAddressResponse.
+ * Use `create(GetSandboxAddressResponseSchema)` to create a new message.
+ */
+export const GetSandboxAddressResponseSchema: GenMessage<GetSandboxAddressResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 9);
+
+/**
+ * @generated from message bhatti.v1.SetEgressPolicyRequest
+ */
+export type SetEgressPolicyRequest = Message<"bhatti.v1.SetEgressPolicyRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: bhatti.v1.EgressPolicy egress = 2;
+   */
+  egress?: EgressPolicy | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.SetEgressPolicyRequest.
+ * Use `create(SetEgressPolicyRequestSchema)` to create a new message.
+ */
+export const SetEgressPolicyRequestSchema: GenMessage<SetEgressPolicyRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 10);
+
+/**
+ * @generated from message bhatti.v1.SetEgressPolicyResponse
+ */
+export type SetEgressPolicyResponse = Message<"bhatti.v1.SetEgressPolicyResponse"> & {
+  /**
+   * The policy now applied (normalised: lowercase names, canonical CIDRs).
+   *
+   * @generated from field: bhatti.v1.EgressPolicy egress = 1;
+   */
+  egress?: EgressPolicy | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.SetEgressPolicyResponse.
+ * Use `create(SetEgressPolicyResponseSchema)` to create a new message.
+ */
+export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 11);
+
+/**
+ * How the sandbox's engine plugs into the user's bridge.
+ *
+ * @generated from enum bhatti.v1.AttachmentKind
+ */
+export enum AttachmentKind {
+  /**
+   * @generated from enum value: ATTACHMENT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A network namespace `bhatti-<sandbox_id>` under /run/netns holding `eth0`, the peer of a
+   * veth on the user's bridge (gVisor: runsc joins the netns).
+   *
+   * @generated from enum value: ATTACHMENT_KIND_NETNS = 1;
+   */
+  NETNS = 1,
+
+  /**
+   * A TAP device on the user's bridge with no address (Firecracker; the guest configures the
+   * address itself, e.g. from kernel `ip=` boot args).
+   *
+   * @generated from enum value: ATTACHMENT_KIND_TAP = 2;
+   */
+  TAP = 2,
+}
+
+/**
+ * Describes the enum bhatti.v1.AttachmentKind.
+ */
+export const AttachmentKindSchema: GenEnum<AttachmentKind> = /*@__PURE__*/
+  enumDesc(file_bhatti_v1_network, 0);
+
+/**
+ * @generated from enum bhatti.v1.EgressMode
+ */
+export enum EgressMode {
+  /**
+   * Treated as ALLOW_ALL.
+   *
+   * @generated from enum value: EGRESS_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Public internet allowed. Always denied: the host itself (except DNS to the bridge
+   * gateway), loopback, link-local (169.254.169.254 included), other private ranges
+   * (RFC 1918, CGNAT, ...) and other users' bridges.
+   *
+   * @generated from enum value: EGRESS_MODE_ALLOW_ALL = 1;
+   */
+  ALLOW_ALL = 1,
+
+  /**
+   * Nothing leaves the bridge; the resolver answers sibling names only.
+   *
+   * @generated from enum value: EGRESS_MODE_DENY_ALL = 2;
+   */
+  DENY_ALL = 2,
+
+  /**
+   * Only `allow_cidrs` and the addresses the resolver returned for `allow_hosts`.
+   *
+   * @generated from enum value: EGRESS_MODE_ALLOW_LIST = 3;
+   */
+  ALLOW_LIST = 3,
+}
+
+/**
+ * Describes the enum bhatti.v1.EgressMode.
+ */
+export const EgressModeSchema: GenEnum<EgressMode> = /*@__PURE__*/
+  enumDesc(file_bhatti_v1_network, 1);
+
+/**
+ * NetworkService is served by the network process on its Unix socket. It owns all host
+ * networking: per-user bridges and /24 subnets, per-sandbox network namespaces (gVisor) or
+ * TAP devices (Firecracker), the product's nftables tables, per-user DNS resolvers and
+ * per-sandbox egress policy. Every RPC is idempotent.
  *
  * @generated from service bhatti.v1.NetworkService
  */
 export const NetworkService: GenService<{
   /**
-   * Health reports the process's version, pid, uptime and readiness.
+   * Health reports readiness of nftables and the store connection, plus counts.
    *
    * @generated from rpc bhatti.v1.NetworkService.Health
    */
@@ -59,6 +445,63 @@ export const NetworkService: GenService<{
     methodKind: "unary";
     input: typeof NetworkServiceHealthRequestSchema;
     output: typeof NetworkServiceHealthResponseSchema;
+  },
+  /**
+   * AttachSandbox reserves the sandbox's address (persisted by the store) and creates its
+   * network: the user's bridge, DNS resolver and firewall entries if this is the user's first
+   * sandbox, then the netns with a veth pair (NETNS) or the TAP device (TAP).
+   *
+   * Calling it again for an attached sandbox is cheap and re-applies the address, the link
+   * state and the default route inside the netns (missing devices are re-created). The vmm
+   * calls it before every `runsc run` and every `runsc restore`, because runsc moves the
+   * interface's addresses into its own stack. Do not call it while runsc runs in the netns.
+   *
+   * Errors: InvalidArgument (bad id/name/kind/policy/requested_address), ResourceExhausted
+   * (the pool has no free /24 or the user's /24 is full; the message names the pool),
+   * AlreadyExists (requested_address is used by another sandbox), FailedPrecondition (the
+   * sandbox already has a different address or user), Unavailable (store down). A failed
+   * attach leaves nothing behind (devices, rules and a new address reservation are undone).
+   *
+   * @generated from rpc bhatti.v1.NetworkService.AttachSandbox
+   */
+  attachSandbox: {
+    methodKind: "unary";
+    input: typeof AttachSandboxRequestSchema;
+    output: typeof AttachSandboxResponseSchema;
+  },
+  /**
+   * DetachSandbox removes the sandbox's devices, rules and DNS name, then releases its
+   * address. The user's last sandbox also takes the bridge, its rules and the resolver.
+   * Detaching an unknown sandbox succeeds with detached = false.
+   *
+   * @generated from rpc bhatti.v1.NetworkService.DetachSandbox
+   */
+  detachSandbox: {
+    methodKind: "unary";
+    input: typeof DetachSandboxRequestSchema;
+    output: typeof DetachSandboxResponseSchema;
+  },
+  /**
+   * GetSandboxAddress returns the sandbox's network (the gateway uses `address` to reach the
+   * agent on :1024 and :1025). NotFound if the sandbox has no address.
+   *
+   * @generated from rpc bhatti.v1.NetworkService.GetSandboxAddress
+   */
+  getSandboxAddress: {
+    methodKind: "unary";
+    input: typeof GetSandboxAddressRequestSchema;
+    output: typeof GetSandboxAddressResponseSchema;
+  },
+  /**
+   * SetEgressPolicy replaces the sandbox's egress policy atomically. NotFound if the sandbox
+   * is not attached; InvalidArgument for a bad CIDR or host name.
+   *
+   * @generated from rpc bhatti.v1.NetworkService.SetEgressPolicy
+   */
+  setEgressPolicy: {
+    methodKind: "unary";
+    input: typeof SetEgressPolicyRequestSchema;
+    output: typeof SetEgressPolicyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_network, 0);
