@@ -146,6 +146,14 @@ export const configKeys = {
   event_retention: durationKey("2160h", "How long the store keeps events before pruning them (90 days)"),
   metrics_retention: durationKey("720h", "How long the store keeps metrics snapshots (30 days)"),
   metrics_interval: durationKey("60s", "How often the store records a metrics snapshot"),
+  network_pool: stringKey(
+    "10.201.0.0/16",
+    "IPv4 CIDR (a /8 to /24 on a /24 boundary) from which each user gets a /24 by subnet index (index 1 = the first /24); the bridge gateway is .1, sandboxes get .2 to .254.",
+  ),
+  dns_upstreams: listKey(
+    [],
+    "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the nameservers in /etc/resolv.conf.",
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof configKeys;
