@@ -2,8 +2,8 @@
 // @generated from file bhatti/v1/vmm.proto (package bhatti.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/vmm.proto.
  */
 export const file_bhatti_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChNiaGF0dGkvdjEvdm1tLnByb3RvEgliaGF0dGkudjEiGQoXVm1tU2VydmljZUhlYWx0aFJlcXVlc3QiRAoYVm1tU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoMl8KClZtbVNlcnZpY2USUQoGSGVhbHRoEiIuYmhhdHRpLnYxLlZtbVNlcnZpY2VIZWFsdGhSZXF1ZXN0GiMuYmhhdHRpLnYxLlZtbVNlcnZpY2VIZWFsdGhSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChNiaGF0dGkvdjEvdm1tLnByb3RvEgliaGF0dGkudjEiGQoXVm1tU2VydmljZUhlYWx0aFJlcXVlc3QiRAoYVm1tU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIj0KDlZtbVNhbmRib3hGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoDBIMCgRtb2RlGAMgASgNIo8DCg5WbW1TYW5kYm94U3BlYxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEgwKBGNwdXMYBCABKAESEQoJbWVtb3J5X21iGAUgASgNEhIKCnBpZHNfbGltaXQYBiABKA0SLwoDZW52GAcgAygLMiIuYmhhdHRpLnYxLlZtbVNhbmRib3hTcGVjLkVudkVudHJ5EjcKB3NlY3JldHMYCCADKAsyJi5iaGF0dGkudjEuVm1tU2FuZGJveFNwZWMuU2VjcmV0c0VudHJ5EigKBWZpbGVzGAkgAygLMhkuYmhhdHRpLnYxLlZtbVNhbmRib3hGaWxlEhAKCGhvc3RuYW1lGAogASgJEg8KB3VzZXJfaWQYCyABKAkSDAoEaW5pdBgMIAEoCRoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDFNlY3JldHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKDUFnZW50RW5kcG9pbnQSDAoEaG9zdBgBIAEoCRIUCgxjb250cm9sX3BvcnQYAiABKA0SFAoMZm9yd2FyZF9wb3J0GAMgASgNEg0KBXRva2VuGAQgASgJItkDCgpWbW1TYW5kYm94EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFaW1hZ2UYAyABKAkSDgoGZW5naW5lGAQgASgJEisKBnN0YXR1cxgFIAEoDjIbLmJoYXR0aS52MS5WbW1TYW5kYm94U3RhdHVzEigKB3RoZXJtYWwYBiABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEhgKEHRoZXJtYWxfc2luY2VfbXMYByABKAMSFQoNY3JlYXRlZF9hdF9tcxgIIAEoAxIMCgRjcHVzGAkgASgBEhEKCW1lbW9yeV9tYhgKIAEoDRIPCgd1c2VyX2lkGAsgASgJEg8KB2FkZHJlc3MYDCABKAkSDwoHZ2F0ZXdheRgNIAEoCRInCgVhZ2VudBgOIAEoCzIYLmJoYXR0aS52MS5BZ2VudEVuZHBvaW50EhUKDXJlc3RvcmVfZXJyb3IYDyABKAkSQAoOZW5naW5lX2RldGFpbHMYECADKAsyKC5iaGF0dGkudjEuVm1tU2FuZGJveC5FbmdpbmVEZXRhaWxzRW50cnkaNAoSRW5naW5lRGV0YWlsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPwoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSJwoEc3BlYxgBIAEoCzIZLmJoYXR0aS52MS5WbW1TYW5kYm94U3BlYyI/ChVDcmVhdGVTYW5kYm94UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94IiMKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCSIpChZEZXN0cm95U2FuZGJveFJlc3BvbnNlEg8KB2V4aXN0ZWQYASABKAgiIQoTUGF1c2VTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCSI+ChRQYXVzZVNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giIgoUUmVzdW1lU2FuZGJveFJlcXVlc3QSCgoCaWQYASABKAkiPwoVUmVzdW1lU2FuZGJveFJlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCIgChJTdG9wU2FuZGJveFJlcXVlc3QSCgoCaWQYASABKAkiPQoTU3RvcFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giMAoTU3RhcnRTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCI+ChRTdGFydFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giHgoQRW5zdXJlSG90UmVxdWVzdBIKCgJpZBgBIAEoCSJzChFFbnN1cmVIb3RSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3gSJQoEZnJvbRgCIAEoDjIXLmJoYXR0aS52MS5UaGVybWFsU3RhdGUSDwoHd2FrZV9tcxgDIAEoASIlChdHZXRTYW5kYm94U3RhdHVzUmVxdWVzdBIKCgJpZBgBIAEoCSJCChhHZXRTYW5kYm94U3RhdHVzUmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94IicKFExpc3RTYW5kYm94ZXNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiQQoVTGlzdFNhbmRib3hlc1Jlc3BvbnNlEigKCXNhbmRib3hlcxgBIAMoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94IiEKE1NhbmRib3hTdGF0c1JlcXVlc3QSCgoCaWQYASABKAkiqwEKFFNhbmRib3hTdGF0c1Jlc3BvbnNlEigKB3RoZXJtYWwYASABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEhQKDG1lbW9yeV9ieXRlcxgCIAEoBBIaChJtZW1vcnlfbGltaXRfYnl0ZXMYAyABKAQSFAoMY3B1X3VzYWdlX25zGAQgASgEEg0KBXRhc2tzGAUgASgNEhIKCmRpc2tfYnl0ZXMYBiABKAQidwoIVm1tSW1hZ2USDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRISCgpzaXplX2J5dGVzGAMgASgEEhAKCGJ1aWx0X2F0GAQgASgJEg4KBnNvdXJjZRgFIAEoCRISCgppc19kZWZhdWx0GAYgASgIIhMKEUxpc3RJbWFnZXNSZXF1ZXN0IjkKEkxpc3RJbWFnZXNSZXNwb25zZRIjCgZpbWFnZXMYASADKAsyEy5iaGF0dGkudjEuVm1tSW1hZ2UiKAoSV2F0Y2hFdmVudHNSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkilQEKE1dhdGNoRXZlbnRzUmVzcG9uc2USDAoEa2luZBgBIAEoCRISCgpzYW5kYm94X2lkGAIgASgJEg0KBWF0X21zGAMgASgDEigKB3RoZXJtYWwYBCABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEhMKC2R1cmF0aW9uX21zGAUgASgBEg4KBmRldGFpbBgGIAEoCSp0CgxUaGVybWFsU3RhdGUSHQoZVEhFUk1BTF9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVRIRVJNQUxfU1RBVEVfSE9UEAESFgoSVEhFUk1BTF9TVEFURV9XQVJNEAISFgoSVEhFUk1BTF9TVEFURV9DT0xEEAMqlgEKEFZtbVNhbmRib3hTdGF0dXMSIgoeVk1NX1NBTkRCT1hfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaVk1NX1NBTkRCT1hfU1RBVFVTX1JVTk5JTkcQARIeChpWTU1fU0FOREJPWF9TVEFUVVNfU1RPUFBFRBACEh4KGlZNTV9TQU5EQk9YX1NUQVRVU19VTktOT1dOEAMyswgKClZtbVNlcnZpY2USUQoGSGVhbHRoEiIuYmhhdHRpLnYxLlZtbVNlcnZpY2VIZWFsdGhSZXF1ZXN0GiMuYmhhdHRpLnYxLlZtbVNlcnZpY2VIZWFsdGhSZXNwb25zZRJSCg1DcmVhdGVTYW5kYm94Eh8uYmhhdHRpLnYxLkNyZWF0ZVNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkNyZWF0ZVNhbmRib3hSZXNwb25zZRJVCg5EZXN0cm95U2FuZGJveBIgLmJoYXR0aS52MS5EZXN0cm95U2FuZGJveFJlcXVlc3QaIS5iaGF0dGkudjEuRGVzdHJveVNhbmRib3hSZXNwb25zZRJPCgxQYXVzZVNhbmRib3gSHi5iaGF0dGkudjEuUGF1c2VTYW5kYm94UmVxdWVzdBofLmJoYXR0aS52MS5QYXVzZVNhbmRib3hSZXNwb25zZRJSCg1SZXN1bWVTYW5kYm94Eh8uYmhhdHRpLnYxLlJlc3VtZVNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLlJlc3VtZVNhbmRib3hSZXNwb25zZRJMCgtTdG9wU2FuZGJveBIdLmJoYXR0aS52MS5TdG9wU2FuZGJveFJlcXVlc3QaHi5iaGF0dGkudjEuU3RvcFNhbmRib3hSZXNwb25zZRJPCgxTdGFydFNhbmRib3gSHi5iaGF0dGkudjEuU3RhcnRTYW5kYm94UmVxdWVzdBofLmJoYXR0aS52MS5TdGFydFNhbmRib3hSZXNwb25zZRJGCglFbnN1cmVIb3QSGy5iaGF0dGkudjEuRW5zdXJlSG90UmVxdWVzdBocLmJoYXR0aS52MS5FbnN1cmVIb3RSZXNwb25zZRJbChBHZXRTYW5kYm94U3RhdHVzEiIuYmhhdHRpLnYxLkdldFNhbmRib3hTdGF0dXNSZXF1ZXN0GiMuYmhhdHRpLnYxLkdldFNhbmRib3hTdGF0dXNSZXNwb25zZRJSCg1MaXN0U2FuZGJveGVzEh8uYmhhdHRpLnYxLkxpc3RTYW5kYm94ZXNSZXF1ZXN0GiAuYmhhdHRpLnYxLkxpc3RTYW5kYm94ZXNSZXNwb25zZRJPCgxTYW5kYm94U3RhdHMSHi5iaGF0dGkudjEuU2FuZGJveFN0YXRzUmVxdWVzdBofLmJoYXR0aS52MS5TYW5kYm94U3RhdHNSZXNwb25zZRJJCgpMaXN0SW1hZ2VzEhwuYmhhdHRpLnYxLkxpc3RJbWFnZXNSZXF1ZXN0Gh0uYmhhdHRpLnYxLkxpc3RJbWFnZXNSZXNwb25zZRJOCgtXYXRjaEV2ZW50cxIdLmJoYXR0aS52MS5XYXRjaEV2ZW50c1JlcXVlc3QaHi5iaGF0dGkudjEuV2F0Y2hFdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_bhatti_v1_health]);
 
 /**
  * @generated from message bhatti.v1.VmmServiceHealthRequest
@@ -45,13 +45,897 @@ export const VmmServiceHealthResponseSchema: GenMessage<VmmServiceHealthResponse
   messageDesc(file_bhatti_v1_vmm, 1);
 
 /**
- * VmmService is served by the vmm process on its Unix socket.
+ * @generated from message bhatti.v1.VmmSandboxFile
+ */
+export type VmmSandboxFile = Message<"bhatti.v1.VmmSandboxFile"> & {
+  /**
+   * Absolute path inside the sandbox.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: bytes content = 2;
+   */
+  content: Uint8Array;
+
+  /**
+   * Permission bits, e.g. 0o644 (420). 0 = 0o644.
+   *
+   * @generated from field: uint32 mode = 3;
+   */
+  mode: number;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmSandboxFile.
+ * Use `create(VmmSandboxFileSchema)` to create a new message.
+ */
+export const VmmSandboxFileSchema: GenMessage<VmmSandboxFile> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 2);
+
+/**
+ * @generated from message bhatti.v1.VmmSandboxSpec
+ */
+export type VmmSandboxSpec = Message<"bhatti.v1.VmmSandboxSpec"> & {
+  /**
+   * 16 lowercase hex chars chosen by the caller (the store row id); empty = generated.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Image name from ListImages; empty = the default image ("minimal").
+   *
+   * @generated from field: string image = 3;
+   */
+  image: string;
+
+  /**
+   * CPU quota in cores (0.25 .. host cores); 0 = 1.
+   *
+   * @generated from field: double cpus = 4;
+   */
+  cpus: number;
+
+  /**
+   * Memory limit in MiB; 0 = 1024.
+   *
+   * @generated from field: uint32 memory_mb = 5;
+   */
+  memoryMb: number;
+
+  /**
+   * Host tasks limit for the sandbox's cgroup; 0 = the engine default.
+   *
+   * @generated from field: uint32 pids_limit = 6;
+   */
+  pidsLimit: number;
+
+  /**
+   * Environment of every command.
+   *
+   * @generated from field: map<string, string> env = 7;
+   */
+  env: { [key: string]: string };
+
+  /**
+   * Decrypted secrets, exported as environment variables named after the key.
+   *
+   * @generated from field: map<string, string> secrets = 8;
+   */
+  secrets: { [key: string]: string };
+
+  /**
+   * Files written before the agent answers, owned by the sandbox user.
+   *
+   * @generated from field: repeated bhatti.v1.VmmSandboxFile files = 9;
+   */
+  files: VmmSandboxFile[];
+
+  /**
+   * Hostname inside the sandbox; empty = the name.
+   *
+   * @generated from field: string hostname = 10;
+   */
+  hostname: string;
+
+  /**
+   * Owner, for the network (per-user bridge).
+   *
+   * @generated from field: string user_id = 11;
+   */
+  userId: string;
+
+  /**
+   * Shell command run once at boot as the TTY session "init".
+   *
+   * @generated from field: string init = 12;
+   */
+  init: string;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmSandboxSpec.
+ * Use `create(VmmSandboxSpecSchema)` to create a new message.
+ */
+export const VmmSandboxSpecSchema: GenMessage<VmmSandboxSpec> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 3);
+
+/**
+ * @generated from message bhatti.v1.AgentEndpoint
+ */
+export type AgentEndpoint = Message<"bhatti.v1.AgentEndpoint"> & {
+  /**
+   * Address the agent listens on (the sandbox's IPv4 address).
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * @generated from field: uint32 control_port = 2;
+   */
+  controlPort: number;
+
+  /**
+   * @generated from field: uint32 forward_port = 3;
+   */
+  forwardPort: number;
+
+  /**
+   * Sent in the AUTH frame; 32 hex chars. Stays the same across pause, stop and start.
+   *
+   * @generated from field: string token = 4;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message bhatti.v1.AgentEndpoint.
+ * Use `create(AgentEndpointSchema)` to create a new message.
+ */
+export const AgentEndpointSchema: GenMessage<AgentEndpoint> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 4);
+
+/**
+ * @generated from message bhatti.v1.VmmSandbox
+ */
+export type VmmSandbox = Message<"bhatti.v1.VmmSandbox"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string image = 3;
+   */
+  image: string;
+
+  /**
+   * "gvisor" or "firecracker".
+   *
+   * @generated from field: string engine = 4;
+   */
+  engine: string;
+
+  /**
+   * @generated from field: bhatti.v1.VmmSandboxStatus status = 5;
+   */
+  status: VmmSandboxStatus;
+
+  /**
+   * @generated from field: bhatti.v1.ThermalState thermal = 6;
+   */
+  thermal: ThermalState;
+
+  /**
+   * Unix milliseconds when the sandbox entered its current thermal state.
+   *
+   * @generated from field: int64 thermal_since_ms = 7;
+   */
+  thermalSinceMs: bigint;
+
+  /**
+   * @generated from field: int64 created_at_ms = 8;
+   */
+  createdAtMs: bigint;
+
+  /**
+   * @generated from field: double cpus = 9;
+   */
+  cpus: number;
+
+  /**
+   * @generated from field: uint32 memory_mb = 10;
+   */
+  memoryMb: number;
+
+  /**
+   * @generated from field: string user_id = 11;
+   */
+  userId: string;
+
+  /**
+   * Sandbox IPv4 address and its gateway.
+   *
+   * @generated from field: string address = 12;
+   */
+  address: string;
+
+  /**
+   * @generated from field: string gateway = 13;
+   */
+  gateway: string;
+
+  /**
+   * @generated from field: bhatti.v1.AgentEndpoint agent = 14;
+   */
+  agent?: AgentEndpoint | undefined;
+
+  /**
+   * Set while the restore circuit breaker is open: the last restore error.
+   *
+   * @generated from field: string restore_error = 15;
+   */
+  restoreError: string;
+
+  /**
+   * Engine-specific facts (runsc container id, netns path, checkpoint size...).
+   *
+   * @generated from field: map<string, string> engine_details = 16;
+   */
+  engineDetails: { [key: string]: string };
+};
+
+/**
+ * Describes the message bhatti.v1.VmmSandbox.
+ * Use `create(VmmSandboxSchema)` to create a new message.
+ */
+export const VmmSandboxSchema: GenMessage<VmmSandbox> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 5);
+
+/**
+ * @generated from message bhatti.v1.CreateSandboxRequest
+ */
+export type CreateSandboxRequest = Message<"bhatti.v1.CreateSandboxRequest"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandboxSpec spec = 1;
+   */
+  spec?: VmmSandboxSpec | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.CreateSandboxRequest.
+ * Use `create(CreateSandboxRequestSchema)` to create a new message.
+ */
+export const CreateSandboxRequestSchema: GenMessage<CreateSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 6);
+
+/**
+ * @generated from message bhatti.v1.CreateSandboxResponse
+ */
+export type CreateSandboxResponse = Message<"bhatti.v1.CreateSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.CreateSandboxResponse.
+ * Use `create(CreateSandboxResponseSchema)` to create a new message.
+ */
+export const CreateSandboxResponseSchema: GenMessage<CreateSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 7);
+
+/**
+ * @generated from message bhatti.v1.DestroySandboxRequest
+ */
+export type DestroySandboxRequest = Message<"bhatti.v1.DestroySandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.DestroySandboxRequest.
+ * Use `create(DestroySandboxRequestSchema)` to create a new message.
+ */
+export const DestroySandboxRequestSchema: GenMessage<DestroySandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 8);
+
+/**
+ * @generated from message bhatti.v1.DestroySandboxResponse
+ */
+export type DestroySandboxResponse = Message<"bhatti.v1.DestroySandboxResponse"> & {
+  /**
+   * @generated from field: bool existed = 1;
+   */
+  existed: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.DestroySandboxResponse.
+ * Use `create(DestroySandboxResponseSchema)` to create a new message.
+ */
+export const DestroySandboxResponseSchema: GenMessage<DestroySandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 9);
+
+/**
+ * @generated from message bhatti.v1.PauseSandboxRequest
+ */
+export type PauseSandboxRequest = Message<"bhatti.v1.PauseSandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.PauseSandboxRequest.
+ * Use `create(PauseSandboxRequestSchema)` to create a new message.
+ */
+export const PauseSandboxRequestSchema: GenMessage<PauseSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 10);
+
+/**
+ * @generated from message bhatti.v1.PauseSandboxResponse
+ */
+export type PauseSandboxResponse = Message<"bhatti.v1.PauseSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.PauseSandboxResponse.
+ * Use `create(PauseSandboxResponseSchema)` to create a new message.
+ */
+export const PauseSandboxResponseSchema: GenMessage<PauseSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 11);
+
+/**
+ * @generated from message bhatti.v1.ResumeSandboxRequest
+ */
+export type ResumeSandboxRequest = Message<"bhatti.v1.ResumeSandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ResumeSandboxRequest.
+ * Use `create(ResumeSandboxRequestSchema)` to create a new message.
+ */
+export const ResumeSandboxRequestSchema: GenMessage<ResumeSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 12);
+
+/**
+ * @generated from message bhatti.v1.ResumeSandboxResponse
+ */
+export type ResumeSandboxResponse = Message<"bhatti.v1.ResumeSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.ResumeSandboxResponse.
+ * Use `create(ResumeSandboxResponseSchema)` to create a new message.
+ */
+export const ResumeSandboxResponseSchema: GenMessage<ResumeSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 13);
+
+/**
+ * @generated from message bhatti.v1.StopSandboxRequest
+ */
+export type StopSandboxRequest = Message<"bhatti.v1.StopSandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.StopSandboxRequest.
+ * Use `create(StopSandboxRequestSchema)` to create a new message.
+ */
+export const StopSandboxRequestSchema: GenMessage<StopSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 14);
+
+/**
+ * @generated from message bhatti.v1.StopSandboxResponse
+ */
+export type StopSandboxResponse = Message<"bhatti.v1.StopSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StopSandboxResponse.
+ * Use `create(StopSandboxResponseSchema)` to create a new message.
+ */
+export const StopSandboxResponseSchema: GenMessage<StopSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 15);
+
+/**
+ * @generated from message bhatti.v1.StartSandboxRequest
+ */
+export type StartSandboxRequest = Message<"bhatti.v1.StartSandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Clears the restore circuit breaker and tries again.
+   *
+   * @generated from field: bool force = 2;
+   */
+  force: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.StartSandboxRequest.
+ * Use `create(StartSandboxRequestSchema)` to create a new message.
+ */
+export const StartSandboxRequestSchema: GenMessage<StartSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 16);
+
+/**
+ * @generated from message bhatti.v1.StartSandboxResponse
+ */
+export type StartSandboxResponse = Message<"bhatti.v1.StartSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StartSandboxResponse.
+ * Use `create(StartSandboxResponseSchema)` to create a new message.
+ */
+export const StartSandboxResponseSchema: GenMessage<StartSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 17);
+
+/**
+ * @generated from message bhatti.v1.EnsureHotRequest
+ */
+export type EnsureHotRequest = Message<"bhatti.v1.EnsureHotRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.EnsureHotRequest.
+ * Use `create(EnsureHotRequestSchema)` to create a new message.
+ */
+export const EnsureHotRequestSchema: GenMessage<EnsureHotRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 18);
+
+/**
+ * @generated from message bhatti.v1.EnsureHotResponse
+ */
+export type EnsureHotResponse = Message<"bhatti.v1.EnsureHotResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+
+  /**
+   * The state the sandbox was woken from (HOT when it already was).
+   *
+   * @generated from field: bhatti.v1.ThermalState from = 2;
+   */
+  from: ThermalState;
+
+  /**
+   * Milliseconds the wake took (0 when already hot).
+   *
+   * @generated from field: double wake_ms = 3;
+   */
+  wakeMs: number;
+};
+
+/**
+ * Describes the message bhatti.v1.EnsureHotResponse.
+ * Use `create(EnsureHotResponseSchema)` to create a new message.
+ */
+export const EnsureHotResponseSchema: GenMessage<EnsureHotResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 19);
+
+/**
+ * @generated from message bhatti.v1.GetSandboxStatusRequest
+ */
+export type GetSandboxStatusRequest = Message<"bhatti.v1.GetSandboxStatusRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.GetSandboxStatusRequest.
+ * Use `create(GetSandboxStatusRequestSchema)` to create a new message.
+ */
+export const GetSandboxStatusRequestSchema: GenMessage<GetSandboxStatusRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 20);
+
+/**
+ * @generated from message bhatti.v1.GetSandboxStatusResponse
+ */
+export type GetSandboxStatusResponse = Message<"bhatti.v1.GetSandboxStatusResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.GetSandboxStatusResponse.
+ * Use `create(GetSandboxStatusResponseSchema)` to create a new message.
+ */
+export const GetSandboxStatusResponseSchema: GenMessage<GetSandboxStatusResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 21);
+
+/**
+ * @generated from message bhatti.v1.ListSandboxesRequest
+ */
+export type ListSandboxesRequest = Message<"bhatti.v1.ListSandboxesRequest"> & {
+  /**
+   * Only this user's sandboxes; empty = all.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ListSandboxesRequest.
+ * Use `create(ListSandboxesRequestSchema)` to create a new message.
+ */
+export const ListSandboxesRequestSchema: GenMessage<ListSandboxesRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 22);
+
+/**
+ * @generated from message bhatti.v1.ListSandboxesResponse
+ */
+export type ListSandboxesResponse = Message<"bhatti.v1.ListSandboxesResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.VmmSandbox sandboxes = 1;
+   */
+  sandboxes: VmmSandbox[];
+};
+
+/**
+ * Describes the message bhatti.v1.ListSandboxesResponse.
+ * Use `create(ListSandboxesResponseSchema)` to create a new message.
+ */
+export const ListSandboxesResponseSchema: GenMessage<ListSandboxesResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 23);
+
+/**
+ * @generated from message bhatti.v1.SandboxStatsRequest
+ */
+export type SandboxStatsRequest = Message<"bhatti.v1.SandboxStatsRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxStatsRequest.
+ * Use `create(SandboxStatsRequestSchema)` to create a new message.
+ */
+export const SandboxStatsRequestSchema: GenMessage<SandboxStatsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 24);
+
+/**
+ * @generated from message bhatti.v1.SandboxStatsResponse
+ */
+export type SandboxStatsResponse = Message<"bhatti.v1.SandboxStatsResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ThermalState thermal = 1;
+   */
+  thermal: ThermalState;
+
+  /**
+   * Host memory charged to the sandbox (sentry, gofer and guest memory).
+   *
+   * @generated from field: uint64 memory_bytes = 2;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * @generated from field: uint64 memory_limit_bytes = 3;
+   */
+  memoryLimitBytes: bigint;
+
+  /**
+   * Total CPU time consumed, nanoseconds.
+   *
+   * @generated from field: uint64 cpu_usage_ns = 4;
+   */
+  cpuUsageNs: bigint;
+
+  /**
+   * Host tasks in the sandbox's cgroup.
+   *
+   * @generated from field: uint32 tasks = 5;
+   */
+  tasks: number;
+
+  /**
+   * Bytes on disk: the writable layer plus the checkpoint.
+   *
+   * @generated from field: uint64 disk_bytes = 6;
+   */
+  diskBytes: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxStatsResponse.
+ * Use `create(SandboxStatsResponseSchema)` to create a new message.
+ */
+export const SandboxStatsResponseSchema: GenMessage<SandboxStatsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 25);
+
+/**
+ * @generated from message bhatti.v1.VmmImage
+ */
+export type VmmImage = Message<"bhatti.v1.VmmImage"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 3;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * ISO 8601.
+   *
+   * @generated from field: string built_at = 4;
+   */
+  builtAt: string;
+
+  /**
+   * @generated from field: string source = 5;
+   */
+  source: string;
+
+  /**
+   * @generated from field: bool is_default = 6;
+   */
+  isDefault: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImage.
+ * Use `create(VmmImageSchema)` to create a new message.
+ */
+export const VmmImageSchema: GenMessage<VmmImage> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 26);
+
+/**
+ * @generated from message bhatti.v1.ListImagesRequest
+ */
+export type ListImagesRequest = Message<"bhatti.v1.ListImagesRequest"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.ListImagesRequest.
+ * Use `create(ListImagesRequestSchema)` to create a new message.
+ */
+export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 27);
+
+/**
+ * @generated from message bhatti.v1.ListImagesResponse
+ */
+export type ListImagesResponse = Message<"bhatti.v1.ListImagesResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.VmmImage images = 1;
+   */
+  images: VmmImage[];
+};
+
+/**
+ * Describes the message bhatti.v1.ListImagesResponse.
+ * Use `create(ListImagesResponseSchema)` to create a new message.
+ */
+export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 28);
+
+/**
+ * @generated from message bhatti.v1.WatchEventsRequest
+ */
+export type WatchEventsRequest = Message<"bhatti.v1.WatchEventsRequest"> & {
+  /**
+   * Only this sandbox's events; empty = all.
+   *
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.WatchEventsRequest.
+ * Use `create(WatchEventsRequestSchema)` to create a new message.
+ */
+export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 29);
+
+/**
+ * @generated from message bhatti.v1.WatchEventsResponse
+ */
+export type WatchEventsResponse = Message<"bhatti.v1.WatchEventsResponse"> & {
+  /**
+   * "sandbox.created", "sandbox.destroyed", "thermal.pause", "thermal.resume",
+   * "thermal.snapshot", "thermal.restore", "thermal.restore_failed", "sandbox.adopted".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string sandbox_id = 2;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: int64 at_ms = 3;
+   */
+  atMs: bigint;
+
+  /**
+   * @generated from field: bhatti.v1.ThermalState thermal = 4;
+   */
+  thermal: ThermalState;
+
+  /**
+   * @generated from field: double duration_ms = 5;
+   */
+  durationMs: number;
+
+  /**
+   * @generated from field: string detail = 6;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message bhatti.v1.WatchEventsResponse.
+ * Use `create(WatchEventsResponseSchema)` to create a new message.
+ */
+export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 30);
+
+/**
+ * @generated from enum bhatti.v1.ThermalState
+ */
+export enum ThermalState {
+  /**
+   * @generated from enum value: THERMAL_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Running.
+   *
+   * @generated from enum value: THERMAL_STATE_HOT = 1;
+   */
+  HOT = 1,
+
+  /**
+   * Frozen in memory; resumes in milliseconds.
+   *
+   * @generated from enum value: THERMAL_STATE_WARM = 2;
+   */
+  WARM = 2,
+
+  /**
+   * Checkpointed to disk; no processes, no memory held.
+   *
+   * @generated from enum value: THERMAL_STATE_COLD = 3;
+   */
+  COLD = 3,
+}
+
+/**
+ * Describes the enum bhatti.v1.ThermalState.
+ */
+export const ThermalStateSchema: GenEnum<ThermalState> = /*@__PURE__*/
+  enumDesc(file_bhatti_v1_vmm, 0);
+
+/**
+ * @generated from enum bhatti.v1.VmmSandboxStatus
+ */
+export enum VmmSandboxStatus {
+  /**
+   * @generated from enum value: VMM_SANDBOX_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Hot or warm.
+   *
+   * @generated from enum value: VMM_SANDBOX_STATUS_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Cold.
+   *
+   * @generated from enum value: VMM_SANDBOX_STATUS_STOPPED = 2;
+   */
+  STOPPED = 2,
+
+  /**
+   * Found at start-up in a state that cannot be restored (e.g. checkpoint missing), or a
+   * restore failed. Only destroy (or start with force) helps.
+   *
+   * @generated from enum value: VMM_SANDBOX_STATUS_UNKNOWN = 3;
+   */
+  UNKNOWN = 3,
+}
+
+/**
+ * Describes the enum bhatti.v1.VmmSandboxStatus.
+ */
+export const VmmSandboxStatusSchema: GenEnum<VmmSandboxStatus> = /*@__PURE__*/
+  enumDesc(file_bhatti_v1_vmm, 1);
+
+/**
+ * VmmService is served by the vmm process on its Unix socket. It owns every sandbox's
+ * lifecycle (create, thermal transitions, snapshots, destroy) behind an engine (gvisor today;
+ * firecracker later) and hands out the agent endpoint the gateway talks to. It is internal:
+ * callers (gateway, thermal) have already authenticated the user and decrypted secrets.
+ *
+ * Lifecycle calls on one sandbox are serialized; transitions are idempotent (pausing a warm
+ * sandbox, starting a running one, stopping a stopped one are no-ops that return the current
+ * info). Errors: NotFound (unknown id), InvalidArgument (bad spec), FailedPrecondition (the
+ * transition is impossible in the current state, or the restore circuit breaker is open),
+ * AlreadyExists (id taken), ResourceExhausted, Unavailable (a dependency such as the network
+ * service is down), Internal (runsc failed; the message carries runsc's output).
  *
  * @generated from service bhatti.v1.VmmService
  */
 export const VmmService: GenService<{
   /**
-   * Health reports the process's version, pid, uptime and readiness.
+   * Health reports readiness, the engine, the runsc version and platform.
    *
    * @generated from rpc bhatti.v1.VmmService.Health
    */
@@ -59,6 +943,133 @@ export const VmmService: GenService<{
     methodKind: "unary";
     input: typeof VmmServiceHealthRequestSchema;
     output: typeof VmmServiceHealthResponseSchema;
+  },
+  /**
+   * CreateSandbox builds and boots a sandbox and returns once its agent answers. On any
+   * failure everything acquired (network, dirs, runsc state, cgroups, mounts) is released.
+   *
+   * @generated from rpc bhatti.v1.VmmService.CreateSandbox
+   */
+  createSandbox: {
+    methodKind: "unary";
+    input: typeof CreateSandboxRequestSchema;
+    output: typeof CreateSandboxResponseSchema;
+  },
+  /**
+   * DestroySandbox removes the sandbox and everything it owns. Idempotent: destroying an
+   * unknown id succeeds with existed = false.
+   *
+   * @generated from rpc bhatti.v1.VmmService.DestroySandbox
+   */
+  destroySandbox: {
+    methodKind: "unary";
+    input: typeof DestroySandboxRequestSchema;
+    output: typeof DestroySandboxResponseSchema;
+  },
+  /**
+   * PauseSandbox: hot -> warm (processes frozen, memory kept). No-op when warm.
+   *
+   * @generated from rpc bhatti.v1.VmmService.PauseSandbox
+   */
+  pauseSandbox: {
+    methodKind: "unary";
+    input: typeof PauseSandboxRequestSchema;
+    output: typeof PauseSandboxResponseSchema;
+  },
+  /**
+   * ResumeSandbox: warm -> hot. No-op when hot. FailedPrecondition when cold (use StartSandbox
+   * or EnsureHot).
+   *
+   * @generated from rpc bhatti.v1.VmmService.ResumeSandbox
+   */
+  resumeSandbox: {
+    methodKind: "unary";
+    input: typeof ResumeSandboxRequestSchema;
+    output: typeof ResumeSandboxResponseSchema;
+  },
+  /**
+   * StopSandbox: hot or warm -> cold. Checkpoints memory and processes to disk, then releases
+   * them. No-op when cold. On a failed checkpoint the sandbox stays alive (warm).
+   *
+   * @generated from rpc bhatti.v1.VmmService.StopSandbox
+   */
+  stopSandbox: {
+    methodKind: "unary";
+    input: typeof StopSandboxRequestSchema;
+    output: typeof StopSandboxResponseSchema;
+  },
+  /**
+   * StartSandbox: cold -> hot. Restores the checkpoint (same processes, RAM, address and agent
+   * token) and waits for the agent. No-op when running. A failed restore opens a circuit
+   * breaker: later starts fail fast with FailedPrecondition until one passes force = true.
+   *
+   * @generated from rpc bhatti.v1.VmmService.StartSandbox
+   */
+  startSandbox: {
+    methodKind: "unary";
+    input: typeof StartSandboxRequestSchema;
+    output: typeof StartSandboxResponseSchema;
+  },
+  /**
+   * EnsureHot wakes the sandbox from warm (resume) or cold (restore). Concurrent calls for one
+   * sandbox are coalesced into one wake.
+   *
+   * @generated from rpc bhatti.v1.VmmService.EnsureHot
+   */
+  ensureHot: {
+    methodKind: "unary";
+    input: typeof EnsureHotRequestSchema;
+    output: typeof EnsureHotResponseSchema;
+  },
+  /**
+   * GetSandboxStatus reads in-memory state only; it never wakes anything.
+   *
+   * @generated from rpc bhatti.v1.VmmService.GetSandboxStatus
+   */
+  getSandboxStatus: {
+    methodKind: "unary";
+    input: typeof GetSandboxStatusRequestSchema;
+    output: typeof GetSandboxStatusResponseSchema;
+  },
+  /**
+   * ListSandboxes reads in-memory state only.
+   *
+   * @generated from rpc bhatti.v1.VmmService.ListSandboxes
+   */
+  listSandboxes: {
+    methodKind: "unary";
+    input: typeof ListSandboxesRequestSchema;
+    output: typeof ListSandboxesResponseSchema;
+  },
+  /**
+   * SandboxStats reads the sandbox's cgroups (zeros when cold).
+   *
+   * @generated from rpc bhatti.v1.VmmService.SandboxStats
+   */
+  sandboxStats: {
+    methodKind: "unary";
+    input: typeof SandboxStatsRequestSchema;
+    output: typeof SandboxStatsResponseSchema;
+  },
+  /**
+   * ListImages lists the root filesystem images sandboxes can be created from.
+   *
+   * @generated from rpc bhatti.v1.VmmService.ListImages
+   */
+  listImages: {
+    methodKind: "unary";
+    input: typeof ListImagesRequestSchema;
+    output: typeof ListImagesResponseSchema;
+  },
+  /**
+   * WatchEvents streams lifecycle events until the caller cancels.
+   *
+   * @generated from rpc bhatti.v1.VmmService.WatchEvents
+   */
+  watchEvents: {
+    methodKind: "server_streaming";
+    input: typeof WatchEventsRequestSchema;
+    output: typeof WatchEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_vmm, 0);
