@@ -24,7 +24,7 @@ export interface ConnectServer {
  * logs and outgoing calls carry it, and logs failures. Unexpected errors become Internal
  * without their detail, which stays in this process's log.
  */
-function requestContextInterceptor(logger: Logger): Interceptor {
+export function requestContextInterceptor(logger: Logger): Interceptor {
   return (next) => (req) => {
     const requestId = sanitizeRequestId(req.header.get(REQUEST_ID_HEADER)) ?? newRequestId();
     return withRequestId(requestId, async () => {

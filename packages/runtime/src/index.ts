@@ -30,7 +30,12 @@ export {
   type ServerConfig,
 } from "./config.js";
 export { MAX_SOCKET_PATH_BYTES, SocketInUseError, isSocketLive, reclaimSocketPath } from "./unix-socket.js";
-export { startConnectServer, type ConnectServer, type ConnectServerOptions } from "./connect-server.js";
+export {
+  requestContextInterceptor,
+  startConnectServer,
+  type ConnectServer,
+  type ConnectServerOptions,
+} from "./connect-server.js";
 export { createServiceClient, type ServiceClient, type ServiceClientOptions } from "./connect-client.js";
 export { installShutdown, type ShutdownController, type ShutdownStep } from "./shutdown.js";
 export { processHealth, type DependencyStatus } from "./health.js";

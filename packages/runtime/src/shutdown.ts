@@ -40,18 +40,24 @@ export function installShutdown(logger: Logger, timeoutMs: number): ShutdownCont
       return running;
     },
   };
-  const onSignal = (signal: NodeJS.Signals) => {
+  const begin = (reason: string) => {
     const timer = setTimeout(() => {
       logger.error("shutdown timed out", { timeout_ms: timeoutMs });
       process.exit(1);
     }, timeoutMs);
     timer.unref();
-    void controller.shutdown(signal).then(() => {
+    void controller.shutdown(reason).then(() => {
       clearTimeout(timer);
       process.exit();
     });
   };
-  process.once("SIGTERM", onSignal);
-  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", begin);
+  process.once("SIGINT", begin);
+  // Started by `bhatti serve` with an IPC channel: if the supervisor dies, even by SIGKILL, the
+  // channel closes and this process shuts down too, leaving no orphan holding its socket.
+  if (process.channel !== undefined) {
+    process.channel.unref();
+    process.once("disconnect", () => begin("supervisor exited"));
+  }
   return controller;
 }

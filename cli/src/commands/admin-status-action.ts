@@ -1,0 +1,41 @@
+import { AdminService } from "@bhatti/proto";
+import { CliError } from "../cli-error.js";
+import { createGatewayClient } from "../gateway-client.js";
+import type { GlobalOptions } from "../global-options.js";
+import { emit, printTable } from "../output.js";
+import { formatDuration } from "../format-duration.js";
+
+export async function runAdminStatus(options: GlobalOptions): Promise<void> {
+  const { client } = createGatewayClient(AdminService, options);
+  const { services } = await client.status({});
+  const rows = services.map((s) => ({
+    name: s.name,
+    healthy: s.ready,
+    pid: s.pid,
+    uptime: formatDuration(Number(s.uptimeMs)),
+    uptime_ms: Number(s.uptimeMs),
+    version: s.version,
+    dependencies: s.dependencies.map((d) => ({ name: d.name, ready: d.ready, detail: d.detail })),
+    details: s.details,
+  }));
+  emit(options, { services: rows }, () => {
+    printTable(
+      ["NAME", "HEALTHY", "PID", "UPTIME", "VERSION", "PROBLEMS"],
+      rows.map((r) => [
+        r.name,
+        r.healthy ? "yes" : "no",
+        r.pid === 0 ? "-" : String(r.pid),
+        r.pid === 0 ? "-" : r.uptime,
+        r.version === "" ? "-" : r.version,
+        r.dependencies
+          .filter((d) => !d.ready)
+          .map((d) => `${d.name}: ${d.detail}`)
+          .join("; "),
+      ]),
+    );
+  });
+  const unhealthy = rows.filter((r) => !r.healthy).map((r) => r.name);
+  if (unhealthy.length > 0) {
+    throw new CliError(`not healthy: ${unhealthy.join(", ")}`);
+  }
+}

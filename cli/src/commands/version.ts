@@ -1,0 +1,16 @@
+import { BHATTI_VERSION } from "@bhatti/runtime/version";
+import type { Command } from "commander";
+import { globalOptionsOf } from "../global-options.js";
+import { emit } from "../output.js";
+
+/** `bhatti version`: the CLI's version, without touching the network. */
+export function registerVersionCommand(program: Command): void {
+  program
+    .command("version")
+    .description("print the bhatti version")
+    .action((_options: unknown, command: Command) => {
+      emit(globalOptionsOf(command), { version: BHATTI_VERSION }, () =>
+        process.stdout.write(`bhatti ${BHATTI_VERSION}\n`),
+      );
+    });
+}

@@ -1,0 +1,8 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import type { GatewayContext } from "../gateway-context.js";
+import { registerAdminService } from "./admin-service.js";
+
+/** Every public Connect service, one registration per file (add yours here). */
+export function registerConnectServices(router: ConnectRouter, gw: GatewayContext): void {
+  registerAdminService(router, gw);
+}

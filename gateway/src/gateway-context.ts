@@ -1,0 +1,13 @@
+import type { Logger, ServerConfig } from "@bhatti/runtime";
+import type { RequestAuth } from "./auth/request-auth.js";
+import type { ServiceClients } from "./service-clients.js";
+
+/** What every Connect service and REST route of the gateway is built from. */
+export interface GatewayContext {
+  readonly config: ServerConfig;
+  readonly logger: Logger;
+  readonly clients: ServiceClients;
+  readonly auth: RequestAuth;
+  /** Connect procedures (`package.Service/Method`) callable without an API key. */
+  readonly publicProcedures: Set<string>;
+}

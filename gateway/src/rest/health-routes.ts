@@ -1,0 +1,16 @@
+import type { GatewayContext } from "../gateway-context.js";
+import { formatUptime } from "../uptime.js";
+import { sendJson } from "./json-body.js";
+import type { RestRouter } from "./router.js";
+
+const startedAt = Date.now();
+
+/** `GET /health`: the only unauthenticated REST route, same body as v1. */
+export function registerHealthRoutes(router: RestRouter, _gw: GatewayContext): void {
+  router.add(
+    "GET",
+    "/health",
+    ({ res }) => sendJson(res, 200, { status: "ok", uptime: formatUptime(Date.now() - startedAt) }),
+    { public: true },
+  );
+}

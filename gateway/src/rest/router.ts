@@ -1,0 +1,120 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { REQUEST_ID_HEADER, newRequestId, sanitizeRequestId, withRequestId } from "@bhatti/runtime";
+import type { AuthenticatedUser } from "../auth/authenticated-user.js";
+import type { GatewayContext } from "../gateway-context.js";
+import { httpStatusOf } from "../http-status.js";
+import { cleanPath } from "./clean-path.js";
+import { sendJson } from "./json-body.js";
+
+export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface RestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** The cleaned path. */
+  readonly path: string;
+  readonly url: URL;
+  /** `:name` segments of the pattern, and `*` for a trailing wildcard. */
+  readonly params: Readonly<Record<string, string>>;
+  /** The caller; undefined only on public routes. */
+  readonly user: AuthenticatedUser | undefined;
+  readonly requestId: string;
+}
+
+export type RestHandler = (ctx: RestContext) => Promise<void> | void;
+
+export interface RouteOptions {
+  /** Served without an API key (only /health in v1). */
+  public?: boolean;
+}
+
+export interface RestRouter {
+  add(method: HttpMethod, pattern: string, handler: RestHandler, options?: RouteOptions): void;
+  /** Handles a request that no Connect procedure matched. */
+  handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
+
+interface Route {
+  readonly method: HttpMethod;
+  readonly segments: readonly string[];
+  readonly handler: RestHandler;
+  readonly public: boolean;
+}
+
+function match(segments: readonly string[], parts: readonly string[]): Record<string, string> | undefined {
+  const params: Record<string, string> = {};
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i] ?? "";
+    if (seg === "*") {
+      params["*"] = parts.slice(i).join("/");
+      return params;
+    }
+    const part = parts[i];
+    if (part === undefined) return undefined;
+    if (seg.startsWith(":")) params[seg.slice(1)] = part;
+    else if (seg !== part) return undefined;
+  }
+  return parts.length === segments.length ? params : undefined;
+}
+
+const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
+
+/**
+ * A small method + path router. Errors thrown by handlers are ConnectErrors mapped to HTTP
+ * statuses with a `{"error": message}` body; anything else is a 500 carrying only the request
+ * id, the detail going to the log.
+ */
+export function createRestRouter(gw: GatewayContext): RestRouter {
+  const routes: Route[] = [];
+
+  const fail = (res: ServerResponse, requestId: string, e: unknown) => {
+    if (res.headersSent) {
+      gw.logger.warn("request failed after the response started", { error: e });
+      res.destroy();
+      return;
+    }
+    if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) {
+      sendJson(res, httpStatusOf(e.code), { error: e.rawMessage });
+      return;
+    }
+    gw.logger.error("request failed", { error: e });
+    sendJson(res, 500, { error: "internal error", request_id: requestId });
+  };
+
+  return {
+    add(method, pattern, handler, options = {}) {
+      routes.push({ method, segments: splitPath(pattern), handler, public: options.public === true });
+    },
+    async handle(req, res) {
+      const requestId =
+        sanitizeRequestId(req.headers[REQUEST_ID_HEADER] as string | undefined) ?? newRequestId();
+      await withRequestId(requestId, async () => {
+        try {
+          const url = new URL(req.url ?? "/", "http://gateway");
+          const path = cleanPath(url.pathname);
+          const parts = splitPath(path);
+          const method = (req.method ?? "GET").toUpperCase();
+          const candidates = routes
+            .map((route) => ({ route, params: match(route.segments, parts) }))
+            .filter((c): c is { route: Route; params: Record<string, string> } => c.params !== undefined);
+          const found =
+            candidates.find((c) => c.route.method === method) ??
+            (method === "HEAD" ? candidates.find((c) => c.route.method === "GET") : undefined);
+          let user: AuthenticatedUser | undefined;
+          if (found === undefined || !found.route.public) {
+            user = await gw.auth.authenticate(req.headers.authorization);
+          }
+          if (found === undefined) {
+            if (candidates.length > 0) sendJson(res, 405, { error: "method not allowed" });
+            else sendJson(res, 404, { error: "not found" });
+            return;
+          }
+          await found.route.handler({ req, res, path, url, params: found.params, user, requestId });
+        } catch (e) {
+          fail(res, requestId, e);
+        }
+      });
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import * as http from "node:http";
+import { BHATTI_VERSION, type Logger, type ServerConfig, requestContextInterceptor } from "@bhatti/runtime";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
+import { createRequestAuth } from "./auth/request-auth.js";
+import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
+import { createAuthInterceptor } from "./connect/auth-interceptor.js";
+import { registerConnectServices } from "./connect/routes.js";
+import type { GatewayContext } from "./gateway-context.js";
+import { createRestRouter } from "./rest/router.js";
+import { registerRestRoutes } from "./rest/routes.js";
+import { createServiceClients } from "./service-clients.js";
+
+export interface Gateway {
+  readonly context: GatewayContext;
+  /** The HTTP/1.1 server (not yet listening); WebSocket handlers attach to its `upgrade` event. */
+  readonly server: http.Server;
+  /** Stops accepting requests, ends idle keep-alive connections and closes the service clients. */
+  close(): Promise<void>;
+}
+
+/**
+ * The public gateway: the Connect API (what the CLI uses) and the REST API on one HTTP/1.1
+ * server, so curl and browsers work. Connect procedures are matched first; every other
+ * path goes to the REST router.
+ */
+export function createGateway(config: ServerConfig, logger: Logger): Gateway {
+  const clients = createServiceClients(config);
+  const lookup = createStoreApiKeyLookup(clients);
+  const auth = createRequestAuth(lookup === undefined ? undefined : createApiKeyAuthenticator(lookup));
+  if (!auth.enforced) {
+    logger.warn("the store has no AuthenticateApiKey RPC yet: every caller is treated as the local operator");
+  }
+  const context: GatewayContext = { config, logger, clients, auth, publicProcedures: new Set() };
+  const rest = createRestRouter(context);
+  registerRestRoutes(rest, context);
+  const connect = connectNodeAdapter({
+    routes: (router) => registerConnectServices(router, context),
+    interceptors: [requestContextInterceptor(logger), createAuthInterceptor(auth, context.publicProcedures)],
+    fallback: (req, res) => void rest.handle(req as http.IncomingMessage, res as http.ServerResponse),
+  });
+  const server = http.createServer((req, res) => {
+    res.setHeader("X-Bhatti-Version", BHATTI_VERSION);
+    connect(req, res);
+  });
+  let closing: Promise<void> | undefined;
+  return {
+    context,
+    server,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // Connections still busy after a grace period are cut so shutdown is bounded.
+        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      }).finally(() => clients.close());
+      return closing;
+    },
+  };
+}

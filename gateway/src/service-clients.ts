@@ -1,0 +1,38 @@
+import { NetworkService, StoreService, ThermalService, VmmService } from "@bhatti/proto";
+import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
+import type { Client } from "@connectrpc/connect";
+
+/** Connect clients for the four internal services, over their Unix sockets. */
+export interface ServiceClients {
+  readonly store: Client<typeof StoreService>;
+  readonly network: Client<typeof NetworkService>;
+  readonly vmm: Client<typeof VmmService>;
+  readonly thermal: Client<typeof ThermalService>;
+  /** Closes every HTTP/2 session. */
+  close(): void;
+}
+
+export function createServiceClients(config: ServerConfig): ServiceClients {
+  const options = { defaultTimeoutMs: config.rpc_timeout };
+  const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), options);
+  const network = createServiceClient(
+    NetworkService,
+    serviceSocketPath(config.socket_dir, "network"),
+    options,
+  );
+  const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), options);
+  const thermal = createServiceClient(
+    ThermalService,
+    serviceSocketPath(config.socket_dir, "thermal"),
+    options,
+  );
+  return {
+    store: store.client,
+    network: network.client,
+    vmm: vmm.client,
+    thermal: thermal.client,
+    close: () => {
+      for (const c of [store, network, vmm, thermal]) c.close();
+    },
+  };
+}
