@@ -5,3 +5,5 @@ export * from "./gen/bhatti/v1/network_pb.js";
 export * from "./gen/bhatti/v1/vmm_pb.js";
 export * from "./gen/bhatti/v1/thermal_pb.js";
 export * from "./gen/bhatti/v1/admin_pb.js";
+export * from "./gen/bhatti/v1/user_pb.js";
+export * from "./gen/bhatti/v1/secret_pb.js";

@@ -1,13 +1,16 @@
 import { StoreService } from "@bhatti/proto";
 import { StartupError, processHealth, runService } from "@bhatti/runtime";
+import { apiUrlFromListen, writeClientConfig } from "./adapters/client-config-file.js";
 import { DatabaseRefusedError } from "./adapters/sqlite-database.js";
 import { createAddressHandlers } from "./api/address-handlers.js";
+import { createEventHandlers } from "./api/event-handlers.js";
+import { createUserHandlers } from "./api/user-handlers.js";
 import { type Store, openStore } from "./store.js";
 
 // The store process: owns the only database and serves StoreService on <socket_dir>/store.sock.
 await runService({
   name: "store",
-  async setup({ config, shutdown }) {
+  async setup({ config, logger, shutdown }) {
     let store: Store;
     try {
       store = openStore({ stateDir: config.state_dir });
@@ -17,6 +20,19 @@ await runService({
     }
     // Registered first so it runs last: the socket closes before the database does.
     shutdown.add(() => store.close());
+    let admin: ReturnType<Store["users"]["ensureFirstAdmin"]>;
+    try {
+      admin = store.users.ensureFirstAdmin((apiKey) =>
+        writeClientConfig(config.client_config_file, apiUrlFromListen(config.listen), apiKey),
+      );
+    } catch (e) {
+      throw new StartupError(
+        `cannot write the first admin's key to ${config.client_config_file}: ${(e as Error).message}`,
+      );
+    }
+    if (admin)
+      logger.info("created the admin user", { user_id: admin.id, key_file: config.client_config_file });
+    store.events.record("daemon.started", { meta: { process: "store", pid: process.pid } });
     return (router) =>
       router.service(StoreService, {
         health: () => ({
@@ -25,6 +41,8 @@ await runService({
           ]),
         }),
         ...createAddressHandlers(store.addresses),
+        ...createUserHandlers(store.users),
+        ...createEventHandlers(store.events, store.users),
       });
   },
 });

@@ -1,6 +1,8 @@
 import { join } from "node:path";
 import { type SqliteDatabase, openStoreDatabase } from "./adapters/sqlite-database.js";
 import { type AddressBook, createAddressBook } from "./domain/addresses.js";
+import { type EventLog, createEventLog } from "./domain/events.js";
+import { type UserDirectory, createUserDirectory } from "./domain/users.js";
 
 export interface StoreOptions {
   stateDir: string;
@@ -11,6 +13,8 @@ export interface Store {
   readonly db: SqliteDatabase;
   readonly databasePath: string;
   readonly addresses: AddressBook;
+  readonly events: EventLog;
+  readonly users: UserDirectory;
   close(): void;
 }
 
@@ -21,10 +25,15 @@ export function databasePathIn(stateDir: string): string {
 export function openStore(options: StoreOptions): Store {
   const databasePath = databasePathIn(options.stateDir);
   const db = openStoreDatabase(databasePath);
+  const addresses = createAddressBook(db);
+  const events = createEventLog(db);
+  const users = createUserDirectory(db, events, addresses);
   return {
     db,
     databasePath,
-    addresses: createAddressBook(db),
+    addresses,
+    events,
+    users,
     close: () => db.close(),
   };
 }

@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bhatti/v1/admin.proto.
  */
 export const file_bhatti_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChViaGF0dGkvdjEvYWRtaW4ucHJvdG8SCWJoYXR0aS52MSIPCg1TdGF0dXNSZXF1ZXN0IjwKDlN0YXR1c1Jlc3BvbnNlEioKCHNlcnZpY2VzGAEgAygLMhguYmhhdHRpLnYxLlNlcnZpY2VIZWFsdGgiEAoOVmVyc2lvblJlcXVlc3QiIgoPVmVyc2lvblJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkyjwEKDEFkbWluU2VydmljZRI9CgZTdGF0dXMSGC5iaGF0dGkudjEuU3RhdHVzUmVxdWVzdBoZLmJoYXR0aS52MS5TdGF0dXNSZXNwb25zZRJACgdWZXJzaW9uEhkuYmhhdHRpLnYxLlZlcnNpb25SZXF1ZXN0GhouYmhhdHRpLnYxLlZlcnNpb25SZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChViaGF0dGkvdjEvYWRtaW4ucHJvdG8SCWJoYXR0aS52MSIPCg1TdGF0dXNSZXF1ZXN0IjwKDlN0YXR1c1Jlc3BvbnNlEioKCHNlcnZpY2VzGAEgAygLMhguYmhhdHRpLnYxLlNlcnZpY2VIZWFsdGgiEAoOVmVyc2lvblJlcXVlc3QiIgoPVmVyc2lvblJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkigQEKBUV2ZW50EgoKAmlkGAEgASgDEiYKAnRzGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSEgoKc2FuZGJveF9pZBgFIAEoCRIRCgltZXRhX2pzb24YBiABKAkivwEKC0V2ZW50RmlsdGVyEikKBXNpbmNlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLdHlwZV9wcmVmaXgYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzYW5kYm94X2lkGAUgASgJEg0KBWxpbWl0GAYgASgNEhEKCWJlZm9yZV9pZBgHIAEoAyLFBQoPTWV0cmljc1NuYXBzaG90EiYKAnRzGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zYW5kYm94ZXNfdG90YWwYAiABKA0STgoTc2FuZGJveGVzX2J5X3N0YXR1cxgDIAMoCzIxLmJoYXR0aS52MS5NZXRyaWNzU25hcHNob3QuU2FuZGJveGVzQnlTdGF0dXNFbnRyeRJQChRzYW5kYm94ZXNfYnlfdGhlcm1hbBgEIAMoCzIyLmJoYXR0aS52MS5NZXRyaWNzU25hcHNob3QuU2FuZGJveGVzQnlUaGVybWFsRW50cnkSEwoLdXNlcnNfdG90YWwYBSABKA0SHAoUdXNlcnNfd2l0aF9zYW5kYm94ZXMYBiABKA0STAoSc2FuZGJveGVzX3Blcl91c2VyGAcgAygLMjAuYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdC5TYW5kYm94ZXNQZXJVc2VyRW50cnkSGQoRaG9zdF9tZW1fdG90YWxfbWIYCCABKAQSHQoVaG9zdF9tZW1fYXZhaWxhYmxlX21iGAkgASgEEhoKEmhvc3RfZGlza190b3RhbF9tYhgKIAEoBBIeChZob3N0X2Rpc2tfYXZhaWxhYmxlX21iGAsgASgEEhQKDGhvc3RfbG9hZF8xbRgMIAEoARIUCgxldmVudHNfdG90YWwYDSABKAQaOAoWU2FuZGJveGVzQnlTdGF0dXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBGjkKF1NhbmRib3hlc0J5VGhlcm1hbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEaNwoVU2FuZGJveGVzUGVyVXNlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEiRwodQWRtaW5TZXJ2aWNlTGlzdEV2ZW50c1JlcXVlc3QSJgoGZmlsdGVyGAEgASgLMhYuYmhhdHRpLnYxLkV2ZW50RmlsdGVyIlEKHkFkbWluU2VydmljZUxpc3RFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5iaGF0dGkudjEuRXZlbnQSDQoFdG90YWwYAiABKAQiWQodQWRtaW5TZXJ2aWNlR2V0TWV0cmljc1JlcXVlc3QSKQoFc2luY2UYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAIgASgNInoKHkFkbWluU2VydmljZUdldE1ldHJpY3NSZXNwb25zZRIrCgdjdXJyZW50GAEgASgLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdBIrCgdoaXN0b3J5GAIgAygLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdCIpChlBZG1pblNlcnZpY2VCYWNrdXBSZXF1ZXN0EgwKBHBhdGgYASABKAkiVgoaQWRtaW5TZXJ2aWNlQmFja3VwUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgNMqwDCgxBZG1pblNlcnZpY2USPQoGU3RhdHVzEhguYmhhdHRpLnYxLlN0YXR1c1JlcXVlc3QaGS5iaGF0dGkudjEuU3RhdHVzUmVzcG9uc2USQAoHVmVyc2lvbhIZLmJoYXR0aS52MS5WZXJzaW9uUmVxdWVzdBoaLmJoYXR0aS52MS5WZXJzaW9uUmVzcG9uc2USYQoKTGlzdEV2ZW50cxIoLmJoYXR0aS52MS5BZG1pblNlcnZpY2VMaXN0RXZlbnRzUmVxdWVzdBopLmJoYXR0aS52MS5BZG1pblNlcnZpY2VMaXN0RXZlbnRzUmVzcG9uc2USYQoKR2V0TWV0cmljcxIoLmJoYXR0aS52MS5BZG1pblNlcnZpY2VHZXRNZXRyaWNzUmVxdWVzdBopLmJoYXR0aS52MS5BZG1pblNlcnZpY2VHZXRNZXRyaWNzUmVzcG9uc2USVQoGQmFja3VwEiQuYmhhdHRpLnYxLkFkbWluU2VydmljZUJhY2t1cFJlcXVlc3QaJS5iaGF0dGkudjEuQWRtaW5TZXJ2aWNlQmFja3VwUmVzcG9uc2ViBnByb3RvMw", [file_bhatti_v1_health, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.StatusRequest
@@ -77,6 +79,320 @@ export const VersionResponseSchema: GenMessage<VersionResponse> = /*@__PURE__*/
   messageDesc(file_bhatti_v1_admin, 3);
 
 /**
+ * Event is one append-only lifecycle or security record. Types: sandbox.{created, destroyed,
+ * updated, stopped, started}, thermal.{pause, force_pause, snapshot, snapshot_failed, wake},
+ * shell.session, exec.piped_session, snapshot.{created, deleted, resumed},
+ * image.{pulled, pull_failed, saved, deleted}, volume.{created, deleted, backup_failed},
+ * auth.failed, proxy.error, forward.start, user.{created, deleted, key_rotated, limits_updated},
+ * secret.{set, deleted}, daemon.{started, shutdown}, backup.created, network.error.
+ *
+ * @generated from message bhatti.v1.Event
+ */
+export type Event = Message<"bhatti.v1.Event"> & {
+  /**
+   * @generated from field: int64 id = 1;
+   */
+  id: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp ts = 2;
+   */
+  ts?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string type = 3;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string sandbox_id = 5;
+   */
+  sandboxId: string;
+
+  /**
+   * A JSON object.
+   *
+   * @generated from field: string meta_json = 6;
+   */
+  metaJson: string;
+};
+
+/**
+ * Describes the message bhatti.v1.Event.
+ * Use `create(EventSchema)` to create a new message.
+ */
+export const EventSchema: GenMessage<Event> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 4);
+
+/**
+ * @generated from message bhatti.v1.EventFilter
+ */
+export type EventFilter = Message<"bhatti.v1.EventFilter"> & {
+  /**
+   * Unset: no bound.
+   *
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp until = 2;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * "thermal." matches every thermal event; "auth.failed" exactly that type.
+   *
+   * @generated from field: string type_prefix = 3;
+   */
+  typePrefix: string;
+
+  /**
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string sandbox_id = 5;
+   */
+  sandboxId: string;
+
+  /**
+   * 0: 50; at most 10000.
+   *
+   * @generated from field: uint32 limit = 6;
+   */
+  limit: number;
+
+  /**
+   * Only events with a smaller id (paging backwards); 0: no bound.
+   *
+   * @generated from field: int64 before_id = 7;
+   */
+  beforeId: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.EventFilter.
+ * Use `create(EventFilterSchema)` to create a new message.
+ */
+export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 5);
+
+/**
+ * @generated from message bhatti.v1.MetricsSnapshot
+ */
+export type MetricsSnapshot = Message<"bhatti.v1.MetricsSnapshot"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp ts = 1;
+   */
+  ts?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 sandboxes_total = 2;
+   */
+  sandboxesTotal: number;
+
+  /**
+   * @generated from field: map<string, uint32> sandboxes_by_status = 3;
+   */
+  sandboxesByStatus: { [key: string]: number };
+
+  /**
+   * @generated from field: map<string, uint32> sandboxes_by_thermal = 4;
+   */
+  sandboxesByThermal: { [key: string]: number };
+
+  /**
+   * @generated from field: uint32 users_total = 5;
+   */
+  usersTotal: number;
+
+  /**
+   * @generated from field: uint32 users_with_sandboxes = 6;
+   */
+  usersWithSandboxes: number;
+
+  /**
+   * User name to sandbox count.
+   *
+   * @generated from field: map<string, uint32> sandboxes_per_user = 7;
+   */
+  sandboxesPerUser: { [key: string]: number };
+
+  /**
+   * @generated from field: uint64 host_mem_total_mb = 8;
+   */
+  hostMemTotalMb: bigint;
+
+  /**
+   * @generated from field: uint64 host_mem_available_mb = 9;
+   */
+  hostMemAvailableMb: bigint;
+
+  /**
+   * @generated from field: uint64 host_disk_total_mb = 10;
+   */
+  hostDiskTotalMb: bigint;
+
+  /**
+   * @generated from field: uint64 host_disk_available_mb = 11;
+   */
+  hostDiskAvailableMb: bigint;
+
+  /**
+   * @generated from field: double host_load_1m = 12;
+   */
+  hostLoad1m: number;
+
+  /**
+   * @generated from field: uint64 events_total = 13;
+   */
+  eventsTotal: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.MetricsSnapshot.
+ * Use `create(MetricsSnapshotSchema)` to create a new message.
+ */
+export const MetricsSnapshotSchema: GenMessage<MetricsSnapshot> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 6);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceListEventsRequest
+ */
+export type AdminServiceListEventsRequest = Message<"bhatti.v1.AdminServiceListEventsRequest"> & {
+  /**
+   * @generated from field: bhatti.v1.EventFilter filter = 1;
+   */
+  filter?: EventFilter | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceListEventsRequest.
+ * Use `create(AdminServiceListEventsRequestSchema)` to create a new message.
+ */
+export const AdminServiceListEventsRequestSchema: GenMessage<AdminServiceListEventsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 7);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceListEventsResponse
+ */
+export type AdminServiceListEventsResponse = Message<"bhatti.v1.AdminServiceListEventsResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * @generated from field: uint64 total = 2;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceListEventsResponse.
+ * Use `create(AdminServiceListEventsResponseSchema)` to create a new message.
+ */
+export const AdminServiceListEventsResponseSchema: GenMessage<AdminServiceListEventsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 8);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceGetMetricsRequest
+ */
+export type AdminServiceGetMetricsRequest = Message<"bhatti.v1.AdminServiceGetMetricsRequest"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp since = 1;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceGetMetricsRequest.
+ * Use `create(AdminServiceGetMetricsRequestSchema)` to create a new message.
+ */
+export const AdminServiceGetMetricsRequestSchema: GenMessage<AdminServiceGetMetricsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 9);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceGetMetricsResponse
+ */
+export type AdminServiceGetMetricsResponse = Message<"bhatti.v1.AdminServiceGetMetricsResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.MetricsSnapshot current = 1;
+   */
+  current?: MetricsSnapshot | undefined;
+
+  /**
+   * @generated from field: repeated bhatti.v1.MetricsSnapshot history = 2;
+   */
+  history: MetricsSnapshot[];
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceGetMetricsResponse.
+ * Use `create(AdminServiceGetMetricsResponseSchema)` to create a new message.
+ */
+export const AdminServiceGetMetricsResponseSchema: GenMessage<AdminServiceGetMetricsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 10);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceBackupRequest
+ */
+export type AdminServiceBackupRequest = Message<"bhatti.v1.AdminServiceBackupRequest"> & {
+  /**
+   * Absolute path on the server host; must not exist, its directory must.
+   *
+   * @generated from field: string path = 1;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceBackupRequest.
+ * Use `create(AdminServiceBackupRequestSchema)` to create a new message.
+ */
+export const AdminServiceBackupRequestSchema: GenMessage<AdminServiceBackupRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 11);
+
+/**
+ * @generated from message bhatti.v1.AdminServiceBackupResponse
+ */
+export type AdminServiceBackupResponse = Message<"bhatti.v1.AdminServiceBackupResponse"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * @generated from field: uint32 schema_version = 3;
+   */
+  schemaVersion: number;
+};
+
+/**
+ * Describes the message bhatti.v1.AdminServiceBackupResponse.
+ * Use `create(AdminServiceBackupResponseSchema)` to create a new message.
+ */
+export const AdminServiceBackupResponseSchema: GenMessage<AdminServiceBackupResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 12);
+
+/**
  * AdminService is the public operator API, served by the gateway.
  *
  * @generated from service bhatti.v1.AdminService
@@ -101,6 +417,36 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof VersionRequestSchema;
     output: typeof VersionResponseSchema;
+  },
+  /**
+   * ListEvents returns events newest first, filtered by time, type prefix, user and sandbox.
+   *
+   * @generated from rpc bhatti.v1.AdminService.ListEvents
+   */
+  listEvents: {
+    methodKind: "unary";
+    input: typeof AdminServiceListEventsRequestSchema;
+    output: typeof AdminServiceListEventsResponseSchema;
+  },
+  /**
+   * GetMetrics returns a live snapshot and the recorded history.
+   *
+   * @generated from rpc bhatti.v1.AdminService.GetMetrics
+   */
+  getMetrics: {
+    methodKind: "unary";
+    input: typeof AdminServiceGetMetricsRequestSchema;
+    output: typeof AdminServiceGetMetricsResponseSchema;
+  },
+  /**
+   * Backup writes a consistent online copy of the database to a new file on the server host.
+   *
+   * @generated from rpc bhatti.v1.AdminService.Backup
+   */
+  backup: {
+    methodKind: "unary";
+    input: typeof AdminServiceBackupRequestSchema;
+    output: typeof AdminServiceBackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_admin, 0);

@@ -4,15 +4,23 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Event, EventFilter, MetricsSnapshot } from "./admin_pb.js";
+import { file_bhatti_v1_admin } from "./admin_pb.js";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
+import type { SecretInfo } from "./secret_pb.js";
+import { file_bhatti_v1_secret } from "./secret_pb.js";
+import type { User, UserLimitsUpdate, UserListEntry } from "./user_pb.js";
+import { file_bhatti_v1_user } from "./user_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bhatti/v1/store.proto.
  */
 export const file_bhatti_v1_store: GenFile = /*@__PURE__*/
-  fileDesc("ChViaGF0dGkvdjEvc3RvcmUucHJvdG8SCWJoYXR0aS52MSIbChlTdG9yZVNlcnZpY2VIZWFsdGhSZXF1ZXN0IkYKGlN0b3JlU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIjkKE0Fzc2lnblN1Ym5ldFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgltYXhfaW5kZXgYAiABKA0iLAoUQXNzaWduU3VibmV0UmVzcG9uc2USFAoMc3VibmV0X2luZGV4GAEgASgNIpUBChVSZXNlcnZlQWRkcmVzc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRISCgpzYW5kYm94X2lkGAIgASgJEhIKCmZpcnN0X2hvc3QYAyABKA0SEQoJbGFzdF9ob3N0GAQgASgNEhYKDnJlcXVlc3RlZF9ob3N0GAUgASgNEhgKEG1heF9zdWJuZXRfaW5kZXgYBiABKA0iRAoWUmVzZXJ2ZUFkZHJlc3NSZXNwb25zZRIqCgdhZGRyZXNzGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hBZGRyZXNzIlkKDlNhbmRib3hBZGRyZXNzEhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzdWJuZXRfaW5kZXgYAyABKA0SDAoEaG9zdBgEIAEoDSIrChVSZWxlYXNlQWRkcmVzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSIqChZSZWxlYXNlQWRkcmVzc1Jlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIhYKFExpc3RBZGRyZXNzZXNSZXF1ZXN0IkUKFUxpc3RBZGRyZXNzZXNSZXNwb25zZRIsCglhZGRyZXNzZXMYASADKAsyGS5iaGF0dGkudjEuU2FuZGJveEFkZHJlc3MyuAMKDFN0b3JlU2VydmljZRJVCgZIZWFsdGgSJC5iaGF0dGkudjEuU3RvcmVTZXJ2aWNlSGVhbHRoUmVxdWVzdBolLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VIZWFsdGhSZXNwb25zZRJPCgxBc3NpZ25TdWJuZXQSHi5iaGF0dGkudjEuQXNzaWduU3VibmV0UmVxdWVzdBofLmJoYXR0aS52MS5Bc3NpZ25TdWJuZXRSZXNwb25zZRJVCg5SZXNlcnZlQWRkcmVzcxIgLmJoYXR0aS52MS5SZXNlcnZlQWRkcmVzc1JlcXVlc3QaIS5iaGF0dGkudjEuUmVzZXJ2ZUFkZHJlc3NSZXNwb25zZRJVCg5SZWxlYXNlQWRkcmVzcxIgLmJoYXR0aS52MS5SZWxlYXNlQWRkcmVzc1JlcXVlc3QaIS5iaGF0dGkudjEuUmVsZWFzZUFkZHJlc3NSZXNwb25zZRJSCg1MaXN0QWRkcmVzc2VzEh8uYmhhdHRpLnYxLkxpc3RBZGRyZXNzZXNSZXF1ZXN0GiAuYmhhdHRpLnYxLkxpc3RBZGRyZXNzZXNSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChViaGF0dGkvdjEvc3RvcmUucHJvdG8SCWJoYXR0aS52MSIbChlTdG9yZVNlcnZpY2VIZWFsdGhSZXF1ZXN0IkYKGlN0b3JlU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIjkKE0Fzc2lnblN1Ym5ldFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIRCgltYXhfaW5kZXgYAiABKA0iLAoUQXNzaWduU3VibmV0UmVzcG9uc2USFAoMc3VibmV0X2luZGV4GAEgASgNIpUBChVSZXNlcnZlQWRkcmVzc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRISCgpzYW5kYm94X2lkGAIgASgJEhIKCmZpcnN0X2hvc3QYAyABKA0SEQoJbGFzdF9ob3N0GAQgASgNEhYKDnJlcXVlc3RlZF9ob3N0GAUgASgNEhgKEG1heF9zdWJuZXRfaW5kZXgYBiABKA0iRAoWUmVzZXJ2ZUFkZHJlc3NSZXNwb25zZRIqCgdhZGRyZXNzGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hBZGRyZXNzIlkKDlNhbmRib3hBZGRyZXNzEhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzdWJuZXRfaW5kZXgYAyABKA0SDAoEaG9zdBgEIAEoDSIrChVSZWxlYXNlQWRkcmVzc1JlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCSIqChZSZWxlYXNlQWRkcmVzc1Jlc3BvbnNlEhAKCHJlbGVhc2VkGAEgASgIIhYKFExpc3RBZGRyZXNzZXNSZXF1ZXN0IkUKFUxpc3RBZGRyZXNzZXNSZXNwb25zZRIsCglhZGRyZXNzZXMYASADKAsyGS5iaGF0dGkudjEuU2FuZGJveEFkZHJlc3MiTwoZQXV0aGVudGljYXRlQXBpS2V5UmVxdWVzdBIPCgdhcGlfa2V5GAEgASgJEhMKC3JlbW90ZV9hZGRyGAIgASgJEgwKBHBhdGgYAyABKAkiTwoaQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLmJoYXR0aS52MS5Vc2VyEhIKCmtleV9zaGEyNTYYAiABKAkieAoRQ3JlYXRlVXNlclJlcXVlc3QSFgoOYWN0aW5nX3VzZXJfaWQYASABKAkSDAoEbmFtZRgCIAEoCRIQCghpc19hZG1pbhgDIAEoCBIrCgZsaW1pdHMYBCABKAsyGy5iaGF0dGkudjEuVXNlckxpbWl0c1VwZGF0ZSJEChJDcmVhdGVVc2VyUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLmJoYXR0aS52MS5Vc2VyEg8KB2FwaV9rZXkYAiABKAkiNgoOR2V0VXNlclJlcXVlc3QSFgoOYWN0aW5nX3VzZXJfaWQYASABKAkSDAoEdXNlchgCIAEoCSIwCg9HZXRVc2VyUmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLmJoYXR0aS52MS5Vc2VyIioKEExpc3RVc2Vyc1JlcXVlc3QSFgoOYWN0aW5nX3VzZXJfaWQYASABKAkiPAoRTGlzdFVzZXJzUmVzcG9uc2USJwoFdXNlcnMYASADKAsyGC5iaGF0dGkudjEuVXNlckxpc3RFbnRyeSI7ChNSb3RhdGVBcGlLZXlSZXF1ZXN0EhYKDmFjdGluZ191c2VyX2lkGAEgASgJEgwKBHVzZXIYAiABKAkiYgoUUm90YXRlQXBpS2V5UmVzcG9uc2USHQoEdXNlchgBIAEoCzIPLmJoYXR0aS52MS5Vc2VyEg8KB2FwaV9rZXkYAiABKAkSGgoScmV2b2tlZF9rZXlfc2hhMjU2GAMgASgJImwKF1VwZGF0ZVVzZXJMaW1pdHNSZXF1ZXN0EhYKDmFjdGluZ191c2VyX2lkGAEgASgJEgwKBHVzZXIYAiABKAkSKwoGbGltaXRzGAMgASgLMhsuYmhhdHRpLnYxLlVzZXJMaW1pdHNVcGRhdGUiOQoYVXBkYXRlVXNlckxpbWl0c1Jlc3BvbnNlEh0KBHVzZXIYASABKAsyDy5iaGF0dGkudjEuVXNlciI5ChFEZWxldGVVc2VyUmVxdWVzdBIWCg5hY3RpbmdfdXNlcl9pZBgBIAEoCRIMCgR1c2VyGAIgASgJIjAKEkRlbGV0ZVVzZXJSZXNwb25zZRIaChJyZXZva2VkX2tleV9zaGEyNTYYASABKAkilQUKDVNhbmRib3hSZWNvcmQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgt0ZW1wbGF0ZV9pZBgDIAEoCRIRCgllbmdpbmVfaWQYBCABKAkSDgoGc3RhdHVzGAUgASgJEgoKAmlwGAYgASgJEhgKEGVuZ2luZV9tZXRhX2pzb24YByABKAkSDwoHdXNlcl9pZBgIIAEoCRIuCgpjcmVhdGVkX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpzdG9wcGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghrZWVwX2hvdBgLIAEoCBIMCgRjcHVzGAwgASgBEhEKCW1lbW9yeV9tYhgNIAEoDRIUCgxkaXNrX3NpemVfbWIYDiABKA0SDQoFaW1hZ2UYDyABKAkSNAoGbGFiZWxzGBAgAygLMiQuYmhhdHRpLnYxLlNhbmRib3hSZWNvcmQuTGFiZWxzRW50cnkSGQoRZW5naW5lX3N0YXRlX2pzb24YESABKAkSEwoLYWdlbnRfdG9rZW4YEiABKAkSFQoNdGhlcm1hbF9zdGF0ZRgTIAEoCRIxCg10aGVybWFsX3NpbmNlGBQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI0ChBsYXN0X2FjdGl2aXR5X2F0GBUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GBYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqsDCiBTdG9yZVNlcnZpY2VDcmVhdGVTYW5kYm94UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSCgoCaWQYAyABKAkSEwoLdGVtcGxhdGVfaWQYBCABKAkSDQoFaW1hZ2UYBSABKAkSDAoEY3B1cxgGIAEoARIRCgltZW1vcnlfbWIYByABKA0SFAoMZGlza19zaXplX21iGAggASgNEhAKCGtlZXBfaG90GAkgASgIEkcKBmxhYmVscxgKIAMoCzI3LmJoYXR0aS52MS5TdG9yZVNlcnZpY2VDcmVhdGVTYW5kYm94UmVxdWVzdC5MYWJlbHNFbnRyeRIOCgZzdGF0dXMYCyABKAkSEQoJZW5naW5lX2lkGAwgASgJEhgKEGVuZ2luZV9tZXRhX2pzb24YDSABKAkSGQoRZW5naW5lX3N0YXRlX2pzb24YDiABKAkSEwoLYWdlbnRfdG9rZW4YDyABKAkSCgoCaXAYECABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJOCiFTdG9yZVNlcnZpY2VDcmVhdGVTYW5kYm94UmVzcG9uc2USKQoHc2FuZGJveBgBIAEoCzIYLmJoYXR0aS52MS5TYW5kYm94UmVjb3JkIlMKHVN0b3JlU2VydmljZUdldFNhbmRib3hSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIYW55X3VzZXIYAiABKAgSDwoHc2FuZGJveBgDIAEoCSJLCh5TdG9yZVNlcnZpY2VHZXRTYW5kYm94UmVzcG9uc2USKQoHc2FuZGJveBgBIAEoCzIYLmJoYXR0aS52MS5TYW5kYm94UmVjb3JkIs8BCiBTdG9yZVNlcnZpY2VMaXN0U2FuZGJveGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEhAKCGFueV91c2VyGAIgASgIEkcKBmxhYmVscxgDIAMoCzI3LmJoYXR0aS52MS5TdG9yZVNlcnZpY2VMaXN0U2FuZGJveGVzUmVxdWVzdC5MYWJlbHNFbnRyeRIQCghzdGF0dXNlcxgEIAMoCRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlAKIVN0b3JlU2VydmljZUxpc3RTYW5kYm94ZXNSZXNwb25zZRIrCglzYW5kYm94ZXMYASADKAsyGC5iaGF0dGkudjEuU2FuZGJveFJlY29yZCKFBQogU3RvcmVTZXJ2aWNlVXBkYXRlU2FuZGJveFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIQCghhbnlfdXNlchgCIAEoCBIPCgdzYW5kYm94GAMgASgJEhEKBG5hbWUYBCABKAlIAIgBARIVCghrZWVwX2hvdBgFIAEoCEgBiAEBEk4KCmxhYmVsc19hZGQYBiADKAsyOi5iaGF0dGkudjEuU3RvcmVTZXJ2aWNlVXBkYXRlU2FuZGJveFJlcXVlc3QuTGFiZWxzQWRkRW50cnkSFQoNbGFiZWxzX3JlbW92ZRgHIAMoCRITCgZzdGF0dXMYCCABKAlIAogBARIPCgJpcBgJIAEoCUgDiAEBEhYKCWVuZ2luZV9pZBgKIAEoCUgEiAEBEh0KEGVuZ2luZV9tZXRhX2pzb24YCyABKAlIBYgBARIeChFlbmdpbmVfc3RhdGVfanNvbhgMIAEoCUgGiAEBEhgKC2FnZW50X3Rva2VuGA0gASgJSAeIAQESGgoNdGhlcm1hbF9zdGF0ZRgOIAEoCUgIiAEBEjQKEGxhc3RfYWN0aXZpdHlfYXQYDyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGjAKDkxhYmVsc0FkZEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCBwoFX25hbWVCCwoJX2tlZXBfaG90QgkKB19zdGF0dXNCBQoDX2lwQgwKCl9lbmdpbmVfaWRCEwoRX2VuZ2luZV9tZXRhX2pzb25CFAoSX2VuZ2luZV9zdGF0ZV9qc29uQg4KDF9hZ2VudF90b2tlbkIQCg5fdGhlcm1hbF9zdGF0ZSJOCiFTdG9yZVNlcnZpY2VVcGRhdGVTYW5kYm94UmVzcG9uc2USKQoHc2FuZGJveBgBIAEoCzIYLmJoYXR0aS52MS5TYW5kYm94UmVjb3JkIlYKIFN0b3JlU2VydmljZURlbGV0ZVNhbmRib3hSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEAoIYW55X3VzZXIYAiABKAgSDwoHc2FuZGJveBgDIAEoCSJOCiFTdG9yZVNlcnZpY2VEZWxldGVTYW5kYm94UmVzcG9uc2USKQoHc2FuZGJveBgBIAEoCzIYLmJoYXR0aS52MS5TYW5kYm94UmVjb3JkIkAKEFNldFNlY3JldFJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBXZhbHVlGAMgASgJIksKEVNldFNlY3JldFJlc3BvbnNlEiUKBnNlY3JldBgBIAEoCzIVLmJoYXR0aS52MS5TZWNyZXRJbmZvEg8KB2NyZWF0ZWQYAiABKAgiJQoSTGlzdFNlY3JldHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiPQoTTGlzdFNlY3JldHNSZXNwb25zZRImCgdzZWNyZXRzGAEgAygLMhUuYmhhdHRpLnYxLlNlY3JldEluZm8iNAoTRGVsZXRlU2VjcmV0UmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEgwKBG5hbWUYAiABKAkiFgoURGVsZXRlU2VjcmV0UmVzcG9uc2UiNwoVUmVzb2x2ZVNlY3JldHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFbmFtZXMYAiADKAkihgEKFlJlc29sdmVTZWNyZXRzUmVzcG9uc2USPQoGdmFsdWVzGAEgAygLMi0uYmhhdHRpLnYxLlJlc29sdmVTZWNyZXRzUmVzcG9uc2UuVmFsdWVzRW50cnkaLQoLVmFsdWVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJQCghOZXdFdmVudBIMCgR0eXBlGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSEgoKc2FuZGJveF9pZBgDIAEoCRIRCgltZXRhX2pzb24YBCABKAkiOgoTQXBwZW5kRXZlbnRzUmVxdWVzdBIjCgZldmVudHMYASADKAsyEy5iaGF0dGkudjEuTmV3RXZlbnQiIwoUQXBwZW5kRXZlbnRzUmVzcG9uc2USCwoDaWRzGAEgAygDIlQKElF1ZXJ5RXZlbnRzUmVxdWVzdBIWCg5hY3RpbmdfdXNlcl9pZBgBIAEoCRImCgZmaWx0ZXIYAiABKAsyFi5iaGF0dGkudjEuRXZlbnRGaWx0ZXIiRgoTUXVlcnlFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5iaGF0dGkudjEuRXZlbnQSDQoFdG90YWwYAiABKAQiZQoRR2V0TWV0cmljc1JlcXVlc3QSFgoOYWN0aW5nX3VzZXJfaWQYASABKAkSKQoFc2luY2UYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAMgASgNIm4KEkdldE1ldHJpY3NSZXNwb25zZRIrCgdjdXJyZW50GAEgASgLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdBIrCgdoaXN0b3J5GAIgAygLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdCI1Cg1CYWNrdXBSZXF1ZXN0EhYKDmFjdGluZ191c2VyX2lkGAEgASgJEgwKBHBhdGgYAiABKAkiSgoOQmFja3VwUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgNMuMQCgxTdG9yZVNlcnZpY2USVQoGSGVhbHRoEiQuYmhhdHRpLnYxLlN0b3JlU2VydmljZUhlYWx0aFJlcXVlc3QaJS5iaGF0dGkudjEuU3RvcmVTZXJ2aWNlSGVhbHRoUmVzcG9uc2USTwoMQXNzaWduU3VibmV0Eh4uYmhhdHRpLnYxLkFzc2lnblN1Ym5ldFJlcXVlc3QaHy5iaGF0dGkudjEuQXNzaWduU3VibmV0UmVzcG9uc2USVQoOUmVzZXJ2ZUFkZHJlc3MSIC5iaGF0dGkudjEuUmVzZXJ2ZUFkZHJlc3NSZXF1ZXN0GiEuYmhhdHRpLnYxLlJlc2VydmVBZGRyZXNzUmVzcG9uc2USVQoOUmVsZWFzZUFkZHJlc3MSIC5iaGF0dGkudjEuUmVsZWFzZUFkZHJlc3NSZXF1ZXN0GiEuYmhhdHRpLnYxLlJlbGVhc2VBZGRyZXNzUmVzcG9uc2USUgoNTGlzdEFkZHJlc3NlcxIfLmJoYXR0aS52MS5MaXN0QWRkcmVzc2VzUmVxdWVzdBogLmJoYXR0aS52MS5MaXN0QWRkcmVzc2VzUmVzcG9uc2USYQoSQXV0aGVudGljYXRlQXBpS2V5EiQuYmhhdHRpLnYxLkF1dGhlbnRpY2F0ZUFwaUtleVJlcXVlc3QaJS5iaGF0dGkudjEuQXV0aGVudGljYXRlQXBpS2V5UmVzcG9uc2USSQoKQ3JlYXRlVXNlchIcLmJoYXR0aS52MS5DcmVhdGVVc2VyUmVxdWVzdBodLmJoYXR0aS52MS5DcmVhdGVVc2VyUmVzcG9uc2USQAoHR2V0VXNlchIZLmJoYXR0aS52MS5HZXRVc2VyUmVxdWVzdBoaLmJoYXR0aS52MS5HZXRVc2VyUmVzcG9uc2USRgoJTGlzdFVzZXJzEhsuYmhhdHRpLnYxLkxpc3RVc2Vyc1JlcXVlc3QaHC5iaGF0dGkudjEuTGlzdFVzZXJzUmVzcG9uc2USTwoMUm90YXRlQXBpS2V5Eh4uYmhhdHRpLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaHy5iaGF0dGkudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USWwoQVXBkYXRlVXNlckxpbWl0cxIiLmJoYXR0aS52MS5VcGRhdGVVc2VyTGltaXRzUmVxdWVzdBojLmJoYXR0aS52MS5VcGRhdGVVc2VyTGltaXRzUmVzcG9uc2USSQoKRGVsZXRlVXNlchIcLmJoYXR0aS52MS5EZWxldGVVc2VyUmVxdWVzdBodLmJoYXR0aS52MS5EZWxldGVVc2VyUmVzcG9uc2USagoNQ3JlYXRlU2FuZGJveBIrLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VDcmVhdGVTYW5kYm94UmVxdWVzdBosLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VDcmVhdGVTYW5kYm94UmVzcG9uc2USYQoKR2V0U2FuZGJveBIoLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VHZXRTYW5kYm94UmVxdWVzdBopLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VHZXRTYW5kYm94UmVzcG9uc2USagoNTGlzdFNhbmRib3hlcxIrLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VMaXN0U2FuZGJveGVzUmVxdWVzdBosLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VMaXN0U2FuZGJveGVzUmVzcG9uc2USagoNVXBkYXRlU2FuZGJveBIrLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VVcGRhdGVTYW5kYm94UmVxdWVzdBosLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VVcGRhdGVTYW5kYm94UmVzcG9uc2USagoNRGVsZXRlU2FuZGJveBIrLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VEZWxldGVTYW5kYm94UmVxdWVzdBosLmJoYXR0aS52MS5TdG9yZVNlcnZpY2VEZWxldGVTYW5kYm94UmVzcG9uc2USRgoJU2V0U2VjcmV0EhsuYmhhdHRpLnYxLlNldFNlY3JldFJlcXVlc3QaHC5iaGF0dGkudjEuU2V0U2VjcmV0UmVzcG9uc2USTAoLTGlzdFNlY3JldHMSHS5iaGF0dGkudjEuTGlzdFNlY3JldHNSZXF1ZXN0Gh4uYmhhdHRpLnYxLkxpc3RTZWNyZXRzUmVzcG9uc2USTwoMRGVsZXRlU2VjcmV0Eh4uYmhhdHRpLnYxLkRlbGV0ZVNlY3JldFJlcXVlc3QaHy5iaGF0dGkudjEuRGVsZXRlU2VjcmV0UmVzcG9uc2USVQoOUmVzb2x2ZVNlY3JldHMSIC5iaGF0dGkudjEuUmVzb2x2ZVNlY3JldHNSZXF1ZXN0GiEuYmhhdHRpLnYxLlJlc29sdmVTZWNyZXRzUmVzcG9uc2USTwoMQXBwZW5kRXZlbnRzEh4uYmhhdHRpLnYxLkFwcGVuZEV2ZW50c1JlcXVlc3QaHy5iaGF0dGkudjEuQXBwZW5kRXZlbnRzUmVzcG9uc2USTAoLUXVlcnlFdmVudHMSHS5iaGF0dGkudjEuUXVlcnlFdmVudHNSZXF1ZXN0Gh4uYmhhdHRpLnYxLlF1ZXJ5RXZlbnRzUmVzcG9uc2USSQoKR2V0TWV0cmljcxIcLmJoYXR0aS52MS5HZXRNZXRyaWNzUmVxdWVzdBodLmJoYXR0aS52MS5HZXRNZXRyaWNzUmVzcG9uc2USPQoGQmFja3VwEhguYmhhdHRpLnYxLkJhY2t1cFJlcXVlc3QaGS5iaGF0dGkudjEuQmFja3VwUmVzcG9uc2ViBnByb3RvMw", [file_bhatti_v1_admin, file_bhatti_v1_health, file_bhatti_v1_secret, file_bhatti_v1_user, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.StoreServiceHealthRequest
@@ -249,6 +257,1214 @@ export const ListAddressesResponseSchema: GenMessage<ListAddressesResponse> = /*
   messageDesc(file_bhatti_v1_store, 10);
 
 /**
+ * @generated from message bhatti.v1.AuthenticateApiKeyRequest
+ */
+export type AuthenticateApiKeyRequest = Message<"bhatti.v1.AuthenticateApiKeyRequest"> & {
+  /**
+   * @generated from field: string api_key = 1;
+   */
+  apiKey: string;
+
+  /**
+   * Recorded in the auth.failed event when the key is wrong.
+   *
+   * @generated from field: string remote_addr = 2;
+   */
+  remoteAddr: string;
+
+  /**
+   * @generated from field: string path = 3;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message bhatti.v1.AuthenticateApiKeyRequest.
+ * Use `create(AuthenticateApiKeyRequestSchema)` to create a new message.
+ */
+export const AuthenticateApiKeyRequestSchema: GenMessage<AuthenticateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 11);
+
+/**
+ * @generated from message bhatti.v1.AuthenticateApiKeyResponse
+ */
+export type AuthenticateApiKeyResponse = Message<"bhatti.v1.AuthenticateApiKeyResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * Hex SHA-256 of the key: a cache key the gateway can drop when the key is rotated.
+   *
+   * @generated from field: string key_sha256 = 2;
+   */
+  keySha256: string;
+};
+
+/**
+ * Describes the message bhatti.v1.AuthenticateApiKeyResponse.
+ * Use `create(AuthenticateApiKeyResponseSchema)` to create a new message.
+ */
+export const AuthenticateApiKeyResponseSchema: GenMessage<AuthenticateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 12);
+
+/**
+ * @generated from message bhatti.v1.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"bhatti.v1.CreateUserRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: bool is_admin = 3;
+   */
+  isAdmin: boolean;
+
+  /**
+   * @generated from field: bhatti.v1.UserLimitsUpdate limits = 4;
+   */
+  limits?: UserLimitsUpdate | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 13);
+
+/**
+ * @generated from message bhatti.v1.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"bhatti.v1.CreateUserResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+};
+
+/**
+ * Describes the message bhatti.v1.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 14);
+
+/**
+ * @generated from message bhatti.v1.GetUserRequest
+ */
+export type GetUserRequest = Message<"bhatti.v1.GetUserRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * Id or name.
+   *
+   * @generated from field: string user = 2;
+   */
+  user: string;
+};
+
+/**
+ * Describes the message bhatti.v1.GetUserRequest.
+ * Use `create(GetUserRequestSchema)` to create a new message.
+ */
+export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 15);
+
+/**
+ * @generated from message bhatti.v1.GetUserResponse
+ */
+export type GetUserResponse = Message<"bhatti.v1.GetUserResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.GetUserResponse.
+ * Use `create(GetUserResponseSchema)` to create a new message.
+ */
+export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 16);
+
+/**
+ * @generated from message bhatti.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"bhatti.v1.ListUsersRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 17);
+
+/**
+ * @generated from message bhatti.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"bhatti.v1.ListUsersResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.UserListEntry users = 1;
+   */
+  users: UserListEntry[];
+};
+
+/**
+ * Describes the message bhatti.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 18);
+
+/**
+ * @generated from message bhatti.v1.RotateApiKeyRequest
+ */
+export type RotateApiKeyRequest = Message<"bhatti.v1.RotateApiKeyRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * Id or name.
+   *
+   * @generated from field: string user = 2;
+   */
+  user: string;
+};
+
+/**
+ * Describes the message bhatti.v1.RotateApiKeyRequest.
+ * Use `create(RotateApiKeyRequestSchema)` to create a new message.
+ */
+export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 19);
+
+/**
+ * @generated from message bhatti.v1.RotateApiKeyResponse
+ */
+export type RotateApiKeyResponse = Message<"bhatti.v1.RotateApiKeyResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * @generated from field: string api_key = 2;
+   */
+  apiKey: string;
+
+  /**
+   * SHA-256 of the key that just stopped working: drop it from any cache.
+   *
+   * @generated from field: string revoked_key_sha256 = 3;
+   */
+  revokedKeySha256: string;
+};
+
+/**
+ * Describes the message bhatti.v1.RotateApiKeyResponse.
+ * Use `create(RotateApiKeyResponseSchema)` to create a new message.
+ */
+export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 20);
+
+/**
+ * @generated from message bhatti.v1.UpdateUserLimitsRequest
+ */
+export type UpdateUserLimitsRequest = Message<"bhatti.v1.UpdateUserLimitsRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * @generated from field: string user = 2;
+   */
+  user: string;
+
+  /**
+   * @generated from field: bhatti.v1.UserLimitsUpdate limits = 3;
+   */
+  limits?: UserLimitsUpdate | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.UpdateUserLimitsRequest.
+ * Use `create(UpdateUserLimitsRequestSchema)` to create a new message.
+ */
+export const UpdateUserLimitsRequestSchema: GenMessage<UpdateUserLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 21);
+
+/**
+ * @generated from message bhatti.v1.UpdateUserLimitsResponse
+ */
+export type UpdateUserLimitsResponse = Message<"bhatti.v1.UpdateUserLimitsResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.UpdateUserLimitsResponse.
+ * Use `create(UpdateUserLimitsResponseSchema)` to create a new message.
+ */
+export const UpdateUserLimitsResponseSchema: GenMessage<UpdateUserLimitsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 22);
+
+/**
+ * @generated from message bhatti.v1.DeleteUserRequest
+ */
+export type DeleteUserRequest = Message<"bhatti.v1.DeleteUserRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * @generated from field: string user = 2;
+   */
+  user: string;
+};
+
+/**
+ * Describes the message bhatti.v1.DeleteUserRequest.
+ * Use `create(DeleteUserRequestSchema)` to create a new message.
+ */
+export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 23);
+
+/**
+ * @generated from message bhatti.v1.DeleteUserResponse
+ */
+export type DeleteUserResponse = Message<"bhatti.v1.DeleteUserResponse"> & {
+  /**
+   * SHA-256 of the deleted user's key, to drop from any cache.
+   *
+   * @generated from field: string revoked_key_sha256 = 1;
+   */
+  revokedKeySha256: string;
+};
+
+/**
+ * Describes the message bhatti.v1.DeleteUserResponse.
+ * Use `create(DeleteUserResponseSchema)` to create a new message.
+ */
+export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 24);
+
+/**
+ * SandboxRecord is the stored row. The public API shows the fields of the reference's Sandbox
+ * JSON (id .. labels); engine_state_json, agent_token and the thermal fields are internal.
+ *
+ * @generated from message bhatti.v1.SandboxRecord
+ */
+export type SandboxRecord = Message<"bhatti.v1.SandboxRecord"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string template_id = 3;
+   */
+  templateId: string;
+
+  /**
+   * @generated from field: string engine_id = 4;
+   */
+  engineId: string;
+
+  /**
+   * creating | running | stopped | unknown | destroying
+   *
+   * @generated from field: string status = 5;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string ip = 6;
+   */
+  ip: string;
+
+  /**
+   * Public engine facts, a JSON object.
+   *
+   * @generated from field: string engine_meta_json = 7;
+   */
+  engineMetaJson: string;
+
+  /**
+   * The owner (created_by).
+   *
+   * @generated from field: string user_id = 8;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 9;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Unset unless the sandbox is stopped.
+   *
+   * @generated from field: google.protobuf.Timestamp stopped_at = 10;
+   */
+  stoppedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: bool keep_hot = 11;
+   */
+  keepHot: boolean;
+
+  /**
+   * @generated from field: double cpus = 12;
+   */
+  cpus: number;
+
+  /**
+   * @generated from field: uint32 memory_mb = 13;
+   */
+  memoryMb: number;
+
+  /**
+   * @generated from field: uint32 disk_size_mb = 14;
+   */
+  diskSizeMb: number;
+
+  /**
+   * @generated from field: string image = 15;
+   */
+  image: string;
+
+  /**
+   * @generated from field: map<string, string> labels = 16;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Internal: the vmm's private state, a JSON object the store does not interpret.
+   *
+   * @generated from field: string engine_state_json = 17;
+   */
+  engineStateJson: string;
+
+  /**
+   * Internal: the token the host uses to talk to the sandbox's agent.
+   *
+   * @generated from field: string agent_token = 18;
+   */
+  agentToken: string;
+
+  /**
+   * Internal: hot | warm | cold, and when it last changed.
+   *
+   * @generated from field: string thermal_state = 19;
+   */
+  thermalState: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp thermal_since = 20;
+   */
+  thermalSince?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_activity_at = 21;
+   */
+  lastActivityAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp updated_at = 22;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxRecord.
+ * Use `create(SandboxRecordSchema)` to create a new message.
+ */
+export const SandboxRecordSchema: GenMessage<SandboxRecord> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 25);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceCreateSandboxRequest
+ */
+export type StoreServiceCreateSandboxRequest = Message<"bhatti.v1.StoreServiceCreateSandboxRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Empty: `sandbox-<6hex>`.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Empty: a new 16-hex id; otherwise this id (16 lowercase hex chars).
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string template_id = 4;
+   */
+  templateId: string;
+
+  /**
+   * Empty: "minimal".
+   *
+   * @generated from field: string image = 5;
+   */
+  image: string;
+
+  /**
+   * 0: 1 CPU.
+   *
+   * @generated from field: double cpus = 6;
+   */
+  cpus: number;
+
+  /**
+   * 0: 1024 MB.
+   *
+   * @generated from field: uint32 memory_mb = 7;
+   */
+  memoryMb: number;
+
+  /**
+   * @generated from field: uint32 disk_size_mb = 8;
+   */
+  diskSizeMb: number;
+
+  /**
+   * @generated from field: bool keep_hot = 9;
+   */
+  keepHot: boolean;
+
+  /**
+   * @generated from field: map<string, string> labels = 10;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Empty: "creating".
+   *
+   * @generated from field: string status = 11;
+   */
+  status: string;
+
+  /**
+   * @generated from field: string engine_id = 12;
+   */
+  engineId: string;
+
+  /**
+   * @generated from field: string engine_meta_json = 13;
+   */
+  engineMetaJson: string;
+
+  /**
+   * @generated from field: string engine_state_json = 14;
+   */
+  engineStateJson: string;
+
+  /**
+   * @generated from field: string agent_token = 15;
+   */
+  agentToken: string;
+
+  /**
+   * @generated from field: string ip = 16;
+   */
+  ip: string;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceCreateSandboxRequest.
+ * Use `create(StoreServiceCreateSandboxRequestSchema)` to create a new message.
+ */
+export const StoreServiceCreateSandboxRequestSchema: GenMessage<StoreServiceCreateSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 26);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceCreateSandboxResponse
+ */
+export type StoreServiceCreateSandboxResponse = Message<"bhatti.v1.StoreServiceCreateSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxRecord sandbox = 1;
+   */
+  sandbox?: SandboxRecord | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceCreateSandboxResponse.
+ * Use `create(StoreServiceCreateSandboxResponseSchema)` to create a new message.
+ */
+export const StoreServiceCreateSandboxResponseSchema: GenMessage<StoreServiceCreateSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 27);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceGetSandboxRequest
+ */
+export type StoreServiceGetSandboxRequest = Message<"bhatti.v1.StoreServiceGetSandboxRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: bool any_user = 2;
+   */
+  anyUser: boolean;
+
+  /**
+   * Id, or name within the scope.
+   *
+   * @generated from field: string sandbox = 3;
+   */
+  sandbox: string;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceGetSandboxRequest.
+ * Use `create(StoreServiceGetSandboxRequestSchema)` to create a new message.
+ */
+export const StoreServiceGetSandboxRequestSchema: GenMessage<StoreServiceGetSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 28);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceGetSandboxResponse
+ */
+export type StoreServiceGetSandboxResponse = Message<"bhatti.v1.StoreServiceGetSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxRecord sandbox = 1;
+   */
+  sandbox?: SandboxRecord | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceGetSandboxResponse.
+ * Use `create(StoreServiceGetSandboxResponseSchema)` to create a new message.
+ */
+export const StoreServiceGetSandboxResponseSchema: GenMessage<StoreServiceGetSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 29);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceListSandboxesRequest
+ */
+export type StoreServiceListSandboxesRequest = Message<"bhatti.v1.StoreServiceListSandboxesRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: bool any_user = 2;
+   */
+  anyUser: boolean;
+
+  /**
+   * Every pair must match.
+   *
+   * @generated from field: map<string, string> labels = 3;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * Empty: any status.
+   *
+   * @generated from field: repeated string statuses = 4;
+   */
+  statuses: string[];
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceListSandboxesRequest.
+ * Use `create(StoreServiceListSandboxesRequestSchema)` to create a new message.
+ */
+export const StoreServiceListSandboxesRequestSchema: GenMessage<StoreServiceListSandboxesRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 30);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceListSandboxesResponse
+ */
+export type StoreServiceListSandboxesResponse = Message<"bhatti.v1.StoreServiceListSandboxesResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.SandboxRecord sandboxes = 1;
+   */
+  sandboxes: SandboxRecord[];
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceListSandboxesResponse.
+ * Use `create(StoreServiceListSandboxesResponseSchema)` to create a new message.
+ */
+export const StoreServiceListSandboxesResponseSchema: GenMessage<StoreServiceListSandboxesResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 31);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceUpdateSandboxRequest
+ */
+export type StoreServiceUpdateSandboxRequest = Message<"bhatti.v1.StoreServiceUpdateSandboxRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: bool any_user = 2;
+   */
+  anyUser: boolean;
+
+  /**
+   * Id, or name within the scope.
+   *
+   * @generated from field: string sandbox = 3;
+   */
+  sandbox: string;
+
+  /**
+   * @generated from field: optional string name = 4;
+   */
+  name?: string | undefined;
+
+  /**
+   * @generated from field: optional bool keep_hot = 5;
+   */
+  keepHot?: boolean | undefined;
+
+  /**
+   * @generated from field: map<string, string> labels_add = 6;
+   */
+  labelsAdd: { [key: string]: string };
+
+  /**
+   * @generated from field: repeated string labels_remove = 7;
+   */
+  labelsRemove: string[];
+
+  /**
+   * Setting "stopped" sets stopped_at; any other status clears it.
+   *
+   * @generated from field: optional string status = 8;
+   */
+  status?: string | undefined;
+
+  /**
+   * @generated from field: optional string ip = 9;
+   */
+  ip?: string | undefined;
+
+  /**
+   * @generated from field: optional string engine_id = 10;
+   */
+  engineId?: string | undefined;
+
+  /**
+   * @generated from field: optional string engine_meta_json = 11;
+   */
+  engineMetaJson?: string | undefined;
+
+  /**
+   * @generated from field: optional string engine_state_json = 12;
+   */
+  engineStateJson?: string | undefined;
+
+  /**
+   * @generated from field: optional string agent_token = 13;
+   */
+  agentToken?: string | undefined;
+
+  /**
+   * Changing it sets thermal_since to now.
+   *
+   * @generated from field: optional string thermal_state = 14;
+   */
+  thermalState?: string | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_activity_at = 15;
+   */
+  lastActivityAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceUpdateSandboxRequest.
+ * Use `create(StoreServiceUpdateSandboxRequestSchema)` to create a new message.
+ */
+export const StoreServiceUpdateSandboxRequestSchema: GenMessage<StoreServiceUpdateSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 32);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceUpdateSandboxResponse
+ */
+export type StoreServiceUpdateSandboxResponse = Message<"bhatti.v1.StoreServiceUpdateSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxRecord sandbox = 1;
+   */
+  sandbox?: SandboxRecord | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceUpdateSandboxResponse.
+ * Use `create(StoreServiceUpdateSandboxResponseSchema)` to create a new message.
+ */
+export const StoreServiceUpdateSandboxResponseSchema: GenMessage<StoreServiceUpdateSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 33);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceDeleteSandboxRequest
+ */
+export type StoreServiceDeleteSandboxRequest = Message<"bhatti.v1.StoreServiceDeleteSandboxRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: bool any_user = 2;
+   */
+  anyUser: boolean;
+
+  /**
+   * @generated from field: string sandbox = 3;
+   */
+  sandbox: string;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceDeleteSandboxRequest.
+ * Use `create(StoreServiceDeleteSandboxRequestSchema)` to create a new message.
+ */
+export const StoreServiceDeleteSandboxRequestSchema: GenMessage<StoreServiceDeleteSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 34);
+
+/**
+ * @generated from message bhatti.v1.StoreServiceDeleteSandboxResponse
+ */
+export type StoreServiceDeleteSandboxResponse = Message<"bhatti.v1.StoreServiceDeleteSandboxResponse"> & {
+  /**
+   * The row as it was.
+   *
+   * @generated from field: bhatti.v1.SandboxRecord sandbox = 1;
+   */
+  sandbox?: SandboxRecord | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.StoreServiceDeleteSandboxResponse.
+ * Use `create(StoreServiceDeleteSandboxResponseSchema)` to create a new message.
+ */
+export const StoreServiceDeleteSandboxResponseSchema: GenMessage<StoreServiceDeleteSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 35);
+
+/**
+ * @generated from message bhatti.v1.SetSecretRequest
+ */
+export type SetSecretRequest = Message<"bhatti.v1.SetSecretRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string value = 3;
+   */
+  value: string;
+};
+
+/**
+ * Describes the message bhatti.v1.SetSecretRequest.
+ * Use `create(SetSecretRequestSchema)` to create a new message.
+ */
+export const SetSecretRequestSchema: GenMessage<SetSecretRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 36);
+
+/**
+ * @generated from message bhatti.v1.SetSecretResponse
+ */
+export type SetSecretResponse = Message<"bhatti.v1.SetSecretResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SecretInfo secret = 1;
+   */
+  secret?: SecretInfo | undefined;
+
+  /**
+   * @generated from field: bool created = 2;
+   */
+  created: boolean;
+};
+
+/**
+ * Describes the message bhatti.v1.SetSecretResponse.
+ * Use `create(SetSecretResponseSchema)` to create a new message.
+ */
+export const SetSecretResponseSchema: GenMessage<SetSecretResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 37);
+
+/**
+ * @generated from message bhatti.v1.ListSecretsRequest
+ */
+export type ListSecretsRequest = Message<"bhatti.v1.ListSecretsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ListSecretsRequest.
+ * Use `create(ListSecretsRequestSchema)` to create a new message.
+ */
+export const ListSecretsRequestSchema: GenMessage<ListSecretsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 38);
+
+/**
+ * @generated from message bhatti.v1.ListSecretsResponse
+ */
+export type ListSecretsResponse = Message<"bhatti.v1.ListSecretsResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.SecretInfo secrets = 1;
+   */
+  secrets: SecretInfo[];
+};
+
+/**
+ * Describes the message bhatti.v1.ListSecretsResponse.
+ * Use `create(ListSecretsResponseSchema)` to create a new message.
+ */
+export const ListSecretsResponseSchema: GenMessage<ListSecretsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 39);
+
+/**
+ * @generated from message bhatti.v1.DeleteSecretRequest
+ */
+export type DeleteSecretRequest = Message<"bhatti.v1.DeleteSecretRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message bhatti.v1.DeleteSecretRequest.
+ * Use `create(DeleteSecretRequestSchema)` to create a new message.
+ */
+export const DeleteSecretRequestSchema: GenMessage<DeleteSecretRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 40);
+
+/**
+ * @generated from message bhatti.v1.DeleteSecretResponse
+ */
+export type DeleteSecretResponse = Message<"bhatti.v1.DeleteSecretResponse"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.DeleteSecretResponse.
+ * Use `create(DeleteSecretResponseSchema)` to create a new message.
+ */
+export const DeleteSecretResponseSchema: GenMessage<DeleteSecretResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 41);
+
+/**
+ * @generated from message bhatti.v1.ResolveSecretsRequest
+ */
+export type ResolveSecretsRequest = Message<"bhatti.v1.ResolveSecretsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated string names = 2;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message bhatti.v1.ResolveSecretsRequest.
+ * Use `create(ResolveSecretsRequestSchema)` to create a new message.
+ */
+export const ResolveSecretsRequestSchema: GenMessage<ResolveSecretsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 42);
+
+/**
+ * @generated from message bhatti.v1.ResolveSecretsResponse
+ */
+export type ResolveSecretsResponse = Message<"bhatti.v1.ResolveSecretsResponse"> & {
+  /**
+   * @generated from field: map<string, string> values = 1;
+   */
+  values: { [key: string]: string };
+};
+
+/**
+ * Describes the message bhatti.v1.ResolveSecretsResponse.
+ * Use `create(ResolveSecretsResponseSchema)` to create a new message.
+ */
+export const ResolveSecretsResponseSchema: GenMessage<ResolveSecretsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 43);
+
+/**
+ * @generated from message bhatti.v1.NewEvent
+ */
+export type NewEvent = Message<"bhatti.v1.NewEvent"> & {
+  /**
+   * @generated from field: string type = 1;
+   */
+  type: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string sandbox_id = 3;
+   */
+  sandboxId: string;
+
+  /**
+   * A JSON object; empty means {}.
+   *
+   * @generated from field: string meta_json = 4;
+   */
+  metaJson: string;
+};
+
+/**
+ * Describes the message bhatti.v1.NewEvent.
+ * Use `create(NewEventSchema)` to create a new message.
+ */
+export const NewEventSchema: GenMessage<NewEvent> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 44);
+
+/**
+ * @generated from message bhatti.v1.AppendEventsRequest
+ */
+export type AppendEventsRequest = Message<"bhatti.v1.AppendEventsRequest"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.NewEvent events = 1;
+   */
+  events: NewEvent[];
+};
+
+/**
+ * Describes the message bhatti.v1.AppendEventsRequest.
+ * Use `create(AppendEventsRequestSchema)` to create a new message.
+ */
+export const AppendEventsRequestSchema: GenMessage<AppendEventsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 45);
+
+/**
+ * @generated from message bhatti.v1.AppendEventsResponse
+ */
+export type AppendEventsResponse = Message<"bhatti.v1.AppendEventsResponse"> & {
+  /**
+   * @generated from field: repeated int64 ids = 1;
+   */
+  ids: bigint[];
+};
+
+/**
+ * Describes the message bhatti.v1.AppendEventsResponse.
+ * Use `create(AppendEventsResponseSchema)` to create a new message.
+ */
+export const AppendEventsResponseSchema: GenMessage<AppendEventsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 46);
+
+/**
+ * @generated from message bhatti.v1.QueryEventsRequest
+ */
+export type QueryEventsRequest = Message<"bhatti.v1.QueryEventsRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * @generated from field: bhatti.v1.EventFilter filter = 2;
+   */
+  filter?: EventFilter | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.QueryEventsRequest.
+ * Use `create(QueryEventsRequestSchema)` to create a new message.
+ */
+export const QueryEventsRequestSchema: GenMessage<QueryEventsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 47);
+
+/**
+ * @generated from message bhatti.v1.QueryEventsResponse
+ */
+export type QueryEventsResponse = Message<"bhatti.v1.QueryEventsResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.Event events = 1;
+   */
+  events: Event[];
+
+  /**
+   * Number of matching events (ignores limit).
+   *
+   * @generated from field: uint64 total = 2;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.QueryEventsResponse.
+ * Use `create(QueryEventsResponseSchema)` to create a new message.
+ */
+export const QueryEventsResponseSchema: GenMessage<QueryEventsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 48);
+
+/**
+ * @generated from message bhatti.v1.GetMetricsRequest
+ */
+export type GetMetricsRequest = Message<"bhatti.v1.GetMetricsRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * History from this time (unset: the last hour).
+   *
+   * @generated from field: google.protobuf.Timestamp since = 2;
+   */
+  since?: Timestamp | undefined;
+
+  /**
+   * At most this many history points (0: 100).
+   *
+   * @generated from field: uint32 limit = 3;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message bhatti.v1.GetMetricsRequest.
+ * Use `create(GetMetricsRequestSchema)` to create a new message.
+ */
+export const GetMetricsRequestSchema: GenMessage<GetMetricsRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 49);
+
+/**
+ * @generated from message bhatti.v1.GetMetricsResponse
+ */
+export type GetMetricsResponse = Message<"bhatti.v1.GetMetricsResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.MetricsSnapshot current = 1;
+   */
+  current?: MetricsSnapshot | undefined;
+
+  /**
+   * @generated from field: repeated bhatti.v1.MetricsSnapshot history = 2;
+   */
+  history: MetricsSnapshot[];
+};
+
+/**
+ * Describes the message bhatti.v1.GetMetricsResponse.
+ * Use `create(GetMetricsResponseSchema)` to create a new message.
+ */
+export const GetMetricsResponseSchema: GenMessage<GetMetricsResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 50);
+
+/**
+ * @generated from message bhatti.v1.BackupRequest
+ */
+export type BackupRequest = Message<"bhatti.v1.BackupRequest"> & {
+  /**
+   * @generated from field: string acting_user_id = 1;
+   */
+  actingUserId: string;
+
+  /**
+   * @generated from field: string path = 2;
+   */
+  path: string;
+};
+
+/**
+ * Describes the message bhatti.v1.BackupRequest.
+ * Use `create(BackupRequestSchema)` to create a new message.
+ */
+export const BackupRequestSchema: GenMessage<BackupRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 51);
+
+/**
+ * @generated from message bhatti.v1.BackupResponse
+ */
+export type BackupResponse = Message<"bhatti.v1.BackupResponse"> & {
+  /**
+   * @generated from field: string path = 1;
+   */
+  path: string;
+
+  /**
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+
+  /**
+   * @generated from field: uint32 schema_version = 3;
+   */
+  schemaVersion: number;
+};
+
+/**
+ * Describes the message bhatti.v1.BackupResponse.
+ * Use `create(BackupResponseSchema)` to create a new message.
+ */
+export const BackupResponseSchema: GenMessage<BackupResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_store, 52);
+
+/**
  * StoreService is served by the store process on its Unix socket. It owns the only
  * database; every other process reads and writes state through it.
  *
@@ -308,6 +1524,214 @@ export const StoreService: GenService<{
     methodKind: "unary";
     input: typeof ListAddressesRequestSchema;
     output: typeof ListAddressesResponseSchema;
+  },
+  /**
+   * AuthenticateApiKey resolves `Authorization: Bearer bht_...` to its user. A wrong or
+   * malformed key is Unauthenticated "invalid api key" and records an auth.failed event
+   * (with remote_addr and path), so the gateway need not record one itself.
+   *
+   * @generated from rpc bhatti.v1.StoreService.AuthenticateApiKey
+   */
+  authenticateApiKey: {
+    methodKind: "unary";
+    input: typeof AuthenticateApiKeyRequestSchema;
+    output: typeof AuthenticateApiKeyResponseSchema;
+  },
+  /**
+   * CreateUser (admin) creates a user; the key is in the response only.
+   *
+   * @generated from rpc bhatti.v1.StoreService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
+  },
+  /**
+   * GetUser returns a user by id or name: admins any user, others only themselves (else NotFound).
+   *
+   * @generated from rpc bhatti.v1.StoreService.GetUser
+   */
+  getUser: {
+    methodKind: "unary";
+    input: typeof GetUserRequestSchema;
+    output: typeof GetUserResponseSchema;
+  },
+  /**
+   * ListUsers (admin) lists users with their sandbox counts.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * RotateApiKey (admin, or a user for itself) replaces the key; the old one fails at once.
+   *
+   * @generated from rpc bhatti.v1.StoreService.RotateApiKey
+   */
+  rotateApiKey: {
+    methodKind: "unary";
+    input: typeof RotateApiKeyRequestSchema;
+    output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * UpdateUserLimits (admin) changes quotas and rate limits.
+   *
+   * @generated from rpc bhatti.v1.StoreService.UpdateUserLimits
+   */
+  updateUserLimits: {
+    methodKind: "unary";
+    input: typeof UpdateUserLimitsRequestSchema;
+    output: typeof UpdateUserLimitsResponseSchema;
+  },
+  /**
+   * DeleteUser (admin) removes a user; FailedPrecondition while it owns sandboxes or secrets.
+   *
+   * @generated from rpc bhatti.v1.StoreService.DeleteUser
+   */
+  deleteUser: {
+    methodKind: "unary";
+    input: typeof DeleteUserRequestSchema;
+    output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * CreateSandbox inserts a row, enforcing the owner's quotas inside the same transaction:
+   * ResourceExhausted "sandbox limit reached (n/max)"; cpus/memory over the per-sandbox
+   * limit are InvalidArgument; a duplicate name is AlreadyExists. Records sandbox.created.
+   *
+   * @generated from rpc bhatti.v1.StoreService.CreateSandbox
+   */
+  createSandbox: {
+    methodKind: "unary";
+    input: typeof StoreServiceCreateSandboxRequestSchema;
+    output: typeof StoreServiceCreateSandboxResponseSchema;
+  },
+  /**
+   * GetSandbox looks up by id first, then by name, within the scope.
+   *
+   * @generated from rpc bhatti.v1.StoreService.GetSandbox
+   */
+  getSandbox: {
+    methodKind: "unary";
+    input: typeof StoreServiceGetSandboxRequestSchema;
+    output: typeof StoreServiceGetSandboxResponseSchema;
+  },
+  /**
+   * ListSandboxes lists the scope's sandboxes, filtered by labels (all must match) and status.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ListSandboxes
+   */
+  listSandboxes: {
+    methodKind: "unary";
+    input: typeof StoreServiceListSandboxesRequestSchema;
+    output: typeof StoreServiceListSandboxesResponseSchema;
+  },
+  /**
+   * UpdateSandbox changes only the fields present. A rename to a taken name is AlreadyExists.
+   *
+   * @generated from rpc bhatti.v1.StoreService.UpdateSandbox
+   */
+  updateSandbox: {
+    methodKind: "unary";
+    input: typeof StoreServiceUpdateSandboxRequestSchema;
+    output: typeof StoreServiceUpdateSandboxResponseSchema;
+  },
+  /**
+   * DeleteSandbox removes the row (hard delete) with its attachments, publish rules, shell
+   * token and network address, and records sandbox.destroyed.
+   *
+   * @generated from rpc bhatti.v1.StoreService.DeleteSandbox
+   */
+  deleteSandbox: {
+    methodKind: "unary";
+    input: typeof StoreServiceDeleteSandboxRequestSchema;
+    output: typeof StoreServiceDeleteSandboxResponseSchema;
+  },
+  /**
+   * SetSecret creates or replaces a secret of `user_id`.
+   *
+   * @generated from rpc bhatti.v1.StoreService.SetSecret
+   */
+  setSecret: {
+    methodKind: "unary";
+    input: typeof SetSecretRequestSchema;
+    output: typeof SetSecretResponseSchema;
+  },
+  /**
+   * ListSecrets returns names and timestamps, never values.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ListSecrets
+   */
+  listSecrets: {
+    methodKind: "unary";
+    input: typeof ListSecretsRequestSchema;
+    output: typeof ListSecretsResponseSchema;
+  },
+  /**
+   * DeleteSecret removes a secret (NotFound if absent).
+   *
+   * @generated from rpc bhatti.v1.StoreService.DeleteSecret
+   */
+  deleteSecret: {
+    methodKind: "unary";
+    input: typeof DeleteSecretRequestSchema;
+    output: typeof DeleteSecretResponseSchema;
+  },
+  /**
+   * ResolveSecrets is the only call that returns values: for the vmm, to put them into a
+   * sandbox's environment. A missing name is NotFound `secret "x" not found`.
+   *
+   * @generated from rpc bhatti.v1.StoreService.ResolveSecrets
+   */
+  resolveSecrets: {
+    methodKind: "unary";
+    input: typeof ResolveSecretsRequestSchema;
+    output: typeof ResolveSecretsResponseSchema;
+  },
+  /**
+   * AppendEvents appends typed events (see Event.type); unknown types are InvalidArgument.
+   * Acknowledged events are durable.
+   *
+   * @generated from rpc bhatti.v1.StoreService.AppendEvents
+   */
+  appendEvents: {
+    methodKind: "unary";
+    input: typeof AppendEventsRequestSchema;
+    output: typeof AppendEventsResponseSchema;
+  },
+  /**
+   * QueryEvents (admin) filters by time, type prefix, user and sandbox, newest first.
+   *
+   * @generated from rpc bhatti.v1.StoreService.QueryEvents
+   */
+  queryEvents: {
+    methodKind: "unary";
+    input: typeof QueryEventsRequestSchema;
+    output: typeof QueryEventsResponseSchema;
+  },
+  /**
+   * GetMetrics (admin) returns a live snapshot and the recorded history.
+   *
+   * @generated from rpc bhatti.v1.StoreService.GetMetrics
+   */
+  getMetrics: {
+    methodKind: "unary";
+    input: typeof GetMetricsRequestSchema;
+    output: typeof GetMetricsResponseSchema;
+  },
+  /**
+   * Backup (admin) writes a consistent online copy of the database to a new file on the
+   * store's host (an absolute path whose parent exists and which does not exist yet).
+   *
+   * @generated from rpc bhatti.v1.StoreService.Backup
+   */
+  backup: {
+    methodKind: "unary";
+    input: typeof BackupRequestSchema;
+    output: typeof BackupResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_store, 0);

@@ -1,0 +1,24 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+/** The rule every user-chosen name (sandbox, volume, image, snapshot, user) must follow. */
+export const NAME_RULE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+
+/** Secrets become environment variables, so their names follow the env var rule. */
+export const SECRET_NAME_RULE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+export function checkName(kind: string, name: string, rule: RegExp = NAME_RULE): void {
+  if (!rule.test(name)) {
+    throw new ConnectError(
+      `invalid ${kind} name ${JSON.stringify(name.slice(0, 80))}: must match ${rule.source}`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+/** SQLite's UNIQUE violation, for turning a lost race into AlreadyExists. */
+export function isUniqueViolation(e: unknown): boolean {
+  return (
+    (e as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    (e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY"
+  );
+}
