@@ -1,0 +1,115 @@
+// The guest agent. Sandbox mode: `--config FILE`, started by the engine as tini (PID 1) →
+// agent. Standalone mode: `--listen … --forward-listen … [--token-file …] [--user …]`, an
+// ordinary process for tests and for trying the protocol.
+import { readFileSync } from "node:fs";
+import { DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
+import { applyBootConfig, bootEnv, bootUser, loadBootConfig } from "./boot-config-apply.js";
+import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
+import { currentIdentity, lookupUser, type ExecIdentity } from "./identity.js";
+import { createAgentLogger } from "./logger.js";
+import { spawnPtyProcess } from "./sessions/session-process.js";
+import { resolveCommandSpec } from "./exec/command-spec.js";
+import { startAgent, type AgentOptions, type RunningAgent } from "./start-agent.js";
+
+const log = createAgentLogger();
+
+function standaloneOptions(args: AgentArgs): AgentOptions {
+  let user: ExecIdentity = currentIdentity();
+  if (args.user !== undefined) {
+    const found = lookupUser(args.user);
+    if (found === undefined) throw new UsageError(`unknown user ${args.user}`);
+    if (process.getuid?.() !== 0 && found.uid !== process.getuid?.()) {
+      throw new UsageError(`--user ${args.user} needs the agent to run as root`);
+    }
+    user = found;
+  }
+  const token = args.tokenFile === undefined ? "" : readFileSync(args.tokenFile, "utf8").trim();
+  if (token === "") log.warn("no token: every connection is accepted without AUTH");
+  return {
+    token,
+    user,
+    allowRoot: args.allowRoot,
+    workdir: args.workdir ?? DEFAULT_WORKDIR,
+    baseEnv: process.env,
+    configEnv: {},
+    control: parseHostPort(args.listen!),
+    forward: parseHostPort(args.forwardListen!),
+    ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
+    log,
+  };
+}
+
+function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string | undefined } {
+  const config = loadBootConfig(args.config!, log);
+  applyBootConfig(config, log);
+  const user = bootUser(config);
+  return {
+    options: {
+      token: config.token,
+      user: { name: user.name, uid: user.uid, gid: user.gid, home: user.home },
+      allowRoot: config.allow_root_exec === true,
+      workdir: config.workdir ?? DEFAULT_WORKDIR,
+      baseEnv: {},
+      configEnv: bootEnv(config),
+      control: parseHostPort(config.listen?.control ?? "0.0.0.0:1024"),
+      forward: parseHostPort(config.listen?.forward ?? "0.0.0.0:1025"),
+      ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
+      log,
+    },
+    init: config.init,
+  };
+}
+
+/** The boot `init` script runs as the TTY session "init", as the sandbox user. */
+function startInitSession(agent: RunningAgent, script: string): void {
+  try {
+    const spec = resolveCommandSpec(agent.ctx, { argv: ["sh", "-c", script] });
+    const proc = spawnPtyProcess(spec, 24, 80);
+    agent.ctx.sessions.add(proc, { id: "init", argv: spec.argv, tty: true, maxIdleSec: 0, noLinger: true });
+  } catch (err) {
+    log.error("init script failed to start", { error: err as Error });
+  }
+}
+
+async function main(): Promise<void> {
+  let args: AgentArgs;
+  try {
+    args = parseAgentArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`agent: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  const { options, init } =
+    args.config !== undefined ? sandboxOptions(args) : { options: standaloneOptions(args), init: undefined };
+  const agent = await startAgent(options);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("stopping", { signal });
+    const force = setTimeout(() => process.exit(0), 2_000);
+    force.unref();
+    void agent.close().then(() => process.exit(0));
+  };
+  // Required even behind tini: Node ignores SIGTERM as PID 1 without a handler, and the
+  // handler also takes the sessions' process groups down with the agent.
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  // One bad connection must never take the agent (and every session) down.
+  process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err as Error }));
+
+  if (init !== undefined && init !== "") startInitSession(agent, init);
+  const control = `${agent.controlAddress.address}:${agent.controlAddress.port}`;
+  const forward = `${agent.forwardAddress.address}:${agent.forwardAddress.port}`;
+  log.info("ready", { control, forward, user: options.user.name, uid: options.user.uid });
+  // A stable one-line readiness marker on stdout for supervisors and tests.
+  process.stdout.write(`agent: ready control=${control} forward=${forward}\n`);
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`agent: ${message}\n`);
+  process.exit(err instanceof UsageError ? 2 : 1);
+});

@@ -1,0 +1,81 @@
+import { constants } from "node:os";
+import type { ExecRequest } from "@bhatti/agent-protocol";
+import type { AgentContext } from "../agent-context.js";
+import {
+  ROOT_IDENTITY,
+  buildCommandEnv,
+  credentialsFor,
+  defaultCwd,
+  isDirectory,
+  type ExecIdentity,
+} from "../identity.js";
+
+/** What to start, as whom, where: resolved once from an EXEC_REQ. */
+export interface CommandSpec {
+  file: string;
+  args: string[];
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  identity: ExecIdentity;
+  credentials: { uid: number; gid: number } | undefined;
+}
+
+/** A request that cannot be started; the text goes back in an ERROR frame. */
+export class CommandSpecError extends Error {
+  override readonly name = "CommandSpecError";
+}
+
+export function resolveCommandSpec(ctx: AgentContext, req: ExecRequest): CommandSpec {
+  if (req.root === true && !ctx.allowRoot) {
+    throw new CommandSpecError("root exec is not allowed in this sandbox");
+  }
+  const identity = req.root === true ? ROOT_IDENTITY : ctx.user;
+  const cwd = typeof req.cwd === "string" && req.cwd !== "" ? req.cwd : defaultCwd(ctx.workdir, identity);
+  if (!isDirectory(cwd)) {
+    throw new CommandSpecError(`start: chdir ${cwd}: no such file or directory`);
+  }
+  const argv = req.argv.map(String);
+  return {
+    file: argv[0]!,
+    args: argv.slice(1),
+    argv,
+    env: buildCommandEnv(ctx.baseEnv, identity, ctx.configEnv, req.env),
+    cwd,
+    identity,
+    credentials: credentialsFor(identity),
+  };
+}
+
+/** The ERROR text for a spawn failure, in the words v1 (Go's os/exec) used. */
+export function spawnErrorText(file: string, err: NodeJS.ErrnoException): string {
+  if (err.code === "ENOENT") {
+    return file.includes("/")
+      ? `start: fork/exec ${file}: no such file or directory`
+      : `start: exec: "${file}": executable file not found in $PATH`;
+  }
+  if (err.code === "EACCES") return `start: fork/exec ${file}: permission denied`;
+  return `start: ${err.message}`;
+}
+
+/** EXIT code of a finished process: its code, or 128 + the signal number. */
+export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null | number): number {
+  if (code !== null && code !== undefined && (signal === null || signal === 0 || signal === undefined))
+    return code;
+  if (typeof signal === "number" && signal > 0) return 128 + signal;
+  if (typeof signal === "string") {
+    const signo = (constants.signals as Record<string, number>)[signal];
+    if (signo !== undefined) return 128 + signo;
+  }
+  return code ?? 1;
+}
+
+/** Sends `signal` to the process group led by `pid`; ignores a group that is already gone. */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined || pid <= 0) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // ESRCH: every member has exited.
+  }
+}

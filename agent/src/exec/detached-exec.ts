@@ -1,0 +1,71 @@
+import { spawn } from "node:child_process";
+import { closeSync, fchownSync, openSync } from "node:fs";
+import { FrameType, errorTextFor, type DetachedExecResult, type ExecRequest } from "@bhatti/agent-protocol";
+import type { AgentContext } from "../agent-context.js";
+import type { ControlConnection } from "../server/control-connection.js";
+import { osErrorText } from "../files/os-error-text.js";
+import { CommandSpecError, resolveCommandSpec, spawnErrorText } from "./command-spec.js";
+
+/**
+ * Detached exec: the command runs in its own session with stdout and stderr appended to
+ * `output_file`, and outlives the connection. Reply: one STDOUT frame with
+ * `{"pid","output_file"}`, then EXIT(0). Node reaps the child when it exits.
+ */
+export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, req: ExecRequest): void {
+  const { sink } = conn;
+  let spec: ReturnType<typeof resolveCommandSpec>;
+  try {
+    spec = resolveCommandSpec(ctx, req);
+  } catch (err) {
+    if (err instanceof CommandSpecError) {
+      sink.fail(err.message);
+      return;
+    }
+    throw err;
+  }
+  const outputFile =
+    typeof req.output_file === "string" && req.output_file !== ""
+      ? req.output_file
+      : `/tmp/bhatti-detach-${process.hrtime.bigint()}.log`;
+
+  let fd: number;
+  try {
+    fd = openSync(outputFile, "w", 0o644);
+    // The user owns its log so it can read, rotate or delete it.
+    if (spec.credentials !== undefined) fchownSync(fd, spec.identity.uid, spec.identity.gid);
+  } catch (err) {
+    sink.fail(errorTextFor.openOutputFile(osErrorText("open", outputFile, err)));
+    return;
+  }
+
+  try {
+    const child = spawn(spec.file, spec.args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ["ignore", fd, fd],
+      detached: true,
+      ...spec.credentials,
+    });
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      ctx.log.warn("detached exec failed", { argv: spec.argv, error: err.message });
+    });
+    child.once("exit", (code, signal) => {
+      ctx.log.info("detached exec done", { pid: child.pid, code, signal });
+    });
+    child.unref();
+    if (child.pid === undefined) {
+      // spawn() reports ENOENT asynchronously but leaves pid unset synchronously.
+      child.removeAllListeners("error");
+      child.once("error", (err: NodeJS.ErrnoException) => sink.fail(spawnErrorText(spec.file, err)));
+      return;
+    }
+    const result: DetachedExecResult = { pid: child.pid, output_file: outputFile };
+    sink.sendJson(FrameType.STDOUT, result);
+    sink.sendExit(0);
+    sink.end();
+  } catch (err) {
+    sink.fail(spawnErrorText(spec.file, err as NodeJS.ErrnoException));
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { FrameType, type ExecRequest } from "@bhatti/agent-protocol";
+import type { AgentContext } from "../agent-context.js";
+import type { ControlConnection } from "../server/control-connection.js";
+import {
+  CommandSpecError,
+  exitCodeOf,
+  resolveCommandSpec,
+  signalGroup,
+  spawnErrorText,
+} from "./command-spec.js";
+
+/**
+ * One-shot exec: EXEC_REQ → STDOUT/STDERR chunks → EXIT. While it runs the host may send
+ * STDIN (a half-close of its side closes the child's stdin) or KILL (SIGKILL to the group).
+ * If the host goes away before EXIT the group is SIGKILLed: nobody can read the result.
+ */
+export async function handleOneShotExec(
+  ctx: AgentContext,
+  conn: ControlConnection,
+  req: ExecRequest,
+): Promise<void> {
+  const { sink, reader, socket } = conn;
+  let spec: ReturnType<typeof resolveCommandSpec>;
+  try {
+    spec = resolveCommandSpec(ctx, req);
+  } catch (err) {
+    if (err instanceof CommandSpecError) return sink.fail(err.message);
+    throw err;
+  }
+
+  let child: ChildProcess;
+  try {
+    child = spawn(spec.file, spec.args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      // setsid(): the child leads its own process group, so KILL reaches grandchildren.
+      detached: true,
+      ...spec.credentials,
+    });
+  } catch (err) {
+    return sink.fail(spawnErrorText(spec.file, err as NodeJS.ErrnoException));
+  }
+
+  let finished = false;
+  const done = new Promise<void>((resolve) => {
+    child.once("error", (err: NodeJS.ErrnoException) => {
+      if (finished) return;
+      finished = true;
+      sink.fail(spawnErrorText(spec.file, err));
+      resolve();
+    });
+    // "close" fires after the process exited AND its stdout/stderr reached EOF, so every
+    // output frame is queued before EXIT.
+    child.once("close", (code, signal) => {
+      if (finished) return;
+      finished = true;
+      const exit = exitCodeOf(code, signal);
+      const report = () => {
+        sink.sendExit(exit);
+        sink.end();
+        resolve();
+      };
+      if (req.sync === true) void flushFileSystems().then(report);
+      else report();
+    });
+  });
+
+  const pump = (stream: NodeJS.ReadableStream | null, type: number) => {
+    if (stream === null) return;
+    stream.on("data", (chunk: Buffer) => {
+      if (!sink.send(type, chunk)) {
+        stream.pause();
+        void sink.drained().then(() => stream.resume());
+      }
+    });
+  };
+  pump(child.stdout, FrameType.STDOUT);
+  pump(child.stderr, FrameType.STDERR);
+  child.stdin?.on("error", () => {
+    // EPIPE: the child closed its stdin; extra input is dropped.
+  });
+
+  const onHostGone = () => {
+    if (!finished) signalGroup(child.pid, "SIGKILL");
+  };
+  socket.once("close", onHostGone);
+
+  // Host → child: STDIN and KILL until the host half-closes or the command ends.
+  void (async () => {
+    for (;;) {
+      let frame: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        frame = await reader.read();
+      } catch {
+        onHostGone();
+        return;
+      }
+      if (frame === null) {
+        child.stdin?.end();
+        return;
+      }
+      if (frame.type === FrameType.STDIN) {
+        const stdin = child.stdin;
+        if (stdin !== null && frame.payload.byteLength > 0 && !stdin.write(frame.payload)) {
+          await new Promise((resolve) => {
+            stdin.once("drain", resolve);
+            stdin.once("close", resolve);
+          });
+        }
+      } else if (frame.type === FrameType.KILL) {
+        signalGroup(child.pid, "SIGKILL");
+      }
+      // Other types are ignored, as in v1.
+      if (finished) return;
+    }
+  })();
+
+  await done;
+  socket.off("close", onHostGone);
+}
+
+/** sync(2) has no Node binding; the `sync` program does the same. Best effort, 10 s at most. */
+function flushFileSystems(): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      const proc = spawn("sync", { stdio: "ignore", timeout: 10_000 });
+      proc.once("error", () => resolve());
+      proc.once("close", () => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,90 @@
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
+
+/** Who a command runs as. */
+export interface ExecIdentity {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+export const ROOT_IDENTITY: ExecIdentity = { name: "root", uid: 0, gid: 0, home: "/root" };
+
+/** Looks a user up in `<root>/etc/passwd` (no NSS: images may have no libc at all). */
+export function lookupUser(name: string, passwdPath = "/etc/passwd"): ExecIdentity | undefined {
+  let text: string;
+  try {
+    text = readFileSync(passwdPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    if (fields[0] !== name || fields.length < 6) continue;
+    const uid = Number(fields[2]);
+    const gid = Number(fields[3]);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) return undefined;
+    return { name, uid, gid, home: fields[5] || "/" };
+  }
+  return undefined;
+}
+
+/** The identity of the agent process itself (standalone mode without --user). */
+export function currentIdentity(): ExecIdentity {
+  const info = userInfo();
+  return { name: info.username, uid: info.uid, gid: info.gid, home: process.env["HOME"] ?? info.homedir };
+}
+
+/**
+ * spawn() options that switch to `identity`, or none when the agent already runs as it
+ * (an unprivileged agent cannot switch, and need not).
+ */
+export function credentialsFor(identity: ExecIdentity): { uid: number; gid: number } | undefined {
+  const self = process.getuid?.();
+  if (self === identity.uid) return undefined;
+  return { uid: identity.uid, gid: identity.gid };
+}
+
+export function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The working directory of a command that names none: workdir, else home, else "/". */
+export function defaultCwd(workdir: string, identity: ExecIdentity): string {
+  if (isDirectory(workdir)) return workdir;
+  if (existsSync(identity.home) && isDirectory(identity.home)) return identity.home;
+  return "/";
+}
+
+const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The environment of a command, in layers where a later one wins: the inherited base
+ * (standalone mode only), the defaults (PATH, TERM, HOME, USER, LANG), the boot config's env
+ * and secrets, then the request's env.
+ */
+export function buildCommandEnv(
+  base: Readonly<Record<string, string | undefined>>,
+  identity: ExecIdentity,
+  configEnv: Readonly<Record<string, string>>,
+  requestEnv: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined) env[k] = v;
+  env["PATH"] ??= DEFAULT_PATH;
+  env["TERM"] = "xterm-256color";
+  env["HOME"] = identity.home;
+  env["USER"] = identity.name;
+  env["LOGNAME"] = identity.name;
+  env["LANG"] ??= "en_US.UTF-8";
+  Object.assign(env, configEnv);
+  if (requestEnv !== undefined) {
+    for (const [k, v] of Object.entries(requestEnv)) if (typeof v === "string") env[k] = v;
+  }
+  return env;
+}

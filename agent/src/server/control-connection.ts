@@ -1,0 +1,10 @@
+import type { Socket } from "node:net";
+import type { FrameReader } from "@bhatti/agent-protocol";
+import type { FrameSink } from "./frame-sink.js";
+
+/** An authenticated control connection, after its request frame has been read. */
+export interface ControlConnection {
+  socket: Socket;
+  reader: FrameReader;
+  sink: FrameSink;
+}

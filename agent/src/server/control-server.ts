@@ -1,0 +1,143 @@
+import { createServer, type Server, type Socket } from "node:net";
+import {
+  AgentLimits,
+  ErrorText,
+  FrameError,
+  FrameReader,
+  FrameType,
+  errorTextFor,
+  unexpectedFrameText,
+  type ExecRequest,
+  type Frame,
+} from "@bhatti/agent-protocol";
+import type { AgentContext } from "../agent-context.js";
+import { handleDetachedExec } from "../exec/detached-exec.js";
+import { handleOneShotExec } from "../exec/oneshot-exec.js";
+import { handleFileList } from "../files/file-list.js";
+import { handleFileRead } from "../files/file-read.js";
+import { handleFileStat } from "../files/file-stat.js";
+import { handleFileWrite } from "../files/file-write.js";
+import { describeJsonError, parseJsonObject } from "../files/request-json.js";
+import {
+  handleAttach,
+  handleNewSession,
+  handleSessionKill,
+  handleSessionList,
+} from "../sessions/session-handlers.js";
+import { authenticate } from "./authenticate.js";
+import type { ControlConnection } from "./control-connection.js";
+import { FrameSink } from "./frame-sink.js";
+
+export interface ControlServerOptions {
+  maxConnections?: number;
+}
+
+/** The control port (1024): one operation per connection, at most 50 connections at once. */
+export function createControlServer(ctx: AgentContext, options: ControlServerOptions = {}): Server {
+  const maxConnections = options.maxConnections ?? AgentLimits.maxControlConnections;
+  let active = 0;
+  return createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    socket.on("error", () => {
+      // Reset by the peer; the handlers see the close.
+    });
+    active++;
+    socket.once("close", () => active--);
+    if (active > maxConnections) {
+      new FrameSink(socket).fail(ErrorText.connectionLimit);
+      return;
+    }
+    serveControlConnection(ctx, socket).catch((err: unknown) => {
+      ctx.log.error("control connection failed", { error: err as Error });
+      if (!socket.destroyed) new FrameSink(socket).fail(`internal error: ${(err as Error).message}`);
+    });
+  });
+}
+
+async function serveControlConnection(ctx: AgentContext, socket: Socket): Promise<void> {
+  const reader = new FrameReader(socket);
+  const sink = new FrameSink(socket);
+  if (!(await authenticate(reader, sink, ctx.token, ctx.authTimeoutMs))) return;
+
+  let frame: Frame | null;
+  try {
+    frame = await reader.read();
+  } catch (err) {
+    // An invalid frame (zero or oversize length, EOF inside a frame): say why, then close.
+    if (err instanceof FrameError) sink.fail(err.message);
+    else socket.destroy();
+    return;
+  }
+  if (frame === null) {
+    sink.end();
+    return;
+  }
+  await dispatch(ctx, { socket, reader, sink }, frame);
+}
+
+async function dispatch(ctx: AgentContext, conn: ControlConnection, frame: Frame): Promise<void> {
+  const { sink } = conn;
+  switch (frame.type) {
+    case FrameType.EXEC_REQ: {
+      ctx.activity.touch();
+      let req: ExecRequest;
+      try {
+        req = parseExecRequest(frame.payload);
+      } catch (err) {
+        return sink.fail(errorTextFor.badExecRequest(describeJsonError(err)));
+      }
+      if (typeof req.session_id === "string")
+        return handleAttach(ctx, conn, req.session_id, req.if_detached === true);
+      if (req.argv.length === 0) return sink.fail(ErrorText.emptyArgv);
+      if (req.detach === true) return handleDetachedExec(ctx, conn, req);
+      if (req.tty === true || req.session === true) return handleNewSession(ctx, conn, req);
+      return handleOneShotExec(ctx, conn, req);
+    }
+    case FrameType.EXEC_LIST_REQ:
+      return handleSessionList(ctx, sink);
+    case FrameType.ACTIVITY_REQ:
+      sink.sendJson(FrameType.ACTIVITY_RESP, ctx.sessions.activity(ctx.activity.lastActivityUnix));
+      return sink.end();
+    case FrameType.EXEC_KILL: {
+      let sessionId: unknown;
+      try {
+        sessionId = parseJsonObject(frame.payload)["session_id"];
+      } catch {
+        return sink.fail(ErrorText.badKillRequest);
+      }
+      return handleSessionKill(ctx, sink, sessionId);
+    }
+    case FrameType.FILE_READ_REQ:
+      ctx.activity.touch();
+      return handleFileRead(conn, frame.payload);
+    case FrameType.FILE_WRITE_REQ:
+      ctx.activity.touch();
+      return handleFileWrite(conn, frame.payload, ctx.user);
+    case FrameType.FILE_STAT_REQ:
+      return handleFileStat(sink, frame.payload);
+    case FrameType.FILE_LS_REQ:
+      return handleFileList(sink, frame.payload);
+    default:
+      return sink.fail(unexpectedFrameText(frame.type));
+  }
+}
+
+/** Validates the shape of an EXEC_REQ; a missing argv is an empty one (v1). */
+function parseExecRequest(payload: Uint8Array): ExecRequest {
+  const raw = parseJsonObject(payload);
+  const argv = raw["argv"] ?? [];
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === "string")) {
+    throw new TypeError("argv must be an array of strings");
+  }
+  const env = raw["env"];
+  if (env !== undefined && env !== null && (typeof env !== "object" || Array.isArray(env))) {
+    throw new TypeError("env must be an object of strings");
+  }
+  if (
+    raw["session_id"] !== undefined &&
+    raw["session_id"] !== null &&
+    typeof raw["session_id"] !== "string"
+  ) {
+    throw new TypeError("session_id must be a string");
+  }
+  return { ...(raw as Partial<ExecRequest>), argv } as ExecRequest;
+}

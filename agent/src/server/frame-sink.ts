@@ -1,0 +1,64 @@
+import type { Socket } from "node:net";
+import { FrameType, encodeExitPayload, encodeFrame, encodeJsonFrame } from "@bhatti/agent-protocol";
+
+/**
+ * The writing half of one connection. Each frame is one pre-built buffer and one
+ * socket.write(), and Node queues writes in call order, so frames from different producers
+ * (stdout and stderr pumps) never interleave.
+ */
+export class FrameSink {
+  constructor(readonly socket: Socket) {}
+
+  get closed(): boolean {
+    return this.socket.destroyed || this.socket.writableEnded;
+  }
+
+  /** Queues a frame; false when the socket buffer is full (see `drained`). */
+  send(type: number, payload?: Uint8Array | string): boolean {
+    if (this.closed) return false;
+    return this.socket.write(encodeFrame(type, payload));
+  }
+
+  sendJson(type: number, value: unknown): boolean {
+    if (this.closed) return false;
+    return this.socket.write(encodeJsonFrame(type, value));
+  }
+
+  sendExit(code: number): boolean {
+    return this.send(FrameType.EXIT, encodeExitPayload(code));
+  }
+
+  sendError(message: string): boolean {
+    return this.send(FrameType.ERROR, message);
+  }
+
+  /** Resolves once buffered frames have been handed to the kernel (or the socket died). */
+  drained(): Promise<void> {
+    if (this.closed || !this.socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+  }
+
+  /** Sends an ERROR frame and closes the connection after it is flushed. */
+  fail(message: string): void {
+    this.sendError(message);
+    this.end();
+  }
+
+  /** Closes our side once queued frames are flushed; the socket is destroyed when the peer is done too. */
+  end(): void {
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    // A peer that never closes its side must not keep the socket (and its connection slot) forever.
+    const timer = setTimeout(() => this.socket.destroy(), 2_000);
+    timer.unref();
+    this.socket.once("close", () => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,79 @@
+import type { AddressInfo, Server } from "node:net";
+import { AgentLimits } from "@bhatti/agent-protocol";
+import { ActivityClock } from "./activity.js";
+import type { AgentContext } from "./agent-context.js";
+import type { ExecIdentity } from "./identity.js";
+import type { AgentLogger } from "./logger.js";
+import { createControlServer } from "./server/control-server.js";
+import { createForwardServer } from "./server/forward-server.js";
+import { SessionRegistry } from "./sessions/session-registry.js";
+
+export interface AgentOptions {
+  token: string;
+  user: ExecIdentity;
+  allowRoot: boolean;
+  workdir: string;
+  baseEnv: Readonly<Record<string, string | undefined>>;
+  configEnv: Readonly<Record<string, string>>;
+  control: { host: string; port: number };
+  forward: { host: string; port: number };
+  authTimeoutMs?: number;
+  log: AgentLogger;
+}
+
+export interface RunningAgent {
+  ctx: AgentContext;
+  controlAddress: AddressInfo;
+  forwardAddress: AddressInfo;
+  /** Stops listening and kills every session's process group. */
+  close(): Promise<void>;
+}
+
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const activity = new ActivityClock();
+  const ctx: AgentContext = {
+    token: options.token,
+    authTimeoutMs: options.authTimeoutMs ?? AgentLimits.authTimeoutMs,
+    user: options.user,
+    allowRoot: options.allowRoot,
+    workdir: options.workdir,
+    baseEnv: options.baseEnv,
+    configEnv: options.configEnv,
+    activity,
+    sessions: new SessionRegistry({ activity }),
+    log: options.log,
+  };
+  const control = createControlServer(ctx);
+  const forward = createForwardServer(ctx);
+  try {
+    await listen(control, options.control);
+    await listen(forward, options.forward);
+  } catch (err) {
+    control.close();
+    forward.close();
+    throw err;
+  }
+  return {
+    ctx,
+    controlAddress: control.address() as AddressInfo,
+    forwardAddress: forward.address() as AddressInfo,
+    close: async () => {
+      ctx.sessions.disposeAll();
+      await Promise.all([closeServer(control), closeServer(forward)]);
+    },
+  };
+}
+
+function listen(server: Server, at: { host: string; port: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ host: at.host, port: at.port, backlog: 511 }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}

@@ -1,0 +1,56 @@
+/**
+ * Frame type bytes of the host↔guest protocol. The values are fixed by bhatti v1; new
+ * features get new codes, never reuse old ones. Host readers skip types they do not know.
+ */
+export const FrameType = {
+  STDIN: 0x01,
+  STDOUT: 0x02,
+  STDERR: 0x03,
+  RESIZE: 0x04,
+  EXIT: 0x05,
+  ERROR: 0x06,
+  KILL: 0x07,
+  EXEC_REQ: 0x10,
+  AUTH: 0x11,
+  CONFIG_REQ: 0x12,
+  CONFIG_RESP: 0x13,
+  FWD_REQ: 0x20,
+  FWD_RESP: 0x21,
+  EXEC_LIST_REQ: 0x30,
+  EXEC_LIST_RESP: 0x31,
+  EXEC_KILL: 0x32,
+  SESSION_INFO: 0x33,
+  ACTIVITY_REQ: 0x40,
+  ACTIVITY_RESP: 0x41,
+  FILE_READ_REQ: 0x50,
+  FILE_READ_RESP: 0x51,
+  FILE_WRITE_REQ: 0x52,
+  FILE_WRITE_RESP: 0x53,
+  FILE_STAT_REQ: 0x54,
+  FILE_STAT_RESP: 0x55,
+  FILE_LS_REQ: 0x56,
+  FILE_LS_RESP: 0x57,
+  SYSTEMCTL_REQ: 0x60,
+  SYSTEMCTL_RESP: 0x61,
+} as const;
+
+export type FrameTypeName = keyof typeof FrameType;
+export type FrameTypeCode = (typeof FrameType)[FrameTypeName];
+
+const namesByCode = new Map<number, FrameTypeName>(
+  Object.entries(FrameType).map(([name, code]) => [code, name as FrameTypeName]),
+);
+
+/** The symbolic name of a type byte, or `0xNN` for one this version does not know. */
+export function frameTypeName(code: number): string {
+  return namesByCode.get(code) ?? formatTypeByte(code);
+}
+
+/** Formats a type byte the way error texts show it: `0x0a`. */
+export function formatTypeByte(code: number): string {
+  return `0x${code.toString(16).padStart(2, "0")}`;
+}
+
+/** The well-known TCP ports of the agent inside a sandbox. */
+export const AGENT_CONTROL_PORT = 1024;
+export const AGENT_FORWARD_PORT = 1025;

@@ -1,0 +1,52 @@
+export {
+  AGENT_CONTROL_PORT,
+  AGENT_FORWARD_PORT,
+  FrameType,
+  formatTypeByte,
+  frameTypeName,
+  type FrameTypeCode,
+  type FrameTypeName,
+} from "./frame-types.js";
+export {
+  FRAME_HEADER_SIZE,
+  FrameDecoder,
+  FrameError,
+  MAX_FRAME_SIZE,
+  MAX_PAYLOAD_SIZE,
+  decodeExitPayload,
+  decodeResizePayload,
+  encodeExitPayload,
+  encodeFrame,
+  encodeJsonFrame,
+  encodeResizePayload,
+  tryParseFrame,
+  unexpectedFrameText,
+  type Frame,
+  type FrameErrorKind,
+  type ParsedFrame,
+  type TerminalSize,
+} from "./frame-codec.js";
+export { FrameReadTimeoutError, FrameReader, type FrameReaderOptions } from "./frame-reader.js";
+export type {
+  ActivityInfo,
+  DetachedExecResult,
+  ExecKillRequest,
+  ExecRequest,
+  FileInfo,
+  FilePathRequest,
+  FileReadRequest,
+  FileReadResponse,
+  FileWriteRequest,
+  ForwardRequest,
+  ForwardResponse,
+  SessionInfo,
+  StatusResponse,
+} from "./schemas.js";
+export { AgentLimits, ErrorText, errorTextFor } from "./error-texts.js";
+export {
+  DEFAULT_SANDBOX_USER,
+  DEFAULT_WORKDIR,
+  type AgentBootConfig,
+  type AgentBootFile,
+  type AgentBootUser,
+} from "./boot-config.js";
