@@ -1,5 +1,11 @@
-import { ConfigError, type ServerConfig, createLogger, installShutdown, loadConfig } from "@bhatti/runtime";
-import { parseListenAddress } from "./listen-address.js";
+import {
+  ConfigError,
+  type ServerConfig,
+  createLogger,
+  installShutdown,
+  loadConfig,
+  parseListenAddress,
+} from "@bhatti/runtime";
 import { createGateway } from "./server.js";
 
 // The gateway process: the public REST + Connect API on `listen` (HTTP/1.1).

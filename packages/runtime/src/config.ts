@@ -293,11 +293,25 @@ export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
   return { config: values as ServerConfig, file: fileRead, rest };
 }
 
+export interface ConfigToFlagsOptions {
+  /**
+   * Only keys whose value differs from the default. A child started with these flags,
+   * `--config=/dev/null` and no `BHATTI_<KEY>` variables gets exactly this config.
+   */
+  changedOnly?: boolean;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((v, i) => v === b[i]);
+  return a === b;
+}
+
 /** The configuration as flags, so a supervisor can hand its resolved config to children. */
-export function configToFlags(config: ServerConfig): string[] {
+export function configToFlags(config: ServerConfig, options: ConfigToFlagsOptions = {}): string[] {
   const out: string[] = [];
   for (const key of keyNames) {
     const value = config[key];
+    if (options.changedOnly === true && sameValue(value, configKeys[key].default)) continue;
     out.push(`${flagNameOf(key)}=${Array.isArray(value) ? value.join(",") : String(value)}`);
   }
   return out;

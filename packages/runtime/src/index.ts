@@ -25,6 +25,7 @@ export {
   parseDurationMs,
   renderConfigReference,
   type ConfigKey,
+  type ConfigToFlagsOptions,
   type LoadConfigOptions,
   type LoadedConfig,
   type ServerConfig,
@@ -53,3 +54,4 @@ export {
   type ServiceContext,
   type ServiceDefinition,
 } from "./service-main.js";
+export { parseListenAddress, type ListenAddress } from "./listen-address.js";

@@ -1,4 +1,4 @@
-import { ConfigError } from "@bhatti/runtime";
+import { ConfigError } from "./config.js";
 
 export interface ListenAddress {
   readonly host: string;
