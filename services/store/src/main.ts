@@ -4,6 +4,7 @@ import { apiUrlFromListen, writeClientConfig } from "./adapters/client-config-fi
 import { DatabaseRefusedError } from "./adapters/sqlite-database.js";
 import { createAddressHandlers } from "./api/address-handlers.js";
 import { createEventHandlers } from "./api/event-handlers.js";
+import { createSandboxHandlers } from "./api/sandbox-handlers.js";
 import { createUserHandlers } from "./api/user-handlers.js";
 import { type Store, openStore } from "./store.js";
 
@@ -43,6 +44,7 @@ await runService({
         ...createAddressHandlers(store.addresses),
         ...createUserHandlers(store.users),
         ...createEventHandlers(store.events, store.users),
+        ...createSandboxHandlers(store.sandboxes),
       });
   },
 });

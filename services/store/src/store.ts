@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { type SqliteDatabase, openStoreDatabase } from "./adapters/sqlite-database.js";
 import { type AddressBook, createAddressBook } from "./domain/addresses.js";
 import { type EventLog, createEventLog } from "./domain/events.js";
+import { type SandboxRegistry, createSandboxRegistry } from "./domain/sandboxes.js";
 import { type UserDirectory, createUserDirectory } from "./domain/users.js";
 
 export interface StoreOptions {
@@ -15,6 +16,7 @@ export interface Store {
   readonly addresses: AddressBook;
   readonly events: EventLog;
   readonly users: UserDirectory;
+  readonly sandboxes: SandboxRegistry;
   close(): void;
 }
 
@@ -34,6 +36,7 @@ export function openStore(options: StoreOptions): Store {
     addresses,
     events,
     users,
+    sandboxes: createSandboxRegistry(db, users, events, addresses),
     close: () => db.close(),
   };
 }

@@ -107,15 +107,18 @@ export function createEventLog(db: SqliteDatabase): EventLog {
     query(q) {
       const where: string[] = [];
       const args: (string | number)[] = [];
-      if (q.since) where.push("ts >= ?"), args.push(q.since);
-      if (q.until) where.push("ts < ?"), args.push(q.until);
+      const add = (clause: string, value: string | number) => {
+        where.push(clause);
+        args.push(value);
+      };
+      if (q.since) add("ts >= ?", q.since);
+      if (q.until) add("ts < ?", q.until);
       if (q.typePrefix) {
         // Escaped LIKE so "_" in a type is literal; "thermal." matches thermal.pause etc.
-        where.push("type LIKE ? ESCAPE '\\'");
-        args.push(`${q.typePrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+        add("type LIKE ? ESCAPE '\\'", `${q.typePrefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
       }
-      if (q.userId) where.push("user_id = ?"), args.push(q.userId);
-      if (q.sandboxId) where.push("sandbox_id = ?"), args.push(q.sandboxId);
+      if (q.userId) add("user_id = ?", q.userId);
+      if (q.sandboxId) add("sandbox_id = ?", q.sandboxId);
       const filter = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
       const total = (db.prepare(`SELECT count(*) AS n FROM events ${filter}`).get(...args) as { n: number })
         .n;
