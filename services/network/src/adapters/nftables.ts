@@ -1,0 +1,219 @@
+import type { EgressPolicy } from "../domain/egress-policy.js";
+import { ALWAYS_DENIED_RANGES, type Cidr, PRIVATE_RANGES, formatCidr } from "../domain/ipv4.js";
+import { runChecked } from "./command.js";
+
+/**
+ * The product's own nftables tables: `table inet bhatti` (filter + NAT) and
+ * `table bridge bhatti` (anti-spoofing on sandbox ports). Every rule matches the product's
+ * bridges or ports, chains have policy accept, and nothing else is ever touched. The rule
+ * set is fixed; sandboxes and users are set elements, so attaching a sandbox never adds a
+ * rule and the rule count does not grow with the number of sandboxes.
+ */
+export const NFT_TABLE = "bhatti";
+
+export interface UserElements {
+  bridge: string;
+  /** Dotted gateway address on the bridge. */
+  gateway: string;
+}
+
+export interface SandboxElements {
+  /** Host-side bridge port: the veth or the TAP. */
+  port: string;
+  address: string;
+  policy: EgressPolicy;
+}
+
+const q = (name: string) => JSON.stringify(name);
+const ranges = (cidrs: readonly Cidr[]) => cidrs.map(formatCidr).join(", ");
+
+/** The whole rule set; loaded atomically (an existing product table is replaced). */
+export function baseRuleset(poolCidr: string): string {
+  return `table inet ${NFT_TABLE} {
+  set bridges { type ifname; }
+  set bridge_gateways { type ifname . ipv4_addr; }
+  set same_bridge { type ifname . ifname; }
+  set always_denied { type ipv4_addr; flags interval; elements = { ${ranges(ALWAYS_DENIED_RANGES)} } }
+  set private_ranges { type ipv4_addr; flags interval; elements = { ${ranges(PRIVATE_RANGES)} } }
+  set deny_all { type ipv4_addr; }
+  set allow_list { type ipv4_addr; }
+  set allowed_cidrs { type ipv4_addr . ipv4_addr; flags interval; }
+  set allowed_names { type ipv4_addr . ipv4_addr; flags timeout; }
+
+  chain forward {
+    type filter hook forward priority filter; policy accept;
+    iifname @bridges jump from_sandbox
+    oifname @bridges jump to_sandbox
+  }
+  chain from_sandbox {
+    iifname . oifname @same_bridge accept
+    oifname @bridges drop
+    meta nfproto ipv6 drop
+    ip saddr @deny_all drop
+    ip daddr @always_denied drop
+    ct state established,related accept
+    ip saddr . ip daddr @allowed_cidrs accept
+    ip saddr . ip daddr @allowed_names accept
+    ip saddr @allow_list drop
+    ip daddr @private_ranges drop
+    accept
+  }
+  chain to_sandbox {
+    ct state established,related accept
+    drop
+  }
+  chain input {
+    type filter hook input priority filter; policy accept;
+    iifname @bridges jump sandbox_to_host
+  }
+  chain sandbox_to_host {
+    ct state established,related accept
+    iifname . ip daddr @bridge_gateways udp dport 53 accept
+    iifname . ip daddr @bridge_gateways tcp dport 53 accept
+    iifname . ip daddr @bridge_gateways icmp type echo-request accept
+    drop
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr ${poolCidr} oifname != @bridges masquerade
+  }
+}
+table bridge ${NFT_TABLE} {
+  set ports { type ifname; }
+  set port_addresses { type ifname . ipv4_addr; }
+  chain prerouting {
+    type filter hook prerouting priority filter; policy accept;
+    iifname @ports jump from_port
+  }
+  chain from_port {
+    iifname . ip saddr @port_addresses return
+    iifname . arp saddr ip @port_addresses return
+    arp saddr ip 0.0.0.0 return
+    drop
+  }
+}`;
+}
+
+type Op = "add" | "delete";
+
+function element(op: Op, family: "inet" | "bridge", set: string, value: string): string {
+  return `${op} element ${family} ${NFT_TABLE} ${set} { ${value} }`;
+}
+
+/**
+ * Idempotent removal: adding an element that exists is a no-op, so "add then delete" in one
+ * transaction removes it whether or not it was there (nft 1.0.6 has no `destroy`).
+ */
+function remove(family: "inet" | "bridge", set: string, value: string): string[] {
+  return [element("add", family, set, value), element("delete", family, set, value)];
+}
+
+function userLines(op: Op, u: UserElements): string[] {
+  const items: ["inet", string, string][] = [
+    ["inet", "bridges", q(u.bridge)],
+    ["inet", "bridge_gateways", `${q(u.bridge)} . ${u.gateway}`],
+    ["inet", "same_bridge", `${q(u.bridge)} . ${q(u.bridge)}`],
+  ];
+  return items.flatMap(([f, s, v]) => (op === "add" ? [element("add", f, s, v)] : remove(f, s, v)));
+}
+
+function policyItems(address: string, policy: EgressPolicy): ["inet", string, string][] {
+  if (policy.mode === "deny-all") return [["inet", "deny_all", address]];
+  if (policy.mode === "allow-all") return [];
+  return [
+    ["inet", "allow_list", address],
+    ...policy.cidrs.map((c): ["inet", string, string] => [
+      "inet",
+      "allowed_cidrs",
+      `${address} . ${formatCidr(c)}`,
+    ]),
+  ];
+}
+
+function sandboxItems(s: SandboxElements): ["inet" | "bridge", string, string][] {
+  return [
+    ["bridge", "ports", q(s.port)],
+    ["bridge", "port_addresses", `${q(s.port)} . ${s.address}`],
+    ...policyItems(s.address, s.policy),
+  ];
+}
+
+export const nftScripts = {
+  /** Atomically replaces the product tables and fills them. */
+  load(poolCidr: string, users: readonly UserElements[], sandboxes: readonly SandboxElements[]): string {
+    return [
+      // Declaring then deleting makes the delete succeed on a first start too.
+      `add table inet ${NFT_TABLE}`,
+      `delete table inet ${NFT_TABLE}`,
+      `add table bridge ${NFT_TABLE}`,
+      `delete table bridge ${NFT_TABLE}`,
+      baseRuleset(poolCidr),
+      ...users.flatMap((u) => userLines("add", u)),
+      ...sandboxes.flatMap((s) => sandboxItems(s).map(([f, set, v]) => element("add", f, set, v))),
+    ].join("\n");
+  },
+  addUser: (u: UserElements): string => userLines("add", u).join("\n"),
+  removeUser: (u: UserElements): string => userLines("delete", u).join("\n"),
+  addSandbox: (s: SandboxElements): string =>
+    sandboxItems(s)
+      .map(([f, set, v]) => element("add", f, set, v))
+      .join("\n"),
+  /** Also forgets the addresses the resolver allowed for it (`resolved`). */
+  removeSandbox: (s: SandboxElements, resolved: readonly string[]): string =>
+    [
+      ...sandboxItems(s).flatMap(([f, set, v]) => remove(f, set, v)),
+      ...resolved.flatMap((ip) => remove("inet", "allowed_names", `${s.address} . ${ip}`)),
+    ].join("\n"),
+  replacePolicy: (
+    address: string,
+    from: EgressPolicy,
+    to: EgressPolicy,
+    resolved: readonly string[],
+  ): string =>
+    [
+      ...policyItems(address, from).flatMap(([f, set, v]) => remove(f, set, v)),
+      ...resolved.flatMap((ip) => remove("inet", "allowed_names", `${address} . ${ip}`)),
+      ...policyItems(address, to).map(([f, set, v]) => element("add", f, set, v)),
+    ].join("\n"),
+  /** Allows (or re-arms the timeout of) resolved addresses for one sandbox. */
+  allowResolved: (address: string, ips: readonly string[], timeoutSeconds: number): string =>
+    ips
+      .flatMap((ip) => [
+        ...remove("inet", "allowed_names", `${address} . ${ip}`),
+        element("add", "inet", "allowed_names", `${address} . ${ip} timeout ${timeoutSeconds}s`),
+      ])
+      .join("\n"),
+};
+
+export interface Nftables {
+  apply(script: string): Promise<void>;
+  /** Whether the product's inet table exists (for Health). */
+  tablePresent(): Promise<boolean>;
+  /** Rule and element counts of the product tables (benchmarks, Health). */
+  counts(): Promise<{ rules: number; elements: number }>;
+}
+
+export function createNftables(nftPath = "nft"): Nftables {
+  const list = (family: string) => runChecked(nftPath, ["-j", "list", "table", family, NFT_TABLE]);
+  return {
+    apply: (script) => runChecked(nftPath, ["-f", "-"], `${script}\n`).then(() => undefined),
+    tablePresent: () =>
+      list("inet").then(
+        () => true,
+        () => false,
+      ),
+    async counts() {
+      let rules = 0;
+      let elements = 0;
+      for (const family of ["inet", "bridge"]) {
+        const doc = JSON.parse(await list(family)) as { nftables: Record<string, { elem?: unknown[] }>[] };
+        for (const item of doc.nftables) {
+          if ("rule" in item) rules++;
+          const set = item["set"];
+          if (set !== undefined) elements += set.elem?.length ?? 0;
+        }
+      }
+      return { rules, elements };
+    },
+  };
+}
