@@ -1,10 +1,11 @@
 import * as http from "node:http";
 import { BHATTI_VERSION, type Logger, type ServerConfig, requestContextInterceptor } from "@bhatti/runtime";
+import { createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createRequestAuth } from "./auth/request-auth.js";
 import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
-import { createAuthInterceptor } from "./connect/auth-interceptor.js";
+import { createAuthInterceptor, remoteAddressKey } from "./connect/auth-interceptor.js";
 import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { createRestRouter } from "./rest/router.js";
@@ -26,17 +27,14 @@ export interface Gateway {
  */
 export function createGateway(config: ServerConfig, logger: Logger): Gateway {
   const clients = createServiceClients(config);
-  const lookup = createStoreApiKeyLookup(clients);
-  const auth = createRequestAuth(lookup === undefined ? undefined : createApiKeyAuthenticator(lookup));
-  if (!auth.enforced) {
-    logger.warn("the store has no AuthenticateApiKey RPC yet: every caller is treated as the local operator");
-  }
+  const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)));
   const context: GatewayContext = { config, logger, clients, auth, publicProcedures: new Set() };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);
   const connect = connectNodeAdapter({
     routes: (router) => registerConnectServices(router, context),
     interceptors: [requestContextInterceptor(logger), createAuthInterceptor(auth, context.publicProcedures)],
+    contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress ?? ""),
     fallback: (req, res) => void rest.handle(req as http.IncomingMessage, res as http.ServerResponse),
   });
   const server = http.createServer((req, res) => {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { registerAdminStatusCommand } from "./admin-status.js";
+import { registerServeCommand } from "./serve.js";
 import { registerVersionCommand } from "./version.js";
 
 /**
@@ -8,5 +9,6 @@ import { registerVersionCommand } from "./version.js";
  */
 export function registerCommands(program: Command): void {
   registerVersionCommand(program);
+  registerServeCommand(program);
   registerAdminStatusCommand(program);
 }

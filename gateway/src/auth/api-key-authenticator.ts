@@ -3,12 +3,23 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "./authenticated-user.js";
 import { INVALID_API_KEY } from "./bearer-token.js";
 
+/** Where a request came from, for the store's auth.failed event. */
+export interface RequestOrigin {
+  readonly remoteAddr: string;
+  readonly path: string;
+}
+
 /** Resolves an API key to its user, or undefined when no user has that key. */
-export type ApiKeyLookup = (apiKey: string) => Promise<AuthenticatedUser | undefined>;
+export type ApiKeyLookup = (
+  apiKey: string,
+  origin: RequestOrigin,
+) => Promise<{ user: AuthenticatedUser; keySha256: string } | undefined>;
 
 export interface ApiKeyAuthenticator {
   /** The key's user; throws Unauthenticated "invalid api key" for an unknown key. */
-  authenticate(apiKey: string): Promise<AuthenticatedUser>;
+  authenticate(apiKey: string, origin: RequestOrigin): Promise<AuthenticatedUser>;
+  /** Drops the cached entry of one key, by its hex SHA-256 (after a rotation). */
+  forgetKey(keySha256: string): void;
   /** Drops cached entries of one user (after a key rotation or deletion). */
   forgetUser(userId: string): void;
   /** Drops every cached entry. */
@@ -18,51 +29,49 @@ export interface ApiKeyAuthenticator {
 export interface ApiKeyAuthenticatorOptions {
   /** How long a valid key is trusted without asking the store again. */
   ttlMs?: number;
-  /** How long an unknown key is remembered as unknown, so guessing costs the store nothing. */
-  negativeTtlMs?: number;
   /** Bound on cached keys; the oldest entry goes first. */
   maxEntries?: number;
   now?: () => number;
 }
 
 interface CacheEntry {
-  readonly user: AuthenticatedUser | undefined;
+  readonly user: AuthenticatedUser;
   readonly expiresAt: number;
 }
 
 /**
- * Caches lookups by the key's SHA-256 (raw keys are never kept) and coalesces concurrent
- * lookups of the same key into one store call.
+ * Caches valid keys by their SHA-256 (raw keys are never kept) and coalesces concurrent
+ * lookups of the same key into one store call. Unknown keys are not cached: each attempt
+ * reaches the store, which records it as an auth.failed event.
  */
 export function createApiKeyAuthenticator(
   lookup: ApiKeyLookup,
   options: ApiKeyAuthenticatorOptions = {},
 ): ApiKeyAuthenticator {
   const ttlMs = options.ttlMs ?? 30_000;
-  const negativeTtlMs = options.negativeTtlMs ?? 2_000;
   const maxEntries = options.maxEntries ?? 10_000;
   const now = options.now ?? Date.now;
   const cache = new Map<string, CacheEntry>();
   const inFlight = new Map<string, Promise<AuthenticatedUser | undefined>>();
 
-  const remember = (digest: string, user: AuthenticatedUser | undefined) => {
+  const remember = (digest: string, user: AuthenticatedUser) => {
     cache.delete(digest);
     if (cache.size >= maxEntries) {
       const oldest = cache.keys().next().value;
       if (oldest !== undefined) cache.delete(oldest);
     }
-    cache.set(digest, { user, expiresAt: now() + (user === undefined ? negativeTtlMs : ttlMs) });
+    cache.set(digest, { user, expiresAt: now() + ttlMs });
   };
 
-  const resolve = async (apiKey: string): Promise<AuthenticatedUser | undefined> => {
+  const resolve = (apiKey: string, origin: RequestOrigin): Promise<AuthenticatedUser | undefined> => {
     const digest = createHash("sha256").update(apiKey).digest("hex");
     const hit = cache.get(digest);
-    if (hit !== undefined && hit.expiresAt > now()) return hit.user;
+    if (hit !== undefined && hit.expiresAt > now()) return Promise.resolve(hit.user);
     let pending = inFlight.get(digest);
     if (pending === undefined) {
-      pending = lookup(apiKey).then((user) => {
-        remember(digest, user);
-        return user;
+      pending = lookup(apiKey, origin).then((found) => {
+        if (found !== undefined) remember(digest, found.user);
+        return found?.user;
       });
       const settled = () => inFlight.delete(digest);
       pending.then(settled, settled);
@@ -72,13 +81,14 @@ export function createApiKeyAuthenticator(
   };
 
   return {
-    async authenticate(apiKey) {
-      const user = await resolve(apiKey);
+    async authenticate(apiKey, origin) {
+      const user = await resolve(apiKey, origin);
       if (user === undefined) throw new ConnectError(INVALID_API_KEY, Code.Unauthenticated);
       return user;
     },
+    forgetKey: (keySha256) => void cache.delete(keySha256),
     forgetUser(userId) {
-      for (const [digest, entry] of cache) if (entry.user?.id === userId) cache.delete(digest);
+      for (const [digest, entry] of cache) if (entry.user.id === userId) cache.delete(digest);
     },
     clear: () => cache.clear(),
   };

@@ -1,6 +1,10 @@
-/** The caller behind a valid API key, as the store describes it. */
+import type { User } from "@bhatti/proto";
+
+/** The caller behind a valid API key. */
 export interface AuthenticatedUser {
   readonly id: string;
   readonly name: string;
   readonly isAdmin: boolean;
+  /** The store's record (limits, subnet index...). */
+  readonly record: User;
 }

@@ -1,33 +1,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
-import type { AuthenticatedUser } from "./authenticated-user.js";
 import type { ApiKeyLookup } from "./api-key-authenticator.js";
 
-interface StoreUserShape {
-  id?: string;
-  name?: string;
-  isAdmin?: boolean;
-}
-
-type AuthenticateApiKeyCall = (request: { apiKey: string }) => Promise<{ user?: StoreUserShape }>;
-
-/**
- * Looks keys up through `StoreService.AuthenticateApiKey`. Returns undefined when the store's
- * API has no such RPC (the gateway then runs without authentication and says so loudly).
- */
-export function createStoreApiKeyLookup(clients: ServiceClients): ApiKeyLookup | undefined {
-  const call = (clients.store as unknown as Record<string, unknown>)["authenticateApiKey"];
-  if (typeof call !== "function") return undefined;
-  const authenticateApiKey = call as AuthenticateApiKeyCall;
-  return async (apiKey) => {
+/** Looks keys up through `StoreService.AuthenticateApiKey` (which also records auth.failed events). */
+export function createStoreApiKeyLookup(clients: ServiceClients): ApiKeyLookup {
+  return async (apiKey, origin) => {
     try {
-      const { user } = await authenticateApiKey({ apiKey });
-      if (user?.id === undefined || user.id === "") return undefined;
-      const found: AuthenticatedUser = { id: user.id, name: user.name ?? "", isAdmin: user.isAdmin === true };
-      return found;
+      const { user, keySha256 } = await clients.store.authenticateApiKey({
+        apiKey,
+        remoteAddr: origin.remoteAddr,
+        path: origin.path,
+      });
+      if (user === undefined || user.id === "") return undefined;
+      return { user: { id: user.id, name: user.name, isAdmin: user.isAdmin, record: user }, keySha256 };
     } catch (e) {
       const err = ConnectError.from(e);
-      if (err.code === Code.NotFound || err.code === Code.Unauthenticated) return undefined;
+      if (err.code === Code.Unauthenticated || err.code === Code.NotFound) return undefined;
       throw err;
     }
   };

@@ -1,9 +1,12 @@
-import { createContextKey, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { type HandlerContext, type Interceptor, createContextKey } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { RequestAuth } from "../auth/request-auth.js";
 
 const userKey = createContextKey<AuthenticatedUser | undefined>(undefined, { description: "bhatti user" });
+
+/** The peer address, set by the node adapter (see server.ts) for auth.failed events. */
+export const remoteAddressKey = createContextKey<string>("", { description: "remote address" });
 
 /** `package.Service/Method` of a method, the form the public-procedure list uses. */
 export function procedureName(method: DescMethod): string {
@@ -16,8 +19,12 @@ export function procedureName(method: DescMethod): string {
  */
 export function createAuthInterceptor(auth: RequestAuth, publicProcedures: ReadonlySet<string>): Interceptor {
   return (next) => async (req) => {
-    if (!publicProcedures.has(procedureName(req.method))) {
-      const user = await auth.authenticate(req.header.get("authorization"));
+    const procedure = procedureName(req.method);
+    if (!publicProcedures.has(procedure)) {
+      const user = await auth.authenticate(req.header.get("authorization"), {
+        remoteAddr: req.contextValues.get(remoteAddressKey),
+        path: `/${procedure}`,
+      });
       req.contextValues.set(userKey, user);
     }
     return next(req);

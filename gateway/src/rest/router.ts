@@ -103,7 +103,10 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
             (method === "HEAD" ? candidates.find((c) => c.route.method === "GET") : undefined);
           let user: AuthenticatedUser | undefined;
           if (found === undefined || !found.route.public) {
-            user = await gw.auth.authenticate(req.headers.authorization);
+            user = await gw.auth.authenticate(req.headers.authorization, {
+              remoteAddr: req.socket.remoteAddress ?? "",
+              path,
+            });
           }
           if (found === undefined) {
             if (candidates.length > 0) sendJson(res, 405, { error: "method not allowed" });
