@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
 import { applyBootConfig, bootEnv, bootUser, loadBootConfig } from "./boot-config-apply.js";
 import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
-import { currentIdentity, lookupUser, type ExecIdentity } from "./identity.js";
+import { currentIdentity, resolveUser, type ExecIdentity } from "./identity.js";
 import { createAgentLogger } from "./logger.js";
 import { spawnPtyProcess } from "./sessions/session-process.js";
 import { resolveCommandSpec } from "./exec/command-spec.js";
@@ -16,7 +16,7 @@ const log = createAgentLogger();
 function standaloneOptions(args: AgentArgs): AgentOptions {
   let user: ExecIdentity = currentIdentity();
   if (args.user !== undefined) {
-    const found = lookupUser(args.user);
+    const found = resolveUser(args.user);
     if (found === undefined) throw new UsageError(`unknown user ${args.user}`);
     if (process.getuid?.() !== 0 && found.uid !== process.getuid?.()) {
       throw new UsageError(`--user ${args.user} needs the agent to run as root`);

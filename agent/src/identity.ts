@@ -30,6 +30,32 @@ export function lookupUser(name: string, passwdPath = "/etc/passwd"): ExecIdenti
   return undefined;
 }
 
+/** A user by name, or numerically as "uid" or "uid:gid" (named from passwd when listed there). */
+export function resolveUser(spec: string, passwdPath = "/etc/passwd"): ExecIdentity | undefined {
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(spec);
+  if (numeric === null) return lookupUser(spec, passwdPath);
+  const uid = Number(numeric[1]);
+  const listed = lookupUserById(uid, passwdPath);
+  const gid = numeric[2] !== undefined ? Number(numeric[2]) : (listed?.gid ?? uid);
+  return { name: listed?.name ?? String(uid), uid, gid, home: listed?.home ?? "/" };
+}
+
+function lookupUserById(uid: number, passwdPath: string): ExecIdentity | undefined {
+  let text: string;
+  try {
+    text = readFileSync(passwdPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    if (fields.length >= 6 && Number(fields[2]) === uid && fields[0] !== undefined) {
+      return lookupUser(fields[0], passwdPath);
+    }
+  }
+  return undefined;
+}
+
 /** The identity of the agent process itself (standalone mode without --user). */
 export function currentIdentity(): ExecIdentity {
   const info = userInfo();

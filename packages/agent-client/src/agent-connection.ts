@@ -1,0 +1,189 @@
+import { connect, type Socket } from "node:net";
+import {
+  FrameReader,
+  FrameType,
+  encodeFrame,
+  encodeJsonFrame,
+  frameTypeName,
+  type Frame,
+} from "@bhatti/agent-protocol";
+import { AgentConnectionError, AgentError, abortError } from "./agent-error.js";
+
+/** Where an agent port listens: TCP (sandboxes) or a Unix socket. */
+export type AgentEndpoint = { host: string; port: number } | { path: string };
+
+export function describeEndpoint(endpoint: AgentEndpoint): string {
+  return "path" in endpoint ? endpoint.path : `${endpoint.host}:${endpoint.port}`;
+}
+
+const knownTypes = new Set<number>(Object.values(FrameType));
+
+/**
+ * One host-side connection to an agent port: frame writes (one buffer, one write each) and
+ * frame reads that skip types this version does not know (forward compatibility).
+ */
+export class AgentConnection {
+  private readonly reader: FrameReader;
+  private abortCleanup: (() => void) | undefined;
+  /** True once any frame arrived from the agent. */
+  receivedAny = false;
+
+  constructor(
+    readonly socket: Socket,
+    readonly endpoint: AgentEndpoint,
+  ) {
+    this.reader = new FrameReader(socket);
+    socket.on("error", () => {
+      // Surfaced through read().
+    });
+  }
+
+  get alive(): boolean {
+    return !this.socket.destroyed && !this.socket.readableEnded && !this.socket.writableEnded;
+  }
+
+  send(type: number, payload?: Uint8Array | string): boolean {
+    return this.socket.write(encodeFrame(type, payload));
+  }
+
+  sendJson(type: number, value: unknown): boolean {
+    return this.socket.write(encodeJsonFrame(type, value));
+  }
+
+  /** Waits until the socket buffer has room again. */
+  drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
+    });
+  }
+
+  /** The next known frame, or null at a clean EOF. Transport failures become AgentConnectionError. */
+  async read(): Promise<Frame | null> {
+    for (;;) {
+      let frame: Frame | null;
+      try {
+        frame = await this.reader.read();
+      } catch (err) {
+        throw this.translate(err);
+      }
+      if (frame === null) return null;
+      this.receivedAny = true;
+      if (knownTypes.has(frame.type)) return frame;
+    }
+  }
+
+  /** The next frame, which must exist; an ERROR frame becomes AgentError. */
+  async expect(): Promise<Frame> {
+    const frame = await this.read();
+    if (frame === null) {
+      throw new AgentConnectionError(
+        `agent at ${describeEndpoint(this.endpoint)} closed the connection early`,
+        {
+          code: "EOF",
+        },
+      );
+    }
+    if (frame.type === FrameType.ERROR) throw new AgentError(frame.payload.toString("utf8"));
+    return frame;
+  }
+
+  /** Reads a frame of `type` carrying JSON. */
+  async expectJson<T>(type: number): Promise<T> {
+    const frame = await this.expect();
+    if (frame.type !== type) throw this.unexpected(frame.type);
+    return JSON.parse(frame.payload.toString("utf8")) as T;
+  }
+
+  unexpected(type: number): AgentConnectionError {
+    this.close();
+    return new AgentConnectionError(`unexpected frame ${frameTypeName(type)} from the agent`);
+  }
+
+  /** Closes the write side only: for exec, the child's stdin reaches EOF. */
+  endInput(): void {
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  /** Ties the connection to an AbortSignal: aborting destroys the socket. */
+  bindSignal(signal: AbortSignal | undefined): void {
+    this.abortCleanup?.();
+    this.abortCleanup = undefined;
+    if (signal === undefined) return;
+    if (signal.aborted) {
+      this.socket.destroy(abortError(signal));
+      return;
+    }
+    const onAbort = () => this.socket.destroy(abortError(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.abortCleanup = () => signal.removeEventListener("abort", onAbort);
+  }
+
+  /** Removes the reader and returns bytes it had buffered (the start of a raw relay). */
+  detachReader(): Buffer {
+    return this.reader.detach();
+  }
+
+  close(): void {
+    this.abortCleanup?.();
+    this.abortCleanup = undefined;
+    this.socket.destroy();
+  }
+
+  private translate(err: unknown): Error {
+    if (err instanceof Error && (err.name === "AbortError" || err instanceof DOMException)) return err;
+    const e = err as NodeJS.ErrnoException;
+    return new AgentConnectionError(
+      `connection to agent at ${describeEndpoint(this.endpoint)} failed: ${e.message}`,
+      {
+        cause: err,
+        ...(e.code !== undefined ? { code: e.code } : {}),
+      },
+    );
+  }
+}
+
+/** Dials an agent port (no AUTH yet). */
+export function dialAgent(
+  endpoint: AgentEndpoint,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<AgentConnection> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const socket =
+      "path" in endpoint
+        ? connect({ path: endpoint.path, allowHalfOpen: true })
+        : connect({ host: endpoint.host, port: endpoint.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => fail(new Error(`connect timeout after ${timeoutMs} ms`)), timeoutMs);
+    const onAbort = () => fail(abortError(signal!));
+    signal?.addEventListener("abort", onAbort, { once: true });
+    function cleanup() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+    }
+    function fail(err: Error) {
+      cleanup();
+      socket.destroy();
+      if (err.name === "AbortError" || err instanceof DOMException) return reject(err);
+      reject(
+        new AgentConnectionError(`cannot connect to agent at ${describeEndpoint(endpoint)}: ${err.message}`, {
+          cause: err,
+        }),
+      );
+    }
+    const onError = (err: Error) => fail(err);
+    socket.once("error", onError);
+    socket.once("connect", () => {
+      cleanup();
+      resolve(new AgentConnection(socket, endpoint));
+    });
+  });
+}

@@ -1,0 +1,64 @@
+import { FrameType, decodeExitPayload } from "@bhatti/agent-protocol";
+import type { AgentConnection } from "./agent-connection.js";
+
+export type ExecEvent =
+  | { type: "stdout"; data: Buffer }
+  | { type: "stderr"; data: Buffer }
+  | { type: "exit"; exitCode: number };
+
+/**
+ * A running one-shot exec. Iterate it for output and the final exit event; write() feeds
+ * stdin, closeStdin() sends EOF (a half-close), kill() SIGKILLs the process group.
+ */
+export class ExecProcess implements AsyncIterable<ExecEvent> {
+  private finished = false;
+
+  constructor(private readonly conn: AgentConnection) {}
+
+  /** Sends stdin bytes; resolves when the socket can take more. */
+  async write(data: Uint8Array | string): Promise<void> {
+    const bytes = typeof data === "string" ? Buffer.from(data) : data;
+    for (let off = 0; off < bytes.byteLength; off += 512 * 1024) {
+      if (!this.conn.send(FrameType.STDIN, bytes.subarray(off, off + 512 * 1024))) await this.conn.drained();
+    }
+  }
+
+  closeStdin(): void {
+    this.conn.endInput();
+  }
+
+  kill(): void {
+    if (!this.finished && this.conn.alive) this.conn.send(FrameType.KILL);
+  }
+
+  /** Drops the connection; the agent then SIGKILLs the command. */
+  close(): void {
+    this.finished = true;
+    this.conn.close();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ExecEvent> {
+    try {
+      for (;;) {
+        const frame = await this.conn.expect();
+        switch (frame.type) {
+          case FrameType.STDOUT:
+            yield { type: "stdout", data: frame.payload };
+            break;
+          case FrameType.STDERR:
+            yield { type: "stderr", data: frame.payload };
+            break;
+          case FrameType.EXIT:
+            this.finished = true;
+            yield { type: "exit", exitCode: decodeExitPayload(frame.payload) ?? 1 };
+            return;
+          default:
+            throw this.conn.unexpected(frame.type);
+        }
+      }
+    } finally {
+      this.finished = true;
+      this.conn.close();
+    }
+  }
+}
