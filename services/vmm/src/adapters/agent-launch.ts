@@ -1,0 +1,54 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** Where the agent package is mounted inside every sandbox (read-only). */
+export const AGENT_MOUNT_POINT = "/.bhatti";
+/** Where the boot config dir is mounted; the agent deletes the file after reading it. */
+export const BOOT_CONFIG_MOUNT_POINT = "/.bhatti-boot";
+export const BOOT_CONFIG_PATH = `${BOOT_CONFIG_MOUNT_POINT}/config.json`;
+
+/**
+ * How the sandbox's first process is started. `agent`: tini-static as PID 1 running the Node
+ * agent from the read-only package (platform.md, "Running the Node-based agent in any image");
+ * the engine waits until the agent answers. `plain`: no agent, a sleeping shell as init (engine
+ * development only: nothing can exec through the agent, readiness = runsc says running).
+ */
+export type GuestInit =
+  | { kind: "agent"; packageDir: string; argv: (configPath: string) => string[] }
+  | { kind: "plain"; argv: () => string[] };
+
+/**
+ * The agent's launch argv inside the sandbox, through the package's own loader so the image
+ * needs neither Node nor glibc. Mirrors the agent package layout (agent/scripts/build-package.mjs).
+ */
+export function defaultAgentArgv(mountPoint: string, configPath: string): string[] {
+  return [
+    `${mountPoint}/tini-static`,
+    "-s",
+    "--",
+    `${mountPoint}/lib/ld-linux-x86-64.so.2`,
+    "--library-path",
+    `${mountPoint}/lib`,
+    `${mountPoint}/node`,
+    `${mountPoint}/agent.js`,
+    "--config",
+    configPath,
+  ];
+}
+
+export function createAgentInit(
+  packageDir: string,
+  argv: (mountPoint: string, configPath: string) => string[] = defaultAgentArgv,
+): GuestInit {
+  if (!existsSync(join(packageDir, "agent.js")) && !existsSync(join(packageDir, "node"))) {
+    throw new Error(`agent package ${packageDir} is missing (build it with agent/scripts/build-package.mjs)`);
+  }
+  return { kind: "agent", packageDir, argv: (configPath) => argv(AGENT_MOUNT_POINT, configPath) };
+}
+
+export function createPlainInit(): GuestInit {
+  return {
+    kind: "plain",
+    argv: () => ["/bin/sh", "-c", 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'],
+  };
+}

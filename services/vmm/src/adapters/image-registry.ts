@@ -1,0 +1,68 @@
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * Root filesystem images under `<state_dir>/images/<name>/`: `rootfs/` plus `image.json`,
+ * which the build scripts (images/<name>/build.sh) write last, so an image without it is
+ * incomplete and ignored.
+ */
+export interface ImageRecord {
+  name: string;
+  description: string;
+  sizeBytes: number;
+  builtAt: string;
+  source: string;
+  /** The unprivileged user of the image (uid 1000). */
+  user: string;
+  rootfs: string;
+}
+
+export interface ImageRegistry {
+  list(): ImageRecord[];
+  /** The image, or undefined if it is missing or incomplete. */
+  get(name: string): ImageRecord | undefined;
+  readonly dir: string;
+}
+
+const IMAGE_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export function createImageRegistry(imagesDir: string): ImageRegistry {
+  const read = (name: string): ImageRecord | undefined => {
+    if (!IMAGE_NAME.test(name)) return undefined;
+    const dir = join(imagesDir, name);
+    const rootfs = join(dir, "rootfs");
+    if (!existsSync(join(rootfs, "bin", "sh"))) return undefined;
+    let meta: Record<string, unknown>;
+    try {
+      meta = JSON.parse(readFileSync(join(dir, "image.json"), "utf8")) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+    const str = (k: string, d = "") => (typeof meta[k] === "string" ? (meta[k] as string) : d);
+    return {
+      name,
+      description: str("description"),
+      sizeBytes: typeof meta["size_bytes"] === "number" ? meta["size_bytes"] : 0,
+      builtAt: str("built_at"),
+      source: str("source"),
+      user: str("user", "lohar"),
+      rootfs,
+    };
+  };
+  return {
+    dir: imagesDir,
+    get: read,
+    list() {
+      let names: string[] = [];
+      try {
+        names = readdirSync(imagesDir);
+      } catch {
+        return [];
+      }
+      return names
+        .sort()
+        .map(read)
+        .filter((i): i is ImageRecord => i !== undefined);
+    },
+  };
+}

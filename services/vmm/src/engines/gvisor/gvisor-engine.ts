@@ -1,0 +1,707 @@
+import { randomBytes } from "node:crypto";
+import {
+  type Dirent,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { AgentBootConfig } from "@bhatti/agent-protocol";
+import type { Logger } from "@bhatti/runtime";
+import { waitAgentReady } from "../../adapters/agent-wire.js";
+import {
+  AGENT_MOUNT_POINT,
+  BOOT_CONFIG_MOUNT_POINT,
+  BOOT_CONFIG_PATH,
+  type GuestInit,
+} from "../../adapters/agent-launch.js";
+import { type SandboxCgroups, createSandboxCgroups } from "../../adapters/cgroups.js";
+import type { GuestDialer } from "../../adapters/guest-dialer.js";
+import { type ImageRegistry, createImageRegistry } from "../../adapters/image-registry.js";
+import { mountRootfs, unmountRootfs } from "../../adapters/rootfs.js";
+import { type Runsc, createRunsc } from "../../adapters/runsc.js";
+import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
+import type {
+  AdoptionReport,
+  AgentEndpoint,
+  EnsureHotResult,
+  Engine,
+  EngineEvent,
+  EngineHealth,
+  SandboxInfo,
+  SandboxSpec,
+  SandboxStats,
+  StartOptions,
+  ThermalState,
+} from "../../engine/engine.js";
+import { EngineError, isEngineError } from "../../engine/engine-error.js";
+import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
+import { createSingleFlight } from "../../engine/single-flight.js";
+import { validateSpec } from "../../engine/spec-validation.js";
+import { type SandboxLayout, sandboxLayout } from "./layout.js";
+import { buildOciSpec } from "./oci-spec.js";
+import { type GvisorSandboxRecord, readRecord, writeRecord } from "./sandbox-record.js";
+
+export interface GvisorEngineOptions {
+  /** Holds `sandboxes/`, `runsc/` (runsc's --root) and `images/`. */
+  stateDir: string;
+  runscPath: string;
+  /** tini, the reaping parent of each sandbox (default /usr/bin/tini). */
+  tiniPath?: string;
+  platform: "ptrace" | "systrap";
+  /** Parent of every sandbox cgroup ("bhatti"; tests use "bhatti-test/<run>"). */
+  cgroupParent: string;
+  network: SandboxNetwork;
+  dialer: GuestDialer;
+  init: GuestInit;
+  /** Warm = cgroup v2 freeze (default; measured faster) or `runsc pause`. */
+  warmMethod?: "freeze" | "runsc";
+  /** How long create and restore wait for the agent. */
+  readyTimeoutMs?: number;
+  /** Overrides `<stateDir>/images`. */
+  imagesDir?: string;
+  logger?: Logger;
+}
+
+const CONTROL_PORT = 1024;
+const FORWARD_PORT = 1025;
+
+interface Acquired {
+  dir: boolean;
+  mount: boolean;
+  network: boolean;
+  runsc: boolean;
+}
+
+export interface GvisorEngine extends Engine {
+  readonly runsc: Runsc;
+  readonly cgroups: SandboxCgroups;
+  readonly images: ImageRegistry;
+  readonly sandboxesDir: string;
+}
+
+export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
+  const sandboxesDir = join(options.stateDir, "sandboxes");
+  mkdirSync(sandboxesDir, { recursive: true, mode: 0o700 });
+  const runsc = createRunsc({
+    path: options.runscPath,
+    tiniPath: options.tiniPath ?? "/usr/bin/tini",
+    root: join(options.stateDir, "runsc"),
+    platform: options.platform,
+  });
+  const cgroups = createSandboxCgroups({ parent: options.cgroupParent });
+  const images = createImageRegistry(options.imagesDir ?? join(options.stateDir, "images"));
+  const warmMethod = options.warmMethod ?? "freeze";
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
+  const log = options.logger;
+  const serializer = createKeyedSerializer();
+  const wakes = createSingleFlight<EnsureHotResult>();
+  const sandboxes = new Map<string, GvisorSandboxRecord>();
+  const pending = new Set<string>();
+  const listeners = new Set<(e: EngineEvent) => void>();
+  let runscVersion: string | undefined;
+
+  const layoutOf = (id: string): SandboxLayout => sandboxLayout(sandboxesDir, id);
+
+  const emit = (
+    kind: EngineEvent["kind"],
+    r: { id: string; thermal: ThermalState },
+    durationMs = 0,
+    detail = "",
+  ) => {
+    const event: EngineEvent = {
+      kind,
+      sandboxId: r.id,
+      at: Date.now(),
+      thermal: r.thermal,
+      durationMs,
+      detail,
+    };
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch (e) {
+        log?.warn("event listener failed", { error: e });
+      }
+    }
+  };
+
+  const endpointOf = (r: GvisorSandboxRecord): AgentEndpoint => ({
+    host: r.address,
+    controlPort: CONTROL_PORT,
+    forwardPort: FORWARD_PORT,
+    token: r.token,
+  });
+
+  const infoOf = (r: GvisorSandboxRecord): SandboxInfo => {
+    const info: SandboxInfo = {
+      id: r.id,
+      name: r.name,
+      image: r.image,
+      engine: "gvisor",
+      status: r.status,
+      thermal: r.thermal,
+      thermalSince: r.thermalSince,
+      createdAt: r.createdAt,
+      cpus: r.cpus,
+      memoryMb: r.memoryMb,
+      userId: r.userId,
+      address: r.address,
+      gateway: r.gateway,
+      agent: endpointOf(r),
+      engineDetails: {
+        runsc_container: r.id,
+        netns: r.netnsPath,
+        platform: options.platform,
+        ...(r.warmBy && r.thermal === "warm" ? { warm_by: r.warmBy } : {}),
+        ...(r.checkpointBytes !== undefined && r.thermal === "cold"
+          ? { checkpoint_bytes: String(r.checkpointBytes) }
+          : {}),
+      },
+    };
+    if (r.restoreError !== undefined) info.restoreError = r.restoreError;
+    return info;
+  };
+
+  const mustGet = (id: string): GvisorSandboxRecord => {
+    const r = sandboxes.get(id);
+    if (!r) throw new EngineError("not_found", `sandbox ${id} not found`);
+    return r;
+  };
+
+  const setThermal = (r: GvisorSandboxRecord, thermal: ThermalState) => {
+    r.thermal = thermal;
+    r.thermalSince = Date.now();
+    r.status = thermal === "cold" ? "stopped" : "running";
+    writeRecord(layoutOf(r.id).record, r);
+  };
+
+  const waitReady = async (r: GvisorSandboxRecord) => {
+    if (options.init.kind === "agent") {
+      let alive = true;
+      const check = setInterval(() => {
+        void runsc.state(r.id).then(
+          (s) => {
+            if (!s || s.status === "stopped") alive = false;
+          },
+          () => undefined,
+        );
+      }, 500);
+      try {
+        await waitAgentReady(options.dialer, endpointOf(r), readyTimeoutMs, () => alive);
+      } finally {
+        clearInterval(check);
+      }
+      return;
+    }
+    const s = await runsc.state(r.id);
+    if (s?.status !== "running") throw new Error(`sandbox is ${s?.status ?? "gone"} after start`);
+  };
+
+  /**
+   * Kills every process of the sandbox and forgets its runsc container: runsc first (its
+   * launcher, a subreaper, reaps the sandbox at once), then whatever is left in the cgroup
+   * (the launcher itself, or everything if runsc could not do it).
+   */
+  const killSandbox = async (id: string) => {
+    if (cgroups.isFrozen(id)) await cgroups.thaw(id).catch(() => undefined);
+    try {
+      await runsc.delete(id);
+    } catch (e) {
+      log?.warn("runsc delete failed; killing the cgroup", { sandbox: id, error: e });
+      await cgroups.kill(id);
+      await runsc.delete(id);
+    }
+    await cgroups.kill(id);
+  };
+
+  /** Best-effort removal of everything `acquired` says exists; logs and continues on errors. */
+  const release = async (id: string, layout: SandboxLayout, acquired: Acquired) => {
+    const step = async (what: string, fn: () => Promise<void> | void) => {
+      try {
+        await fn();
+      } catch (e) {
+        log?.warn(`release: ${what} failed`, { sandbox: id, error: e });
+      }
+    };
+    if (acquired.runsc) await step("runsc delete", () => killSandbox(id));
+    await step("cgroups", () => cgroups.remove(id));
+    if (acquired.mount) await step("unmount", () => unmountRootfs(layout.rootfs));
+    if (acquired.network) await step("network detach", () => options.network.detach(id));
+    if (acquired.dir) await step("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
+  };
+
+  const writeBootConfig = (r: GvisorSandboxRecord, spec: SandboxSpec, imageUser: string) => {
+    const home = imageUser === "root" ? "/root" : `/home/${imageUser}`;
+    const config: AgentBootConfig = {
+      version: 1,
+      sandbox_id: r.id,
+      token: r.token,
+      hostname: r.hostname,
+      env: spec.env,
+      secrets: spec.secrets,
+      files: spec.files.map((f) => ({
+        path: f.path,
+        content: Buffer.from(f.content).toString("base64"),
+        mode: (f.mode ?? 0o644).toString(8).padStart(4, "0"),
+      })),
+      user: { name: imageUser, uid: 1000, gid: 1000, home },
+      ...(spec.init ? { init: spec.init } : {}),
+    };
+    writeFileSync(layoutOf(r.id).bootConfig, JSON.stringify(config), { mode: 0o600 });
+  };
+
+  const launchArgv = (): string[] =>
+    options.init.kind === "agent" ? options.init.argv(BOOT_CONFIG_PATH) : options.init.argv();
+
+  const writeBundle = (r: GvisorSandboxRecord, layout: SandboxLayout) => {
+    mkdirSync(layout.bundle, { recursive: true });
+    const spec = buildOciSpec({
+      rootfs: layout.rootfs,
+      hostname: r.hostname,
+      argv: launchArgv(),
+      netnsPath: r.netnsPath,
+      cgroupsPath: cgroups.ociPath(r.id),
+      cpus: r.cpus,
+      memoryMb: r.memoryMb,
+      pidsLimit: r.pidsLimit,
+      ...(options.init.kind === "agent" ? { agentPackageDir: options.init.packageDir } : {}),
+      agentMountPoint: AGENT_MOUNT_POINT,
+      bootDir: layout.boot,
+      bootMountPoint: BOOT_CONFIG_MOUNT_POINT,
+    });
+    writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));
+  };
+
+  const asEngineError = (e: unknown, what: string): EngineError =>
+    isEngineError(e)
+      ? e
+      : new EngineError("internal", `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+
+  // ---- transitions (each runs inside the sandbox's serializer) ----
+
+  const doPause = async (r: GvisorSandboxRecord) => {
+    if (r.thermal !== "hot") return;
+    const t0 = performance.now();
+    if (warmMethod === "freeze") await cgroups.freeze(r.id);
+    else await runsc.pause(r.id);
+    r.warmBy = warmMethod;
+    setThermal(r, "warm");
+    emit("thermal.pause", r, performance.now() - t0);
+  };
+
+  const doResume = async (r: GvisorSandboxRecord) => {
+    if (r.thermal !== "warm") return;
+    const t0 = performance.now();
+    if (r.warmBy === "runsc") await runsc.resume(r.id);
+    else await cgroups.thaw(r.id);
+    delete r.warmBy;
+    setThermal(r, "hot");
+    emit("thermal.resume", r, performance.now() - t0);
+  };
+
+  const doStop = async (r: GvisorSandboxRecord) => {
+    if (r.thermal === "cold") return;
+    const layout = layoutOf(r.id);
+    const t0 = performance.now();
+    await doResume(r);
+    rmSync(layout.checkpointTmp, { recursive: true, force: true });
+    mkdirSync(layout.checkpointTmp, { recursive: true, mode: 0o700 });
+    try {
+      await runsc.checkpoint(r.id, layout.checkpointTmp);
+      const img = join(layout.checkpointTmp, "checkpoint.img");
+      if (!existsSync(img) || statSync(img).size === 0)
+        throw new Error("checkpoint image is missing or empty");
+    } catch (e) {
+      rmSync(layout.checkpointTmp, { recursive: true, force: true });
+      // Keep the sandbox alive when the checkpoint failed (v1 R5/R6): park it warm.
+      const s = await runsc.state(r.id).catch(() => undefined);
+      if (s?.status === "running") {
+        await doPause(r).catch(() => undefined);
+        throw new EngineError(
+          "internal",
+          `checkpoint failed, sandbox kept alive (warm): ${(e as Error).message}`,
+        );
+      }
+      r.restoreError = `checkpoint failed and the sandbox died: ${(e as Error).message}`;
+      r.status = "unknown";
+      writeRecord(layout.record, r);
+      throw new EngineError("internal", r.restoreError);
+    }
+    await killSandbox(r.id);
+    rmSync(layout.checkpoint, { recursive: true, force: true });
+    renameSync(layout.checkpointTmp, layout.checkpoint);
+    await unmountRootfs(layout.rootfs);
+    r.checkpointBytes = dirBytes(layout.checkpoint);
+    setThermal(r, "cold");
+    emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes`);
+  };
+
+  const doStart = async (r: GvisorSandboxRecord, force: boolean) => {
+    if (r.thermal === "warm") return doResume(r);
+    if (r.thermal === "hot") return;
+    if (r.restoreError !== undefined && !force) {
+      throw new EngineError(
+        "failed_precondition",
+        `sandbox ${r.id} failed to restore (${r.restoreError}); run \`bhatti start --force\` to retry, or destroy and recreate it`,
+      );
+    }
+    const layout = layoutOf(r.id);
+    if (!existsSync(join(layout.checkpoint, "checkpoint.img"))) {
+      r.status = "unknown";
+      r.restoreError = "no checkpoint on disk";
+      writeRecord(layout.record, r);
+      throw new EngineError("failed_precondition", `sandbox ${r.id} has no checkpoint to restore`);
+    }
+    delete r.restoreError;
+    const t0 = performance.now();
+    try {
+      await mountRootfs({
+        lower: r.imageRootfs,
+        upper: layout.upper,
+        work: layout.work,
+        target: layout.rootfs,
+      });
+      const net = await options.network.attach({
+        sandboxId: r.id,
+        userId: r.userId,
+        sandboxName: r.name,
+        requestedAddress: r.address,
+      });
+      if (net.address !== r.address)
+        throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+      await runsc.delete(r.id);
+      const procs = cgroups.ensureUnified(r.id);
+      await runsc.restore(r.id, layout.bundle, layout.checkpoint, {
+        cgroupProcs: [procs],
+        logFile: layout.log,
+        timeoutMs: 120_000,
+      });
+      await waitReady(r);
+    } catch (e) {
+      await killSandbox(r.id).catch(() => undefined);
+      r.restoreError = (e as Error).message;
+      r.status = "unknown";
+      writeRecord(layout.record, r);
+      emit("thermal.restore_failed", r, performance.now() - t0, r.restoreError);
+      throw new EngineError("internal", `restore of sandbox ${r.id} failed: ${r.restoreError}`, { cause: e });
+    }
+    // The restored memory is live now; the old image no longer matches the disk.
+    rmSync(layout.checkpoint, { recursive: true, force: true });
+    delete r.checkpointBytes;
+    setThermal(r, "hot");
+    emit("thermal.restore", r, performance.now() - t0);
+  };
+
+  const engine: GvisorEngine = {
+    kind: "gvisor",
+    runsc,
+    cgroups,
+    images,
+    sandboxesDir,
+
+    async adopt() {
+      const report: AdoptionReport = { running: [], cold: [], unknown: [], removed: [] };
+      let dirs: string[] = [];
+      try {
+        dirs = readdirSync(sandboxesDir);
+      } catch {
+        dirs = [];
+      }
+      const known = new Set<string>();
+      for (const id of dirs) {
+        if (sandboxes.has(id) || pending.has(id)) {
+          known.add(id);
+          continue;
+        }
+        const layout = layoutOf(id);
+        const r = readRecord(layout.record);
+        if (!r || r.id !== id) {
+          // A create that never finished: nothing to keep.
+          await release(id, layout, { dir: true, mount: true, network: true, runsc: true });
+          report.removed.push(id);
+          continue;
+        }
+        known.add(id);
+        const s = await runsc.state(id).catch(() => undefined);
+        if (s && (s.status === "running" || s.status === "paused")) {
+          const frozen = cgroups.isFrozen(id);
+          if (s.status === "paused" || frozen) {
+            r.thermal = "warm";
+            r.warmBy = s.status === "paused" ? "runsc" : "freeze";
+          } else {
+            r.thermal = "hot";
+            delete r.warmBy;
+          }
+          r.status = "running";
+          report.running.push(id);
+        } else {
+          if (s) await killSandbox(id).catch(() => undefined);
+          await unmountRootfs(layout.rootfs).catch(() => undefined);
+          if (existsSync(join(layout.checkpoint, "checkpoint.img"))) {
+            if (r.thermal !== "cold") r.thermalSince = Date.now();
+            r.thermal = "cold";
+            r.status = r.restoreError === undefined ? "stopped" : "unknown";
+            (r.restoreError === undefined ? report.cold : report.unknown).push(id);
+          } else {
+            r.thermal = "cold";
+            r.status = "unknown";
+            r.restoreError ??= "sandbox was not running and has no checkpoint";
+            report.unknown.push(id);
+          }
+        }
+        writeRecord(layout.record, r);
+        sandboxes.set(id, r);
+        emit("sandbox.adopted", r);
+      }
+      // runsc containers and cgroups that belong to no sandbox.
+      for (const id of await runsc.list().catch(() => [] as string[])) {
+        if (known.has(id)) continue;
+        await killSandbox(id).catch(() => undefined);
+        report.removed.push(id);
+      }
+      for (const id of cgroups.listIds()) {
+        if (known.has(id)) continue;
+        await cgroups.kill(id).catch(() => undefined);
+        await cgroups.remove(id).catch(() => undefined);
+      }
+      return report;
+    },
+
+    async create(input) {
+      const spec = validateSpec(input);
+      const image = images.get(spec.image);
+      if (!image) throw new EngineError("not_found", `image "${spec.image}" not found`);
+      const layout = layoutOf(spec.id);
+      if (sandboxes.has(spec.id) || pending.has(spec.id) || existsSync(layout.dir)) {
+        throw new EngineError("already_exists", `sandbox ${spec.id} already exists`);
+      }
+      pending.add(spec.id);
+      return serializer.run(spec.id, async () => {
+        const acquired: Acquired = { dir: false, mount: false, network: false, runsc: false };
+        const t0 = performance.now();
+        try {
+          mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
+          acquired.dir = true;
+          mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
+          acquired.mount = true;
+          await mountRootfs({
+            lower: image.rootfs,
+            upper: layout.upper,
+            work: layout.work,
+            target: layout.rootfs,
+          });
+          acquired.network = true;
+          const net = await options.network.attach({
+            sandboxId: spec.id,
+            userId: spec.userId,
+            sandboxName: spec.name,
+          });
+          const now = Date.now();
+          const r: GvisorSandboxRecord = {
+            version: 1,
+            id: spec.id,
+            name: spec.name,
+            image: image.name,
+            imageRootfs: image.rootfs,
+            cpus: spec.cpus,
+            memoryMb: spec.memoryMb,
+            pidsLimit: spec.pidsLimit,
+            userId: spec.userId,
+            hostname: spec.hostname,
+            createdAt: now,
+            token: randomBytes(16).toString("hex"),
+            address: net.address,
+            gateway: net.gateway,
+            netnsPath: net.netnsPath,
+            status: "running",
+            thermal: "hot",
+            thermalSince: now,
+          };
+          writeBootConfig(r, spec, image.user);
+          writeBundle(r, layout);
+          const procs = cgroups.ensureUnified(spec.id);
+          acquired.runsc = true;
+          await runsc.run(spec.id, layout.bundle, { cgroupProcs: [procs], logFile: layout.log });
+          await waitReady(r);
+          // The agent has read the boot config (secrets); make sure it is gone from disk.
+          rmSync(layout.bootConfig, { force: true });
+          writeRecord(layout.record, r);
+          sandboxes.set(r.id, r);
+          emit("sandbox.created", r, performance.now() - t0);
+          return infoOf(r);
+        } catch (e) {
+          await release(spec.id, layout, acquired);
+          throw asEngineError(e, `create sandbox ${spec.id}`);
+        } finally {
+          pending.delete(spec.id);
+        }
+      });
+    },
+
+    destroy(id) {
+      if (!/^[0-9a-f]{16}$/.test(id)) return Promise.resolve(false);
+      return serializer.run(id, async () => {
+        const r = sandboxes.get(id);
+        sandboxes.delete(id);
+        const layout = layoutOf(id);
+        const existed = r !== undefined || existsSync(layout.dir);
+        if (!existed) return false;
+        const t0 = performance.now();
+        await release(id, layout, { dir: true, mount: true, network: true, runsc: true });
+        if (r) emit("sandbox.destroyed", r, performance.now() - t0);
+        return true;
+      });
+    },
+
+    pause: (id) =>
+      serializer.run(id, async () => {
+        const r = mustGet(id);
+        try {
+          await doPause(r);
+        } catch (e) {
+          throw asEngineError(e, `pause ${id}`);
+        }
+        return infoOf(r);
+      }),
+
+    resume: (id) =>
+      serializer.run(id, async () => {
+        const r = mustGet(id);
+        if (r.thermal === "cold") {
+          throw new EngineError("failed_precondition", `sandbox ${id} is cold; start it instead`);
+        }
+        try {
+          await doResume(r);
+        } catch (e) {
+          throw asEngineError(e, `resume ${id}`);
+        }
+        return infoOf(r);
+      }),
+
+    stop: (id) =>
+      serializer.run(id, async () => {
+        const r = mustGet(id);
+        try {
+          await doStop(r);
+        } catch (e) {
+          throw asEngineError(e, `stop ${id}`);
+        }
+        return infoOf(r);
+      }),
+
+    start: (id, startOptions: StartOptions = {}) =>
+      serializer.run(id, async () => {
+        const r = mustGet(id);
+        await doStart(r, startOptions.force === true);
+        return infoOf(r);
+      }),
+
+    ensureHot(id) {
+      const r0 = sandboxes.get(id);
+      if (r0?.thermal === "hot") return Promise.resolve({ info: infoOf(r0), from: "hot", wakeMs: 0 });
+      return wakes.do(id, () =>
+        serializer.run(id, async () => {
+          const r = mustGet(id);
+          const from = r.thermal;
+          const t0 = performance.now();
+          if (from === "warm") await doResume(r);
+          else if (from === "cold") await doStart(r, false);
+          return { info: infoOf(r), from, wakeMs: from === "hot" ? 0 : performance.now() - t0 };
+        }),
+      );
+    },
+
+    status(id) {
+      const r = sandboxes.get(id);
+      return r ? infoOf(r) : undefined;
+    },
+
+    list: () => [...sandboxes.values()].map(infoOf),
+
+    async stats(id) {
+      const r = mustGet(id);
+      const layout = layoutOf(id);
+      const disk = dirBytes(layout.upper) + (r.thermal === "cold" ? dirBytes(layout.checkpoint) : 0);
+      if (r.thermal === "cold") {
+        return {
+          thermal: r.thermal,
+          memoryBytes: 0,
+          memoryLimitBytes: 0,
+          cpuUsageNs: 0,
+          tasks: 0,
+          diskBytes: disk,
+        };
+      }
+      const s = cgroups.stats(id);
+      return { thermal: r.thermal, ...s, diskBytes: disk } satisfies SandboxStats;
+    },
+
+    agentEndpoint: (id) => endpointOf(mustGet(id)),
+
+    async health(): Promise<EngineHealth> {
+      const facts: Record<string, string> = {
+        engine: "gvisor",
+        runsc_path: runsc.path,
+        runsc_platform: runsc.platform,
+        warm_method: warmMethod,
+        guest_init: options.init.kind,
+        images: images
+          .list()
+          .map((i) => i.name)
+          .join(","),
+        sandboxes: String(sandboxes.size),
+      };
+      try {
+        runscVersion ??= await runsc.version();
+        facts["runsc_version"] = runscVersion;
+      } catch (e) {
+        return { ready: false, detail: `runsc unusable: ${(e as Error).message}`, facts };
+      }
+      const net = await options.network.health();
+      facts["network"] = net.detail;
+      if (!net.ready) return { ready: false, detail: `network: ${net.detail}`, facts };
+      return { ready: true, detail: `runsc ${runscVersion} (${runsc.platform})`, facts };
+    },
+
+    onEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    async close() {
+      listeners.clear();
+    },
+  };
+  return engine;
+}
+
+/** Bytes used by the files under a directory (0 if it does not exist). */
+function dirBytes(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        try {
+          total += statSync(p).size;
+        } catch {
+          // raced with removal
+        }
+      }
+    }
+  };
+  walk(dir);
+  return total;
+}
