@@ -1,12 +1,15 @@
 import { StoreService } from "@bhatti/proto";
 import { StartupError, processHealth, runService } from "@bhatti/runtime";
+import { AgeKeyError } from "./adapters/age-cipher.js";
 import { apiUrlFromListen, writeClientConfig } from "./adapters/client-config-file.js";
 import { DatabaseRefusedError } from "./adapters/sqlite-database.js";
 import { createAddressHandlers } from "./api/address-handlers.js";
+import { createAdminHandlers } from "./api/admin-handlers.js";
 import { createEventHandlers } from "./api/event-handlers.js";
 import { createSandboxHandlers } from "./api/sandbox-handlers.js";
+import { createSecretHandlers } from "./api/secret-handlers.js";
 import { createUserHandlers } from "./api/user-handlers.js";
-import { type Store, openStore } from "./store.js";
+import { type Store, openStore, startHousekeeping } from "./store.js";
 
 // The store process: owns the only database and serves StoreService on <socket_dir>/store.sock.
 await runService({
@@ -14,13 +17,16 @@ await runService({
   async setup({ config, logger, shutdown }) {
     let store: Store;
     try {
-      store = openStore({ stateDir: config.state_dir });
+      store = await openStore({ stateDir: config.state_dir });
     } catch (e) {
-      if (e instanceof DatabaseRefusedError) throw new StartupError(e.message);
+      if (e instanceof DatabaseRefusedError || e instanceof AgeKeyError) throw new StartupError(e.message);
       throw e;
     }
     // Registered first so it runs last: the socket closes before the database does.
-    shutdown.add(() => store.close());
+    shutdown.add(() => {
+      store.events.record("daemon.shutdown", { meta: { process: "store" } });
+      store.close();
+    });
     let admin: ReturnType<Store["users"]["ensureFirstAdmin"]>;
     try {
       admin = store.users.ensureFirstAdmin((apiKey) =>
@@ -34,6 +40,13 @@ await runService({
     if (admin)
       logger.info("created the admin user", { user_id: admin.id, key_file: config.client_config_file });
     store.events.record("daemon.started", { meta: { process: "store", pid: process.pid } });
+    const stopHousekeeping = startHousekeeping(store, {
+      metricsIntervalMs: config.metrics_interval,
+      eventRetentionMs: config.event_retention,
+      metricsRetentionMs: config.metrics_retention,
+      onError: (what, error) => logger.error(`${what} failed`, { error }),
+    });
+    shutdown.add(stopHousekeeping);
     return (router) =>
       router.service(StoreService, {
         health: () => ({
@@ -45,6 +58,8 @@ await runService({
         ...createUserHandlers(store.users),
         ...createEventHandlers(store.events, store.users),
         ...createSandboxHandlers(store.sandboxes),
+        ...createSecretHandlers(store.secrets),
+        ...createAdminHandlers(store.db, store.users, store.events, store.metrics),
       });
   },
 });

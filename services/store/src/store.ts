@@ -1,8 +1,12 @@
 import { join } from "node:path";
+import { loadOrCreateAgeIdentity } from "./adapters/age-cipher.js";
+import { readHostStats } from "./adapters/host-stats.js";
 import { type SqliteDatabase, openStoreDatabase } from "./adapters/sqlite-database.js";
 import { type AddressBook, createAddressBook } from "./domain/addresses.js";
 import { type EventLog, createEventLog } from "./domain/events.js";
+import { type MetricsRecorder, createMetricsRecorder } from "./domain/metrics.js";
 import { type SandboxRegistry, createSandboxRegistry } from "./domain/sandboxes.js";
+import { type SecretVault, createSecretVault } from "./domain/secrets.js";
 import { type UserDirectory, createUserDirectory } from "./domain/users.js";
 
 export interface StoreOptions {
@@ -13,10 +17,13 @@ export interface StoreOptions {
 export interface Store {
   readonly db: SqliteDatabase;
   readonly databasePath: string;
+  readonly ageKeyPath: string;
   readonly addresses: AddressBook;
   readonly events: EventLog;
   readonly users: UserDirectory;
   readonly sandboxes: SandboxRegistry;
+  readonly secrets: SecretVault;
+  readonly metrics: MetricsRecorder;
   close(): void;
 }
 
@@ -24,8 +31,11 @@ export function databasePathIn(stateDir: string): string {
   return join(stateDir, "state.db");
 }
 
-export function openStore(options: StoreOptions): Store {
+export async function openStore(options: StoreOptions): Promise<Store> {
   const databasePath = databasePathIn(options.stateDir);
+  const ageKeyPath = join(options.stateDir, "age.key");
+  // The key first: if it cannot be loaded, the database is not touched.
+  const cipher = await loadOrCreateAgeIdentity(ageKeyPath);
   const db = openStoreDatabase(databasePath);
   const addresses = createAddressBook(db);
   const events = createEventLog(db);
@@ -33,10 +43,49 @@ export function openStore(options: StoreOptions): Store {
   return {
     db,
     databasePath,
+    ageKeyPath,
     addresses,
     events,
     users,
     sandboxes: createSandboxRegistry(db, users, events, addresses),
+    secrets: createSecretVault(db, cipher, users, events),
+    metrics: createMetricsRecorder(db, () => readHostStats(options.stateDir)),
     close: () => db.close(),
+  };
+}
+
+export interface HousekeepingOptions {
+  metricsIntervalMs: number;
+  eventRetentionMs: number;
+  metricsRetentionMs: number;
+  onError: (what: string, error: unknown) => void;
+}
+
+/** Metrics snapshots on a timer, and retention pruning (at start, then hourly). Returns a stop function. */
+export function startHousekeeping(store: Store, options: HousekeepingOptions): () => void {
+  const prune = () => {
+    try {
+      const now = Date.now();
+      store.events.prune(new Date(now - options.eventRetentionMs).toISOString());
+      store.metrics.prune(new Date(now - options.metricsRetentionMs).toISOString());
+    } catch (e) {
+      options.onError("retention pruning", e);
+    }
+  };
+  const snapshot = () => {
+    try {
+      store.metrics.record();
+    } catch (e) {
+      options.onError("metrics snapshot", e);
+    }
+  };
+  prune();
+  const timers = [
+    setInterval(snapshot, options.metricsIntervalMs),
+    setInterval(prune, Math.min(3_600_000, options.eventRetentionMs, options.metricsRetentionMs)),
+  ];
+  for (const t of timers) t.unref();
+  return () => {
+    for (const t of timers) clearInterval(t);
   };
 }

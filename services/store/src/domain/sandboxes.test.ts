@@ -17,9 +17,9 @@ describe("sandbox registry", () => {
   let store: Store;
   let alice: string;
   let bob: string;
-  beforeEach(() => {
+  beforeEach(async () => {
     dir = makeTestDir("sbx");
-    store = openStore({ stateDir: dir });
+    store = await openStore({ stateDir: dir });
     const admin = store.users.ensureFirstAdmin(() => {});
     alice = store.users.create(admin?.id ?? "", {
       name: "alice",
