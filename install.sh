@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Installs bhatti from this checkout on Debian 12 or Ubuntu 24.04, as root. Idempotent: a second
+# run only redoes what is out of date. Non-interactive (CI runs it with no stdin).
+#
+#   ./install.sh                 apt packages, npm ci, build, runsc, images, `bhatti` on PATH, dirs
+#   ./install.sh --with-systemd  also installs the units from deploy/ (see docs/deploy.md)
+#   ./install.sh --no-images     skips building the sandbox images (slow: debootstrap)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+WITH_SYSTEMD=0
+WITH_IMAGES=1
+for arg in "$@"; do
+  case "$arg" in
+    --with-systemd) WITH_SYSTEMD=1 ;;
+    --no-images) WITH_IMAGES=0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+log() { echo "install.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root (sudo ./install.sh)"
+[ -r /etc/os-release ] && . /etc/os-release
+case "${ID:-}:${VERSION_ID:-}" in
+  debian:12|ubuntu:24.04) ;;
+  *) log "warning: tested on Debian 12 and Ubuntu 24.04, this is ${PRETTY_NAME:-unknown}" ;;
+esac
+export DEBIAN_FRONTEND=noninteractive
+
+# --- apt packages -----------------------------------------------------------------------------
+# Runtime: iproute2 nftables iptables (network), tini busybox-static debootstrap (sandbox images
+# and guest PID 1), ca-certificates curl debian-archive-keyring (fetching runsc and images).
+# Build: build-essential python3 (native npm modules: better-sqlite3, node-pty), git (drift check).
+# Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux.
+PACKAGES=(
+  ca-certificates curl debian-archive-keyring git
+  iproute2 nftables iptables
+  tini busybox-static debootstrap
+  build-essential python3
+  systemd hyperfine tmux
+)
+[ "${ID:-}" = ubuntu ] && PACKAGES=("${PACKAGES[@]/debian-archive-keyring/ubuntu-keyring}")
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  log "apt packages already installed"
+fi
+
+# --- Node ---------------------------------------------------------------------------------------
+command -v node >/dev/null || die "Node.js >= 20.19 is required (https://nodejs.org or NodeSource)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  die "Node.js >= 20.19 is required, found $(node --version)"
+command -v npm >/dev/null || die "npm is required"
+
+# --- npm ci, build ------------------------------------------------------------------------------
+cd "$ROOT"
+lock_sum="$(sha256sum package-lock.json | cut -d' ' -f1)"
+stamp=node_modules/.bhatti-lock-sha256
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
+  log "node_modules up to date"
+else
+  log "npm ci"
+  npm ci --no-audit --no-fund </dev/null
+  echo "$lock_sum" >"$stamp"
+fi
+log "building"
+node scripts/build.mjs
+chmod 0755 cli/dist/bhatti.mjs
+
+# --- runsc (gVisor) ------------------------------------------------------------------------------
+if [ -x scripts/install-runsc.sh ] || [ -f scripts/install-runsc.sh ]; then
+  sh scripts/install-runsc.sh >/dev/null
+fi
+
+# --- directories, PATH -------------------------------------------------------------------------
+install -d -m 0755 /etc/bhatti /run/bhatti
+install -d -m 0700 /var/lib/bhatti /root/.bhatti
+ln -sfn "$ROOT" /opt/bhatti
+# A wrapper rather than a link: rebuilds may recreate the bundle without its exec bit.
+rm -f /usr/local/bin/bhatti
+printf '#!/bin/sh\nexec node /opt/bhatti/cli/dist/bhatti.mjs "$@"\n' >/usr/local/bin/bhatti
+chmod 0755 /usr/local/bin/bhatti
+
+# --- sandbox images -----------------------------------------------------------------------------
+if [ "$WITH_IMAGES" = 1 ]; then
+  for build in images/*/build.sh; do
+    [ -f "$build" ] || continue
+    log "image $(basename "$(dirname "$build")")"
+    sh "$build" --state-dir /var/lib/bhatti
+  done
+fi
+
+# --- systemd (optional) -------------------------------------------------------------------------
+if [ "$WITH_SYSTEMD" = 1 ]; then
+  for unit in deploy/*.service deploy/*.target; do
+    install -m 0644 "$unit" "/etc/systemd/system/$(basename "$unit")"
+  done
+  if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    log "units installed: systemctl enable --now bhatti.target"
+  else
+    log "units installed; systemd is not running here, so nothing was reloaded"
+  fi
+fi
+
+log "done: $(/usr/local/bin/bhatti version)"
+log "start the server with: bhatti serve   (state in /var/lib/bhatti, sockets in /run/bhatti)"
