@@ -7,3 +7,4 @@ export * from "./gen/bhatti/v1/thermal_pb.js";
 export * from "./gen/bhatti/v1/admin_pb.js";
 export * from "./gen/bhatti/v1/user_pb.js";
 export * from "./gen/bhatti/v1/secret_pb.js";
+export * from "./gen/bhatti/v1/sandbox_pb.js";
