@@ -1,0 +1,343 @@
+// Cross-process suite: the real network service runs inside a stand-in host netns, the real
+// store beside it, and sandboxes are network namespaces with real processes; every check
+// sends real packets. Nothing leaves the namespaces this suite creates.
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { AttachmentKind, EgressMode } from "@bhatti/proto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type StoreProcess,
+  removeTestDir,
+  startStoreProcess,
+} from "../../services/store/src/testing/store-process.js";
+import {
+  type NetnsProcess,
+  type NetworkProcess,
+  type Topology,
+  WAN,
+  createTopology,
+  dnsQuery,
+  fixtures,
+  hostLinks,
+  httpGet,
+  inNetns,
+  ping,
+  randomSandboxId,
+  removeDir,
+  run,
+  startInNetns,
+  tcpConnects,
+} from "./harness.js";
+
+const POOL = "10.211.0.0/16";
+const API_PORT = 18080;
+
+let topology: Topology;
+let store: StoreProcess;
+let network: NetworkProcess;
+let apiListener: NetnsProcess;
+const servers: NetnsProcess[] = [];
+const usedIds = new Set<string>();
+
+const ns = (id: string) => `bhatti-${id}`;
+
+async function attach(
+  userId: string,
+  name: string,
+  egress?: { mode: EgressMode; allowCidrs?: string[]; allowHosts?: string[] },
+) {
+  const sandboxId = randomSandboxId();
+  usedIds.add(sandboxId);
+  const res = await network.client.attachSandbox({
+    sandboxId,
+    userId,
+    sandboxName: name,
+    kind: AttachmentKind.NETNS,
+    ...(egress === undefined ? {} : { egress }),
+  });
+  if (res.network === undefined) throw new Error("no network in response");
+  return res.network;
+}
+
+/** An HTTP server on :8080 inside a sandbox netns. */
+async function serveIn(sandboxId: string): Promise<void> {
+  servers.push(await startInNetns(ns(sandboxId), [process.execPath, `${fixtures}/internet.mjs`, "8080"], "ready"));
+}
+
+async function nftSet(set: string): Promise<string> {
+  return (await run("ip", ["netns", "exec", topology.host, "nft", "list", "set", "inet", "bhatti", set])).stdout;
+}
+
+beforeAll(async () => {
+  topology = await createTopology({ "allowed.test": WAN.server, "other.test": WAN.other });
+  store = await startStoreProcess();
+  network = await startNetworkProcess();
+  // Something listening on the stand-in host, like the gateway's API port.
+  apiListener = await startInNetns(topology.host, [process.execPath, `${fixtures}/internet.mjs`, String(API_PORT)], "ready");
+});
+
+function startNetworkProcess() {
+  return import("./harness.js").then((h) =>
+    h.startNetworkProcess({
+      hostNetns: topology.host,
+      socketDir: dirname(store.socketPath),
+      pool: POOL,
+      upstreams: [WAN.server],
+    }),
+  );
+}
+
+afterAll(async () => {
+  for (const s of servers) await s.stop();
+  await apiListener?.stop();
+  await network?.stop();
+  if (store !== undefined) {
+    await store.stop();
+    removeTestDir(store.stateDir);
+  }
+  await topology?.destroy(usedIds);
+  if (network !== undefined) removeDir(network.stateDir);
+});
+
+describe("attach", () => {
+  it("returns the contract the vmm needs and re-applies the address on a second call", async () => {
+    const net = await attach("contract-user", "first");
+    expect(net.netnsPath).toBe(`/run/netns/bhatti-${net.sandboxId}`);
+    expect(net.interfaceName).toBe("eth0");
+    expect(net.hostInterface).toBe(`bhv${net.sandboxId.slice(0, 10)}`);
+    expect(net.address).toMatch(/^10\.211\.\d+\.2$/);
+    expect(net.prefixLength).toBe(24);
+    expect(net.gateway).toBe(net.address.replace(/\.2$/, ".1"));
+    expect(net.dnsServer).toBe(net.gateway);
+    const bytes = net.address.split(".").map((o) => Number(o).toString(16).padStart(2, "0"));
+    expect(net.mac).toBe(`02:bb:${bytes.join(":")}`);
+    expect(existsSync(net.netnsPath)).toBe(true);
+    expect(await hostLinks(topology.host)).toContain(net.hostInterface);
+    expect(await ping(ns(net.sandboxId), net.gateway)).toBe(true);
+
+    // runsc takes the address away from eth0; attaching again must put it and the route back.
+    await run("ip", ["-n", ns(net.sandboxId), "addr", "flush", "dev", "eth0"]);
+    expect(await ping(ns(net.sandboxId), net.gateway)).toBe(false);
+    const again = await network.client.attachSandbox({
+      sandboxId: net.sandboxId,
+      userId: "contract-user",
+      sandboxName: "first",
+      kind: AttachmentKind.NETNS,
+    });
+    expect(again.network?.address).toBe(net.address);
+    expect(await ping(ns(net.sandboxId), net.gateway)).toBe(true);
+    const route = await run("ip", ["-n", ns(net.sandboxId), "route", "show", "default"]);
+    expect(route.stdout).toContain(`default via ${net.gateway}`);
+
+    const got = await network.client.getSandboxAddress({ sandboxId: net.sandboxId });
+    expect(got.network?.address).toBe(net.address);
+    await network.client.detachSandbox({ sandboxId: net.sandboxId });
+  });
+
+  it("rejects bad input with InvalidArgument and creates nothing", async () => {
+    const sandboxId = randomSandboxId();
+    usedIds.add(sandboxId);
+    const base = { sandboxId, userId: "bad-input", sandboxName: "x", kind: AttachmentKind.NETNS };
+    const expectInvalid = async (p: Promise<unknown>, text: string) => {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(err?.code).toBe(Code.InvalidArgument);
+      expect(err?.rawMessage).toContain(text);
+    };
+    await expectInvalid(
+      network.client.attachSandbox({ ...base, egress: { mode: EgressMode.ALLOW_LIST, allowCidrs: ["10.0.0.0/33"] } }),
+      "10.0.0.0/33",
+    );
+    await expectInvalid(
+      network.client.attachSandbox({ ...base, egress: { mode: EgressMode.ALLOW_LIST, allowHosts: ["bad_host!.com"] } }),
+      "bad_host!.com",
+    );
+    await expectInvalid(network.client.attachSandbox({ ...base, sandboxId: "XYZ" }), "sandbox_id");
+    await expectInvalid(network.client.attachSandbox({ ...base, kind: AttachmentKind.UNSPECIFIED }), "kind");
+    await expectInvalid(network.client.attachSandbox({ ...base, requestedAddress: "192.0.2.10" }), "pool");
+    expect(existsSync(`/run/netns/${ns(sandboxId)}`)).toBe(false);
+    const addresses = await store.client.listAddresses({});
+    expect(addresses.addresses.some((a) => a.sandboxId === sandboxId)).toBe(false);
+    const err = await network.client.getSandboxAddress({ sandboxId }).catch((e: unknown) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.NotFound);
+  });
+
+  it("rolls back a half-failed attach completely", async () => {
+    const sandboxId = randomSandboxId();
+    usedIds.add(sandboxId);
+    // A directory where the netns file must go: `ip netns add` fails, and so does the retry.
+    const blocker = `/run/netns/${ns(sandboxId)}`;
+    mkdirSync(blocker, { recursive: true });
+    try {
+      const err = await network.client
+        .attachSandbox({ sandboxId, userId: "rollback-user", sandboxName: "doomed", kind: AttachmentKind.NETNS })
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
+      expect(err).toBeDefined();
+      const links = await hostLinks(topology.host);
+      expect(links.some((l) => l.startsWith(`bhv${sandboxId.slice(0, 10)}`))).toBe(false);
+      // The user had no other sandbox: its bridge is gone too.
+      expect(links.filter((l) => l.startsWith("bhbr"))).toEqual([]);
+      const addresses = await store.client.listAddresses({});
+      expect(addresses.addresses.some((a) => a.sandboxId === sandboxId)).toBe(false);
+      expect(await nftSet("bridges")).not.toContain("bhbr");
+    } finally {
+      rmSync(blocker, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("isolation", () => {
+  it("lets one user's sandboxes reach each other and blocks other users (ICMP and TCP)", async () => {
+    const a1 = await attach("alice", "a1");
+    const a2 = await attach("alice", "a2");
+    const b1 = await attach("bob", "b1");
+    await serveIn(a2.sandboxId);
+    await serveIn(b1.sandboxId);
+    expect(a1.gateway).not.toBe(b1.gateway);
+
+    expect(await ping(ns(a1.sandboxId), a2.address)).toBe(true);
+    expect(await httpGet(ns(a1.sandboxId), `http://${a2.address}:8080/`)).toContain(`from ${a1.address}`);
+
+    expect(await ping(ns(a1.sandboxId), b1.address)).toBe(false);
+    expect(await tcpConnects(ns(a1.sandboxId), b1.address, 8080)).toBe(false);
+    expect(await ping(ns(b1.sandboxId), a2.address)).toBe(false);
+    expect(await tcpConnects(ns(b1.sandboxId), a2.address, 8080)).toBe(false);
+    // Nor the other user's gateway (and so its resolver).
+    expect(await ping(ns(a1.sandboxId), b1.gateway)).toBe(false);
+    expect((await dnsQuery(ns(a1.sandboxId), b1.gateway, "b1")).timeout).toBe(true);
+    // The host itself still reaches a sandbox (the gateway talks to agents this way).
+    expect(await httpGet(topology.host, `http://${b1.address}:8080/`)).toContain("hello");
+    // The internet cannot open connections to a sandbox even with a route to it.
+    await run("ip", ["-n", topology.wan, "route", "add", POOL, "via", WAN.hostSide]);
+    expect(await tcpConnects(topology.wan, a2.address, 8080)).toBe(false);
+  });
+
+  it("keeps sandboxes away from the host's API port and 169.254.169.254", async () => {
+    const s = await attach("carol", "c1");
+    // Controls: the port and the metadata address do answer when the product is not in the way.
+    expect(await tcpConnects(topology.wan, WAN.hostSide, API_PORT)).toBe(true);
+    expect(await httpGet(topology.host, `http://${WAN.metadata}/`)).toContain("hello");
+
+    expect(await tcpConnects(ns(s.sandboxId), s.gateway, API_PORT)).toBe(false);
+    expect(await tcpConnects(ns(s.sandboxId), WAN.hostSide, API_PORT)).toBe(false);
+    expect(await tcpConnects(ns(s.sandboxId), "127.0.0.1", API_PORT)).toBe(false);
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.metadata}/`)).toBeUndefined();
+    // Only DNS (and ping) to its own gateway are let through.
+    expect(await ping(ns(s.sandboxId), s.gateway)).toBe(true);
+  });
+});
+
+describe("egress", () => {
+  it("reaches the internet through NAT by default, and deny-all blocks it", async () => {
+    const s = await attach("dave", "d1");
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBe(`hello ${WAN.server} from ${WAN.hostSide}\n`);
+
+    const denied = await network.client.setEgressPolicy({ sandboxId: s.sandboxId, egress: { mode: EgressMode.DENY_ALL } });
+    expect(denied.egress?.mode).toBe(EgressMode.DENY_ALL);
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
+    expect(await ping(ns(s.sandboxId), WAN.server)).toBe(false);
+    // Its resolver forwards nothing for it, but still answers sibling names.
+    expect((await dnsQuery(ns(s.sandboxId), s.gateway, "allowed.test")).rcode).toBe(5);
+    expect((await dnsQuery(ns(s.sandboxId), s.gateway, "d1")).answers?.[0]?.value).toBe(s.address);
+
+    await network.client.setEgressPolicy({ sandboxId: s.sandboxId, egress: { mode: EgressMode.ALLOW_ALL } });
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toContain("hello");
+  });
+
+  it("starts deny-all when attached with that policy", async () => {
+    const s = await attach("erin", "e1", { mode: EgressMode.DENY_ALL });
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
+    expect(s.egress?.mode).toBe(EgressMode.DENY_ALL);
+  });
+
+  it("lets an allow-list through only to the listed name once it was resolved", async () => {
+    const s = await attach("frank", "f1", { mode: EgressMode.ALLOW_LIST, allowHosts: ["Allowed.Test"] });
+    expect(s.egress?.allowHosts).toEqual(["allowed.test"]);
+    // Not resolved yet: the address is not open.
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
+    const answer = await dnsQuery(ns(s.sandboxId), s.gateway, "allowed.test");
+    expect(answer.answers?.map((a) => a.value)).toEqual([WAN.server]);
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toContain("hello");
+    // Another name is refused, and its address stays closed.
+    expect((await dnsQuery(ns(s.sandboxId), s.gateway, "other.test")).rcode).toBe(5);
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.other}/`)).toBeUndefined();
+    // Its siblings' rules are not affected.
+    const sibling = await attach("frank", "f2");
+    expect(await httpGet(ns(sibling.sandboxId), `http://${WAN.other}/`)).toContain("hello");
+  });
+
+  it("lets an allow-list CIDR through and nothing else", async () => {
+    const s = await attach("grace", "g1", { mode: EgressMode.ALLOW_LIST, allowCidrs: [`${WAN.other}/32`] });
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.other}/`)).toContain("hello");
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
+    // Even a listed link-local range stays closed.
+    await network.client.setEgressPolicy({
+      sandboxId: s.sandboxId,
+      egress: { mode: EgressMode.ALLOW_LIST, allowCidrs: ["169.254.0.0/16"] },
+    });
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.metadata}/`)).toBeUndefined();
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.other}/`)).toBeUndefined();
+  });
+});
+
+describe("dns", () => {
+  it("answers sibling names itself and forwards the rest to the upstream", async () => {
+    const h1 = await attach("heidi", "web");
+    const h2 = await attach("heidi", "db.main");
+    const from = ns(h1.sandboxId);
+    for (const name of ["db.main", "DB.Main.sb", "db.main.sb."]) {
+      const a = await dnsQuery(from, h1.gateway, name.replace(/\.$/, ""));
+      expect(a.rcode).toBe(0);
+      expect(a.answers).toEqual([{ type: 1, ttl: 5, value: h2.address }]);
+    }
+    expect((await dnsQuery(from, h1.gateway, "db.main", "A", "tcp")).answers?.[0]?.value).toBe(h2.address);
+    // The name exists with IPv4 only: no AAAA answer, and no NXDOMAIN either.
+    expect(await dnsQuery(from, h1.gateway, "db.main", "AAAA")).toEqual({ rcode: 0, answers: [] });
+    const reverse = h2.address.split(".").reverse().join(".");
+    expect((await dnsQuery(from, h1.gateway, `${reverse}.in-addr.arpa`, "PTR")).answers?.[0]?.value).toBe("db.main.sb");
+    expect((await dnsQuery(from, h1.gateway, "missing.sb")).rcode).toBe(3);
+    // Forwarded, over UDP and TCP.
+    expect((await dnsQuery(from, h1.gateway, "allowed.test")).answers?.[0]).toMatchObject({ value: WAN.server, ttl: 60 });
+    expect((await dnsQuery(from, h1.gateway, "other.test", "A", "tcp")).answers?.[0]?.value).toBe(WAN.other);
+    expect((await dnsQuery(from, h1.gateway, "nowhere.test")).rcode).toBe(3);
+    // Another user's sandbox names are not visible.
+    const other = await attach("ivan", "secret");
+    expect((await dnsQuery(from, h1.gateway, "secret.sb")).rcode).toBe(3);
+    expect((await dnsQuery(ns(other.sandboxId), other.gateway, "web.sb")).rcode).toBe(3);
+  });
+});
+
+describe("detach", () => {
+  it("removes the veth and netns, and the user's last detach removes the bridge and resolver", async () => {
+    const j1 = await attach("judy", "j1");
+    const j2 = await attach("judy", "j2");
+    const bridge = j1.bridge;
+    expect(await hostLinks(topology.host)).toContain(bridge);
+
+    expect((await network.client.detachSandbox({ sandboxId: j1.sandboxId })).detached).toBe(true);
+    let links = await hostLinks(topology.host);
+    expect(links).not.toContain(j1.hostInterface);
+    expect(links).toContain(bridge);
+    expect(existsSync(j1.netnsPath)).toBe(false);
+    expect((await dnsQuery(ns(j2.sandboxId), j2.gateway, "j1")).rcode).toBe(3);
+
+    expect((await network.client.detachSandbox({ sandboxId: j2.sandboxId })).detached).toBe(true);
+    links = await hostLinks(topology.host);
+    expect(links).not.toContain(j2.hostInterface);
+    expect(links).not.toContain(bridge);
+    expect(await nftSet("bridges")).not.toContain(`"${bridge}"`);
+    const addresses = await store.client.listAddresses({});
+    expect(addresses.addresses.some((a) => a.sandboxId === j1.sandboxId || a.sandboxId === j2.sandboxId)).toBe(false);
+    // Idempotent.
+    expect((await network.client.detachSandbox({ sandboxId: j2.sandboxId })).detached).toBe(false);
+    // The resolver went with the bridge: nothing listens on that gateway in the host netns.
+    const listening = await inNetns(topology.host, ["ss", "-lnu"]);
+    expect(listening.stdout).not.toContain(`${j2.gateway}:53`);
+  });
+});
