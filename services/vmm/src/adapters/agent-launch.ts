@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { AGENT_PACKAGE_LAYOUT, agentLaunchArgv } from "@bhatti/agent-client";
 
 /** Where the agent package is mounted inside every sandbox (read-only). */
 export const AGENT_MOUNT_POINT = "/.bhatti";
@@ -17,30 +18,11 @@ export type GuestInit =
   | { kind: "agent"; packageDir: string; argv: (configPath: string) => string[] }
   | { kind: "plain"; argv: () => string[] };
 
-/**
- * The agent's launch argv inside the sandbox, through the package's own loader so the image
- * needs neither Node nor glibc. Mirrors the agent package layout (agent/scripts/build-package.mjs).
- */
-export function defaultAgentArgv(mountPoint: string, configPath: string): string[] {
-  return [
-    `${mountPoint}/tini-static`,
-    "-s",
-    "--",
-    `${mountPoint}/lib/ld-linux-x86-64.so.2`,
-    "--library-path",
-    `${mountPoint}/lib`,
-    `${mountPoint}/node`,
-    `${mountPoint}/agent.js`,
-    "--config",
-    configPath,
-  ];
-}
-
 export function createAgentInit(
   packageDir: string,
-  argv: (mountPoint: string, configPath: string) => string[] = defaultAgentArgv,
+  argv: (mountPoint: string, configPath: string) => string[] = agentLaunchArgv,
 ): GuestInit {
-  if (!existsSync(join(packageDir, "agent.js")) && !existsSync(join(packageDir, "node"))) {
+  if (!existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.agent)) || !existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.node))) {
     throw new Error(`agent package ${packageDir} is missing (build it with agent/scripts/build-package.mjs)`);
   }
   return { kind: "agent", packageDir, argv: (configPath) => argv(AGENT_MOUNT_POINT, configPath) };

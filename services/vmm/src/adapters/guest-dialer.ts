@@ -1,135 +1,114 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { connect, type Socket } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { AgentEndpoint as AgentClientEndpoint } from "@bhatti/agent-client";
 
 /**
- * Opens TCP connections to sandbox addresses. In the product the sandboxes' bridges live in
- * the vmm's network namespace, so this is a plain `net.connect`. When the bridges live in
- * another namespace (tests use a stand-in host netns), connections go through a tiny relay
- * process started in that namespace with `nsenter --net` (Node cannot setns itself).
+ * Turns a sandbox address and port into an endpoint the agent client can dial. In the product
+ * the sandboxes' bridges live in the vmm's network namespace, so that is plain TCP. When they
+ * live in another namespace (tests use a stand-in host netns), connections go through a relay
+ * process started in that namespace with `nsenter --net` (Node cannot setns itself): it serves
+ * one Unix socket per target and pipes each connection to the target's TCP port.
  */
 export interface GuestDialer {
-  connect(host: string, port: number, timeoutMs?: number): Promise<Socket>;
+  endpoint(host: string, port: number): Promise<AgentClientEndpoint>;
   close(): Promise<void>;
-}
-
-function connectTcp(host: string, port: number, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host, port, noDelay: true });
-    const timer = setTimeout(() => {
-      sock.destroy();
-      reject(Object.assign(new Error(`connect ${host}:${port} timed out`), { code: "ETIMEDOUT" }));
-    }, timeoutMs);
-    sock.once("connect", () => {
-      clearTimeout(timer);
-      sock.removeAllListeners("error");
-      resolve(sock);
-    });
-    sock.once("error", (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-  });
 }
 
 export function createDirectDialer(): GuestDialer {
   return {
-    connect: (host, port, timeoutMs = 2000) => connectTcp(host, port, timeoutMs),
+    endpoint: async (host, port) => ({ host, port }),
     close: async () => {},
   };
 }
 
-// The relay: per connection, reads "host port timeoutMs\n", dials inside its netns, answers
-// "OK\n" or "ERR <code> <message>\n", then pipes bytes both ways (half-close preserved).
+// Control protocol on <dir>/relay.sock: "host port\n" -> "OK <socket path>\n". Each target
+// socket relays connections to host:port inside the relay's netns (half-close preserved).
 const RELAY_SCRIPT = `
 const net = require("node:net");
-const server = net.createServer({ allowHalfOpen: true }, (c) => {
-  let head = Buffer.alloc(0);
-  const onData = (d) => {
-    head = Buffer.concat([head, d]);
-    const nl = head.indexOf(10);
-    if (nl < 0) return;
-    c.off("data", onData);
-    c.pause();
-    const [host, port, ms] = head.subarray(0, nl).toString().split(" ");
-    const rest = head.subarray(nl + 1);
-    const t = net.connect({ host, port: Number(port), allowHalfOpen: true, noDelay: true });
-    const timer = setTimeout(() => t.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })), Number(ms));
-    let connected = false;
-    t.once("connect", () => {
-      clearTimeout(timer);
-      connected = true;
-      c.write("OK\\n");
-      if (rest.length) t.write(rest);
-      c.pipe(t); t.pipe(c); c.resume();
+const path = require("node:path");
+const dir = process.argv[1];
+const targets = new Map();
+function target(host, port) {
+  const key = host + "_" + port;
+  if (targets.has(key)) return targets.get(key);
+  const p = path.join(dir, key + ".sock");
+  const ready = new Promise((resolve, reject) => {
+    const srv = net.createServer({ allowHalfOpen: true }, (c) => {
+      const t = net.connect({ host, port: Number(port), allowHalfOpen: true, noDelay: true });
+      c.pipe(t); t.pipe(c);
+      t.on("error", () => c.destroy());
+      c.on("error", () => t.destroy());
+      c.on("close", () => t.destroy());
+      t.on("close", () => c.destroy());
     });
-    t.on("error", (e) => {
-      clearTimeout(timer);
-      if (connected) c.destroy();
-      else c.end("ERR " + (e.code || "EIO") + " " + e.message + "\\n");
-    });
-    c.on("error", () => t.destroy());
-    c.on("close", () => t.destroy());
-  };
-  c.on("data", onData);
+    srv.once("error", reject);
+    srv.listen(p, () => resolve(p));
+  });
+  targets.set(key, ready);
+  return ready;
+}
+const control = net.createServer((c) => {
+  let buf = "";
+  c.on("data", (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf("\\n")) >= 0) {
+      const [host, port] = buf.slice(0, nl).split(" ");
+      buf = buf.slice(nl + 1);
+      target(host, port).then((p) => c.write("OK " + p + "\\n"), (e) => c.write("ERR " + e.message + "\\n"));
+    }
+  });
+  c.on("error", () => {});
 });
-server.listen(process.argv[1], () => process.stdout.write("ready\\n"));
+control.listen(path.join(dir, "relay.sock"), () => process.stdout.write("ready\\n"));
 process.stdin.on("end", () => process.exit(0));
 process.stdin.resume();
 `;
 
 /** A dialer whose connections originate in the network namespace at `netnsPath`. */
 export async function createNetnsDialer(netnsPath: string): Promise<GuestDialer> {
-  const dir = mkdtempSync(join(tmpdir(), "bhatti-test-dialer-"));
-  const socketPath = join(dir, "relay.sock");
-  const child: ChildProcess = spawn(
-    "nsenter",
-    [`--net=${netnsPath}`, "--", process.execPath, "-e", RELAY_SCRIPT, socketPath],
-    { stdio: ["pipe", "pipe", "inherit"] },
-  );
+  const dir = mkdtempSync(join(tmpdir(), "bhatti-test-relay-"));
+  const child: ChildProcess = spawn("nsenter", [`--net=${netnsPath}`, "--", process.execPath, "-e", RELAY_SCRIPT, dir], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   await new Promise<void>((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`netns relay exited ${code}`)));
     child.stdout?.once("data", () => resolve());
   });
   child.removeAllListeners("exit");
+  const known = new Map<string, string>();
   return {
-    connect(host, port, timeoutMs = 2000) {
-      return new Promise((resolve, reject) => {
-        const sock = connect(socketPath);
-        let head = Buffer.alloc(0);
-        const fail = (e: Error) => {
-          sock.destroy();
-          reject(e);
-        };
-        sock.once("error", fail);
-        sock.once("connect", () => sock.write(`${host} ${port} ${timeoutMs}\n`));
-        const onData = (d: Buffer) => {
-          head = Buffer.concat([head, d]);
-          const nl = head.indexOf(10);
-          if (nl < 0) return;
-          sock.off("data", onData);
-          sock.pause();
-          const line = head.subarray(0, nl).toString();
-          const rest = head.subarray(nl + 1);
-          if (!line.startsWith("OK")) {
-            const [, code, ...msg] = line.split(" ");
-            return fail(Object.assign(new Error(msg.join(" ")), { code }));
-          }
-          sock.off("error", fail);
-          if (rest.length > 0) sock.unshift(rest);
-          resolve(sock);
-        };
-        sock.on("data", onData);
-        sock.once("end", () => fail(Object.assign(new Error("relay closed"), { code: "ECONNRESET" })));
-      });
+    async endpoint(host, port) {
+      const key = `${host} ${port}`;
+      let path = known.get(key);
+      if (path === undefined) {
+        path = await new Promise<string>((resolve, reject) => {
+          const c = connect(join(dir, "relay.sock"));
+          let buf = "";
+          c.once("error", reject);
+          c.on("data", (d) => {
+            buf += d.toString();
+            const nl = buf.indexOf("\n");
+            if (nl < 0) return;
+            c.destroy();
+            const line = buf.slice(0, nl);
+            if (line.startsWith("OK ")) resolve(line.slice(3));
+            else reject(new Error(`netns relay: ${line}`));
+          });
+          c.write(`${key}\n`);
+        });
+        known.set(key, path);
+      }
+      return { path };
     },
     async close() {
       child.stdin?.end();
       await new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         setTimeout(() => child.kill("SIGKILL"), 1000).unref();
       });

@@ -3,6 +3,7 @@ import {
   type Dirent,
   existsSync,
   mkdirSync,
+  readFileSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -12,7 +13,7 @@ import {
 import { join } from "node:path";
 import type { AgentBootConfig } from "@bhatti/agent-protocol";
 import type { Logger } from "@bhatti/runtime";
-import { waitAgentReady } from "../../adapters/agent-wire.js";
+import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
 import {
   AGENT_MOUNT_POINT,
   BOOT_CONFIG_MOUNT_POINT,
@@ -82,6 +83,8 @@ export interface GvisorEngine extends Engine {
   readonly cgroups: SandboxCgroups;
   readonly images: ImageRegistry;
   readonly sandboxesDir: string;
+  /** A client for the sandbox's agent through the engine's dialer (the caller closes it). */
+  agentClient(id: string): Promise<AgentClient>;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -180,26 +183,41 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     writeRecord(layoutOf(r.id).record, r);
   };
 
+  /** An agent client for the sandbox (the caller closes it). */
+  const agentClientOf = async (r: GvisorSandboxRecord, pool = false) =>
+    createAgentClient({
+      control: await options.dialer.endpoint(r.address, CONTROL_PORT),
+      forward: await options.dialer.endpoint(r.address, FORWARD_PORT),
+      token: r.token,
+      pool: pool ? {} : false,
+    });
+
+  /** Resolves once the agent answers `exec true`; fails early if the sandbox dies meanwhile. */
   const waitReady = async (r: GvisorSandboxRecord) => {
-    if (options.init.kind === "agent") {
-      let alive = true;
-      const check = setInterval(() => {
-        void runsc.state(r.id).then(
-          (s) => {
-            if (!s || s.status === "stopped") alive = false;
-          },
-          () => undefined,
-        );
-      }, 500);
-      try {
-        await waitAgentReady(options.dialer, endpointOf(r), readyTimeoutMs, () => alive);
-      } finally {
-        clearInterval(check);
-      }
+    if (options.init.kind === "plain") {
+      const s = await runsc.state(r.id);
+      if (s?.status !== "running") throw new Error(`sandbox is ${s?.status ?? "gone"} after start`);
       return;
     }
-    const s = await runsc.state(r.id);
-    if (s?.status !== "running") throw new Error(`sandbox is ${s?.status ?? "gone"} after start`);
+    const client = await agentClientOf(r);
+    const abort = new AbortController();
+    const check = setInterval(() => {
+      void runsc.state(r.id).then(
+        (s) => {
+          if (!s || s.status === "stopped") abort.abort(new Error("the sandbox exited before its agent answered"));
+        },
+        () => undefined,
+      );
+    }, 500);
+    try {
+      await client.waitReady({ timeoutMs: readyTimeoutMs, signal: abort.signal });
+    } catch (e) {
+      const tail = readLogTail(layoutOf(r.id).log);
+      throw new Error(`${abort.signal.aborted ? String(abort.signal.reason) : (e as Error).message}${tail ? `; runsc log: ${tail}` : ""}`);
+    } finally {
+      clearInterval(check);
+      client.close();
+    }
   };
 
   /**
@@ -643,6 +661,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
 
     agentEndpoint: (id) => endpointOf(mustGet(id)),
 
+    agentClient: (id) => agentClientOf(mustGet(id), true),
+
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {
         engine: "gvisor",
@@ -678,6 +698,16 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
   };
   return engine;
+}
+
+/** The last lines of the sandbox's runsc log (runsc and early agent output), for errors. */
+function readLogTail(path: string, max = 2048): string {
+  try {
+    const text = readFileSync(path, "utf8");
+    return text.slice(-max).trim().split("\n").slice(-10).join("\n");
+  } catch {
+    return "";
+  }
 }
 
 /** Bytes used by the files under a directory (0 if it does not exist). */
