@@ -8,7 +8,7 @@ import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
 import { createAuthInterceptor, remoteAddressKey } from "./connect/auth-interceptor.js";
 import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
-import { createRestRouter } from "./rest/router.js";
+import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
 import { createServiceClients } from "./service-clients.js";
 
@@ -16,6 +16,8 @@ export interface Gateway {
   readonly context: GatewayContext;
   /** The HTTP/1.1 server (not yet listening); WebSocket handlers attach to its `upgrade` event. */
   readonly server: http.Server;
+  /** The REST router (routes are registered from rest/routes.ts; tests may add their own). */
+  readonly rest: RestRouter;
   /** Stops accepting requests, ends idle keep-alive connections and closes the service clients. */
   close(): Promise<void>;
 }
@@ -45,6 +47,7 @@ export function createGateway(config: ServerConfig, logger: Logger): Gateway {
   return {
     context,
     server,
+    rest,
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -4,6 +4,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { requireAdmin } from "../auth/request-auth.js";
 import type { GatewayContext } from "../gateway-context.js";
+import { createAdminStoreMethods } from "./admin-store-methods.js";
 import { procedureName, callerOf } from "./auth-interceptor.js";
 
 type HealthInit = MessageInitShape<typeof ServiceHealthSchema>;
@@ -55,5 +56,6 @@ export function registerAdminService(router: ConnectRouter, gw: GatewayContext):
       return { services: [processHealth("gateway", dependencies), ...services] };
     },
     version: () => ({ version: BHATTI_VERSION }),
+    ...createAdminStoreMethods(gw),
   });
 }

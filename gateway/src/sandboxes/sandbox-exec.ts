@@ -1,0 +1,85 @@
+import type { AgentClient, ExecProcess } from "@bhatti/agent-client";
+import type { WakeController } from "../wake/wake-controller.js";
+import { agentErrorToConnect } from "./agent-errors.js";
+
+export interface ExecInput {
+  cmd: string[];
+  timeoutSec: number;
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Sent as stdin, then EOF; without it stdin is closed at once. */
+  stdin?: Uint8Array;
+}
+
+export type ExecOutputEvent =
+  | { type: "stdout"; data: Buffer }
+  | { type: "stderr"; data: Buffer }
+  | { type: "exit"; exitCode: number; timedOut: boolean };
+
+/**
+ * Starts a command in a hot sandbox; the returned generator yields its output as it arrives. At the deadline the
+ * agent is told to SIGKILL the command's whole process group (grandchildren included), which
+ * ends the stream with exit code 137. If the consumer stops early (the client went away),
+ * the connection is dropped and the agent kills the command.
+ */
+export async function startExec(
+  wake: WakeController,
+  sandboxId: string,
+  input: ExecInput,
+): Promise<AsyncGenerator<ExecOutputEvent>> {
+  // Started before the first output is awaited, so wake and start errors come back as
+  // proper errors rather than after a streamed 200.
+  try {
+    const proc = await wake.withAgent(sandboxId, (agent: AgentClient) =>
+      agent.execStream(input.cmd, {
+        ...(input.env !== undefined ? { env: input.env } : {}),
+        ...(input.cwd !== undefined && input.cwd !== "" ? { cwd: input.cwd } : {}),
+      }),
+    );
+    return followExec(wake, sandboxId, proc, input);
+  } catch (e) {
+    throw agentErrorToConnect(e);
+  }
+}
+
+async function* followExec(
+  wake: WakeController,
+  sandboxId: string,
+  proc: ExecProcess,
+  input: ExecInput,
+): AsyncGenerator<ExecOutputEvent> {
+  let timedOut = false;
+  // Once stdin is closed the agent reads no more frames, so the deadline drops the connection:
+  // the agent SIGKILLs the process group of a command whose host went away.
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill();
+    proc.close();
+  }, input.timeoutSec * 1000);
+  const timeoutNote = (): ExecOutputEvent[] => [
+    { type: "stderr", data: Buffer.from(`\ncommand timed out after ${input.timeoutSec}s\n`) },
+    { type: "exit", exitCode: 137, timedOut: true },
+  ];
+  try {
+    if (input.stdin !== undefined && input.stdin.byteLength > 0) await proc.write(input.stdin);
+    proc.closeStdin();
+    for await (const ev of proc) {
+      wake.touch(sandboxId);
+      if (ev.type === "exit") {
+        if (timedOut) yield* timeoutNote();
+        else yield { type: "exit", exitCode: ev.exitCode, timedOut: false };
+        return;
+      }
+      yield ev;
+    }
+  } catch (e) {
+    if (timedOut) {
+      yield* timeoutNote();
+      return;
+    }
+    throw agentErrorToConnect(e);
+  } finally {
+    clearTimeout(timer);
+    proc.close();
+  }
+}

@@ -1,0 +1,297 @@
+import {
+  type SandboxRecord,
+  ThermalState,
+  type VmmSandbox,
+  VmmSandboxStatus,
+} from "@bhatti/proto";
+import type { Logger } from "@bhatti/runtime";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { AuthenticatedUser } from "../auth/authenticated-user.js";
+import type { ServiceClients } from "../service-clients.js";
+import type { WakeController } from "../wake/wake-controller.js";
+import type { CreateSandboxInput } from "./create-input.js";
+import type { SandboxRefCache } from "./sandbox-ref-cache.js";
+import type { SandboxState } from "./sandbox-view.js";
+
+export interface SandboxUpdate {
+  keepHot?: boolean;
+  name?: string;
+  labelsAdd?: Record<string, string>;
+  labelsRemove?: string[];
+}
+
+/** Control operations on a user's sandboxes: the store row and the vmm kept in step. */
+export interface SandboxManager {
+  /** Idempotent by name: an existing sandbox of that name is returned with existing = true. */
+  create(user: AuthenticatedUser, input: CreateSandboxInput): Promise<{ state: SandboxState; existing: boolean }>;
+  list(user: AuthenticatedUser, labels: Record<string, string>): Promise<SandboxState[]>;
+  get(user: AuthenticatedUser, ref: string): Promise<SandboxState>;
+  /** The id of the user's sandbox `ref` (id or name); NotFound for anyone else's. */
+  resolveId(user: AuthenticatedUser, ref: string): Promise<string>;
+  update(user: AuthenticatedUser, ref: string, update: SandboxUpdate): Promise<SandboxState>;
+  destroy(user: AuthenticatedUser, ref: string): Promise<SandboxRecord>;
+  stop(user: AuthenticatedUser, ref: string): Promise<SandboxState>;
+  start(user: AuthenticatedUser, ref: string, force: boolean): Promise<SandboxState>;
+}
+
+const thermalNames: Record<number, string> = {
+  [ThermalState.HOT]: "hot",
+  [ThermalState.WARM]: "warm",
+  [ThermalState.COLD]: "cold",
+};
+
+/** The public status of a vmm sandbox. */
+function statusOf(sb: VmmSandbox): string | undefined {
+  switch (sb.status) {
+    case VmmSandboxStatus.RUNNING:
+      return "running";
+    case VmmSandboxStatus.STOPPED:
+      return "stopped";
+    case VmmSandboxStatus.UNKNOWN:
+      return "unknown";
+    default:
+      return undefined;
+  }
+}
+
+/** Merges the engine's live view into the row (status, address, thermal) without writing it. */
+function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): SandboxState {
+  if (sb === undefined) {
+    return { record, thermal: record.status === "running" ? record.thermalState : "" };
+  }
+  const status = statusOf(sb) ?? record.status;
+  const merged = { ...record, status, ip: sb.address !== "" ? sb.address : record.ip } as SandboxRecord;
+  return { record: merged, thermal: status === "running" ? (thermalNames[sb.thermal] ?? "") : "" };
+}
+
+const CREATE_TIMEOUT_MS = 180_000;
+const LIFECYCLE_TIMEOUT_MS = 180_000;
+
+export function createSandboxManager(deps: {
+  clients: ServiceClients;
+  wake: WakeController;
+  refs: SandboxRefCache;
+  logger: Logger;
+}): SandboxManager {
+  const { clients, wake, refs, logger } = deps;
+  const { store, vmm } = clients;
+
+  const getRecord = async (user: AuthenticatedUser, ref: string): Promise<SandboxRecord> => {
+    const { sandbox } = await store.getSandbox({ userId: user.id, sandbox: ref });
+    if (sandbox === undefined) throw new ConnectError(`sandbox ${JSON.stringify(ref)} not found`, Code.NotFound);
+    return sandbox;
+  };
+
+  const engineView = async (id: string): Promise<VmmSandbox | undefined> => {
+    try {
+      return (await vmm.getSandboxStatus({ id })).sandbox;
+    } catch (e) {
+      const err = ConnectError.from(e);
+      if (err.code !== Code.NotFound && err.code !== Code.Unimplemented) {
+        logger.warn("vmm status unavailable", { sandbox_id: id, error: err.rawMessage });
+      }
+      return undefined;
+    }
+  };
+
+  const appendEvent = async (type: string, record: SandboxRecord, meta: Record<string, unknown>) => {
+    try {
+      await store.appendEvents({
+        events: [{ type, userId: record.userId, sandboxId: record.id, metaJson: JSON.stringify(meta) }],
+      });
+    } catch (e) {
+      logger.warn("recording an event failed", { type, sandbox_id: record.id, error: e });
+    }
+  };
+
+  /** Undoes a create that failed after its row existed, so no half-created sandbox remains. */
+  const rollback = async (user: AuthenticatedUser, id: string, cause: unknown) => {
+    logger.warn("sandbox create failed; rolling back", { sandbox_id: id, error: ConnectError.from(cause).rawMessage });
+    try {
+      await vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+    } catch (e) {
+      logger.error("rollback: vmm destroy failed", { sandbox_id: id, error: e });
+    }
+    try {
+      await store.deleteSandbox({ userId: user.id, sandbox: id });
+    } catch (e) {
+      logger.error("rollback: deleting the row failed", { sandbox_id: id, error: e });
+    }
+    wake.forget(id);
+  };
+
+  const existingByName = async (user: AuthenticatedUser, name: string) => {
+    if (name === "") return undefined;
+    try {
+      const { sandbox } = await store.getSandbox({ userId: user.id, sandbox: name });
+      // A name lookup may also match an id; idempotency is by name only.
+      return sandbox !== undefined && sandbox.name === name ? sandbox : undefined;
+    } catch (e) {
+      if (ConnectError.from(e).code === Code.NotFound) return undefined;
+      throw e;
+    }
+  };
+
+  return {
+    async create(user, input) {
+      const before = await existingByName(user, input.name);
+      if (before !== undefined) return { state: withEngineView(before, undefined), existing: true };
+      let row: SandboxRecord | undefined;
+      try {
+        row = (
+          await store.createSandbox({
+            userId: user.id,
+            name: input.name,
+            image: input.image,
+            cpus: input.cpus,
+            memoryMb: input.memoryMb,
+            diskSizeMb: input.diskSizeMb,
+            keepHot: input.keepHot,
+            labels: input.labels,
+            status: "creating",
+          })
+        ).sandbox;
+      } catch (e) {
+        // Lost a race for the name: the winner's row is the answer.
+        if (ConnectError.from(e).code === Code.AlreadyExists) {
+          const winner = await existingByName(user, input.name);
+          if (winner !== undefined) return { state: withEngineView(winner, undefined), existing: true };
+        }
+        throw e;
+      }
+      if (row === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      const id = row.id;
+      try {
+        let secrets: Record<string, string> = {};
+        if (input.secrets.length > 0) {
+          try {
+            secrets = (await store.resolveSecrets({ userId: user.id, names: input.secrets })).values;
+          } catch (e) {
+            const err = ConnectError.from(e);
+            // A missing secret is the caller's mistake (400 in v1), not a missing sandbox.
+            if (err.code === Code.NotFound) throw new ConnectError(err.rawMessage, Code.InvalidArgument);
+            throw err;
+          }
+        }
+        const { sandbox: sb } = await vmm.createSandbox(
+          {
+            spec: {
+              id,
+              name: row.name,
+              image: row.image,
+              cpus: row.cpus,
+              memoryMb: row.memoryMb,
+              env: input.env,
+              secrets,
+              files: input.files.map((f) => ({ path: f.guestPath, content: f.content, mode: f.mode })),
+              userId: user.id,
+              init: input.init,
+            },
+          },
+          { timeoutMs: CREATE_TIMEOUT_MS },
+        );
+        if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
+        const updated = await store.updateSandbox({
+          userId: user.id,
+          sandbox: id,
+          status: "running",
+          ip: sb.address,
+          engineId: sb.id,
+          engineMetaJson: JSON.stringify({ engine: sb.engine }),
+          thermalState: "hot",
+        });
+        if (updated.sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+        wake.markHot(sb);
+        return { state: withEngineView(updated.sandbox, sb), existing: false };
+      } catch (e) {
+        await rollback(user, id, e);
+        throw e;
+      }
+    },
+
+    async list(user, labels) {
+      const [rows, engine] = await Promise.all([
+        store.listSandboxes({ userId: user.id, labels }),
+        vmm.listSandboxes({ userId: user.id }).then(
+          (r) => new Map(r.sandboxes.map((s) => [s.id, s])),
+          () => new Map<string, VmmSandbox>(),
+        ),
+      ]);
+      return rows.sandboxes.map((r) => withEngineView(r, engine.get(r.id)));
+    },
+
+    async get(user, ref) {
+      const record = await getRecord(user, ref);
+      return withEngineView(record, await engineView(record.id));
+    },
+
+    async resolveId(user, ref) {
+      const cached = refs.get(user.id, ref);
+      if (cached !== undefined) return cached;
+      const record = await getRecord(user, ref);
+      refs.set(user.id, ref, record.id);
+      return record.id;
+    },
+
+    async update(user, ref, update) {
+      const record = await getRecord(user, ref);
+      const { sandbox } = await store.updateSandbox({
+        userId: user.id,
+        sandbox: record.id,
+        ...(update.name !== undefined ? { name: update.name } : {}),
+        ...(update.keepHot !== undefined ? { keepHot: update.keepHot } : {}),
+        labelsAdd: update.labelsAdd ?? {},
+        labelsRemove: update.labelsRemove ?? [],
+      });
+      if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      if (update.name !== undefined && update.name !== record.name) refs.forget(record.id);
+      // keep_hot = true must leave the sandbox hot, not just promise to (v1).
+      if (update.keepHot === true) await wake.ensureHot(record.id);
+      return withEngineView(sandbox, await engineView(record.id));
+    },
+
+    async destroy(user, ref) {
+      const record = await getRecord(user, ref);
+      refs.forget(record.id);
+      wake.forget(record.id);
+      await vmm.destroySandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
+      return sandbox ?? record;
+    },
+
+    async stop(user, ref) {
+      const record = await getRecord(user, ref);
+      wake.markNotHot(record.id);
+      const { sandbox: sb } = await vmm.stopSandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      wake.markNotHot(record.id);
+      const { sandbox } = await store.updateSandbox({
+        userId: user.id,
+        sandbox: record.id,
+        status: "stopped",
+        thermalState: "cold",
+      });
+      if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      if (record.status !== "stopped") await appendEvent("sandbox.stopped", sandbox, { reason: "user" });
+      return withEngineView(sandbox, sb);
+    },
+
+    async start(user, ref, force) {
+      const record = await getRecord(user, ref);
+      const { sandbox: sb } = await vmm.startSandbox(
+        { id: record.id, force },
+        { timeoutMs: LIFECYCLE_TIMEOUT_MS },
+      );
+      if (sb !== undefined && sb.thermal === ThermalState.HOT) wake.markHot(sb);
+      const { sandbox } = await store.updateSandbox({
+        userId: user.id,
+        sandbox: record.id,
+        status: "running",
+        thermalState: sb !== undefined ? (thermalNames[sb.thermal] ?? "hot") : "hot",
+        ...(sb !== undefined && sb.address !== "" ? { ip: sb.address } : {}),
+      });
+      if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      if (record.status !== "running") await appendEvent("sandbox.started", sandbox, { force });
+      return withEngineView(sandbox, sb);
+    },
+  };
+}

@@ -1,0 +1,46 @@
+import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
+import type { AgentEndpoint } from "@bhatti/proto";
+
+/**
+ * One agent client per sandbox endpoint, kept across requests so that execs reuse its
+ * pre-dialed, authenticated spare connections. A changed endpoint (new address or token)
+ * replaces the client.
+ */
+export interface AgentClientCache {
+  clientFor(sandboxId: string, endpoint: AgentEndpoint): AgentClient;
+  /** Drops spare connections (they may be stale after a pause or restore). */
+  drain(sandboxId: string): void;
+  /** Closes and forgets the sandbox's client (destroy). */
+  remove(sandboxId: string): void;
+  close(): void;
+}
+
+const endpointKey = (e: AgentEndpoint) => `${e.host}:${e.controlPort}:${e.forwardPort}:${e.token}`;
+
+export function createAgentClientCache(): AgentClientCache {
+  const clients = new Map<string, { key: string; client: AgentClient }>();
+  return {
+    clientFor(sandboxId, endpoint) {
+      const key = endpointKey(endpoint);
+      const existing = clients.get(sandboxId);
+      if (existing !== undefined && existing.key === key) return existing.client;
+      existing?.client.close();
+      const client = createAgentClient({
+        control: { host: endpoint.host, port: endpoint.controlPort },
+        forward: { host: endpoint.host, port: endpoint.forwardPort },
+        token: endpoint.token,
+      });
+      clients.set(sandboxId, { key, client });
+      return client;
+    },
+    drain: (sandboxId) => clients.get(sandboxId)?.client.drainPool(),
+    remove(sandboxId) {
+      clients.get(sandboxId)?.client.close();
+      clients.delete(sandboxId);
+    },
+    close() {
+      for (const { client } of clients.values()) client.close();
+      clients.clear();
+    },
+  };
+}
