@@ -54,13 +54,13 @@ export async function ping(fromNetns: string, address: string): Promise<boolean>
 
 /** An HTTP GET with a short timeout; the body, or undefined if it failed. */
 export async function httpGet(fromNetns: string, url: string): Promise<string | undefined> {
-  const r = await inNetns(fromNetns, ["curl", "-s", "--max-time", "2", url]);
+  const r = await inNetns(fromNetns, ["curl", "-s", "--max-time", "1", url]);
   return r.code === 0 ? r.stdout : undefined;
 }
 
 /** A plain TCP connect (nc -z); true if it connected. */
 export async function tcpConnects(fromNetns: string, address: string, port: number): Promise<boolean> {
-  return (await inNetns(fromNetns, ["nc", "-z", "-w", "2", address, String(port)])).code === 0;
+  return (await inNetns(fromNetns, ["nc", "-z", "-w", "1", address, String(port)])).code === 0;
 }
 
 export interface DnsAnswer {
@@ -76,7 +76,14 @@ export async function dnsQuery(
   type: "A" | "AAAA" | "PTR" = "A",
   transport: "udp" | "tcp" = "udp",
 ): Promise<DnsAnswer> {
-  const r = await inNetns(fromNetns, [process.execPath, join(fixtures, "dns-query.mjs"), server, name, type, transport]);
+  const r = await inNetns(fromNetns, [
+    process.execPath,
+    join(fixtures, "dns-query.mjs"),
+    server,
+    name,
+    type,
+    transport,
+  ]);
   return JSON.parse(r.stdout) as DnsAnswer;
 }
 
@@ -87,8 +94,14 @@ export interface NetnsProcess {
   stop(): Promise<void>;
 }
 
-export async function startInNetns(netns: string, args: readonly string[], readyText?: string): Promise<NetnsProcess> {
-  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export async function startInNetns(
+  netns: string,
+  args: readonly string[],
+  readyText?: string,
+): Promise<NetnsProcess> {
+  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
