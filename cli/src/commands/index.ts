@@ -1,6 +1,9 @@
 import type { Command } from "commander";
+import { registerAdminEventsCommands } from "./admin-events.js";
 import { registerAdminStatusCommand } from "./admin-status.js";
+import { registerSecretCommands } from "./secret.js";
 import { registerServeCommand } from "./serve.js";
+import { registerUserCommands } from "./user.js";
 import { registerVersionCommand } from "./version.js";
 
 /**
@@ -11,4 +14,7 @@ export function registerCommands(program: Command): void {
   registerVersionCommand(program);
   registerServeCommand(program);
   registerAdminStatusCommand(program);
+  registerAdminEventsCommands(program);
+  registerUserCommands(program);
+  registerSecretCommands(program);
 }
