@@ -1,4 +1,6 @@
+import { accessSync, constants as fsConstants, statSync } from "node:fs";
 import { constants } from "node:os";
+import { isAbsolute, join } from "node:path";
 import type { ExecRequest } from "@bhatti/agent-protocol";
 import type { AgentContext } from "../agent-context.js";
 import {
@@ -12,7 +14,10 @@ import {
 
 /** What to start, as whom, where: resolved once from an EXEC_REQ. */
 export interface CommandSpec {
+  /** argv[0] as requested. */
   file: string;
+  /** The executable it resolved to (PATH search done by the agent, like Go's LookPath). */
+  path: string;
   args: string[];
   argv: string[];
   env: Record<string, string>;
@@ -36,15 +41,47 @@ export function resolveCommandSpec(ctx: AgentContext, req: ExecRequest): Command
     throw new CommandSpecError(`start: chdir ${cwd}: no such file or directory`);
   }
   const argv = req.argv.map(String);
+  const file = argv[0]!;
+  const env = buildCommandEnv(ctx.baseEnv, identity, ctx.configEnv, req.env);
+  const path = findExecutable(file, env["PATH"] ?? "", cwd);
+  if (path === undefined) {
+    throw new CommandSpecError(
+      file.includes("/")
+        ? `start: fork/exec ${file}: no such file or directory`
+        : `start: exec: "${file}": executable file not found in $PATH`,
+    );
+  }
   return {
-    file: argv[0]!,
+    file,
+    path,
     args: argv.slice(1),
     argv,
-    env: buildCommandEnv(ctx.baseEnv, identity, ctx.configEnv, req.env),
+    env,
     cwd,
     identity,
     credentials: credentialsFor(identity),
   };
+}
+
+/**
+ * Resolves `file` like execvp, but skipping unusable PATH entries instead of failing on
+ * the first EACCES: a path containing "/" as is (relative to cwd), else each PATH entry.
+ */
+export function findExecutable(file: string, searchPath: string, cwd: string): string | undefined {
+  const candidates = file.includes("/")
+    ? [isAbsolute(file) ? file : join(cwd, file)]
+    : searchPath
+        .split(":")
+        .map((dir) => join(dir === "" ? cwd : isAbsolute(dir) ? dir : join(cwd, dir), file));
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      if (statSync(candidate).isFile()) return candidate;
+    } catch {
+      // Not here.
+    }
+  }
+  return undefined;
 }
 
 /** The ERROR text for a spawn failure, in the words v1 (Go's os/exec) used. */

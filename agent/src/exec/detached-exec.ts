@@ -39,7 +39,8 @@ export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, r
   }
 
   try {
-    const child = spawn(spec.file, spec.args, {
+    const child = spawn(spec.path, spec.args, {
+      argv0: spec.file,
       cwd: spec.cwd,
       env: spec.env,
       stdio: ["ignore", fd, fd],

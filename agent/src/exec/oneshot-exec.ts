@@ -10,6 +10,8 @@ import {
   spawnErrorText,
 } from "./command-spec.js";
 
+const KEEPALIVE_INTERVAL_MS = 1_000;
+
 /**
  * One-shot exec: EXEC_REQ → STDOUT/STDERR chunks → EXIT. While it runs the host may send
  * STDIN (a half-close of its side closes the child's stdin) or KILL (SIGKILL to the group).
@@ -31,7 +33,8 @@ export async function handleOneShotExec(
 
   let child: ChildProcess;
   try {
-    child = spawn(spec.file, spec.args, {
+    child = spawn(spec.path, spec.args, {
+      argv0: spec.file,
       cwd: spec.cwd,
       env: spec.env,
       stdio: ["pipe", "pipe", "pipe"],
@@ -86,6 +89,7 @@ export async function handleOneShotExec(
     if (!finished) signalGroup(child.pid, "SIGKILL");
   };
   socket.once("close", onHostGone);
+  socket.once("error", onHostGone);
 
   // Host → child: STDIN and KILL until the host half-closes or the command ends.
   void (async () => {
@@ -99,6 +103,14 @@ export async function handleOneShotExec(
       }
       if (frame === null) {
         child.stdin?.end();
+        // A half-close (stdin EOF) and a vanished host look the same until we write:
+        // probe with frames hosts ignore, so a dead host's command gets killed.
+        const probe = setInterval(() => {
+          if (finished) clearInterval(probe);
+          else sink.send(FrameType.KEEPALIVE);
+        }, KEEPALIVE_INTERVAL_MS);
+        probe.unref();
+        void done.then(() => clearInterval(probe));
         return;
       }
       if (frame.type === FrameType.STDIN) {
@@ -119,6 +131,7 @@ export async function handleOneShotExec(
 
   await done;
   socket.off("close", onHostGone);
+  socket.off("error", onHostGone);
 }
 
 /** sync(2) has no Node binding; the `sync` program does the same. Best effort, 10 s at most. */

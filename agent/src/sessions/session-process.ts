@@ -1,7 +1,5 @@
 import { spawn } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isAbsolute, join } from "node:path";
 import type { IPty } from "node-pty";
 import type { CommandSpec } from "../exec/command-spec.js";
 import { exitCodeOf } from "../exec/command-spec.js";
@@ -19,22 +17,6 @@ export interface SessionProcess {
   onExit(listener: (code: number) => void): void;
 }
 
-/** Resolves `file` like execvp: a path containing "/" as is, else each PATH entry. */
-export function findExecutable(file: string, searchPath: string, cwd: string): string | undefined {
-  const candidates = file.includes("/")
-    ? [isAbsolute(file) ? file : join(cwd, file)]
-    : searchPath.split(":").map((dir) => join(dir === "" ? "." : dir, file));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, constants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // Not here.
-    }
-  }
-  return undefined;
-}
-
 type NodePty = typeof import("node-pty");
 let nodePty: NodePty | undefined;
 
@@ -45,11 +27,7 @@ function loadNodePty(): NodePty {
 }
 
 export function spawnPtyProcess(spec: CommandSpec, rows: number, cols: number): SessionProcess {
-  // The PTY child reports a failed exec only as output; check first for a clear error.
-  if (findExecutable(spec.file, spec.env["PATH"] ?? "", spec.cwd) === undefined) {
-    throw Object.assign(new Error(`spawn ${spec.file} ENOENT`), { code: "ENOENT" });
-  }
-  const pty: IPty = loadNodePty().spawn(spec.file, spec.args, {
+  const pty: IPty = loadNodePty().spawn(spec.path, spec.args, {
     name: spec.env["TERM"] ?? "xterm-256color",
     cols,
     rows,
@@ -83,7 +61,8 @@ export function spawnPtyProcess(spec: CommandSpec, rows: number, cols: number): 
 
 /** Pipes instead of a PTY; stderr is delivered as stdout, like a merged stream. */
 export async function spawnPipedProcess(spec: CommandSpec): Promise<SessionProcess> {
-  const child = spawn(spec.file, spec.args, {
+  const child = spawn(spec.path, spec.args, {
+    argv0: spec.file,
     cwd: spec.cwd,
     env: spec.env,
     stdio: ["pipe", "pipe", "pipe"],

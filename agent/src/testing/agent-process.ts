@@ -1,7 +1,7 @@
 // Starts the bundled agent as a real process on loopback (tests and benchmarks).
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,8 @@ export interface AgentProcess {
   forward: { host: string; port: number };
   /** A temp dir the test may use; removed by stop(). */
   dir: string;
+  /** `dir/workspace`, world-writable: the default working directory. */
+  workspace: string;
   /** Lines the agent logged on stderr so far. */
   logs: string[];
   stop(): Promise<void>;
@@ -34,6 +36,8 @@ export interface AgentProcess {
 export async function startAgentProcess(options: AgentProcessOptions = {}): Promise<AgentProcess> {
   if (!existsSync(AGENT_BUNDLE)) throw new Error(`${AGENT_BUNDLE} missing: run node scripts/build.mjs`);
   const dir = mkdtempSync(join(tmpdir(), "bhatti-test-agent-"));
+  // Commands run as uid 1000 in some tests and must reach files below this dir.
+  chmodSync(dir, 0o755);
   const token = options.token ?? randomBytes(16).toString("hex");
   const args = [
     ...(options.nodeFlags ?? []),
@@ -49,7 +53,10 @@ export async function startAgentProcess(options: AgentProcessOptions = {}): Prom
   }
   if (options.user !== undefined) args.push("--user", options.user);
   if (options.allowRoot === true) args.push("--allow-root");
-  args.push("--workdir", options.workdir ?? join(dir, "workspace-missing"));
+  const workspace = join(dir, "workspace");
+  mkdirSync(workspace);
+  chmodSync(workspace, 0o777);
+  args.push("--workdir", options.workdir ?? workspace);
   if (options.authTimeoutMs !== undefined) args.push("--auth-timeout-ms", String(options.authTimeoutMs));
 
   const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
@@ -81,6 +88,7 @@ export async function startAgentProcess(options: AgentProcessOptions = {}): Prom
     control: addr("control"),
     forward: addr("forward"),
     dir,
+    workspace,
     logs,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {

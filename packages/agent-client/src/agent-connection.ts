@@ -75,7 +75,7 @@ export class AgentConnection {
       }
       if (frame === null) return null;
       this.receivedAny = true;
-      if (knownTypes.has(frame.type)) return frame;
+      if (knownTypes.has(frame.type) && frame.type !== FrameType.KEEPALIVE) return frame;
     }
   }
 

@@ -10,6 +10,12 @@ export const FrameType = {
   EXIT: 0x05,
   ERROR: 0x06,
   KILL: 0x07,
+  /**
+   * bhatti v2, G→H, empty: sent every second during a one-shot exec after the host closed
+   * its side, so a vanished host is noticed (the write fails) and the command killed.
+   * Hosts skip it like any unknown type.
+   */
+  KEEPALIVE: 0x08,
   EXEC_REQ: 0x10,
   AUTH: 0x11,
   CONFIG_REQ: 0x12,
