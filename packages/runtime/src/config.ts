@@ -129,6 +129,24 @@ export const configKeys = {
     "/usr/local/lib/bhatti/runsc",
     "gVisor runsc binary used by the gvisor engine (installed by scripts/install-runsc.sh).",
   ),
+  agent_package_dir: stringKey(
+    "/usr/local/lib/bhatti/agent",
+    "Read-only agent package (tini, Node, agent bundle) mounted at /.bhatti in every sandbox.",
+  ),
+  default_image: stringKey("minimal", "Image of sandboxes created without one (see `bhatti image list`)."),
+  cgroup_parent: stringKey(
+    "bhatti",
+    "Parent cgroup of every sandbox, in each v1 hierarchy and in the v2 `unified` one.",
+  ),
+  vmm_warm_method: enumKey(
+    ["freeze", "runsc"] as const,
+    "freeze",
+    "How the vmm pauses (warm): the v2 cgroup freezer (measured faster) or `runsc pause`.",
+  ),
+  vmm_local_network: stringKey(
+    "none",
+    'Tests/development only: "netns=<host netns>,bridge=<name>,subnet=<a.b.c>" makes the vmm wire sandboxes itself instead of asking the network service; "none" = use the network service.',
+  ),
   runsc_platform: enumKey(
     ["ptrace", "systrap"] as const,
     "ptrace",

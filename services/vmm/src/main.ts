@@ -1,13 +1,102 @@
-import { VmmService } from "@bhatti/proto";
-import { processHealth, runService } from "@bhatti/runtime";
+import { join } from "node:path";
+import { StoreService } from "@bhatti/proto";
+import { StartupError, createServiceClient, runService, serviceSocketPath } from "@bhatti/runtime";
+import { createAgentInit } from "./adapters/agent-launch.js";
+import { createDirectDialer } from "./adapters/guest-dialer.js";
+import { createLocalNetnsNetwork } from "./adapters/local-netns-network.js";
+import { createNetworkServiceNetwork } from "./adapters/network-service-client.js";
+import type { SandboxNetwork } from "./adapters/sandbox-network.js";
+import { vmmRoutes } from "./api/vmm-routes.js";
+import { createStoreSync } from "./domain/store-sync.js";
+import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
 
-// The vmm process: serves VmmService on <socket_dir>/vmm.sock.
+/** Parses `vmm_local_network` ("netns=…,bridge=…,subnet=…"). */
+function parseLocalNetwork(value: string): { netns: string; bridge: string; subnet: string } {
+  const kv = Object.fromEntries(value.split(",").map((p) => p.split("=", 2) as [string, string]));
+  const { netns, bridge, subnet } = kv;
+  if (!netns || !bridge || !subnet || !/^\d+\.\d+\.\d+$/.test(subnet)) {
+    throw new StartupError(
+      `vmm_local_network "${value}" must be "netns=<name>,bridge=<name>,subnet=<a.b.c>"`,
+    );
+  }
+  return { netns, bridge, subnet };
+}
+
+// The vmm process: owns every sandbox's lifecycle behind the engine; serves VmmService on
+// <socket_dir>/vmm.sock. Restarting it never touches running sandboxes: it adopts them.
 await runService({
   name: "vmm",
-  async setup() {
-    return (router) =>
-      router.service(VmmService, {
-        health: () => ({ health: processHealth("vmm") }),
+  async setup({ config, logger, shutdown }) {
+    if (config.engine !== "gvisor") {
+      throw new StartupError(`engine "${config.engine}" cannot run on this host; only gvisor is available`);
+    }
+    let network: SandboxNetwork;
+    if (config.vmm_local_network !== "none") {
+      const local = parseLocalNetwork(config.vmm_local_network);
+      const net = createLocalNetnsNetwork({
+        hostNetns: local.netns,
+        bridge: local.bridge,
+        subnet: local.subnet,
+        prefix: "bt",
+        stateFile: join(config.state_dir, "local-network.json"),
       });
+      await net.setup();
+      network = net;
+    } else {
+      const net = createNetworkServiceNetwork(serviceSocketPath(config.socket_dir, "network"));
+      shutdown.add(() => net.close());
+      network = net;
+    }
+    let init: ReturnType<typeof createAgentInit>;
+    try {
+      init = createAgentInit(config.agent_package_dir);
+    } catch (e) {
+      throw new StartupError((e as Error).message);
+    }
+    const engine = createGvisorEngine({
+      stateDir: config.state_dir,
+      runscPath: config.runsc_path,
+      platform: config.runsc_platform,
+      cgroupParent: config.cgroup_parent,
+      warmMethod: config.vmm_warm_method,
+      network,
+      dialer: createDirectDialer(),
+      init,
+      logger,
+    });
+    const adopted = await engine.adopt();
+    logger.info("adopted sandboxes", {
+      running: adopted.running.length,
+      cold: adopted.cold.length,
+      unknown: adopted.unknown.length,
+      removed: adopted.removed.length,
+    });
+    shutdown.add(() => engine.close());
+
+    const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
+      defaultTimeoutMs: 5_000,
+    });
+    shutdown.add(() => store.close());
+    const sync = createStoreSync(store.client, engine, logger);
+    sync
+      .reconcile()
+      .then((r) => logger.info("reconciled with the store", r))
+      .catch((e: unknown) => logger.warn("store reconcile skipped", { error: (e as Error).message }));
+    shutdown.add(sync.follow());
+
+    return vmmRoutes({
+      engine,
+      images: engine.images,
+      defaultImage: config.default_image,
+      // The store is optional for the vmm (rows are synced best effort): a fact, not a dependency.
+      facts: async () => {
+        try {
+          const h = await store.client.health({}, { timeoutMs: 1000 });
+          return { store: h.health?.ready ? "ready" : "not ready" };
+        } catch (e) {
+          return { store: `unreachable: ${(e as Error).message}` };
+        }
+      },
+    });
   },
 });

@@ -22,7 +22,10 @@ export function createAgentInit(
   packageDir: string,
   argv: (mountPoint: string, configPath: string) => string[] = agentLaunchArgv,
 ): GuestInit {
-  if (!existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.agent)) || !existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.node))) {
+  if (
+    !existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.agent)) ||
+    !existsSync(join(packageDir, AGENT_PACKAGE_LAYOUT.node))
+  ) {
     throw new Error(`agent package ${packageDir} is missing (build it with agent/scripts/build-package.mjs)`);
   }
   return { kind: "agent", packageDir, argv: (configPath) => argv(AGENT_MOUNT_POINT, configPath) };

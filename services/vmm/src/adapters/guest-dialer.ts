@@ -71,9 +71,13 @@ process.stdin.resume();
 /** A dialer whose connections originate in the network namespace at `netnsPath`. */
 export async function createNetnsDialer(netnsPath: string): Promise<GuestDialer> {
   const dir = mkdtempSync(join(tmpdir(), "bhatti-test-relay-"));
-  const child: ChildProcess = spawn("nsenter", [`--net=${netnsPath}`, "--", process.execPath, "-e", RELAY_SCRIPT, dir], {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
+  const child: ChildProcess = spawn(
+    "nsenter",
+    [`--net=${netnsPath}`, "--", process.execPath, "-e", RELAY_SCRIPT, dir],
+    {
+      stdio: ["pipe", "pipe", "inherit"],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once("error", reject);
     child.once("exit", (code) => reject(new Error(`netns relay exited ${code}`)));

@@ -204,7 +204,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     const check = setInterval(() => {
       void runsc.state(r.id).then(
         (s) => {
-          if (!s || s.status === "stopped") abort.abort(new Error("the sandbox exited before its agent answered"));
+          if (!s || s.status === "stopped")
+            abort.abort(new Error("the sandbox exited before its agent answered"));
         },
         () => undefined,
       );
@@ -213,7 +214,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       await client.waitReady({ timeoutMs: readyTimeoutMs, signal: abort.signal });
     } catch (e) {
       const tail = readLogTail(layoutOf(r.id).log);
-      throw new Error(`${abort.signal.aborted ? String(abort.signal.reason) : (e as Error).message}${tail ? `; runsc log: ${tail}` : ""}`);
+      throw new Error(
+        `${abort.signal.aborted ? String(abort.signal.reason) : (e as Error).message}${tail ? `; runsc log: ${tail}` : ""}`,
+      );
     } finally {
       clearInterval(check);
       client.close();

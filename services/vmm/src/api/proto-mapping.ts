@@ -1,0 +1,89 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  ThermalState as ProtoThermal,
+  VmmSandboxStatus,
+  type VmmSandboxSchema,
+  type VmmSandboxSpec,
+} from "@bhatti/proto";
+import type { SandboxInfo, SandboxSpec, SandboxStatus, ThermalState } from "../engine/engine.js";
+import { EngineError } from "../engine/engine-error.js";
+
+export function thermalToProto(t: ThermalState): ProtoThermal {
+  return t === "hot" ? ProtoThermal.HOT : t === "warm" ? ProtoThermal.WARM : ProtoThermal.COLD;
+}
+
+function statusToProto(s: SandboxStatus): VmmSandboxStatus {
+  return s === "running"
+    ? VmmSandboxStatus.RUNNING
+    : s === "stopped"
+      ? VmmSandboxStatus.STOPPED
+      : VmmSandboxStatus.UNKNOWN;
+}
+
+export function infoToProto(info: SandboxInfo): MessageInitShape<typeof VmmSandboxSchema> {
+  return {
+    id: info.id,
+    name: info.name,
+    image: info.image,
+    engine: info.engine,
+    status: statusToProto(info.status),
+    thermal: thermalToProto(info.thermal),
+    thermalSinceMs: BigInt(info.thermalSince),
+    createdAtMs: BigInt(info.createdAt),
+    cpus: info.cpus,
+    memoryMb: info.memoryMb,
+    userId: info.userId,
+    address: info.address,
+    gateway: info.gateway,
+    agent: {
+      host: info.agent.host,
+      controlPort: info.agent.controlPort,
+      forwardPort: info.agent.forwardPort,
+      token: info.agent.token,
+    },
+    restoreError: info.restoreError ?? "",
+    engineDetails: info.engineDetails,
+  };
+}
+
+/** The proto spec as an engine spec (defaults are filled in by the engine's validation). */
+export function specFromProto(
+  spec: VmmSandboxSpec | undefined,
+  id: string,
+  defaultImage: string,
+): SandboxSpec {
+  if (!spec) throw new ConnectError("spec is required", Code.InvalidArgument);
+  const out: SandboxSpec = {
+    id,
+    name: spec.name,
+    image: spec.image || defaultImage,
+    cpus: spec.cpus,
+    memoryMb: spec.memoryMb,
+    pidsLimit: spec.pidsLimit,
+    env: { ...spec.env },
+    secrets: { ...spec.secrets },
+    files: spec.files.map((f) => ({ path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode })),
+    hostname: spec.hostname,
+    userId: spec.userId,
+  };
+  if (spec.init) out.init = spec.init;
+  return out;
+}
+
+const codes: Record<EngineError["code"], Code> = {
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  invalid_argument: Code.InvalidArgument,
+  failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+  internal: Code.Internal,
+};
+
+/** Engine errors become Connect errors with the matching code; others pass through. */
+export function toConnectError(e: unknown): ConnectError {
+  if (e instanceof ConnectError) return e;
+  if (e instanceof EngineError) return new ConnectError(e.message, codes[e.code], undefined, undefined, e);
+  return ConnectError.from(e);
+}
