@@ -1,0 +1,162 @@
+import { type Socket, createSocket } from "node:dgram";
+import { createLogger } from "@bhatti/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { EgressPolicy } from "../domain/egress-policy.js";
+import { DnsType, Rcode, buildQuery, buildResponse, parseMessage } from "./dns-message.js";
+import { type ResolverDirectory, createUserResolver } from "./user-resolver.js";
+
+const logger = createLogger({ service: "network-test", level: "error" });
+
+// A real upstream on loopback answering every A query with a public and a private address.
+let upstream: Socket;
+let upstreamPort = 0;
+beforeAll(async () => {
+  upstream = createSocket("udp4");
+  upstream.on("message", (msg, rinfo) => {
+    const q = parseMessage(msg);
+    const name = q.questions[0]?.name ?? "";
+    const reply = buildResponse(q, {
+      rcode: Rcode.NOERROR,
+      answers: [
+        { name, type: DnsType.A, ttl: 30, value: "198.51.100.9" },
+        { name, type: DnsType.A, ttl: 30, value: "10.1.2.3" },
+      ],
+    });
+    upstream.send(reply, rinfo.port, rinfo.address);
+  });
+  await new Promise<void>((ok) => upstream.bind(0, "127.0.0.1", ok));
+  upstreamPort = upstream.address().port;
+});
+afterAll(() => upstream.close());
+
+function setup(policies: Record<string, EgressPolicy>, upstreamPortOverride?: number) {
+  const allowed: { source: string; ips: string[]; ttl: number }[] = [];
+  const siblings: Record<string, string> = { web: "10.0.0.2", api: "10.0.0.3" };
+  const directory: ResolverDirectory = {
+    addressesOf: (name) => (siblings[name] === undefined ? [] : [siblings[name] as string]),
+    nameOf: (address) => Object.entries(siblings).find(([, a]) => a === address)?.[0],
+    policyOf: (address) => policies[address],
+    allowResolved: async (source, ips, ttl) => {
+      allowed.push({ source, ips, ttl });
+    },
+  };
+  const resolver = createUserResolver({
+    address: "127.0.0.1",
+    upstreams: () => [{ host: "127.0.0.1", port: upstreamPortOverride ?? upstreamPort }],
+    timeoutMs: 300,
+    directory,
+    logger,
+  });
+  const ask = async (source: string, name: string, type: number = DnsType.A) => {
+    const reply = await resolver.answer(buildQuery(7, name, type), source, "udp");
+    if (reply === undefined) throw new Error("no reply");
+    const m = parseMessage(reply);
+    return { rcode: m.flags & 0xf, answers: m.answers };
+  };
+  return { resolver, ask, allowed };
+}
+
+describe("user resolver", () => {
+  it("answers siblings authoritatively with TTL 5, AAAA as no data", async () => {
+    const { ask } = setup({});
+    expect(await ask("10.0.0.3", "WEB.sb")).toEqual({
+      rcode: 0,
+      answers: [{ name: "web.sb", type: 1, class: 1, ttl: 5, address: "10.0.0.2" }],
+    });
+    expect(await ask("10.0.0.3", "web", DnsType.AAAA)).toEqual({ rcode: 0, answers: [] });
+    expect((await ask("10.0.0.3", "2.0.0.10.in-addr.arpa", DnsType.PTR)).answers[0]?.target).toBe("web.sb");
+    expect((await ask("10.0.0.3", "nope.sb")).rcode).toBe(Rcode.NXDOMAIN);
+  });
+
+  it("forwards for allow-all, refuses for deny-all", async () => {
+    const { ask, allowed } = setup({ "10.0.0.2": { mode: "allow-all" }, "10.0.0.3": { mode: "deny-all" } });
+    expect((await ask("10.0.0.2", "example.com")).answers.map((a) => a.address)).toEqual([
+      "198.51.100.9",
+      "10.1.2.3",
+    ]);
+    expect((await ask("10.0.0.3", "example.com")).rcode).toBe(Rcode.REFUSED);
+    expect((await ask("10.0.0.3", "api")).answers[0]?.address).toBe("10.0.0.3");
+    expect(allowed).toEqual([]);
+  });
+
+  it("opens only public answers of allowed names before replying", async () => {
+    const { ask, allowed } = setup({
+      "10.0.0.2": { mode: "allow-list", cidrs: [], hosts: ["*.example.com"] },
+    });
+    const a = await ask("10.0.0.2", "cdn.example.com");
+    expect(a.rcode).toBe(0);
+    expect(allowed).toEqual([{ source: "10.0.0.2", ips: ["198.51.100.9"], ttl: 30 }]);
+    expect((await ask("10.0.0.2", "example.net")).rcode).toBe(Rcode.REFUSED);
+    expect(allowed).toHaveLength(1);
+  });
+
+  it("answers SERVFAIL when the upstream is silent", async () => {
+    const silent = createSocket("udp4");
+    await new Promise<void>((ok) => silent.bind(0, "127.0.0.1", ok));
+    try {
+      const { ask } = setup({}, silent.address().port);
+      expect((await ask("10.0.0.2", "example.com")).rcode).toBe(Rcode.SERVFAIL);
+    } finally {
+      silent.close();
+    }
+  });
+
+  it("serves real UDP and TCP clients on its address", async () => {
+    const { resolver } = setup({});
+    // Port 0 cannot be shared by the UDP and TCP listeners; pick a free-looking high port.
+    let started = false;
+    let port = 0;
+    for (let attempt = 0; attempt < 5 && !started; attempt++) {
+      port = 20_000 + Math.floor(Math.random() * 40_000);
+      const r = createUserResolver({
+        address: "127.0.0.1",
+        port,
+        upstreams: () => [],
+        timeoutMs: 300,
+        directory: {
+          addressesOf: (n) => (n === "web" ? ["10.0.0.2"] : []),
+          nameOf: () => undefined,
+          policyOf: () => undefined,
+          allowResolved: async () => undefined,
+        },
+        logger,
+      });
+      try {
+        await r.start();
+        started = true;
+        const client = createSocket("udp4");
+        const reply = await new Promise<Buffer>((ok) => {
+          client.once("message", ok);
+          client.send(buildQuery(9, "web.sb", DnsType.A), port, "127.0.0.1");
+        });
+        client.close();
+        expect(parseMessage(reply).answers[0]?.address).toBe("10.0.0.2");
+        const { connect } = await import("node:net");
+        const tcpReply = await new Promise<Buffer>((ok, fail) => {
+          const sock = connect(port, "127.0.0.1", () => {
+            const q = buildQuery(10, "web", DnsType.A);
+            const len = Buffer.alloc(2);
+            len.writeUInt16BE(q.length);
+            sock.write(Buffer.concat([len, q]));
+          });
+          let data = Buffer.alloc(0);
+          sock.on("data", (c: Buffer) => {
+            data = Buffer.concat([data, c]);
+            if (data.length >= 2 + data.readUInt16BE(0)) {
+              sock.destroy();
+              ok(data.subarray(2));
+            }
+          });
+          sock.on("error", fail);
+        });
+        expect(parseMessage(tcpReply)).toMatchObject({ id: 10, answers: [{ address: "10.0.0.2" }] });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw e;
+      } finally {
+        await r.close();
+      }
+    }
+    expect(started).toBe(true);
+    await resolver.close();
+  });
+});
