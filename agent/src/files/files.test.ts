@@ -100,7 +100,7 @@ describe("file write and read", () => {
   it("concurrent writes: different files all land; the same file ends as one of the writes", async () => {
     const paths = Array.from({ length: 10 }, () => fresh("conc"));
     await Promise.all(paths.map((p, i) => client.writeFile(p, `content-${i}`)));
-    paths.forEach((p, i) => expect(readFileSync(p, "utf8")).toBe(`content-${i}`));
+    for (const [i, p] of paths.entries()) expect(readFileSync(p, "utf8")).toBe(`content-${i}`);
     const same = fresh("same");
     const bodies = Array.from({ length: 8 }, (_, i) => Buffer.alloc(100_000, String(i)));
     await Promise.all(bodies.map((b) => client.writeFile(same, b)));
