@@ -81,6 +81,12 @@ if [ -x scripts/install-runsc.sh ] || [ -f scripts/install-runsc.sh ]; then
   sh scripts/install-runsc.sh >/dev/null
 fi
 
+# --- agent package (read-only dir mounted into every sandbox) ------------------------------------
+if [ -f agent/scripts/build-package.mjs ]; then
+  log "agent package"
+  node agent/scripts/build-package.mjs
+fi
+
 # --- directories, PATH -------------------------------------------------------------------------
 install -d -m 0755 /etc/bhatti /run/bhatti
 install -d -m 0700 /var/lib/bhatti /root/.bhatti

@@ -163,10 +163,16 @@ export async function adminStatus(instance: ServeInstance): Promise<StatusEntry[
   }
 }
 
-export async function waitAllHealthy(instance: ServeInstance, timeoutMs = 60_000): Promise<StatusEntry[]> {
+export async function waitAllHealthy(instance: ServeInstance, timeoutMs = 45_000): Promise<StatusEntry[]> {
   return waitFor(
     "all five processes healthy",
     async () => {
+      // A supervisor that gave up (a child could not start) fails the test at once, with its output.
+      if (instance.process.exitCode !== null || instance.process.signalCode !== null) {
+        throw new Error(
+          `bhatti serve exited (${instance.process.exitCode ?? instance.process.signalCode}):\n${instance.output()}`,
+        );
+      }
       const services = await adminStatus(instance);
       return services !== undefined && services.length === 5 && services.every((s) => s.healthy)
         ? services
