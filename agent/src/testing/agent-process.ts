@@ -15,6 +15,9 @@ export interface AgentProcessOptions {
   allowRoot?: boolean;
   workdir?: string;
   authTimeoutMs?: number;
+  /** Fixed ports (default: free ones). */
+  controlPort?: number;
+  forwardPort?: number;
   /** Extra node flags (before the bundle). */
   nodeFlags?: string[];
 }
@@ -43,9 +46,9 @@ export async function startAgentProcess(options: AgentProcessOptions = {}): Prom
     ...(options.nodeFlags ?? []),
     AGENT_BUNDLE,
     "--listen",
-    "127.0.0.1:0",
+    `127.0.0.1:${options.controlPort ?? 0}`,
     "--forward-listen",
-    "127.0.0.1:0",
+    `127.0.0.1:${options.forwardPort ?? 0}`,
   ];
   if (token !== "") {
     writeFileSync(join(dir, "token"), token, { mode: 0o600 });
