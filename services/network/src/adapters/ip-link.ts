@@ -10,11 +10,15 @@ export interface BridgeSpec {
   gatewayCidr: string;
 }
 
-/** A sandbox's netns side: eth0's MAC, address and default route. */
-export interface NetnsSpec {
+/** The devices of a sandbox netns: the netns and the veth pair on the bridge. */
+export interface NetnsDevices {
   netns: string;
   veth: string;
   bridge: string;
+}
+
+/** A sandbox's netns side: eth0's MAC, address and default route. */
+export interface NetnsSpec extends NetnsDevices {
   mac: string;
   /** "10.201.0.2/24" */
   addressCidr: string;
@@ -44,15 +48,16 @@ export const ipScripts = {
       `link set ${b.name} up`,
     ].join("\n"),
   /** In the service's netns: the sandbox netns, and the veth pair with eth0 moved into it. */
-  netnsCreate: (s: NetnsSpec): string =>
+  netnsCreate: (s: NetnsDevices): string =>
     [
       `netns add ${s.netns}`,
-      `link add ${s.veth} master ${s.bridge} up type veth peer name ${SANDBOX_INTERFACE} address ${s.mac} netns ${s.netns}`,
+      `link add ${s.veth} master ${s.bridge} up type veth peer name ${SANDBOX_INTERFACE} netns ${s.netns}`,
     ].join("\n"),
   /** Inside the sandbox netns; idempotent (runsc removes the address on every start). */
   netnsConfigure: (s: NetnsSpec): string =>
     [
       "link set lo up",
+      `link set ${SANDBOX_INTERFACE} address ${s.mac}`,
       `addr replace ${s.addressCidr} dev ${SANDBOX_INTERFACE}`,
       `link set ${SANDBOX_INTERFACE} up`,
       `route replace default via ${s.gateway} dev ${SANDBOX_INTERFACE}`,
@@ -63,8 +68,8 @@ export const ipScripts = {
 
 export interface IpLink {
   bridgeUp(bridge: BridgeSpec): Promise<void>;
-  /** Creates the netns and veth pair, then configures eth0 inside. */
-  netnsCreate(spec: NetnsSpec): Promise<void>;
+  /** Creates the netns and the veth pair (eth0 inside, not configured yet). */
+  netnsCreate(devices: NetnsDevices): Promise<void>;
   /** Re-applies address, link state and route inside an existing netns. */
   netnsConfigure(spec: NetnsSpec): Promise<void>;
   tapCreate(spec: TapSpec): Promise<void>;
@@ -83,10 +88,7 @@ export function createIpLink(ipPath = "ip"): IpLink {
     runChecked(ipPath, netns === undefined ? ["-b", "-"] : ["-n", netns, "-b", "-"], `${script}\n`);
   return {
     bridgeUp: (b) => batch(ipScripts.bridgeUp(b)).then(() => undefined),
-    async netnsCreate(s) {
-      await batch(ipScripts.netnsCreate(s));
-      await batch(ipScripts.netnsConfigure(s), s.netns);
-    },
+    netnsCreate: (s) => batch(ipScripts.netnsCreate(s)).then(() => undefined),
     netnsConfigure: (s) => batch(ipScripts.netnsConfigure(s), s.netns).then(() => undefined),
     tapCreate: (t) => batch(ipScripts.tapCreate(t)).then(() => undefined),
     async remove(links, namespaces) {

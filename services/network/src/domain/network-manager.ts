@@ -325,22 +325,28 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
     if (error !== undefined) throw new Error(`could not remove devices of ${sandboxId}: ${error}`);
   }
 
-  async function createDevices(s: SandboxState, u: UserState): Promise<void> {
+  /** The netns and veth pair, or the TAP, on the bridge; needs no address yet. */
+  async function createLinks(sandboxId: string, kind: AttachmentKind, bridge: string): Promise<void> {
     const make = () =>
-      s.kind === "tap"
-        ? ip.tapCreate({ tap: tapName(s.sandboxId), bridge: u.bridge })
-        : ip.netnsCreate(netnsSpec(s, u.bridge, u.gateway));
+      kind === "tap"
+        ? ip.tapCreate({ tap: tapName(sandboxId), bridge })
+        : ip.netnsCreate({ netns: netnsName(sandboxId), veth: vethName(sandboxId), bridge });
     try {
       await make();
     } catch (e) {
       // Leftovers of a crash (a netns without its veth...) block creation: clear them once.
       logger.info("creating devices failed; clearing leftovers and retrying", {
-        sandbox_id: s.sandboxId,
+        sandbox_id: sandboxId,
         error: (e as Error).message,
       });
-      await removeDevices(s.sandboxId);
+      await removeDevices(sandboxId);
       await make();
     }
+  }
+
+  async function createDevices(s: SandboxState, u: UserState): Promise<void> {
+    await createLinks(s.sandboxId, s.kind ?? "netns", u.bridge);
+    if (s.kind !== "tap") await ip.netnsConfigure(netnsSpec(s, u.bridge, u.gateway));
   }
 
   // --- readiness and reconciliation ---
@@ -569,58 +575,82 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       return view(existing);
     }
 
-    const reserved = await noteStore(addressing.reserve(userId, sandboxId, requested?.host ?? 0));
-    const newlyReserved = existing === undefined;
-    const s: SandboxState = {
-      ...stateFromAddress(reserved, undefined),
-      name: input.name,
-      kind,
-      policy,
-      devices: true,
-    };
+    // A user whose bridge is up already: make the links while the store reserves the
+    // address (they need no address), so the store round trip is off the critical path.
     let joined = false;
+    const known = await userLock.run(userId, async () => {
+      const user = users.get(userId);
+      if (user !== undefined) {
+        user.members.add(sandboxId);
+        joined = true;
+      }
+      return user;
+    });
+    const earlyLinks = known === undefined ? undefined : createLinks(sandboxId, kind, known.bridge);
+    earlyLinks?.catch(() => undefined); // awaited below; rollback handles its failure
+    const newlyReserved = existing === undefined;
+    let s: SandboxState | undefined;
     try {
+      const reserved = await noteStore(addressing.reserve(userId, sandboxId, requested?.host ?? 0));
+      s = { ...stateFromAddress(reserved, undefined), name: input.name, kind, policy, devices: true };
       if (requested !== undefined && reserved.subnetIndex !== requested.index) {
         throw new ConnectError(
           `requested address ${input.requestedAddress} is not in the user's subnet ${formatIpv4(plan.subnet(reserved.subnetIndex).base)}/${SUBNET_PREFIX}`,
           Code.FailedPrecondition,
         );
       }
+      if (known !== undefined && known.subnetIndex !== reserved.subnetIndex) {
+        throw new ConnectError(
+          `store gave user ${userId} subnet ${reserved.subnetIndex}, but its bridge is ${known.bridge}`,
+          Code.Internal,
+        );
+      }
       sandboxes.set(sandboxId, s);
-      saveRecords(); // before devices exist, so a crash leaves something to reconcile
-      const u = await userLock.run(userId, async () => {
-        const user = await ensureUser(userId, reserved.subnetIndex);
-        user.members.add(sandboxId);
-        joined = true;
-        return user;
-      });
-      await Promise.all([createDevices(s, u), nft.apply(nftScripts.addSandbox(sandboxElements(s)))]);
-      return view(s);
+      saveRecords(); // before the sandbox is usable, so a crash leaves something to reconcile
+      const u =
+        known ??
+        (await userLock.run(userId, async () => {
+          const user = await ensureUser(userId, reserved.subnetIndex);
+          user.members.add(sandboxId);
+          joined = true;
+          return user;
+        }));
+      const state = s;
+      await Promise.all([
+        (async () => {
+          await (earlyLinks ?? createLinks(sandboxId, kind, u.bridge));
+          if (kind === "netns") await ip.netnsConfigure(netnsSpec(state, u.bridge, u.gateway));
+        })(),
+        nft.apply(nftScripts.addSandbox(sandboxElements(state))),
+      ]);
+      return view(state);
     } catch (e) {
       logger.warn("attach failed; rolling back", { sandbox_id: sandboxId, error: e });
-      await rollback(s, { joined, newlyReserved, previous: existing });
+      await earlyLinks?.catch(() => undefined);
+      await rollback(sandboxId, s, { joined, userId, newlyReserved, previous: existing });
       throw e;
     }
   }
 
   async function rollback(
-    s: SandboxState,
-    done: { joined: boolean; newlyReserved: boolean; previous: SandboxState | undefined },
+    sandboxId: string,
+    s: SandboxState | undefined,
+    done: { joined: boolean; userId: string; newlyReserved: boolean; previous: SandboxState | undefined },
   ): Promise<void> {
-    const steps: Promise<unknown>[] = [
-      removeDevices(s.sandboxId),
-      nft.apply(nftScripts.removeSandbox(sandboxElements(s), [])),
-    ];
+    const steps: Promise<unknown>[] = [removeDevices(sandboxId)];
+    if (s !== undefined) steps.push(nft.apply(nftScripts.removeSandbox(sandboxElements(s), [])));
     const results = await Promise.allSettled(steps);
-    for (const r of results)
+    for (const r of results) {
       if (r.status === "rejected")
-        logger.error("rollback step failed", { sandbox_id: s.sandboxId, error: r.reason });
-    if (done.joined)
-      await leaveUser(s.userId, s.sandboxId).catch((e: unknown) =>
+        logger.error("rollback step failed", { sandbox_id: sandboxId, error: r.reason });
+    }
+    if (done.joined) {
+      await leaveUser(done.userId, sandboxId).catch((e: unknown) =>
         logger.error("rollback of user network failed", { error: e }),
       );
-    if (done.previous !== undefined) sandboxes.set(s.sandboxId, done.previous);
-    else sandboxes.delete(s.sandboxId);
+    }
+    if (done.previous !== undefined) sandboxes.set(sandboxId, done.previous);
+    else sandboxes.delete(sandboxId);
     try {
       saveRecords();
     } catch (e) {
@@ -628,9 +658,9 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
     }
     if (done.newlyReserved) {
       await addressing
-        .release(s.sandboxId)
+        .release(sandboxId)
         .catch((e: unknown) =>
-          logger.error("rollback could not release address", { sandbox_id: s.sandboxId, error: e }),
+          logger.error("rollback could not release address", { sandbox_id: sandboxId, error: e }),
         );
     }
   }
