@@ -10,7 +10,9 @@ import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
+import { closeSandboxRuntime } from "./sandbox-runtime.js";
 import { createServiceClients } from "./service-clients.js";
+import { registerWebSocketRoutes } from "./ws/websocket-routes.js";
 
 export interface Gateway {
   readonly context: GatewayContext;
@@ -43,6 +45,7 @@ export function createGateway(config: ServerConfig, logger: Logger): Gateway {
     res.setHeader("X-Bhatti-Version", BHATTI_VERSION);
     connect(req, res);
   });
+  const websockets = registerWebSocketRoutes(server, context);
   let closing: Promise<void> | undefined;
   return {
     context,
@@ -50,6 +53,8 @@ export function createGateway(config: ServerConfig, logger: Logger): Gateway {
     rest,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        websockets.close();
+        closeSandboxRuntime(context);
         server.close(() => resolve());
         server.closeIdleConnections();
         // Connections still busy after a grace period are cut so shutdown is bounded.

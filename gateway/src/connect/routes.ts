@@ -1,12 +1,14 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminService } from "./admin-service.js";
+import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerUserService } from "./user-service.js";
 
 /** Every public Connect service, one registration per file (add yours here). */
 export function registerConnectServices(router: ConnectRouter, gw: GatewayContext): void {
   registerAdminService(router, gw);
+  registerSandboxService(router, gw);
   registerUserService(router, gw);
   registerSecretService(router, gw);
 }

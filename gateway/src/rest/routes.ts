@@ -1,8 +1,22 @@
 import type { GatewayContext } from "../gateway-context.js";
+import { registerAdminRoutes } from "./admin-routes.js";
+import { registerExecRoutes } from "./exec-routes.js";
+import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
+import { registerImageRoutes } from "./image-routes.js";
+import { registerSandboxRoutes } from "./sandbox-routes.js";
+import { registerSecretRoutes } from "./secret-routes.js";
+import { registerSessionRoutes } from "./session-routes.js";
 import type { RestRouter } from "./router.js";
 
 /** Every REST route, one registration per file (add yours here). */
 export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void {
   registerHealthRoutes(router, gw);
+  registerSandboxRoutes(router, gw);
+  registerExecRoutes(router, gw);
+  registerFileRoutes(router, gw);
+  registerSessionRoutes(router, gw);
+  registerSecretRoutes(router, gw);
+  registerAdminRoutes(router, gw);
+  registerImageRoutes(router, gw);
 }

@@ -12,15 +12,23 @@ export function agentErrorToConnect(e: unknown): unknown {
     if (m === ErrorText.sessionNotFound || /no such file or directory|not found/i.test(m)) {
       return new ConnectError(m, Code.NotFound, undefined, undefined, e);
     }
-    if (m === ErrorText.sessionAttached) return new ConnectError(m, Code.FailedPrecondition, undefined, undefined, e);
+    if (m === ErrorText.sessionAttached)
+      return new ConnectError(m, Code.FailedPrecondition, undefined, undefined, e);
     if (m === ErrorText.sessionLimit || m === ErrorText.connectionLimit) {
       return new ConnectError(m, Code.ResourceExhausted, undefined, undefined, e);
     }
-    if (/permission denied/i.test(m)) return new ConnectError(m, Code.PermissionDenied, undefined, undefined, e);
+    if (/permission denied/i.test(m))
+      return new ConnectError(m, Code.PermissionDenied, undefined, undefined, e);
     return new ConnectError(m, Code.InvalidArgument, undefined, undefined, e);
   }
   if (e instanceof AgentConnectionError) {
-    return new ConnectError(`sandbox agent unreachable: ${e.message}`, Code.Unavailable, undefined, undefined, e);
+    return new ConnectError(
+      `sandbox agent unreachable: ${e.message}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      e,
+    );
   }
   return e;
 }

@@ -42,11 +42,14 @@ export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput 
     throw invalid(`invalid image name ${JSON.stringify(input.image.slice(0, 80))}`);
   }
   if (!Number.isFinite(input.cpus) || input.cpus < 0) throw invalid("cpus must be a positive number");
-  if (!Number.isInteger(input.memoryMb) || input.memoryMb < 0) throw invalid("memory_mb must be a positive integer");
+  if (!Number.isInteger(input.memoryMb) || input.memoryMb < 0)
+    throw invalid("memory_mb must be a positive integer");
   if (input.memoryMb !== 0 && input.memoryMb < 128) throw invalid("memory_mb must be at least 128");
-  if (!Number.isInteger(input.diskSizeMb) || input.diskSizeMb < 0) throw invalid("disk_size_mb must be a positive integer");
+  if (!Number.isInteger(input.diskSizeMb) || input.diskSizeMb < 0)
+    throw invalid("disk_size_mb must be a positive integer");
   for (const key of Object.keys(input.env)) {
-    if (!ENV_NAME.test(key)) throw invalid(`invalid environment variable name ${JSON.stringify(key.slice(0, 80))}`);
+    if (!ENV_NAME.test(key))
+      throw invalid(`invalid environment variable name ${JSON.stringify(key.slice(0, 80))}`);
   }
   for (const name of input.secrets) {
     if (!ENV_NAME.test(name)) throw invalid(`invalid secret name ${JSON.stringify(name.slice(0, 80))}`);
@@ -54,19 +57,35 @@ export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput 
   let total = 0;
   for (const f of input.files) {
     if (!f.guestPath.startsWith("/") || f.guestPath.split("/").includes("..")) {
-      throw invalid(`file guest_path ${JSON.stringify(f.guestPath.slice(0, 200))} must be absolute without ".."`);
+      throw invalid(
+        `file guest_path ${JSON.stringify(f.guestPath.slice(0, 200))} must be absolute without ".."`,
+      );
     }
     total += f.content.byteLength;
   }
-  if (total > MAX_FILES_BYTES) throw invalid(`files total ${total} bytes; at most ${MAX_FILES_BYTES} at create`);
+  if (total > MAX_FILES_BYTES)
+    throw invalid(`files total ${total} bytes; at most ${MAX_FILES_BYTES} at create`);
   return input;
 }
 
 // --- REST JSON (v1 field names) ---
 
-const unsupported = ["template_id", "from", "volumes", "new_volumes", "persistent_volumes", "mounts", "net_policy"];
+const unsupported = [
+  "template_id",
+  "from",
+  "volumes",
+  "new_volumes",
+  "persistent_volumes",
+  "mounts",
+  "net_policy",
+];
 
-function field<T>(body: Record<string, unknown>, key: string, kind: string, check: (v: unknown) => v is T): T | undefined {
+function field<T>(
+  body: Record<string, unknown>,
+  key: string,
+  kind: string,
+  check: (v: unknown) => v is T,
+): T | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (!check(v)) throw invalid(`${key} must be ${kind}`);
@@ -77,13 +96,17 @@ const isString = (v: unknown): v is string => typeof v === "string";
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
 const isBoolean = (v: unknown): v is boolean => typeof v === "boolean";
 const isStringMap = (v: unknown): v is Record<string, string> =>
-  typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === "string");
+  typeof v === "object" &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.values(v).every((x) => typeof x === "string");
 const isStringList = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === "string");
 const isList = (v: unknown): v is unknown[] => Array.isArray(v);
 
 /** Parses a v1 create body (§5.3). Features that do not exist yet are refused, never ignored. */
 export function createInputFromJson(raw: unknown): CreateSandboxInput {
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw invalid("request body must be a JSON object");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw invalid("request body must be a JSON object");
   const body = raw as Record<string, unknown>;
   for (const key of unsupported) {
     const v = body[key];
@@ -91,13 +114,15 @@ export function createInputFromJson(raw: unknown): CreateSandboxInput {
       throw new ConnectError(`${key} is not supported by this server`, Code.Unimplemented);
     }
   }
-  if (body["hugepages"] === true) throw new ConnectError("hugepages is not supported by this server", Code.Unimplemented);
+  if (body["hugepages"] === true)
+    throw new ConnectError("hugepages is not supported by this server", Code.Unimplemented);
   const files = (field(body, "files", "a list", isList) ?? []).map((f, i) => {
     if (typeof f !== "object" || f === null) throw invalid(`files[${i}] must be an object`);
     const file = f as Record<string, unknown>;
     const guestPath = file["guest_path"];
     const content = file["content"] ?? "";
-    if (typeof guestPath !== "string" || guestPath === "") throw invalid(`files[${i}].guest_path is required`);
+    if (typeof guestPath !== "string" || guestPath === "")
+      throw invalid(`files[${i}].guest_path is required`);
     if (typeof content !== "string" || !/^[A-Za-z0-9+/]*={0,2}$/.test(content)) {
       throw invalid(`files[${i}].content must be base64`);
     }

@@ -1,9 +1,4 @@
-import {
-  type SandboxRecord,
-  ThermalState,
-  type VmmSandbox,
-  VmmSandboxStatus,
-} from "@bhatti/proto";
+import { type SandboxRecord, ThermalState, type VmmSandbox, VmmSandboxStatus } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
@@ -23,7 +18,10 @@ export interface SandboxUpdate {
 /** Control operations on a user's sandboxes: the store row and the vmm kept in step. */
 export interface SandboxManager {
   /** Idempotent by name: an existing sandbox of that name is returned with existing = true. */
-  create(user: AuthenticatedUser, input: CreateSandboxInput): Promise<{ state: SandboxState; existing: boolean }>;
+  create(
+    user: AuthenticatedUser,
+    input: CreateSandboxInput,
+  ): Promise<{ state: SandboxState; existing: boolean }>;
   list(user: AuthenticatedUser, labels: Record<string, string>): Promise<SandboxState[]>;
   get(user: AuthenticatedUser, ref: string): Promise<SandboxState>;
   /** The id of the user's sandbox `ref` (id or name); NotFound for anyone else's. */
@@ -78,7 +76,8 @@ export function createSandboxManager(deps: {
 
   const getRecord = async (user: AuthenticatedUser, ref: string): Promise<SandboxRecord> => {
     const { sandbox } = await store.getSandbox({ userId: user.id, sandbox: ref });
-    if (sandbox === undefined) throw new ConnectError(`sandbox ${JSON.stringify(ref)} not found`, Code.NotFound);
+    if (sandbox === undefined)
+      throw new ConnectError(`sandbox ${JSON.stringify(ref)} not found`, Code.NotFound);
     return sandbox;
   };
 
@@ -106,7 +105,10 @@ export function createSandboxManager(deps: {
 
   /** Undoes a create that failed after its row existed, so no half-created sandbox remains. */
   const rollback = async (user: AuthenticatedUser, id: string, cause: unknown) => {
-    logger.warn("sandbox create failed; rolling back", { sandbox_id: id, error: ConnectError.from(cause).rawMessage });
+    logger.warn("sandbox create failed; rolling back", {
+      sandbox_id: id,
+      error: ConnectError.from(cause).rawMessage,
+    });
     try {
       await vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
     } catch (e) {

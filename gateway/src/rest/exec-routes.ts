@@ -1,0 +1,140 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { GatewayContext } from "../gateway-context.js";
+import { sandboxRuntimeOf } from "../sandbox-runtime.js";
+import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
+import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
+import { type ExecInput, startExec } from "../sandboxes/sandbox-exec.js";
+import { readJsonBody, sendJson } from "./json-body.js";
+import type { RestContext } from "./router.js";
+import type { RestRouter } from "./router.js";
+import { sandboxRef, userRoute } from "./user-route.js";
+
+/** Buffered results keep at most this much output (v1: 10 MB). */
+const MAX_BUFFERED_OUTPUT = 10 * 1024 * 1024;
+
+interface ExecBody extends ExecInput {
+  detach: boolean;
+  outputFile: string;
+}
+
+function execBodyFromJson(raw: unknown): ExecBody {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+  }
+  const body = raw as Record<string, unknown>;
+  const cmd = body["cmd"];
+  if (!Array.isArray(cmd) || cmd.length === 0) throw new ConnectError("cmd required", Code.InvalidArgument);
+  if (!cmd.every((a) => typeof a === "string")) {
+    throw new ConnectError("cmd must be a list of strings", Code.InvalidArgument);
+  }
+  const env = body["env"];
+  if (
+    env !== undefined &&
+    (typeof env !== "object" ||
+      env === null ||
+      Array.isArray(env) ||
+      !Object.values(env).every((v) => typeof v === "string"))
+  ) {
+    throw new ConnectError("env must be an object of strings", Code.InvalidArgument);
+  }
+  const cwd = body["cwd"];
+  const outputFile = body["output_file"];
+  return {
+    cmd,
+    timeoutSec: effectiveExecTimeoutSec(body["timeout_sec"]),
+    ...(env !== undefined ? { env: env as Record<string, string> } : {}),
+    ...(typeof cwd === "string" && cwd !== "" ? { cwd } : {}),
+    detach: body["detach"] === true,
+    outputFile: typeof outputFile === "string" ? outputFile : "",
+  };
+}
+
+/** Writes one NDJSON line; node sends each write at once (no buffering), so lines arrive as they happen. */
+function writeLine(ctx: RestContext, value: unknown): void {
+  ctx.res.write(`${JSON.stringify(value)}\n`);
+}
+
+/** `POST /sandboxes/:id/exec`: JSON result, NDJSON stream (`Accept: application/x-ndjson`), or detached. */
+export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void {
+  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  router.add(
+    "POST",
+    "/sandboxes/:id/exec",
+    userRoute(gw, "exec", async (ctx, user) => {
+      const body = execBodyFromJson(await readJsonBody(ctx.req));
+      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
+
+      if (body.detach) {
+        const started = await translatingAgentErrors(() =>
+          wake.withAgent(id, (agent) =>
+            agent.execDetached(body.cmd, {
+              ...(body.env !== undefined ? { env: body.env } : {}),
+              ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
+              ...(body.outputFile !== "" ? { outputFile: body.outputFile } : {}),
+            }),
+          ),
+        );
+        sendJson(ctx.res, 200, { pid: started.pid, output_file: started.outputFile, detached: true });
+        return;
+      }
+
+      const events = await startExec(wake, id, body);
+      // Streaming only when Accept is exactly application/x-ndjson (v1).
+      if (ctx.req.headers.accept === "application/x-ndjson") {
+        ctx.res.writeHead(200, {
+          "content-type": "application/x-ndjson",
+          "x-content-type-options": "nosniff",
+        });
+        ctx.res.flushHeaders();
+        const stop = () => void events.return(undefined);
+        ctx.res.once("close", stop);
+        try {
+          for await (const ev of events) {
+            if (ev.type === "exit") writeLine(ctx, { type: "exit", exit_code: ev.exitCode });
+            else writeLine(ctx, { type: ev.type, data: ev.data.toString("utf8") });
+          }
+        } catch (e) {
+          // After the 200 an error can only travel in-band.
+          const err = ConnectError.from(e);
+          const internal = err.code === Code.Internal || err.code === Code.Unknown;
+          if (internal) gw.logger.error("streamed exec failed", { error: e });
+          writeLine(ctx, {
+            type: "error",
+            data: internal ? `internal error (request ${ctx.requestId})` : err.rawMessage,
+          });
+        } finally {
+          ctx.res.off("close", stop);
+          ctx.res.end();
+        }
+        return;
+      }
+
+      const stdout: Buffer[] = [];
+      const stderr: Buffer[] = [];
+      let size = 0;
+      let truncated = false;
+      let exitCode = -1;
+      for await (const ev of events) {
+        if (ev.type === "exit") {
+          exitCode = ev.exitCode;
+          continue;
+        }
+        const room = MAX_BUFFERED_OUTPUT - size;
+        if (room <= 0) {
+          truncated = true;
+          continue;
+        }
+        const data = ev.data.byteLength > room ? ev.data.subarray(0, room) : ev.data;
+        truncated ||= data.byteLength < ev.data.byteLength;
+        (ev.type === "stdout" ? stdout : stderr).push(data);
+        size += data.byteLength;
+      }
+      if (truncated) stderr.push(Buffer.from("\n[output truncated at 10MB]"));
+      sendJson(ctx.res, 200, {
+        exit_code: exitCode,
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderr: Buffer.concat(stderr).toString("utf8"),
+      });
+    }),
+  );
+}

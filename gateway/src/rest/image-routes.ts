@@ -1,0 +1,27 @@
+import type { GatewayContext } from "../gateway-context.js";
+import { sendJson } from "./json-body.js";
+import type { RestRouter } from "./router.js";
+import { userRoute } from "./user-route.js";
+
+/** `GET /images`: the images sandboxes can be created from. */
+export function registerImageRoutes(router: RestRouter, gw: GatewayContext): void {
+  router.add(
+    "GET",
+    "/images",
+    userRoute(gw, "read", async (ctx) => {
+      const { images } = await gw.clients.vmm.listImages({});
+      sendJson(
+        ctx.res,
+        200,
+        images.map((i) => ({
+          name: i.name,
+          description: i.description,
+          size_bytes: Number(i.sizeBytes),
+          built_at: i.builtAt,
+          source: i.source,
+          is_default: i.isDefault,
+        })),
+      );
+    }),
+  );
+}

@@ -1,0 +1,55 @@
+import type { SecretInfo } from "@bhatti/proto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { GatewayContext } from "../gateway-context.js";
+import { readJsonBody, sendJson } from "./json-body.js";
+import type { RestRouter } from "./router.js";
+import { userRoute } from "./user-route.js";
+
+/** A secret record without its value (values are never returned). */
+export function secretJson(s: SecretInfo): Record<string, string> {
+  return {
+    name: s.name,
+    created_at: s.createdAt === undefined ? "" : timestampDate(s.createdAt).toISOString(),
+    updated_at: s.updatedAt === undefined ? "" : timestampDate(s.updatedAt).toISOString(),
+  };
+}
+
+/** `/secrets`: the caller's own secrets, through the store. */
+export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): void {
+  const { store } = gw.clients;
+
+  router.add(
+    "GET",
+    "/secrets",
+    userRoute(gw, "read", async (ctx, user) => {
+      const { secrets } = await store.listSecrets({ userId: user.id });
+      sendJson(ctx.res, 200, secrets.map(secretJson));
+    }),
+  );
+
+  router.add(
+    "POST",
+    "/secrets",
+    userRoute(gw, "read", async (ctx, user) => {
+      const body = (await readJsonBody(ctx.req)) as Record<string, unknown>;
+      const name = body["name"];
+      const value = body["value"];
+      if (typeof name !== "string" || name === "" || typeof value !== "string" || value === "") {
+        throw new ConnectError("name and value are required", Code.InvalidArgument);
+      }
+      const { secret, created } = await store.setSecret({ userId: user.id, name, value });
+      if (secret === undefined) throw new ConnectError("store returned no secret", Code.Internal);
+      sendJson(ctx.res, created ? 201 : 200, secretJson(secret));
+    }),
+  );
+
+  router.add(
+    "DELETE",
+    "/secrets/:name",
+    userRoute(gw, "read", async (ctx, user) => {
+      await store.deleteSecret({ userId: user.id, name: ctx.params["name"] ?? "" });
+      sendJson(ctx.res, 200, { status: "deleted" });
+    }),
+  );
+}

@@ -1,0 +1,20 @@
+import type { GatewayContext } from "../gateway-context.js";
+import { sandboxRuntimeOf } from "../sandbox-runtime.js";
+import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
+import { sendJson } from "./json-body.js";
+import type { RestRouter } from "./router.js";
+import { sandboxRef, userRoute } from "./user-route.js";
+
+/** `GET /sandboxes/:id/sessions`: the agent's SessionInfo list (wakes the sandbox). */
+export function registerSessionRoutes(router: RestRouter, gw: GatewayContext): void {
+  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  router.add(
+    "GET",
+    "/sandboxes/:id/sessions",
+    userRoute(gw, "read", async (ctx, user) => {
+      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
+      const sessions = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.listSessions()));
+      sendJson(ctx.res, 200, sessions);
+    }),
+  );
+}

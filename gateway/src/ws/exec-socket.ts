@@ -1,0 +1,171 @@
+import type { SessionConnection } from "@bhatti/agent-client";
+import type { Logger } from "@bhatti/runtime";
+import { ConnectError } from "@connectrpc/connect";
+import type { RawData, WebSocket } from "ws";
+import type { ServiceClients } from "../service-clients.js";
+import type { WakeController } from "../wake/wake-controller.js";
+import { keepAlive } from "./keepalive.js";
+
+export interface ExecSocketOptions {
+  sandboxId: string;
+  userId: string;
+  /** `?session=`: reattach to this piped session instead of starting one. */
+  sessionId: string | undefined;
+}
+
+const FIRST_MESSAGE_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_IDLE_SEC = 3600;
+
+interface StartMessage {
+  cmd: string[];
+  env?: Record<string, string>;
+  maxIdleSec: number;
+}
+
+const toBuffer = (data: RawData): Buffer =>
+  Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+
+function firstMessage(ws: WebSocket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error("no command within 10s"));
+    }, FIRST_MESSAGE_TIMEOUT_MS);
+    const onMessage = (data: RawData) => {
+      cleanup();
+      resolve(toBuffer(data));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new Error("closed"));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      ws.off("message", onMessage);
+      ws.off("close", onClose);
+    };
+    ws.on("message", onMessage);
+    ws.on("close", onClose);
+  });
+}
+
+function parseStart(buf: Buffer): StartMessage | undefined {
+  try {
+    const msg = JSON.parse(buf.toString("utf8")) as Record<string, unknown>;
+    const cmd = msg["cmd"];
+    if (!Array.isArray(cmd) || cmd.length === 0 || !cmd.every((a) => typeof a === "string")) return undefined;
+    const env = msg["env"];
+    const maxIdle = msg["max_idle_sec"];
+    return {
+      cmd,
+      ...(typeof env === "object" && env !== null && !Array.isArray(env)
+        ? { env: env as Record<string, string> }
+        : {}),
+      maxIdleSec: typeof maxIdle === "number" && maxIdle >= 0 ? maxIdle : DEFAULT_MAX_IDLE_SEC,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The piped-session WebSocket (v1 §5.6): the first client message starts the command (or
+ * `?session=` reattaches), output goes out as text frames, client messages are stdin, and
+ * the exit code ends the stream before a 1000 close.
+ */
+export async function serveExecSocket(
+  ws: WebSocket,
+  deps: { wake: WakeController; clients: ServiceClients; logger: Logger },
+  options: ExecSocketOptions,
+): Promise<void> {
+  const { wake, clients, logger } = deps;
+  const release = wake.interactive.attach(options.sandboxId);
+  const stopKeepalive = keepAlive(ws);
+  const activity = setInterval(() => wake.touch(options.sandboxId), 10_000);
+  activity.unref();
+  let session: SessionConnection | undefined;
+  ws.once("close", () => {
+    release();
+    stopKeepalive();
+    clearInterval(activity);
+    session?.detach();
+  });
+  const fail = (message: string) => {
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(JSON.stringify({ type: "error", message }));
+    ws.close(1011, "exec failed");
+  };
+
+  let command = "";
+  // Stdin sent while the command is starting is kept, not lost.
+  const early: Buffer[] = [];
+  const collect = (data: RawData) => early.push(toBuffer(data));
+  try {
+    if (options.sessionId !== undefined && options.sessionId !== "") {
+      const agent = await wake.ensureHot(options.sandboxId);
+      session = await agent.attachSession(options.sessionId);
+    } else {
+      const start = parseStart(await firstMessage(ws));
+      if (start === undefined) {
+        if (ws.readyState === ws.OPEN) {
+          ws.send(JSON.stringify({ error: "cmd required" }));
+          ws.close(1008, "cmd required");
+        }
+        return;
+      }
+      command = start.cmd.join(" ");
+      ws.on("message", collect);
+      const agent = await wake.ensureHot(options.sandboxId);
+      session = await agent.openPipedSession(start.cmd, {
+        ...(start.env !== undefined ? { env: start.env } : {}),
+        maxIdleSec: start.maxIdleSec,
+      });
+    }
+  } catch (e) {
+    fail(e instanceof Error && !(e instanceof ConnectError) ? e.message : ConnectError.from(e).rawMessage);
+    return;
+  } finally {
+    ws.off("message", collect);
+  }
+  if (ws.readyState !== ws.OPEN) {
+    session.detach();
+    return;
+  }
+  const current = session;
+  ws.send(JSON.stringify({ type: "session", session_id: current.sessionId }));
+  void clients.store
+    .appendEvents({
+      events: [
+        {
+          type: "exec.piped_session",
+          userId: options.userId,
+          sandboxId: options.sandboxId,
+          metaJson: JSON.stringify({ session_id: current.sessionId, command, reattach: command === "" }),
+        },
+      ],
+    })
+    .catch((e: unknown) => logger.warn("recording exec.piped_session failed", { error: e }));
+
+  for (const buf of early) void current.write(buf).catch(() => ws.terminate());
+  ws.on("message", (data) => {
+    wake.touch(options.sandboxId);
+    void current.write(toBuffer(data)).catch(() => ws.terminate());
+  });
+
+  try {
+    for await (const ev of current) {
+      if (ws.readyState !== ws.OPEN) break;
+      if (ev.type === "output") {
+        ws.send(ev.data.toString("utf8"));
+      } else {
+        ws.send(JSON.stringify({ type: "exit", exit_code: ev.exitCode }));
+        ws.close(1000, "exited");
+        return;
+      }
+    }
+  } catch (e) {
+    fail(ConnectError.from(e).rawMessage);
+    return;
+  }
+  if (ws.readyState === ws.OPEN) ws.close(1011, "session connection lost");
+}

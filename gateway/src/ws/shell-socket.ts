@@ -1,0 +1,153 @@
+import type { AgentClient, SessionConnection } from "@bhatti/agent-client";
+import type { Logger } from "@bhatti/runtime";
+import { ConnectError } from "@connectrpc/connect";
+import type { WebSocket } from "ws";
+import type { ServiceClients } from "../service-clients.js";
+import type { WakeController } from "../wake/wake-controller.js";
+import { keepAlive } from "./keepalive.js";
+
+export interface ShellSocketOptions {
+  sandboxId: string;
+  userId: string;
+  /** `?session=`: attach to this session, kicking any client already attached. */
+  sessionId: string | undefined;
+  /** `?new=true`: never reattach. */
+  forceNew: boolean;
+}
+
+const SHELL_ENV = { TERM: "xterm-256color" };
+
+/** The newest running TTY session nobody is attached to, if any. */
+async function newestDetachedTty(agent: AgentClient): Promise<string | undefined> {
+  const sessions = await agent.listSessions();
+  const candidates = sessions.filter((s) => s.tty && s.running && !s.attached);
+  candidates.sort((a, b) => b.created_at - a.created_at);
+  return candidates[0]?.session_id;
+}
+
+async function openShell(agent: AgentClient): Promise<SessionConnection> {
+  const options = { env: SHELL_ENV, rows: 24, cols: 80, maxIdleSec: 3600, cwd: "/workspace" };
+  try {
+    return await agent.openTtySession(["/bin/bash", "-li"], options);
+  } catch {
+    // Images without bash (busybox) still get a shell.
+    return agent.openTtySession(["/bin/sh", "-l"], { ...options, cwd: "/" });
+  }
+}
+
+/** Reads `{"type":"resize","rows":R,"cols":C}`; anything else is keystrokes. */
+function parseResize(text: string): { rows: number; cols: number } | undefined {
+  if (!text.startsWith("{")) return undefined;
+  try {
+    const msg = JSON.parse(text) as { type?: unknown; rows?: unknown; cols?: unknown };
+    if (msg.type === "resize" && typeof msg.rows === "number" && typeof msg.cols === "number") {
+      return { rows: msg.rows, cols: msg.cols };
+    }
+  } catch {
+    // keystrokes that happen to start with "{"
+  }
+  return undefined;
+}
+
+/**
+ * The WebSocket TTY shell (v1 §5.5): output as binary frames, keystrokes in, resize as JSON
+ * text, close 1000 when the shell exits. Closing the socket detaches; the session keeps
+ * running and the next connection reattaches to it, replaying the scrollback.
+ */
+export async function serveShellSocket(
+  ws: WebSocket,
+  deps: { wake: WakeController; clients: ServiceClients; logger: Logger },
+  options: ShellSocketOptions,
+): Promise<void> {
+  const { wake, clients, logger } = deps;
+  const release = wake.interactive.attach(options.sandboxId);
+  const stopKeepalive = keepAlive(ws);
+  const activity = setInterval(() => wake.touch(options.sandboxId), 10_000);
+  activity.unref();
+  const startedAt = Date.now();
+  let session: SessionConnection | undefined;
+  let reattach = false;
+  ws.once("close", () => {
+    release();
+    stopKeepalive();
+    clearInterval(activity);
+    session?.detach();
+  });
+
+  try {
+    const agent = await wake.ensureHot(options.sandboxId);
+    if (options.sessionId !== undefined && options.sessionId !== "") {
+      session = await agent.attachSession(options.sessionId);
+      reattach = true;
+    } else {
+      if (!options.forceNew) {
+        const candidate = await newestDetachedTty(agent).catch(() => undefined);
+        if (candidate !== undefined) {
+          session = await agent.attachSession(candidate, { ifDetached: true }).catch(() => undefined);
+          reattach = session !== undefined;
+        }
+      }
+      session ??= await openShell(agent);
+    }
+  } catch (e) {
+    const message = ConnectError.from(e).rawMessage;
+    if (ws.readyState === ws.OPEN) {
+      ws.send(message.startsWith("wake sandbox") ? message : `shell: ${message}`);
+      ws.close(1011, "shell unavailable");
+    }
+    return;
+  }
+  if (ws.readyState !== ws.OPEN) {
+    session.detach();
+    return;
+  }
+  const current = session;
+  ws.send(JSON.stringify({ type: "session", session_id: current.sessionId }));
+
+  ws.on("message", (data, isBinary) => {
+    wake.touch(options.sandboxId);
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+    if (!isBinary) {
+      const resize = parseResize(buf.toString("utf8"));
+      if (resize !== undefined) {
+        current.resize(resize.rows, resize.cols);
+        return;
+      }
+    }
+    void current.write(buf).catch(() => ws.terminate());
+  });
+
+  let exitCode: number | undefined;
+  try {
+    for await (const ev of current) {
+      if (ev.type === "output") {
+        if (ws.readyState !== ws.OPEN) break;
+        ws.send(ev.data, { binary: true });
+      } else {
+        exitCode = ev.exitCode;
+      }
+    }
+  } catch (e) {
+    if (ws.readyState === ws.OPEN) logger.debug("shell session connection ended", { error: e });
+  }
+  if (exitCode !== undefined && ws.readyState === ws.OPEN) ws.close(1000, "exited");
+  else if (ws.readyState === ws.OPEN) ws.close(1011, "session connection lost");
+  try {
+    await clients.store.appendEvents({
+      events: [
+        {
+          type: "shell.session",
+          userId: options.userId,
+          sandboxId: options.sandboxId,
+          metaJson: JSON.stringify({
+            session_id: current.sessionId,
+            reattach,
+            duration_s: Math.round((Date.now() - startedAt) / 1000),
+          }),
+        },
+      ],
+    });
+  } catch (e) {
+    logger.warn("recording shell.session failed", { error: e });
+  }
+}
