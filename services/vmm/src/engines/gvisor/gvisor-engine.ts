@@ -24,7 +24,7 @@ import { type SandboxCgroups, createSandboxCgroups } from "../../adapters/cgroup
 import type { GuestDialer } from "../../adapters/guest-dialer.js";
 import { type ImageRegistry, createImageRegistry } from "../../adapters/image-registry.js";
 import { mountRootfs, unmountRootfs } from "../../adapters/rootfs.js";
-import { type Runsc, createRunsc } from "../../adapters/runsc.js";
+import { type Runsc, type RunscState, createRunsc } from "../../adapters/runsc.js";
 import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
 import type {
   AdoptionReport,
@@ -448,31 +448,50 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           continue;
         }
         known.add(id);
-        const s = await runsc.state(id).catch(() => undefined);
-        if (s && (s.status === "running" || s.status === "paused")) {
-          const frozen = cgroups.isFrozen(id);
-          if (s.status === "paused" || frozen) {
-            r.thermal = "warm";
-            r.warmBy = s.status === "paused" ? "runsc" : "freeze";
-          } else {
-            r.thermal = "hot";
-            delete r.warmBy;
-          }
+        // A frozen sandbox cannot answer runsc (its control server is frozen too): ask the cgroup.
+        if (cgroups.isFrozen(id) && cgroups.pids(id).length > 0) {
+          r.thermal = "warm";
+          r.warmBy = "freeze";
           r.status = "running";
           report.running.push(id);
         } else {
-          if (s) await killSandbox(id).catch(() => undefined);
-          await unmountRootfs(layout.rootfs).catch(() => undefined);
-          if (existsSync(join(layout.checkpoint, "checkpoint.img"))) {
-            if (r.thermal !== "cold") r.thermalSince = Date.now();
-            r.thermal = "cold";
-            r.status = r.restoreError === undefined ? "stopped" : "unknown";
-            (r.restoreError === undefined ? report.cold : report.unknown).push(id);
-          } else {
-            r.thermal = "cold";
+          let s: RunscState | undefined;
+          let stateError: unknown;
+          try {
+            s = await runsc.state(id);
+          } catch (e) {
+            stateError = e;
+          }
+          if (stateError !== undefined) {
+            // Never kill what we cannot see: keep it, marked unknown, for an operator or destroy.
             r.status = "unknown";
-            r.restoreError ??= "sandbox was not running and has no checkpoint";
+            r.restoreError = `runsc state failed at adoption: ${(stateError as Error).message}`;
             report.unknown.push(id);
+          } else if (s && (s.status === "running" || s.status === "paused")) {
+            if (s.status === "paused") {
+              r.thermal = "warm";
+              r.warmBy = "runsc";
+            } else {
+              r.thermal = "hot";
+              delete r.warmBy;
+            }
+            r.status = "running";
+            report.running.push(id);
+          } else {
+            if (s) await killSandbox(id).catch(() => undefined);
+            await cgroups.kill(id).catch(() => undefined);
+            await unmountRootfs(layout.rootfs).catch(() => undefined);
+            if (existsSync(join(layout.checkpoint, "checkpoint.img"))) {
+              if (r.thermal !== "cold") r.thermalSince = Date.now();
+              r.thermal = "cold";
+              r.status = r.restoreError === undefined ? "stopped" : "unknown";
+              (r.restoreError === undefined ? report.cold : report.unknown).push(id);
+            } else {
+              r.thermal = "cold";
+              r.status = "unknown";
+              r.restoreError ??= "sandbox was not running and has no checkpoint";
+              report.unknown.push(id);
+            }
           }
         }
         writeRecord(layout.record, r);

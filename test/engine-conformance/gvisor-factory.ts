@@ -1,0 +1,168 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execFileSync } from "node:child_process";
+import { createAgentClient } from "@bhatti/agent-client";
+import { createAgentInit } from "../../services/vmm/src/adapters/agent-launch.js";
+import { createNetnsDialer } from "../../services/vmm/src/adapters/guest-dialer.js";
+import { createLocalNetnsNetwork } from "../../services/vmm/src/adapters/local-netns-network.js";
+import { mountedPaths } from "../../services/vmm/src/adapters/rootfs.js";
+import {
+  createGvisorEngine,
+  type GvisorEngineOptions,
+} from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
+import { buildAgentPackage } from "./agent-package.js";
+import { type EngineFactory, type EngineHarness, usedSandboxIds } from "./engine-factory.js";
+
+export const RUNSC_PATH = process.env["BHATTI_RUNSC_PATH"] ?? "/usr/local/lib/bhatti/runsc";
+export const RUNSC_PLATFORM = (process.env["BHATTI_RUNSC_PLATFORM"] ?? "ptrace") as "ptrace" | "systrap";
+
+/** Builds the busybox test image into `imagesDir` (fast, 2 MB). */
+export function buildTestImage(imagesDir: string): void {
+  const stateDir = join(imagesDir, "..");
+  const script = fileURLToPath(new URL("../../images/busybox/build.sh", import.meta.url));
+  execFileSync(script, ["--state-dir", stateDir], { stdio: "inherit" });
+}
+
+export interface GvisorTestEnv {
+  stateDir: string;
+  options: GvisorEngineOptions;
+  hostNetnsPath: string;
+  runId: string;
+  teardown(): Promise<void>;
+}
+
+/**
+ * A self-contained gvisor environment under /tmp/bhatti-test-…: its own state dir and runsc
+ * root, the busybox image, the agent package, a stand-in host netns `bt-h<run>` with a bridge,
+ * and cgroups under `bhatti-test/<run>`.
+ */
+export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
+  const runId = randomBytes(3).toString("hex");
+  const stateDir = mkdtempSync(join(tmpdir(), "bhatti-test-engine-"));
+  buildTestImage(join(stateDir, "images"));
+  const packageDir = buildAgentPackage(join(stateDir, "agent"));
+  const network = createLocalNetnsNetwork({
+    hostNetns: `bt-h${runId}`,
+    bridge: `btbr${runId}`,
+    subnet: `10.252.${Number.parseInt(runId.slice(0, 2), 16)}`,
+    prefix: "bt",
+    stateFile: join(stateDir, "local-network.json"),
+  });
+  await network.setup();
+  const dialer = await createNetnsDialer(network.hostNetnsPath);
+  const options: GvisorEngineOptions = {
+    stateDir,
+    runscPath: RUNSC_PATH,
+    platform: RUNSC_PLATFORM,
+    cgroupParent: `bhatti-test/${runId}`,
+    network,
+    dialer,
+    init: createAgentInit(packageDir),
+  };
+  return {
+    stateDir,
+    options,
+    hostNetnsPath: network.hostNetnsPath,
+    runId,
+    async teardown() {
+      await dialer.close();
+      await network.teardown();
+      for (const h of readdirSync("/sys/fs/cgroup")) {
+        try {
+          rmdirSync(join("/sys/fs/cgroup", h, "bhatti-test", runId));
+        } catch {
+          // not there, or not empty (reported by the leak check)
+        }
+      }
+      for (const m of mountedPaths()) {
+        if (m.startsWith(stateDir)) execFileSync("umount", ["-l", m], { stdio: "ignore" });
+      }
+      rmSync(stateDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What a gvisor engine may leave behind: runsc containers, netns, veths, cgroups, mounts, dirs. */
+export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, string[]>> {
+  const runscRoot = join(env.stateDir, "runsc");
+  const runsc = execFileSync(RUNSC_PATH, [`--root=${runscRoot}`, "list", "--quiet"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  // Only namespaces of sandboxes this run created (other suites use the bt- prefix too).
+  const netns = readdirSync("/run/netns").filter((n) => usedSandboxIds.has(n.slice(3)));
+  const veths = execFileSync("ip", ["-n", `bt-h${env.runId}`, "-o", "link", "show", "type", "veth"], {
+    encoding: "utf8",
+  })
+    .split("\n")
+    .filter((l) => l.trim() !== "");
+  const cgroups: string[] = [];
+  for (const h of readdirSync("/sys/fs/cgroup")) {
+    const dir = join("/sys/fs/cgroup", h, "bhatti-test", env.runId);
+    try {
+      for (const d of readdirSync(dir, { withFileTypes: true }))
+        if (d.isDirectory()) cgroups.push(`${h}/${d.name}`);
+    } catch {
+      // hierarchy without our parent
+    }
+  }
+  const mounts = [...mountedPaths()].filter((m) => m.startsWith(env.stateDir));
+  let dirs: string[] = [];
+  try {
+    dirs = readdirSync(join(env.stateDir, "sandboxes"));
+  } catch {
+    dirs = [];
+  }
+  const processes = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes(env.stateDir) && !l.includes("ps -eo"));
+  return { runsc, netns, veths, cgroups, mounts, dirs, processes };
+}
+
+export const gvisorFactory: EngineFactory = {
+  name: "gvisor",
+  unavailable() {
+    if (process.getuid?.() !== 0) return "needs root";
+    if (!existsSync(RUNSC_PATH)) return `runsc not installed at ${RUNSC_PATH} (scripts/install-runsc.sh)`;
+    if (!existsSync("/usr/bin/tini")) return "tini not installed (apt-get install tini)";
+    return undefined;
+  },
+  async create(): Promise<EngineHarness> {
+    const env = await createGvisorTestEnv();
+    const engine = createGvisorEngine(env.options);
+    const reopened: { close(): Promise<void> }[] = [];
+    return {
+      engine,
+      image: "busybox",
+      async agent(id) {
+        const ep = engine.agentEndpoint(id);
+        return createAgentClient({
+          control: await env.options.dialer.endpoint(ep.host, ep.controlPort),
+          forward: await env.options.dialer.endpoint(ep.host, ep.forwardPort),
+          token: ep.token,
+          pool: false,
+        });
+      },
+      async reopen() {
+        const e = createGvisorEngine(env.options);
+        reopened.push(e);
+        return e;
+      },
+      leaks: () => gvisorLeaks(env),
+      corruptSnapshot(id) {
+        const img = join(env.stateDir, "sandboxes", id, "checkpoint", "checkpoint.img");
+        renameSync(img, `${img}.saved`);
+        writeFileSync(img, "not a checkpoint");
+        return () => renameSync(`${img}.saved`, img);
+      },
+      async dispose() {
+        for (const s of engine.list()) await engine.destroy(s.id).catch(() => undefined);
+        await engine.close();
+        for (const e of reopened) await e.close();
+        await env.teardown();
+      },
+    };
+  },
+};
