@@ -84,7 +84,7 @@ fi
 # --- agent package (read-only dir mounted into every sandbox) ------------------------------------
 if [ -f agent/scripts/build-package.mjs ]; then
   log "agent package"
-  node agent/scripts/build-package.mjs
+  node agent/scripts/build-package.mjs --out /usr/local/lib/bhatti/agent
 fi
 
 # --- directories, PATH -------------------------------------------------------------------------

@@ -69,6 +69,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   }
   let phase: "idle" | "starting" | "running" | "stopping" = "idle";
   let stopping: Promise<void> | undefined;
+  let startFailure: CliError | undefined;
 
   const slotOf = (name: ProcessName): Slot => {
     const slot = slots.get(name);
@@ -84,7 +85,14 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
   };
 
   const onExit = (slot: Slot, child: RunningChild, how: string) => {
-    if (slot.child !== child || phase !== "running") return;
+    if (slot.child !== child) return;
+    if (phase === "starting") {
+      // Any exit during start-up (even of a process that was already up) fails the start.
+      const last = child.lastLines.at(-1);
+      startFailure ??= new CliError(`${slot.name} exited during start-up (${how})${last ? `: ${last}` : ""}`);
+      return;
+    }
+    if (phase !== "running") return;
     slot.child = undefined;
     const ranFor = Date.now() - child.startedAt;
     slot.failures = ranFor >= stableAfterMs ? 1 : slot.failures + 1;
@@ -109,6 +117,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
     });
     const deadline = Date.now() + startTimeoutMs;
     for (;;) {
+      if (phase === "starting" && startFailure !== undefined) throw startFailure;
       if (exitedHow !== undefined) {
         const last = child.lastLines.at(-1);
         throw new CliError(`${name} exited during start-up (${exitedHow})${last ? `: ${last}` : ""}`);
@@ -144,6 +153,7 @@ export function createSupervisor(options: SupervisorOptions): Supervisor {
         for (const tier of START_ORDER) {
           await Promise.all(tier.map((name) => waitUp(name, spawn(slotOf(name)))));
         }
+        if (startFailure !== undefined) throw startFailure;
       } catch (e) {
         await supervisor.stop();
         throw e;
