@@ -1,4 +1,4 @@
-import type { AddressInfo, Server } from "node:net";
+import type { AddressInfo, Server, Socket } from "node:net";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { ActivityClock } from "./activity.js";
 import type { AgentContext } from "./agent-context.js";
@@ -45,6 +45,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);
+  // Open connections (idle spares of a host pool, attached clients) must not hold a stop up.
+  const sockets = new Set<Socket>();
+  for (const server of [control, forward]) {
+    server.on("connection", (socket: Socket) => {
+      sockets.add(socket);
+      socket.once("close", () => sockets.delete(socket));
+    });
+  }
   try {
     await listen(control, options.control);
     await listen(forward, options.forward);
@@ -59,7 +67,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     forwardAddress: forward.address() as AddressInfo,
     close: async () => {
       ctx.sessions.disposeAll();
-      await Promise.all([closeServer(control), closeServer(forward)]);
+      const closed = Promise.all([closeServer(control), closeServer(forward)]);
+      for (const socket of sockets) socket.destroy();
+      await closed;
     },
   };
 }
