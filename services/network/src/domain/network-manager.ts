@@ -586,12 +586,22 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       }
       return user;
     });
-    const earlyLinks = known === undefined ? undefined : createLinks(sandboxId, kind, known.bridge);
+    const started = performance.now();
+    const phases: Record<string, number> = {};
+    const timed = <T>(phase: string, p: Promise<T>): Promise<T> =>
+      p.finally(() => {
+        phases[phase] = Math.round((performance.now() - started) * 10) / 10;
+      });
+    const earlyLinks =
+      known === undefined ? undefined : timed("links_done_ms", createLinks(sandboxId, kind, known.bridge));
     earlyLinks?.catch(() => undefined); // awaited below; rollback handles its failure
     const newlyReserved = existing === undefined;
     let s: SandboxState | undefined;
     try {
-      const reserved = await noteStore(addressing.reserve(userId, sandboxId, requested?.host ?? 0));
+      const reserved = await timed(
+        "reserved_ms",
+        noteStore(addressing.reserve(userId, sandboxId, requested?.host ?? 0)),
+      );
       s = { ...stateFromAddress(reserved, undefined), name: input.name, kind, policy, devices: true };
       if (requested !== undefined && reserved.subnetIndex !== requested.index) {
         throw new ConnectError(
@@ -618,11 +628,14 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       const state = s;
       await Promise.all([
         (async () => {
-          await (earlyLinks ?? createLinks(sandboxId, kind, u.bridge));
-          if (kind === "netns") await ip.netnsConfigure(netnsSpec(state, u.bridge, u.gateway));
+          await (earlyLinks ?? timed("links_done_ms", createLinks(sandboxId, kind, u.bridge)));
+          if (kind === "netns") {
+            await timed("configured_ms", ip.netnsConfigure(netnsSpec(state, u.bridge, u.gateway)));
+          }
         })(),
-        nft.apply(nftScripts.addSandbox(sandboxElements(state))),
+        timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state)))),
       ]);
+      logger.debug("attached", { sandbox_id: sandboxId, address: state.address, ...phases });
       return view(state);
     } catch (e) {
       logger.warn("attach failed; rolling back", { sandbox_id: sandboxId, error: e });
