@@ -4,7 +4,7 @@
 import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import * as http2 from "node:http2";
-import * as net from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +26,7 @@ if (process.argv[2] === "--server") {
   });
   const tcp = http2.createServer(connectNodeAdapter({ routes }));
   await new Promise<void>((ok) => tcp.listen(0, "127.0.0.1", ok));
-  const address = tcp.address() as net.AddressInfo;
+  const address = tcp.address() as AddressInfo;
   process.send?.({ port: address.port });
 } else {
   const warmup = 300;

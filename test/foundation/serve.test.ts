@@ -40,7 +40,9 @@ describe("bhatti serve", () => {
     instances = [];
   });
 
-  it("runs five healthy processes, restarts a killed one, refuses a second supervisor, stops on SIGTERM", async () => {
+  it("runs five healthy processes, restarts a killed one, refuses a second supervisor, stops on SIGTERM", {
+    timeout: 120_000,
+  }, async () => {
     dir = makeTestDir();
     const serve = await startServe({ dir });
     instances.push(serve);
@@ -111,7 +113,9 @@ describe("bhatti serve", () => {
     expect(sockets(serve.socketDir)).toEqual([]);
   });
 
-  it("reclaims the socket dir of a supervisor that was killed with SIGKILL", async () => {
+  it("reclaims the socket dir of a supervisor that was killed with SIGKILL", {
+    timeout: 120_000,
+  }, async () => {
     dir = makeTestDir();
     const first = await startServe({ dir });
     instances.push(first);
