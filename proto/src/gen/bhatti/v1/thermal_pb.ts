@@ -6,13 +6,15 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
+import type { ThermalState, VmmSandbox } from "./vmm_pb.js";
+import { file_bhatti_v1_vmm } from "./vmm_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bhatti/v1/thermal.proto.
  */
 export const file_bhatti_v1_thermal: GenFile = /*@__PURE__*/
-  fileDesc("ChdiaGF0dGkvdjEvdGhlcm1hbC5wcm90bxIJYmhhdHRpLnYxIh0KG1RoZXJtYWxTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxUaGVybWFsU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoMmsKDlRoZXJtYWxTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5UaGVybWFsU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuVGhlcm1hbFNlcnZpY2VIZWFsdGhSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChdiaGF0dGkvdjEvdGhlcm1hbC5wcm90bxIJYmhhdHRpLnYxIh0KG1RoZXJtYWxTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxUaGVybWFsU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIjQKD1NhbmRib3hBY3Rpdml0eRISCgpzYW5kYm94X2lkGAEgASgJEg0KBWF0X21zGAIgASgDIlAKClNhbmRib3hQaW4SEgoKc2FuZGJveF9pZBgBIAEoCRIbChNpbnRlcmFjdGl2ZV9jbGllbnRzGAIgASgNEhEKCWluX2ZsaWdodBgDIAEoDSKQAQoVUmVwb3J0QWN0aXZpdHlSZXF1ZXN0EhAKCHJlcG9ydGVyGAEgASgJEiwKCGFjdGl2aXR5GAIgAygLMhouYmhhdHRpLnYxLlNhbmRib3hBY3Rpdml0eRIjCgRwaW5zGAMgAygLMhUuYmhhdHRpLnYxLlNhbmRib3hQaW4SEgoKcGluX3R0bF9tcxgEIAEoDSIqChZSZXBvcnRBY3Rpdml0eVJlc3BvbnNlEhAKCGluc3RhbmNlGAEgASgJIiEKC1dha2VSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkibgoMV2FrZVJlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveBIlCgRmcm9tGAIgASgOMhcuYmhhdHRpLnYxLlRoZXJtYWxTdGF0ZRIPCgd3YWtlX21zGAMgASgBIicKEUdldFRoZXJtYWxSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAki8QEKDlNhbmRib3hUaGVybWFsEhIKCnNhbmRib3hfaWQYASABKAkSDwoHdGhlcm1hbBgCIAEoCRIYChB0aGVybWFsX3NpbmNlX21zGAMgASgDEg4KBnN0YXR1cxgEIAEoCRIQCghrZWVwX2hvdBgFIAEoCBIYChBsYXN0X2FjdGl2aXR5X21zGAYgASgDEhsKE2ludGVyYWN0aXZlX2NsaWVudHMYByABKA0SEQoJaW5fZmxpZ2h0GAggASgNEhkKEWFjdGl2aXR5X2ZhaWx1cmVzGAkgASgNEhkKEXNuYXBzaG90X2ZhaWx1cmVzGAogASgNIkAKEkdldFRoZXJtYWxSZXNwb25zZRIqCgdzYW5kYm94GAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hUaGVybWFsIhQKEkxpc3RUaGVybWFsUmVxdWVzdCKuAQoTTGlzdFRoZXJtYWxSZXNwb25zZRIsCglzYW5kYm94ZXMYASADKAsyGS5iaGF0dGkudjEuU2FuZGJveFRoZXJtYWwSOgoGY291bnRzGAIgAygLMiouYmhhdHRpLnYxLkxpc3RUaGVybWFsUmVzcG9uc2UuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASIpChJTbmFwc2hvdEFsbFJlcXVlc3QSEwoLcGFyYWxsZWxpc20YASABKA0iOgoTU25hcHNob3RBbGxSZXNwb25zZRITCgtzbmFwc2hvdHRlZBgBIAMoCRIOCgZmYWlsZWQYAiADKAky4gMKDlRoZXJtYWxTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5UaGVybWFsU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuVGhlcm1hbFNlcnZpY2VIZWFsdGhSZXNwb25zZRJVCg5SZXBvcnRBY3Rpdml0eRIgLmJoYXR0aS52MS5SZXBvcnRBY3Rpdml0eVJlcXVlc3QaIS5iaGF0dGkudjEuUmVwb3J0QWN0aXZpdHlSZXNwb25zZRI3CgRXYWtlEhYuYmhhdHRpLnYxLldha2VSZXF1ZXN0GhcuYmhhdHRpLnYxLldha2VSZXNwb25zZRJJCgpHZXRUaGVybWFsEhwuYmhhdHRpLnYxLkdldFRoZXJtYWxSZXF1ZXN0Gh0uYmhhdHRpLnYxLkdldFRoZXJtYWxSZXNwb25zZRJMCgtMaXN0VGhlcm1hbBIdLmJoYXR0aS52MS5MaXN0VGhlcm1hbFJlcXVlc3QaHi5iaGF0dGkudjEuTGlzdFRoZXJtYWxSZXNwb25zZRJMCgtTbmFwc2hvdEFsbBIdLmJoYXR0aS52MS5TbmFwc2hvdEFsbFJlcXVlc3QaHi5iaGF0dGkudjEuU25hcHNob3RBbGxSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health, file_bhatti_v1_vmm]);
 
 /**
  * @generated from message bhatti.v1.ThermalServiceHealthRequest
@@ -45,13 +47,372 @@ export const ThermalServiceHealthResponseSchema: GenMessage<ThermalServiceHealth
   messageDesc(file_bhatti_v1_thermal, 1);
 
 /**
- * ThermalService is served by the thermal process on its Unix socket.
+ * @generated from message bhatti.v1.SandboxActivity
+ */
+export type SandboxActivity = Message<"bhatti.v1.SandboxActivity"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * Unix ms of the latest touch.
+   *
+   * @generated from field: int64 at_ms = 2;
+   */
+  atMs: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxActivity.
+ * Use `create(SandboxActivitySchema)` to create a new message.
+ */
+export const SandboxActivitySchema: GenMessage<SandboxActivity> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 2);
+
+/**
+ * @generated from message bhatti.v1.SandboxPin
+ */
+export type SandboxPin = Message<"bhatti.v1.SandboxPin"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * Live interactive clients: CLI shell, web shell, piped-exec WebSocket, proxied WebSocket.
+   *
+   * @generated from field: uint32 interactive_clients = 2;
+   */
+  interactiveClients: number;
+
+  /**
+   * Requests in progress on the sandbox (an exec that runs for minutes must not be frozen).
+   *
+   * @generated from field: uint32 in_flight = 3;
+   */
+  inFlight: number;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxPin.
+ * Use `create(SandboxPinSchema)` to create a new message.
+ */
+export const SandboxPinSchema: GenMessage<SandboxPin> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 3);
+
+/**
+ * @generated from message bhatti.v1.ReportActivityRequest
+ */
+export type ReportActivityRequest = Message<"bhatti.v1.ReportActivityRequest"> & {
+  /**
+   * Identifies the reporting process instance (the gateway picks a random one at start);
+   * its pins replace the previous report's and expire `pin_ttl_ms` after the last report.
+   *
+   * @generated from field: string reporter = 1;
+   */
+  reporter: string;
+
+  /**
+   * Sandboxes touched since the previous report.
+   *
+   * @generated from field: repeated bhatti.v1.SandboxActivity activity = 2;
+   */
+  activity: SandboxActivity[];
+
+  /**
+   * Every sandbox the reporter pins right now (the complete set, not a delta).
+   *
+   * @generated from field: repeated bhatti.v1.SandboxPin pins = 3;
+   */
+  pins: SandboxPin[];
+
+  /**
+   * 0 = 30 s.
+   *
+   * @generated from field: uint32 pin_ttl_ms = 4;
+   */
+  pinTtlMs: number;
+};
+
+/**
+ * Describes the message bhatti.v1.ReportActivityRequest.
+ * Use `create(ReportActivityRequestSchema)` to create a new message.
+ */
+export const ReportActivityRequestSchema: GenMessage<ReportActivityRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 4);
+
+/**
+ * @generated from message bhatti.v1.ReportActivityResponse
+ */
+export type ReportActivityResponse = Message<"bhatti.v1.ReportActivityResponse"> & {
+  /**
+   * Changes when the thermal process restarts; a reporter then resends its pins at once.
+   *
+   * @generated from field: string instance = 1;
+   */
+  instance: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ReportActivityResponse.
+ * Use `create(ReportActivityResponseSchema)` to create a new message.
+ */
+export const ReportActivityResponseSchema: GenMessage<ReportActivityResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 5);
+
+/**
+ * @generated from message bhatti.v1.WakeRequest
+ */
+export type WakeRequest = Message<"bhatti.v1.WakeRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.WakeRequest.
+ * Use `create(WakeRequestSchema)` to create a new message.
+ */
+export const WakeRequestSchema: GenMessage<WakeRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 6);
+
+/**
+ * @generated from message bhatti.v1.WakeResponse
+ */
+export type WakeResponse = Message<"bhatti.v1.WakeResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.VmmSandbox sandbox = 1;
+   */
+  sandbox?: VmmSandbox | undefined;
+
+  /**
+   * The state the sandbox was woken from (HOT when it already was).
+   *
+   * @generated from field: bhatti.v1.ThermalState from = 2;
+   */
+  from: ThermalState;
+
+  /**
+   * @generated from field: double wake_ms = 3;
+   */
+  wakeMs: number;
+};
+
+/**
+ * Describes the message bhatti.v1.WakeResponse.
+ * Use `create(WakeResponseSchema)` to create a new message.
+ */
+export const WakeResponseSchema: GenMessage<WakeResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 7);
+
+/**
+ * @generated from message bhatti.v1.GetThermalRequest
+ */
+export type GetThermalRequest = Message<"bhatti.v1.GetThermalRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+};
+
+/**
+ * Describes the message bhatti.v1.GetThermalRequest.
+ * Use `create(GetThermalRequestSchema)` to create a new message.
+ */
+export const GetThermalRequestSchema: GenMessage<GetThermalRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 8);
+
+/**
+ * SandboxThermal is the policy's view of one sandbox.
+ *
+ * @generated from message bhatti.v1.SandboxThermal
+ */
+export type SandboxThermal = Message<"bhatti.v1.SandboxThermal"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * hot | warm | cold, or "" when the vmm does not know the sandbox.
+   *
+   * @generated from field: string thermal = 2;
+   */
+  thermal: string;
+
+  /**
+   * Unix ms the sandbox entered `thermal`.
+   *
+   * @generated from field: int64 thermal_since_ms = 3;
+   */
+  thermalSinceMs: bigint;
+
+  /**
+   * running | stopped | unknown (the store row's status).
+   *
+   * @generated from field: string status = 4;
+   */
+  status: string;
+
+  /**
+   * @generated from field: bool keep_hot = 5;
+   */
+  keepHot: boolean;
+
+  /**
+   * Unix ms of the latest activity (API touch, agent-reported, proxied traffic).
+   *
+   * @generated from field: int64 last_activity_ms = 6;
+   */
+  lastActivityMs: bigint;
+
+  /**
+   * @generated from field: uint32 interactive_clients = 7;
+   */
+  interactiveClients: number;
+
+  /**
+   * @generated from field: uint32 in_flight = 8;
+   */
+  inFlight: number;
+
+  /**
+   * Consecutive failed agent activity queries (10 force a pause).
+   *
+   * @generated from field: uint32 activity_failures = 9;
+   */
+  activityFailures: number;
+
+  /**
+   * Consecutive failed cold snapshots (3 mark the sandbox unknown).
+   *
+   * @generated from field: uint32 snapshot_failures = 10;
+   */
+  snapshotFailures: number;
+};
+
+/**
+ * Describes the message bhatti.v1.SandboxThermal.
+ * Use `create(SandboxThermalSchema)` to create a new message.
+ */
+export const SandboxThermalSchema: GenMessage<SandboxThermal> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 9);
+
+/**
+ * @generated from message bhatti.v1.GetThermalResponse
+ */
+export type GetThermalResponse = Message<"bhatti.v1.GetThermalResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxThermal sandbox = 1;
+   */
+  sandbox?: SandboxThermal | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.GetThermalResponse.
+ * Use `create(GetThermalResponseSchema)` to create a new message.
+ */
+export const GetThermalResponseSchema: GenMessage<GetThermalResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 10);
+
+/**
+ * @generated from message bhatti.v1.ListThermalRequest
+ */
+export type ListThermalRequest = Message<"bhatti.v1.ListThermalRequest"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.ListThermalRequest.
+ * Use `create(ListThermalRequestSchema)` to create a new message.
+ */
+export const ListThermalRequestSchema: GenMessage<ListThermalRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 11);
+
+/**
+ * @generated from message bhatti.v1.ListThermalResponse
+ */
+export type ListThermalResponse = Message<"bhatti.v1.ListThermalResponse"> & {
+  /**
+   * @generated from field: repeated bhatti.v1.SandboxThermal sandboxes = 1;
+   */
+  sandboxes: SandboxThermal[];
+
+  /**
+   * Sandboxes per state: "hot", "warm", "cold", "unknown".
+   *
+   * @generated from field: map<string, uint32> counts = 2;
+   */
+  counts: { [key: string]: number };
+};
+
+/**
+ * Describes the message bhatti.v1.ListThermalResponse.
+ * Use `create(ListThermalResponseSchema)` to create a new message.
+ */
+export const ListThermalResponseSchema: GenMessage<ListThermalResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 12);
+
+/**
+ * @generated from message bhatti.v1.SnapshotAllRequest
+ */
+export type SnapshotAllRequest = Message<"bhatti.v1.SnapshotAllRequest"> & {
+  /**
+   * How many checkpoints run at once; 0 = 10.
+   *
+   * @generated from field: uint32 parallelism = 1;
+   */
+  parallelism: number;
+};
+
+/**
+ * Describes the message bhatti.v1.SnapshotAllRequest.
+ * Use `create(SnapshotAllRequestSchema)` to create a new message.
+ */
+export const SnapshotAllRequestSchema: GenMessage<SnapshotAllRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 13);
+
+/**
+ * @generated from message bhatti.v1.SnapshotAllResponse
+ */
+export type SnapshotAllResponse = Message<"bhatti.v1.SnapshotAllResponse"> & {
+  /**
+   * @generated from field: repeated string snapshotted = 1;
+   */
+  snapshotted: string[];
+
+  /**
+   * Sandboxes left running because their checkpoint failed twice.
+   *
+   * @generated from field: repeated string failed = 2;
+   */
+  failed: string[];
+};
+
+/**
+ * Describes the message bhatti.v1.SnapshotAllResponse.
+ * Use `create(SnapshotAllResponseSchema)` to create a new message.
+ */
+export const SnapshotAllResponseSchema: GenMessage<SnapshotAllResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_thermal, 14);
+
+/**
+ * ThermalService is served by the thermal process on its Unix socket. It owns the thermal
+ * policy: idle sandboxes go hot -> warm (paused) -> cold (checkpointed), and every wake goes
+ * through it so that wakes are coalesced, bounded and recorded. The vmm carries out the
+ * transitions; the store keeps what must survive a restart (keep_hot, last activity).
+ *
+ * Errors: InvalidArgument (bad id), NotFound (unknown sandbox), ResourceExhausted (too many
+ * cold wakes in flight; retry shortly), Unavailable (shutting down, or the vmm is down),
+ * FailedPrecondition (the sandbox cannot be woken: restore circuit breaker open, or unknown).
  *
  * @generated from service bhatti.v1.ThermalService
  */
 export const ThermalService: GenService<{
   /**
-   * Health reports the process's version, pid, uptime and readiness.
+   * Health reports readiness (vmm and store reachable) and, in details, the number of
+   * sandboxes per thermal state: sandboxes_hot, sandboxes_warm, sandboxes_cold, sandboxes_unknown.
    *
    * @generated from rpc bhatti.v1.ThermalService.Health
    */
@@ -59,6 +420,60 @@ export const ThermalService: GenService<{
     methodKind: "unary";
     input: typeof ThermalServiceHealthRequestSchema;
     output: typeof ThermalServiceHealthResponseSchema;
+  },
+  /**
+   * ReportActivity is how the gateway feeds the policy: API touches and proxied traffic
+   * (batched), and the sandboxes its live clients pin hot. Cheap and idempotent.
+   *
+   * @generated from rpc bhatti.v1.ThermalService.ReportActivity
+   */
+  reportActivity: {
+    methodKind: "unary";
+    input: typeof ReportActivityRequestSchema;
+    output: typeof ReportActivityResponseSchema;
+  },
+  /**
+   * Wake makes the sandbox hot (resume from warm, restore from cold) and counts as activity.
+   * Concurrent wakes of one sandbox share one transition.
+   *
+   * @generated from rpc bhatti.v1.ThermalService.Wake
+   */
+  wake: {
+    methodKind: "unary";
+    input: typeof WakeRequestSchema;
+    output: typeof WakeResponseSchema;
+  },
+  /**
+   * GetThermal reports one sandbox's policy view without waking it.
+   *
+   * @generated from rpc bhatti.v1.ThermalService.GetThermal
+   */
+  getThermal: {
+    methodKind: "unary";
+    input: typeof GetThermalRequestSchema;
+    output: typeof GetThermalResponseSchema;
+  },
+  /**
+   * ListThermal reports every sandbox's policy view and the counts per state.
+   *
+   * @generated from rpc bhatti.v1.ThermalService.ListThermal
+   */
+  listThermal: {
+    methodKind: "unary";
+    input: typeof ListThermalRequestSchema;
+    output: typeof ListThermalResponseSchema;
+  },
+  /**
+   * SnapshotAll stops the policy and checkpoints every running sandbox to cold, several in
+   * parallel (the `shutdown_policy: snapshot` step of `bhatti serve`). Wakes are refused
+   * from then on. A sandbox whose checkpoint fails (after one retry) is left running.
+   *
+   * @generated from rpc bhatti.v1.ThermalService.SnapshotAll
+   */
+  snapshotAll: {
+    methodKind: "unary";
+    input: typeof SnapshotAllRequestSchema;
+    output: typeof SnapshotAllResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_thermal, 0);
