@@ -6,9 +6,14 @@ import { DatabaseRefusedError } from "./adapters/sqlite-database.js";
 import { createAddressHandlers } from "./api/address-handlers.js";
 import { createAdminHandlers } from "./api/admin-handlers.js";
 import { createEventHandlers } from "./api/event-handlers.js";
+import { createImageHandlers } from "./api/image-handlers.js";
+import { createPublishHandlers } from "./api/publish-handlers.js";
 import { createSandboxHandlers } from "./api/sandbox-handlers.js";
 import { createSecretHandlers } from "./api/secret-handlers.js";
+import { createSnapshotHandlers } from "./api/snapshot-handlers.js";
+import { createTaskHandlers } from "./api/task-handlers.js";
 import { createUserHandlers } from "./api/user-handlers.js";
+import { createVolumeHandlers } from "./api/volume-handlers.js";
 import { type Store, openStore, startHousekeeping } from "./store.js";
 
 // The store process: owns the only database and serves StoreService on <socket_dir>/store.sock.
@@ -60,6 +65,11 @@ await runService({
         ...createSandboxHandlers(store.sandboxes),
         ...createSecretHandlers(store.secrets),
         ...createAdminHandlers(store.db, store.users, store.events, store.metrics),
+        ...createVolumeHandlers(store.volumes),
+        ...createImageHandlers(store.images),
+        ...createSnapshotHandlers(store.snapshots),
+        ...createPublishHandlers(store.publishRules, store.shellTokens),
+        ...createTaskHandlers(store.tasks),
       });
   },
 });

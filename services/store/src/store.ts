@@ -4,10 +4,16 @@ import { readHostStats } from "./adapters/host-stats.js";
 import { type SqliteDatabase, openStoreDatabase } from "./adapters/sqlite-database.js";
 import { type AddressBook, createAddressBook } from "./domain/addresses.js";
 import { type EventLog, createEventLog } from "./domain/events.js";
+import { type ImageCatalog, createImageCatalog } from "./domain/images.js";
 import { type MetricsRecorder, createMetricsRecorder } from "./domain/metrics.js";
+import { type PublishRules, createPublishRules } from "./domain/publish-rules.js";
 import { type SandboxRegistry, createSandboxRegistry } from "./domain/sandboxes.js";
 import { type SecretVault, createSecretVault } from "./domain/secrets.js";
+import { type ShellTokens, createShellTokens } from "./domain/shell-tokens.js";
+import { type SnapshotRegistry, createSnapshotRegistry } from "./domain/snapshots.js";
+import { type TaskBoard, createTaskBoard } from "./domain/tasks.js";
 import { type UserDirectory, createUserDirectory } from "./domain/users.js";
+import { type VolumeRegistry, createVolumeRegistry } from "./domain/volumes.js";
 
 export interface StoreOptions {
   stateDir: string;
@@ -24,6 +30,12 @@ export interface Store {
   readonly sandboxes: SandboxRegistry;
   readonly secrets: SecretVault;
   readonly metrics: MetricsRecorder;
+  readonly volumes: VolumeRegistry;
+  readonly images: ImageCatalog;
+  readonly snapshots: SnapshotRegistry;
+  readonly publishRules: PublishRules;
+  readonly shellTokens: ShellTokens;
+  readonly tasks: TaskBoard;
   close(): void;
 }
 
@@ -40,6 +52,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   const addresses = createAddressBook(db);
   const events = createEventLog(db);
   const users = createUserDirectory(db, events, addresses);
+  const sandboxes = createSandboxRegistry(db, users, events, addresses);
   return {
     db,
     databasePath,
@@ -47,9 +60,15 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     addresses,
     events,
     users,
-    sandboxes: createSandboxRegistry(db, users, events, addresses),
+    sandboxes,
     secrets: createSecretVault(db, cipher, users, events),
     metrics: createMetricsRecorder(db, () => readHostStats(options.stateDir)),
+    volumes: createVolumeRegistry(db, users, sandboxes, events),
+    images: createImageCatalog(db, users),
+    snapshots: createSnapshotRegistry(db, users, events),
+    publishRules: createPublishRules(db, sandboxes),
+    shellTokens: createShellTokens(db, sandboxes),
+    tasks: createTaskBoard(db, users),
     close: () => db.close(),
   };
 }
@@ -68,6 +87,8 @@ export function startHousekeeping(store: Store, options: HousekeepingOptions): (
       const now = Date.now();
       store.events.prune(new Date(now - options.eventRetentionMs).toISOString());
       store.metrics.prune(new Date(now - options.metricsRetentionMs).toISOString());
+      // Finished tasks are kept for a day so clients can still read their result.
+      store.tasks.purgeFinished(new Date(now - 86_400_000).toISOString());
     } catch (e) {
       options.onError("retention pruning", e);
     }

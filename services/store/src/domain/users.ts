@@ -109,8 +109,15 @@ export function createUserDirectory(
      VALUES (@id, @name, @api_key_hash, @is_admin, @created_at, ${LIMIT_FIELDS.map((f) => `@${f}`).join(", ")})`,
   );
   const setKey = db.prepare("UPDATE users SET api_key_hash = ?, key_rotated_at = ? WHERE id = ?");
-  const ownedCounts = db.prepare<[string, string], { sandboxes: number; secrets: number }>(
-    "SELECT (SELECT count(*) FROM sandboxes WHERE user_id = ?) AS sandboxes, (SELECT count(*) FROM secrets WHERE user_id = ?) AS secrets",
+  const ownedCounts = db.prepare<
+    { id: string },
+    Record<"sandboxes" | "secrets" | "volumes" | "images" | "snapshots", number>
+  >(
+    `SELECT (SELECT count(*) FROM sandboxes WHERE user_id = @id) AS sandboxes,
+            (SELECT count(*) FROM secrets WHERE user_id = @id) AS secrets,
+            (SELECT count(*) FROM volumes WHERE user_id = @id) AS volumes,
+            (SELECT count(*) FROM images WHERE user_id = @id) AS images,
+            (SELECT count(*) FROM snapshots WHERE user_id = @id) AS snapshots`,
   );
   const deleteUser = db.prepare("DELETE FROM users WHERE id = ?");
 
@@ -236,16 +243,17 @@ export function createUserDirectory(
           if (target.id === actor.id) {
             throw new ConnectError("refusing to delete the calling admin", Code.FailedPrecondition);
           }
-          const owned = ownedCounts.get(target.id, target.id);
-          if (owned && (owned.sandboxes > 0 || owned.secrets > 0)) {
+          const owned = Object.entries(ownedCounts.get({ id: target.id }) ?? {}).filter(([, n]) => n > 0);
+          if (owned.length > 0) {
             throw new ConnectError(
-              `user ${target.name} still has ${owned.sandboxes} sandboxes and ${owned.secrets} secrets; delete them first`,
+              `user ${target.name} still has ${owned.map(([kind, n]) => `${n} ${kind}`).join(", ")}; delete them first`,
               Code.FailedPrecondition,
             );
           }
           const revokedKeySha256 = keyHashOf.get(target.id)?.api_key_hash ?? "";
           addresses.forgetUser(target.id);
           db.prepare("DELETE FROM image_shares WHERE user_id = ?").run(target.id);
+          db.prepare("DELETE FROM tasks WHERE user_id = ?").run(target.id);
           deleteUser.run(target.id);
           events.record("user.deleted", { userId: target.id, meta: { name: target.name, by: actor.id } });
           return { revokedKeySha256 };
