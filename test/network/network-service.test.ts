@@ -212,6 +212,93 @@ describe("attach", () => {
   });
 });
 
+describe("attach kinds and restore", () => {
+  it("puts a TAP device on the bridge for the Firecracker engine", async () => {
+    const sandboxId = randomSandboxId();
+    usedIds.add(sandboxId);
+    const res = await network.client.attachSandbox({
+      sandboxId,
+      userId: "tap-user",
+      sandboxName: "vm",
+      kind: AttachmentKind.TAP,
+    });
+    const net = res.network;
+    expect(net?.tapName).toBe(`bhtap${sandboxId.slice(0, 10)}`);
+    expect(net?.netnsPath).toBe("");
+    expect(existsSync(`/run/netns/${ns(sandboxId)}`)).toBe(false);
+    const link = JSON.parse(
+      (await run("ip", ["-n", topology.host, "-j", "-d", "link", "show", net?.tapName ?? ""])).stdout,
+    ) as { master?: string; linkinfo?: { info_kind?: string } }[];
+    expect(link[0]?.master).toBe(net?.bridge);
+    expect(link[0]?.linkinfo?.info_kind).toBe("tun");
+    // The same sandbox cannot come back as another kind.
+    const err = await network.client
+      .attachSandbox({ sandboxId, userId: "tap-user", sandboxName: "vm", kind: AttachmentKind.NETNS })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((err as ConnectError).code).toBe(Code.FailedPrecondition);
+    await network.client.detachSandbox({ sandboxId });
+    expect(await hostLinks(topology.host)).not.toContain(net?.tapName);
+  });
+
+  it("gives a restored sandbox the address it asks for, and refuses a taken one", async () => {
+    const first = await attach("restore-user", "keeper");
+    const old = await attach("restore-user", "snap");
+    await network.client.detachSandbox({ sandboxId: old.sandboxId });
+    const restoredId = randomSandboxId();
+    usedIds.add(restoredId);
+    const restored = await network.client.attachSandbox({
+      sandboxId: restoredId,
+      userId: "restore-user",
+      sandboxName: "snap",
+      kind: AttachmentKind.NETNS,
+      requestedAddress: old.address,
+    });
+    expect(restored.network?.address).toBe(old.address);
+    expect(restored.network?.mac).toBe(old.mac);
+
+    const clashId = randomSandboxId();
+    usedIds.add(clashId);
+    const taken = await network.client
+      .attachSandbox({
+        sandboxId: clashId,
+        userId: "restore-user",
+        sandboxName: "clash",
+        kind: AttachmentKind.NETNS,
+        requestedAddress: first.address,
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((taken as ConnectError).code).toBe(Code.AlreadyExists);
+    // An address of the pool that is not in this user's /24.
+    const elsewhere = first.address.replace(/^(\d+\.\d+)\.\d+\.\d+$/, "$1.250.77");
+    const wrong = await network.client
+      .attachSandbox({
+        sandboxId: clashId,
+        userId: "restore-user",
+        sandboxName: "clash",
+        kind: AttachmentKind.NETNS,
+        requestedAddress: elsewhere,
+      })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((wrong as ConnectError).code).toBe(Code.FailedPrecondition);
+    expect(existsSync(`/run/netns/${ns(clashId)}`)).toBe(false);
+    const addresses = await store.client.listAddresses({});
+    expect(addresses.addresses.some((a) => a.sandboxId === clashId)).toBe(false);
+    expect(await hostLinks(topology.host)).not.toContain(`bhv${clashId.slice(0, 10)}`);
+  });
+
+  it("reports readiness and counts in Health", async () => {
+    const health = (await network.client.health({})).health;
+    expect(health?.ready).toBe(true);
+    expect(health?.dependencies.map((d) => [d.name, d.ready])).toEqual([
+      ["nftables", true],
+      ["store", true],
+    ]);
+    expect(health?.details["pool"]).toBe(POOL);
+    expect(Number(health?.details["sandboxes"])).toBeGreaterThan(0);
+    expect(health?.details["resolvers"]).toBe(health?.details["users"]);
+  });
+});
+
 describe("isolation", () => {
   it("lets one user's sandboxes reach each other and blocks other users (ICMP and TCP)", async () => {
     const a1 = await attach("alice", "a1");

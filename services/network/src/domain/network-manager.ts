@@ -586,6 +586,13 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       }
       return user;
     });
+    if (known !== undefined && requested !== undefined && requested.index !== known.subnetIndex) {
+      await leaveUser(userId, sandboxId);
+      throw new ConnectError(
+        `requested address ${input.requestedAddress} is not in the user's subnet ${formatIpv4(plan.subnet(known.subnetIndex).base)}/${SUBNET_PREFIX}`,
+        Code.FailedPrecondition,
+      );
+    }
     const started = performance.now();
     const phases: Record<string, number> = {};
     const timed = <T>(phase: string, p: Promise<T>): Promise<T> =>
