@@ -56,6 +56,9 @@ export interface RunscOptions {
   tiniPath: string;
   root: string;
   platform: "ptrace" | "systrap";
+  /** Checkpoint image compression: "none" (default; memory is mostly incompressible and
+   * flate costs CPU both ways) or "flate-best-speed". */
+  compression?: "none" | "flate-best-speed";
   /** Extra global flags (e.g. "--debug"). */
   extraFlags?: readonly string[];
 }
@@ -191,7 +194,10 @@ export function createRunsc(options: RunscOptions): Runsc {
     pause: async (id) => void (await call(["pause", id])),
     resume: async (id) => void (await call(["resume", id])),
     checkpoint: async (id, imagePath) =>
-      void (await call(["checkpoint", `--image-path=${imagePath}`, id], 300_000)),
+      void (await call(
+        ["checkpoint", `--image-path=${imagePath}`, `--compression=${options.compression ?? "none"}`, id],
+        300_000,
+      )),
     async delete(id) {
       try {
         await call(["delete", "--force", id]);
