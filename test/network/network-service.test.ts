@@ -326,6 +326,9 @@ describe("isolation", () => {
     // The internet cannot open connections to a sandbox even with a route to it.
     await run("ip", ["-n", topology.wan, "route", "add", POOL, "via", WAN.hostSide]);
     expect(await tcpConnects(topology.wan, a2.address, 8080)).toBe(false);
+    // Nor use a user's resolver from outside.
+    expect((await dnsQuery(topology.wan, a2.gateway, "a1")).timeout).toBe(true);
+    expect((await dnsQuery(topology.host, a2.gateway, "a1")).answers?.[0]?.value).toBe(a1.address);
   });
 
   it("keeps sandboxes away from the host's API port and 169.254.169.254", async () => {

@@ -51,7 +51,7 @@ describe("nftables scripts", () => {
     for (const chain of hooked) {
       expect(chain).toContain("policy accept");
       const rules = chain.split("\n").filter((l) => l.trim() !== "" && !/type |^\s*}|\{$/.test(l));
-      for (const rule of rules) expect(rule).toMatch(/@bridges|@ports/);
+      for (const rule of rules) expect(rule).toMatch(/@bridges|@ports|@gateways/);
     }
   });
 });

@@ -32,6 +32,7 @@ export function baseRuleset(poolCidr: string): string {
   return `table inet ${NFT_TABLE} {
   set bridges { type ifname; }
   set bridge_gateways { type ifname . ipv4_addr; }
+  set gateways { type ipv4_addr; }
   set same_bridge { type ifname . ifname; }
   set always_denied { type ipv4_addr; flags interval; elements = { ${ranges(ALWAYS_DENIED_RANGES)} } }
   set private_ranges { type ipv4_addr; flags interval; elements = { ${ranges(PRIVATE_RANGES)} } }
@@ -65,6 +66,7 @@ export function baseRuleset(poolCidr: string): string {
   chain input {
     type filter hook input priority filter; policy accept;
     iifname @bridges jump sandbox_to_host
+    ip daddr @gateways iifname != "lo" drop
   }
   chain sandbox_to_host {
     ct state established,related accept
@@ -113,6 +115,7 @@ function userLines(op: Op, u: UserElements): string[] {
     ["inet", "bridges", q(u.bridge)],
     ["inet", "bridge_gateways", `${q(u.bridge)} . ${u.gateway}`],
     ["inet", "same_bridge", `${q(u.bridge)} . ${q(u.bridge)}`],
+    ["inet", "gateways", u.gateway],
   ];
   return items.flatMap(([f, s, v]) => (op === "add" ? [element("add", f, s, v)] : remove(f, s, v)));
 }

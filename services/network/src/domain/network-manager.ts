@@ -278,11 +278,20 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       resolver: undefined,
       resolverError: undefined,
     };
+    const bridge = {
+      name: u.bridge,
+      mac: macForAddress(subnet.gateway),
+      gatewayCidr: `${u.gateway}/${SUBNET_PREFIX}`,
+    };
     try {
-      await ip.bridgeUp({
-        name: u.bridge,
-        mac: macForAddress(subnet.gateway),
-        gatewayCidr: `${u.gateway}/${SUBNET_PREFIX}`,
+      await ip.bridgeUp(bridge).catch(async (e: unknown) => {
+        // A bridge left by a crash mid-teardown: replace it once.
+        logger.info("creating bridge failed; replacing a leftover", {
+          bridge: u.bridge,
+          error: (e as Error).message,
+        });
+        await ip.remove([u.bridge], []);
+        await ip.bridgeUp(bridge);
       });
       await nft.apply(nftScripts.addUser(userElements(u)));
     } catch (e) {
