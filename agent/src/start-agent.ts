@@ -3,6 +3,7 @@ import { AgentLimits } from "@bhatti/agent-protocol";
 import { ActivityClock } from "./activity.js";
 import type { AgentContext } from "./agent-context.js";
 import type { ExecIdentity } from "./identity.js";
+import { createIdleCollector } from "./idle-gc.js";
 import type { AgentLogger } from "./logger.js";
 import { createControlServer } from "./server/control-server.js";
 import { createForwardServer } from "./server/forward-server.js";
@@ -47,10 +48,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const forward = createForwardServer(ctx);
   // Open connections (idle spares of a host pool, attached clients) must not hold a stop up.
   const sockets = new Set<Socket>();
+  const collector = createIdleCollector();
   for (const server of [control, forward]) {
     server.on("connection", (socket: Socket) => {
       sockets.add(socket);
-      socket.once("close", () => sockets.delete(socket));
+      collector.busy();
+      socket.once("close", () => {
+        sockets.delete(socket);
+        collector.idle();
+      });
     });
   }
   try {

@@ -1,5 +1,14 @@
 import type { Socket } from "node:net";
-import { FrameType, encodeExitPayload, encodeFrame, encodeJsonFrame } from "@bhatti/agent-protocol";
+import {
+  FRAME_HEADER_SIZE,
+  FrameType,
+  MAX_FRAME_SIZE,
+  encodeExitPayload,
+  encodeFrame,
+  encodeJsonFrame,
+} from "@bhatti/agent-protocol";
+
+const LARGE_PAYLOAD = 16 * 1024;
 
 /**
  * The writing half of one connection. Each frame is one pre-built buffer and one
@@ -16,7 +25,22 @@ export class FrameSink {
   /** Queues a frame; false when the socket buffer is full (see `drained`). */
   send(type: number, payload?: Uint8Array | string): boolean {
     if (this.closed) return false;
-    return this.socket.write(encodeFrame(type, payload));
+    if (payload === undefined || typeof payload === "string" || payload.byteLength < LARGE_PAYLOAD) {
+      return this.socket.write(encodeFrame(type, payload));
+    }
+    // Large payloads skip the copy into a frame buffer: header and payload are written in
+    // the same tick under cork(), which Node turns into one writev, so nothing can come
+    // between them.
+    const header = Buffer.allocUnsafe(FRAME_HEADER_SIZE);
+    header.writeUInt32BE(1 + payload.byteLength, 0);
+    header[4] = type;
+    if (1 + payload.byteLength > MAX_FRAME_SIZE)
+      throw new RangeError(`frame too large: ${payload.byteLength}`);
+    this.socket.cork();
+    this.socket.write(header);
+    const ok = this.socket.write(payload);
+    this.socket.uncork();
+    return ok;
   }
 
   sendJson(type: number, value: unknown): boolean {
