@@ -20,6 +20,11 @@ beforeAll(async () => {
 afterEach(async () => {
   for (const s of await client.listSessions())
     if (s.running) await client.killSession(s.session_id).catch(() => {});
+  // Wait for the kills to land so the next test starts from a quiet agent.
+  await eventually(
+    () => client.listSessions(),
+    (l) => l.every((s) => !s.running),
+  );
 });
 
 afterAll(async () => {
