@@ -116,7 +116,7 @@ export async function startServe(options: ServeOptions): Promise<ServeInstance> 
       `--state-dir=${join(options.dir, "state")}`,
       `--listen=127.0.0.1:${port}`,
       `--client-config-file=${clientConfig}`,
-      "--log-level=warn",
+      "--log-level=info",
       ...(options.extraArgs ?? []),
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BHATTI_CLIENT_CONFIG: clientConfig } },

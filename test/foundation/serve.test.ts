@@ -90,7 +90,10 @@ describe("bhatti serve", () => {
     });
     const newVmm = after.find((s) => s.name === "vmm");
     expect(isAlive(newVmm?.pid ?? 0)).toBe(true);
-    expect(serve.output()).toContain("restarting");
+    // Every line carries the name of the process that wrote it.
+    expect(serve.output()).toMatch(/^store {3}\| \{.*"service":"store"/m);
+    expect(serve.output()).toMatch(/^gateway \| \{.*"service":"gateway"/m);
+    expect(serve.output()).toMatch(/^serve {3}\| \{.*"msg":"process exited; restarting".*"process":"vmm"/m);
 
     // A second supervisor on the same socket dir refuses, naming the first one's pid.
     const second = await runCli([
