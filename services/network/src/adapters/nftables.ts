@@ -196,10 +196,43 @@ export interface Nftables {
   counts(): Promise<{ rules: number; elements: number }>;
 }
 
+interface Pending {
+  script: string;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
 export function createNftables(nftPath = "nft"): Nftables {
   const list = (family: string) => runChecked(nftPath, ["-j", "list", "table", family, NFT_TABLE]);
+  const load = (script: string) => runChecked(nftPath, ["-f", "-"], `${script}\n`).then(() => undefined);
+  // Scripts that arrive while one nft process runs are applied together by the next one, so
+  // a burst of attaches costs a few processes, not one each. If a combined transaction
+  // fails, each script is retried alone so only the faulty one fails.
+  let queue: Pending[] = [];
+  let running = false;
+  const drain = async () => {
+    running = true;
+    while (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      try {
+        await load(batch.map((p) => p.script).join("\n"));
+        for (const p of batch) p.resolve();
+      } catch (e) {
+        if (batch.length === 1) batch[0]?.reject(e);
+        else {
+          for (const p of batch) await load(p.script).then(p.resolve, p.reject);
+        }
+      }
+    }
+    running = false;
+  };
   return {
-    apply: (script) => runChecked(nftPath, ["-f", "-"], `${script}\n`).then(() => undefined),
+    apply: (script) =>
+      new Promise<void>((resolve, reject) => {
+        queue.push({ script, resolve, reject });
+        if (!running) void drain();
+      }),
     tablePresent: () =>
       list("inet").then(
         () => true,
