@@ -1,5 +1,10 @@
 import { join } from "node:path";
-import { loadOrCreateAgeIdentity } from "./adapters/age-cipher.js";
+import {
+  AgeKeyError,
+  type SecretCipher,
+  ageKeyPresent,
+  loadOrCreateAgeIdentity,
+} from "./adapters/age-cipher.js";
 import { readHostStats } from "./adapters/host-stats.js";
 import { type SqliteDatabase, openStoreDatabase } from "./adapters/sqlite-database.js";
 import { type AddressBook, createAddressBook } from "./domain/addresses.js";
@@ -46,9 +51,23 @@ export function databasePathIn(stateDir: string): string {
 export async function openStore(options: StoreOptions): Promise<Store> {
   const databasePath = databasePathIn(options.stateDir);
   const ageKeyPath = join(options.stateDir, "age.key");
-  // The key first: if it cannot be loaded, the database is not touched.
-  const cipher = await loadOrCreateAgeIdentity(ageKeyPath);
+  const hadKey = ageKeyPresent(ageKeyPath);
   const db = openStoreDatabase(databasePath);
+  let cipher: SecretCipher;
+  try {
+    // A lost key with secrets still stored must not be papered over by a fresh key.
+    const sealed = (db.prepare("SELECT count(*) AS n FROM secrets").get() as { n: number }).n;
+    if (!hadKey && sealed > 0) {
+      throw new AgeKeyError(
+        `age key ${ageKeyPath} is missing but the database holds ${sealed} encrypted secrets; ` +
+          "restore the key file (refusing to create a new one that could not decrypt them)",
+      );
+    }
+    cipher = await loadOrCreateAgeIdentity(ageKeyPath);
+  } catch (e) {
+    db.close();
+    throw e;
+  }
   const addresses = createAddressBook(db);
   const events = createEventLog(db);
   const users = createUserDirectory(db, events, addresses);

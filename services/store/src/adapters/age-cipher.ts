@@ -22,6 +22,15 @@ export class AgeKeyError extends Error {
   override readonly name = "AgeKeyError";
 }
 
+/** True if the key file exists and is not empty. */
+export function ageKeyPresent(keyPath: string): boolean {
+  try {
+    return statSync(keyPath).size > 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Loads the identity from `keyPath`, creating it (mode 0600) if the file is missing or empty.
  * A file with anything else than one AGE-SECRET-KEY line is refused rather than overwritten.
