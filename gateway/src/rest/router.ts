@@ -33,10 +33,13 @@ export interface RestRouter {
   add(method: HttpMethod, pattern: string, handler: RestHandler, options?: RouteOptions): void;
   /** Handles a request that no Connect procedure matched. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Every registered route (method and pattern), e.g. to check the OpenAPI document. */
+  list(): { method: HttpMethod; pattern: string; public: boolean }[];
 }
 
 interface Route {
   readonly method: HttpMethod;
+  readonly pattern: string;
   readonly segments: readonly string[];
   readonly handler: RestHandler;
   readonly public: boolean;
@@ -84,8 +87,15 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
 
   return {
     add(method, pattern, handler, options = {}) {
-      routes.push({ method, segments: splitPath(pattern), handler, public: options.public === true });
+      routes.push({
+        method,
+        pattern,
+        segments: splitPath(pattern),
+        handler,
+        public: options.public === true,
+      });
     },
+    list: () => routes.map((r) => ({ method: r.method, pattern: r.pattern, public: r.public })),
     async handle(req, res) {
       const requestId =
         sanitizeRequestId(req.headers[REQUEST_ID_HEADER] as string | undefined) ?? newRequestId();

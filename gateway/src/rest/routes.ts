@@ -4,6 +4,7 @@ import { registerExecRoutes } from "./exec-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
+import { registerOpenApiRoutes } from "./openapi-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
@@ -19,4 +20,5 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerSecretRoutes(router, gw);
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
+  registerOpenApiRoutes(router, gw);
 }

@@ -1,0 +1,85 @@
+import { CliError } from "../cli-error.js";
+import type { GlobalOptions } from "../global-options.js";
+import { printJson } from "../output.js";
+import { sandboxClient } from "../sandbox-client.js";
+
+const MAX_STDIN = 16 * 1024 * 1024;
+
+async function readStdin(): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin) {
+    const buf = chunk as Buffer;
+    size += buf.byteLength;
+    if (size > MAX_STDIN)
+      throw new CliError(`stdin is larger than ${MAX_STDIN} bytes; use bhatti file write`);
+    parts.push(buf);
+  }
+  return Buffer.concat(parts);
+}
+
+/** Writes and waits for the pipe, so large outputs keep their order and do not pile up in memory. */
+function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> | undefined {
+  if (stream.write(data)) return undefined;
+  return new Promise((resolve) => stream.once("drain", resolve));
+}
+
+export async function runExec(
+  options: GlobalOptions,
+  sandbox: string,
+  argv: string[],
+  opts: Record<string, unknown>,
+): Promise<void> {
+  if (argv.length === 0) throw new CliError("cmd required: bhatti exec NAME -- COMMAND [ARGS...]");
+  const detach = opts["detach"] === true;
+  const stdin =
+    opts["stdin"] !== false && !detach && !process.stdin.isTTY ? await readStdin() : new Uint8Array();
+  const timeout = opts["timeout"] as number | undefined;
+  // The deadline of the call outlives the command's own (the server kills it first).
+  const timeoutSec = timeout !== undefined && timeout >= 1 && timeout <= 86_400 ? timeout : 300;
+  const { client } = sandboxClient(options, (timeoutSec + 120) * 1000);
+  const stream = client.exec({
+    sandbox,
+    cmd: argv,
+    timeoutSec: timeout ?? 0,
+    env: (opts["env"] as Record<string, string> | undefined) ?? {},
+    cwd: (opts["cwd"] as string | undefined) ?? "",
+    stdin,
+    detach,
+    outputFile: (opts["outputFile"] as string | undefined) ?? "",
+  });
+
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  let exitCode: number | undefined;
+  for await (const msg of stream) {
+    const ev = msg.event;
+    switch (ev.case) {
+      case "stdout":
+        if (options.json === true) stdout.push(Buffer.from(ev.value));
+        else await write(process.stdout, ev.value);
+        break;
+      case "stderr":
+        if (options.json === true) stderr.push(Buffer.from(ev.value));
+        else await write(process.stderr, ev.value);
+        break;
+      case "exitCode":
+        exitCode = ev.value;
+        break;
+      case "detached":
+        if (options.json === true)
+          printJson({ pid: ev.value.pid, output_file: ev.value.outputFile, detached: true });
+        else process.stdout.write(`pid: ${ev.value.pid}\noutput: ${ev.value.outputFile}\n`);
+        return;
+    }
+  }
+  if (exitCode === undefined) throw new CliError("the command's stream ended without an exit code");
+  if (options.json === true) {
+    printJson({
+      exit_code: exitCode,
+      stdout: Buffer.concat(stdout).toString("utf8"),
+      stderr: Buffer.concat(stderr).toString("utf8"),
+    });
+  }
+  process.exitCode = exitCode;
+}

@@ -1,0 +1,37 @@
+import type { Sandbox } from "@bhatti/proto";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+
+/** A sandbox as `--json` prints it: the REST API's field names. */
+export function sandboxJson(s: Sandbox): Record<string, unknown> {
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    ...(s.thermal !== "" ? { thermal: s.thermal } : {}),
+    ip: s.ip,
+    image: s.image,
+    cpus: s.cpus,
+    memory_mb: s.memoryMb,
+    disk_size_mb: s.diskSizeMb,
+    keep_hot: s.keepHot,
+    labels: s.labels,
+    created_by: s.createdBy,
+    created_at: s.createdAt === undefined ? "" : timestampDate(s.createdAt).toISOString(),
+    ...(s.stoppedAt !== undefined ? { stopped_at: timestampDate(s.stoppedAt).toISOString() } : {}),
+  };
+}
+
+/** "running (hot)", "stopped". */
+export function statusText(s: Sandbox): string {
+  return s.thermal !== "" && s.status === "running" ? `${s.status} (${s.thermal})` : s.status;
+}
+
+/** "3m", "2h", "5d" since a time. */
+export function age(s: Sandbox, now = Date.now()): string {
+  if (s.createdAt === undefined) return "-";
+  const sec = Math.max(0, Math.round((now - timestampDate(s.createdAt).getTime()) / 1000));
+  if (sec < 60) return `${sec}s`;
+  if (sec < 3600) return `${Math.floor(sec / 60)}m`;
+  if (sec < 86_400) return `${Math.floor(sec / 3600)}h`;
+  return `${Math.floor(sec / 86_400)}d`;
+}
