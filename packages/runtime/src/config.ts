@@ -168,6 +168,26 @@ export const configKeys = {
     "10.201.0.0/16",
     "IPv4 CIDR (a /8 to /24 on a /24 boundary) from which each user gets a /24 by subnet index (index 1 = the first /24); the bridge gateway is .1, sandboxes get .2 to .254.",
   ),
+  thermal_warm_after: durationKey(
+    "30s",
+    "Idle time after which a hot sandbox is paused (warm); keep_hot and attached interactive clients prevent it",
+  ),
+  thermal_cold_after: durationKey(
+    "30m",
+    "Time a sandbox stays warm (paused) before it is checkpointed to disk (cold)",
+  ),
+  thermal_tick: durationKey("10s", "How often the thermal service reviews every sandbox"),
+  thermal_max_cold_wakes: integerKey(
+    10,
+    "Cold wakes (restores) allowed at once; more get 503 with Retry-After until one finishes.",
+    1,
+    1000,
+  ),
+  shutdown_policy: enumKey(
+    ["leave", "snapshot"] as const,
+    "leave",
+    "What SIGTERM of `bhatti serve` does to sandboxes: `leave` them running for the next start to adopt, or `snapshot` every running one to cold (in parallel) first.",
+  ),
   dns_upstreams: listKey(
     [],
     "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the nameservers in /etc/resolv.conf.",

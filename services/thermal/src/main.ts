@@ -1,13 +1,45 @@
-import { ThermalService } from "@bhatti/proto";
-import { processHealth, runService } from "@bhatti/runtime";
+import { randomBytes } from "node:crypto";
+import { StoreService, VmmService } from "@bhatti/proto";
+import { createServiceClient, runService, serviceSocketPath } from "@bhatti/runtime";
+import { createAgentActivityProbe } from "./adapters/agent-activity-probe.js";
+import { createStorePort } from "./adapters/store-port.js";
+import { createVmmPort } from "./adapters/vmm-port.js";
+import { thermalRoutes } from "./api/thermal-routes.js";
+import { createThermalManager } from "./domain/thermal-manager.js";
 
-// The thermal process: serves ThermalService on <socket_dir>/thermal.sock.
+// The thermal process: decides and drives hot -> warm -> cold and every wake; serves
+// ThermalService on <socket_dir>/thermal.sock. Its state lives in the vmm (thermal state)
+// and the store (keep_hot, last activity), so a restart continues where it stopped.
 await runService({
   name: "thermal",
-  async setup() {
-    return (router) =>
-      router.service(ThermalService, {
-        health: () => ({ health: processHealth("thermal") }),
-      });
+  async setup({ config, logger, shutdown }) {
+    const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), {
+      defaultTimeoutMs: 5_000,
+    });
+    const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
+      defaultTimeoutMs: 5_000,
+    });
+    shutdown.add(() => {
+      vmm.close();
+      store.close();
+    });
+    const manager = createThermalManager({
+      vmm: createVmmPort(vmm.client, logger),
+      store: createStorePort(store.client),
+      probe: createAgentActivityProbe(),
+      logger,
+      thresholds: { warmAfterMs: config.thermal_warm_after, coldAfterMs: config.thermal_cold_after },
+      tickMs: config.thermal_tick,
+      maxColdWakes: config.thermal_max_cold_wakes,
+    });
+    manager.start();
+    // Stopping waits for the review and any transition in flight, so none is cut halfway.
+    shutdown.add(() => manager.stop());
+    logger.info("thermal policy running", {
+      warm_after_ms: config.thermal_warm_after,
+      cold_after_ms: config.thermal_cold_after,
+      tick_ms: config.thermal_tick,
+    });
+    return thermalRoutes(manager, randomBytes(8).toString("hex"));
   },
 });
