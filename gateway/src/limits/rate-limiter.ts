@@ -38,9 +38,12 @@ export class RateLimitError extends ConnectError {
   }
 }
 
-/** Seconds to wait, for Retry-After, when an error carries one. */
+/** Seconds to wait, for Retry-After, when an error carries one (in its `retry-after` metadata). */
 export function retryAfterOf(e: unknown): number | undefined {
-  return e instanceof RateLimitError ? e.retryAfterSec : undefined;
+  if (e instanceof RateLimitError) return e.retryAfterSec;
+  if (!(e instanceof ConnectError)) return undefined;
+  const v = Number(e.metadata.get("retry-after") ?? Number.NaN);
+  return Number.isFinite(v) && v >= 0 ? v : undefined;
 }
 
 /**

@@ -26,8 +26,11 @@ export function userRoute(
       limiter.take(user.record, cls);
       await handler(ctx, user);
     } catch (e) {
-      if (e instanceof ConnectError && e.code === Code.ResourceExhausted && !ctx.res.headersSent) {
-        ctx.res.setHeader("Retry-After", String(retryAfterOf(e) ?? QUOTA_RETRY_AFTER_SEC));
+      if (e instanceof ConnectError && !ctx.res.headersSent) {
+        // 429s always say when to come back; so does a 503 for too many wakes at once.
+        const retryAfter =
+          retryAfterOf(e) ?? (e.code === Code.ResourceExhausted ? QUOTA_RETRY_AFTER_SEC : undefined);
+        if (retryAfter !== undefined) ctx.res.setHeader("Retry-After", String(retryAfter));
       }
       throw e;
     }

@@ -29,6 +29,8 @@ export async function startExec(
 ): Promise<AsyncGenerator<ExecOutputEvent>> {
   // Started before the first output is awaited, so wake and start errors come back as
   // proper errors rather than after a streamed 200.
+  // Held until the command ends: the thermal policy never freezes a running exec.
+  const release = wake.hold(sandboxId);
   try {
     const proc = await wake.withAgent(sandboxId, (agent: AgentClient) =>
       agent.execStream(input.cmd, {
@@ -36,8 +38,9 @@ export async function startExec(
         ...(input.cwd !== undefined && input.cwd !== "" ? { cwd: input.cwd } : {}),
       }),
     );
-    return followExec(wake, sandboxId, proc, input);
+    return followExec(wake, sandboxId, proc, input, release);
   } catch (e) {
+    release();
     throw agentErrorToConnect(e);
   }
 }
@@ -47,6 +50,7 @@ async function* followExec(
   sandboxId: string,
   proc: ExecProcess,
   input: ExecInput,
+  release: () => void,
 ): AsyncGenerator<ExecOutputEvent> {
   let timedOut = false;
   // Once stdin is closed the agent reads no more frames, so the deadline drops the connection:
@@ -81,5 +85,6 @@ async function* followExec(
   } finally {
     clearTimeout(timer);
     proc.close();
+    release();
   }
 }

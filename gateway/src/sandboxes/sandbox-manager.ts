@@ -1,5 +1,6 @@
 import { type SandboxRecord, ThermalState, type VmmSandbox, VmmSandboxStatus } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { ServiceClients } from "../service-clients.js";
@@ -55,11 +56,20 @@ function statusOf(sb: VmmSandbox): string | undefined {
 /** Merges the engine's live view into the row (status, address, thermal) without writing it. */
 function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): SandboxState {
   if (sb === undefined) {
-    return { record, thermal: record.status === "running" ? record.thermalState : "" };
+    return {
+      record,
+      thermal: record.status === "running" || record.status === "stopped" ? record.thermalState : "",
+      thermalSinceMs: record.thermalSince === undefined ? 0 : timestampMs(record.thermalSince),
+    };
   }
   const status = statusOf(sb) ?? record.status;
   const merged = { ...record, status, ip: sb.address !== "" ? sb.address : record.ip } as SandboxRecord;
-  return { record: merged, thermal: status === "running" ? (thermalNames[sb.thermal] ?? "") : "" };
+  return {
+    record: merged,
+    // A stopped sandbox is cold: inspect shows it, and since when.
+    thermal: status === "running" || status === "stopped" ? (thermalNames[sb.thermal] ?? "") : "",
+    thermalSinceMs: Number(sb.thermalSinceMs),
+  };
 }
 
 const CREATE_TIMEOUT_MS = 180_000;

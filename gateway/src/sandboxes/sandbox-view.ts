@@ -7,6 +7,8 @@ export interface SandboxState {
   readonly record: SandboxRecord;
   /** hot | warm | cold; "" when unknown or not running. */
   readonly thermal: string;
+  /** Unix ms the sandbox entered `thermal` (0 when unknown). */
+  readonly thermalSinceMs?: number;
 }
 
 /** The REST API's Sandbox JSON (v1 field names; internal fields never appear). */
@@ -28,6 +30,8 @@ export interface SandboxJson {
   image: string;
   labels?: Record<string, string>;
   thermal?: string;
+  /** ISO 8601: when the sandbox entered its thermal state. */
+  thermal_since?: string;
 }
 
 function parseObject(json: string): Record<string, unknown> {
@@ -60,6 +64,9 @@ export function sandboxJson(state: SandboxState): SandboxJson {
   if (r.stoppedAt !== undefined) out.stopped_at = timestampDate(r.stoppedAt).toISOString();
   if (Object.keys(r.labels).length > 0) out.labels = { ...r.labels };
   if (state.thermal !== "") out.thermal = state.thermal;
+  if (state.thermal !== "" && (state.thermalSinceMs ?? 0) > 0) {
+    out.thermal_since = new Date(state.thermalSinceMs ?? 0).toISOString();
+  }
   return out;
 }
 

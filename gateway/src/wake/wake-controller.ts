@@ -1,8 +1,9 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
 import { ThermalState, type VmmSandbox } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
+import { type ActivityReporter, createActivityReporter } from "./activity-reporter.js";
 import { type AgentClientCache, createAgentClientCache } from "./agent-client-cache.js";
 import { type InteractiveClients, createInteractiveClients } from "./interactive-clients.js";
 import { watchVmmEvents } from "./vmm-event-watch.js";
@@ -10,9 +11,14 @@ import { watchVmmEvents } from "./vmm-event-watch.js";
 /**
  * The one place the gateway wakes sandboxes (exec, files, sessions, shells; never list, get or
  * health). A sandbox known to be hot is answered from a local cache without any RPC; otherwise
- * `VmmService.EnsureHot` is called, once per sandbox however many requests wait for it.
- * The thermal manager extends this module: activity listeners and interactive-client counts
- * are its inputs.
+ * `ThermalService.Wake` is called, once per sandbox however many requests wait for it. The
+ * thermal service bounds concurrent cold wakes (past the bound: 503 with Retry-After) and
+ * records each wake; only while it is unreachable does the gateway ask the vmm directly.
+ *
+ * It is also the thermal policy's eyes: every touch (API call, proxied traffic) and the pins
+ * (live interactive clients, requests in progress) are reported to the thermal service in
+ * batches, never on the request path. A sandbox cooled while a request or a client was using
+ * it (the pause raced the request) is woken again at once.
  */
 export interface WakeController {
   /** Wakes the sandbox if needed and returns its agent client. Records activity. */
@@ -37,6 +43,13 @@ export interface WakeController {
   onActivity(listener: (sandboxId: string) => void): () => void;
   /** Live interactive clients per sandbox (pin sandboxes hot). */
   readonly interactive: InteractiveClients;
+  /**
+   * Marks a request in progress until the returned function is called (once): it pins the
+   * sandbox hot, so a long exec is never frozen under its caller. `withAgent` holds for its call.
+   */
+  hold(sandboxId: string): () => void;
+  /** Requests in progress per sandbox. */
+  inFlight(sandboxId: string): number;
   close(): void;
 }
 
@@ -47,6 +60,8 @@ export interface WakeControllerOptions {
   trustWithoutEventsMs?: number;
   /** Deadline of one EnsureHot call (a cold restore can take seconds). */
   wakeTimeoutMs?: number;
+  /** Batching delay of activity reports to the thermal service. */
+  reportFlushMs?: number;
   now?: () => number;
 }
 
@@ -63,6 +78,21 @@ function isUnreachable(e: unknown): boolean {
     e instanceof AgentConnectionError &&
     ((e.code !== undefined && unreachableCodes.has(e.code)) || e.message.startsWith("cannot connect"))
   );
+}
+
+const MAX_HOLD_MS = 86_400_000 + 60_000;
+
+/** Thrown when too many cold wakes are in flight: REST answers 503 with Retry-After. */
+export class WakeBusyError extends ConnectError {
+  readonly retryAfterSec = 2;
+  constructor() {
+    super("server busy, retry shortly", Code.Unavailable, { "retry-after": "2" });
+  }
+}
+
+/** The thermal service itself is unreachable (down or restarting), as opposed to refusing. */
+function isTransportUnavailable(err: ConnectError): boolean {
+  return err.code === Code.Unavailable && err.rawMessage.startsWith("service unavailable");
 }
 
 const thermalName: Record<number, string> = {
@@ -85,10 +115,44 @@ export function createWakeController(
   const inFlight = new Map<string, Promise<AgentClient>>();
   const activity = new Map<string, number>();
   const listeners = new Set<(sandboxId: string) => void>();
+  const busy = new Map<string, number>();
   let eventsLive = false;
 
+  const reporter: ActivityReporter = createActivityReporter(clients.thermal, logger, {
+    pins: () => {
+      const ids = new Set([...interactive.pinned(), ...busy.keys()]);
+      return [...ids].map((sandboxId) => ({
+        sandboxId,
+        interactiveClients: interactive.count(sandboxId),
+        inFlight: busy.get(sandboxId) ?? 0,
+      }));
+    },
+    ...(options.reportFlushMs !== undefined ? { flushDelayMs: options.reportFlushMs } : {}),
+  });
+
+  const hold = (sandboxId: string): (() => void) => {
+    busy.set(sandboxId, (busy.get(sandboxId) ?? 0) + 1);
+    let released = false;
+    // A holder that never releases (a bug) must not pin the sandbox for ever: exec's longest deadline.
+    const expiry = setTimeout(() => release(), MAX_HOLD_MS);
+    expiry.unref();
+    const release = () => {
+      if (released) return;
+      released = true;
+      clearTimeout(expiry);
+      const n = (busy.get(sandboxId) ?? 1) - 1;
+      if (n <= 0) busy.delete(sandboxId);
+      else busy.set(sandboxId, n);
+      // The end of a request is activity too (a long exec restarts the idle clock as it ends).
+      touch(sandboxId);
+    };
+    return release;
+  };
+
   const touch = (sandboxId: string) => {
-    activity.set(sandboxId, now());
+    const at = now();
+    activity.set(sandboxId, at);
+    reporter.touch(sandboxId, at);
     for (const l of listeners) {
       try {
         l(sandboxId);
@@ -97,7 +161,10 @@ export function createWakeController(
       }
     }
   };
-  const interactive = createInteractiveClients(touch);
+  const interactive = createInteractiveClients((sandboxId) => {
+    touch(sandboxId);
+    reporter.pinsChanged();
+  });
 
   const remember = (sandbox: VmmSandbox): AgentClient => {
     if (sandbox.agent === undefined || sandbox.agent.host === "") {
@@ -139,19 +206,34 @@ export function createWakeController(
     }
   };
 
+  /** Fallback while the thermal service is unreachable: the vmm wakes, the gateway records it. */
+  const wakeThroughVmm = async (sandboxId: string) => {
+    const res = await clients.vmm.ensureHot({ id: sandboxId }, { timeoutMs: wakeTimeoutMs });
+    if (res.from !== ThermalState.HOT && res.from !== ThermalState.UNSPECIFIED) {
+      void recordWake(sandboxId, res.from, res.wakeMs);
+    }
+    return res;
+  };
+
   const wake = (sandboxId: string): Promise<AgentClient> => {
     let pending = inFlight.get(sandboxId);
     if (pending !== undefined) return pending;
     pending = (async () => {
       try {
-        const res = await clients.vmm.ensureHot({ id: sandboxId }, { timeoutMs: wakeTimeoutMs });
-        if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
-        const agent = remember(res.sandbox);
-        if (res.from !== ThermalState.HOT && res.from !== ThermalState.UNSPECIFIED) {
-          void recordWake(sandboxId, res.from, res.wakeMs);
+        let res: { sandbox?: VmmSandbox | undefined };
+        try {
+          res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
+        } catch (e) {
+          const err = ConnectError.from(e);
+          if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
+          if (!isTransportUnavailable(err)) throw err;
+          logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
+          res = await wakeThroughVmm(sandboxId);
         }
-        return agent;
+        if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
+        return remember(res.sandbox);
       } catch (e) {
+        if (e instanceof WakeBusyError) throw e;
         const err = ConnectError.from(e);
         throw new ConnectError(`wake sandbox: ${err.rawMessage}`, err.code, undefined, undefined, e);
       } finally {
@@ -175,7 +257,18 @@ export function createWakeController(
       // Entries trusted under a feed that dropped must not outlive the shorter window.
       if (!live) for (const id of [...hot.keys()]) invalidate(id);
     },
-    onCooled: invalidate,
+    onCooled(sandboxId) {
+      invalidate(sandboxId);
+      // The pause raced a request or a live client: wake it again rather than leave it frozen.
+      if ((busy.get(sandboxId) ?? 0) > 0 || interactive.count(sandboxId) > 0) {
+        wake(sandboxId).catch((e: unknown) =>
+          logger.warn("re-waking a sandbox in use failed", {
+            sandbox_id: sandboxId,
+            error: ConnectError.from(e).rawMessage,
+          }),
+        );
+      }
+    },
     onDestroyed(sandboxId) {
       hot.delete(sandboxId);
       agents.remove(sandboxId);
@@ -185,14 +278,19 @@ export function createWakeController(
   return {
     ensureHot,
     async withAgent(sandboxId, op) {
-      const agent = await ensureHot(sandboxId);
+      const release = hold(sandboxId);
       try {
-        return await op(agent);
-      } catch (e) {
-        if (!isUnreachable(e)) throw e;
-        logger.debug("agent unreachable; asking the vmm again", { sandbox_id: sandboxId });
-        invalidate(sandboxId);
-        return op(await wake(sandboxId));
+        const agent = await ensureHot(sandboxId);
+        try {
+          return await op(agent);
+        } catch (e) {
+          if (!isUnreachable(e)) throw e;
+          logger.debug("agent unreachable; asking the vmm again", { sandbox_id: sandboxId });
+          invalidate(sandboxId);
+          return await op(await wake(sandboxId));
+        }
+      } finally {
+        release();
       }
     },
     markHot(sandbox) {
@@ -212,7 +310,10 @@ export function createWakeController(
       return () => listeners.delete(listener);
     },
     interactive,
+    hold,
+    inFlight: (sandboxId) => busy.get(sandboxId) ?? 0,
     close() {
+      reporter.close();
       stopWatching();
       agents.close();
       hot.clear();
