@@ -18,7 +18,15 @@ export async function runAdminStatus(options: GlobalOptions): Promise<void> {
     dependencies: s.dependencies.map((d) => ({ name: d.name, ready: d.ready, detail: d.detail })),
     details: s.details,
   }));
-  emit(options, { services: rows }, () => {
+  // The thermal service counts sandboxes per state in its health details.
+  const thermalDetails = rows.find((r) => r.name === "thermal")?.details ?? {};
+  const sandboxes = Object.fromEntries(
+    (["hot", "warm", "cold", "unknown"] as const).map((state) => [
+      state,
+      Number(thermalDetails[`sandboxes_${state}`] ?? 0),
+    ]),
+  ) as Record<"hot" | "warm" | "cold" | "unknown", number>;
+  emit(options, { services: rows, sandboxes }, () => {
     printTable(
       ["NAME", "HEALTHY", "PID", "UPTIME", "VERSION", "PROBLEMS"],
       rows.map((r) => [
@@ -32,6 +40,9 @@ export async function runAdminStatus(options: GlobalOptions): Promise<void> {
           .map((d) => `${d.name}: ${d.detail}`)
           .join("; "),
       ]),
+    );
+    process.stdout.write(
+      `\nsandboxes: ${sandboxes.hot} hot, ${sandboxes.warm} warm, ${sandboxes.cold} cold, ${sandboxes.unknown} unknown\n`,
     );
   });
   const unhealthy = rows.filter((r) => !r.healthy).map((r) => r.name);

@@ -19,6 +19,7 @@ import { CliError } from "../cli-error.js";
 import { createHealthProbe } from "./health-probe.js";
 import { findInstallRoot, processScript } from "./install-root.js";
 import { checkDirectories, checkListenAddress, waitForOldServices } from "./preflight.js";
+import { applyShutdownPolicy } from "./shutdown-policy.js";
 import { acquireSupervisorLock } from "./supervisor-lock.js";
 import { createSupervisor } from "./supervisor.js";
 
@@ -90,8 +91,10 @@ export async function runServe(argv: readonly string[]): Promise<void> {
         return;
       }
       firstSignalAt = Date.now();
-      logger.info("stopping", { signal });
-      void supervisor.stop().then(resolve);
+      logger.info("stopping", { signal, shutdown_policy: config.shutdown_policy });
+      void applyShutdownPolicy(config, logger)
+        .then(() => supervisor.stop())
+        .then(resolve);
     };
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
