@@ -331,6 +331,21 @@ describe("isolation", () => {
     expect((await dnsQuery(topology.host, a2.gateway, "a1")).answers?.[0]?.value).toBe(a1.address);
   });
 
+  it("drops packets a sandbox sends with an address that is not its own", async () => {
+    const k1 = await attach("kate", "k1");
+    const k2 = await attach("kate", "k2");
+    const spoofed = k1.address.replace(/\.\d+$/, ".200");
+    await run("ip", ["-n", ns(k1.sandboxId), "addr", "add", `${spoofed}/32`, "dev", "eth0"]);
+    expect(
+      await inNetns(ns(k1.sandboxId), ["ping", "-c", "1", "-W", "1", "-I", k1.address, k2.address]),
+    ).toMatchObject({
+      code: 0,
+    });
+    expect(
+      (await inNetns(ns(k1.sandboxId), ["ping", "-c", "1", "-W", "1", "-I", spoofed, k2.address])).code,
+    ).not.toBe(0);
+  });
+
   it("keeps sandboxes away from the host's API port and 169.254.169.254", async () => {
     const s = await attach("carol", "c1");
     // Controls: the port and the metadata address do answer when the product is not in the way.

@@ -649,7 +649,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
             await timed("configured_ms", ip.netnsConfigure(netnsSpec(state, u.bridge, u.gateway)));
           }
         })(),
-        timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state)))),
+        policyRules(state, timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))),
       ]);
       logger.debug("attached", { sandbox_id: sandboxId, address: state.address, ...phases });
       return view(state);
@@ -659,6 +659,20 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       await rollback(sandboxId, s, { joined, userId, newlyReserved, previous: existing });
       throw e;
     }
+  }
+
+  /**
+   * A restrictive policy must be in force before the sandbox can send, so its elements are
+   * awaited. An allow-all sandbox only adds anti-spoofing elements, which protect its
+   * siblings rather than restrict it: those are applied without holding up the attach (nft
+   * is the slowest step), in order with any later change (the nft queue keeps call order).
+   */
+  function policyRules(s: SandboxState, applied: Promise<void>): Promise<void> {
+    if (s.policy.mode !== "allow-all") return applied;
+    applied.catch((e: unknown) =>
+      logger.error("could not add anti-spoofing elements", { sandbox_id: s.sandboxId, error: e }),
+    );
+    return Promise.resolve();
   }
 
   async function rollback(
