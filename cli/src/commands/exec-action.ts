@@ -1,3 +1,4 @@
+import { fstatSync } from "node:fs";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
 import { printJson } from "../output.js";
@@ -18,6 +19,20 @@ async function readStdin(): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
+/**
+ * Stdin is passed through when it is a pipe (`cmd | bhatti exec`) or a file (`< file`). A
+ * terminal or a socket (how Node and some tools wire a child's stdin, often never closed) is
+ * left alone, so `bhatti exec` called from a program cannot hang waiting for EOF.
+ */
+function stdinCarriesInput(): boolean {
+  try {
+    const st = fstatSync(0);
+    return st.isFIFO() || st.isFile();
+  } catch {
+    return false;
+  }
+}
+
 /** Writes and waits for the pipe, so large outputs keep their order and do not pile up in memory. */
 function write(stream: NodeJS.WriteStream, data: Uint8Array): Promise<void> | undefined {
   if (stream.write(data)) return undefined;
@@ -33,7 +48,7 @@ export async function runExec(
   if (argv.length === 0) throw new CliError("cmd required: bhatti exec NAME -- COMMAND [ARGS...]");
   const detach = opts["detach"] === true;
   const stdin =
-    opts["stdin"] !== false && !detach && !process.stdin.isTTY ? await readStdin() : new Uint8Array();
+    opts["stdin"] !== false && !detach && stdinCarriesInput() ? await readStdin() : new Uint8Array();
   const timeout = opts["timeout"] as number | undefined;
   // The deadline of the call outlives the command's own (the server kills it first).
   const timeoutSec = timeout !== undefined && timeout >= 1 && timeout <= 86_400 ? timeout : 300;

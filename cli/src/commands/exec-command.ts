@@ -14,7 +14,7 @@ export function registerExecCommand(program: Command): void {
     .option("--output-file <path>", "with --detach: where output goes")
     .option("--env <K=V>", "environment variable (repeatable)", collectKeyValue("--env"))
     .option("--cwd <dir>", "working directory")
-    .option("-n, --no-stdin", "do not pass stdin through (stdin is read when it is not a terminal)")
+    .option("-n, --no-stdin", "do not pass stdin through (read when it is a pipe or a file)")
     .action(async (sandbox: string, argv: string[], opts: Record<string, unknown>, command: Command) => {
       const { runExec } = await import("./exec-action.js");
       await runExec(globalOptionsOf(command), sandbox, argv, opts);
