@@ -63,6 +63,26 @@ async function measurePair(
 const fmt = (s: Summary) =>
   `p50 ${s.p50.toFixed(3)} ms  p95 ${s.p95.toFixed(3)} ms  p99 ${s.p99.toFixed(3)} ms  mean ${s.mean.toFixed(3)} ms`;
 
+/** CPU time (user + system) of a process so far, in ms, from /proc: insensitive to other load. */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 Hz on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** CPU spent per call in the store process and in this (client) process. */
+async function cpuPerCall(
+  pid: number,
+  n: number,
+  op: () => unknown,
+): Promise<{ server: number; client: number }> {
+  const server0 = processCpuMs(pid);
+  const client0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await op();
+  const client = process.cpuUsage(client0);
+  return { server: (processCpuMs(pid) - server0) / n, client: (client.user + client.system) / 1000 / n };
+}
+
 function report(name: string, [rpc, direct]: [Summary, Summary]): void {
   console.log(`\n${name}`);
   console.log(`  rpc     ${fmt(rpc)}`);
@@ -135,6 +155,28 @@ try {
       () => events.append([event]),
     ),
   );
+
+  console.log("\nCPU per call (load-independent; the latency above includes waiting for the shared CPUs)");
+  for (const [name, op] of [
+    ["Health", () => store.client.health({})],
+    ["GetSandbox", () => store.client.getSandbox({ userId, sandbox: sandboxId })],
+    [
+      "AppendEvents",
+      () =>
+        store.client.appendEvents({
+          events: [{ type: event.type, userId, sandboxId, metaJson: event.meta }],
+        }),
+    ],
+  ] as const) {
+    const cpu = await cpuPerCall(store.pid, iterations, op);
+    console.log(
+      `  ${name.padEnd(13)} store ${cpu.server.toFixed(3)} ms  client ${cpu.client.toFixed(3)} ms  total ${(cpu.server + cpu.client).toFixed(3)} ms`,
+    );
+  }
+  const directCpu0 = process.cpuUsage();
+  for (let i = 0; i < iterations; i++) readRow.get(sandboxId);
+  const directCpu = process.cpuUsage(directCpu0);
+  console.log(`  direct SELECT ${((directCpu.user + directCpu.system) / 1000 / iterations).toFixed(3)} ms`);
 
   console.log("\n10,000 events appended over the socket");
   let t = process.hrtime.bigint();

@@ -13,6 +13,7 @@ export interface StoreProcess {
   readonly stateDir: string;
   readonly socketPath: string;
   readonly clientConfigFile: string;
+  readonly pid: number;
   readonly client: ServiceClient<typeof StoreService>["client"];
   /** Everything the process wrote to stdout and stderr so far. */
   output(): string;
@@ -66,6 +67,7 @@ export async function startStoreProcess(options: StartStoreOptions = {}): Promis
     stateDir,
     socketPath,
     clientConfigFile,
+    pid: child.pid ?? 0,
     client,
     output: () => output,
     async kill() {
