@@ -1,11 +1,13 @@
 // The packaged agent (agent/scripts/build-package.mjs) started exactly as the engine does
 // (agentLaunchArgv) inside a chroot whose root file system is nothing but busybox-static:
 // no Node, no glibc. PID 1 is tini, in a private PID and mount namespace.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
+  openSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -26,6 +28,25 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const canRun = process.getuid?.() === 0 && existsSync("/usr/bin/tini-static") && existsSync("/bin/busybox");
+const hasRunsc = canRun && ["/usr/bin/runsc", "/usr/local/bin/runsc"].some((p) => existsSync(p));
+
+/** A rootfs holding only busybox-static (no libc, no Node). */
+function makeBusyboxRootfs(rootfs: string): void {
+  for (const d of ["bin", "proc", "dev", ".bhatti", "run", "etc"])
+    mkdirSync(join(rootfs, d), { recursive: true });
+  mkdirSync(join(rootfs, "tmp"));
+  chmodSync(join(rootfs, "tmp"), 0o1777);
+  copyFileSync("/bin/busybox", join(rootfs, "bin/busybox"));
+  chmodSync(join(rootfs, "bin/busybox"), 0o755);
+  const applets = execFileSync("/bin/busybox", ["--list"], { encoding: "utf8" }).split("\n").filter(Boolean);
+  for (const applet of applets) if (applet !== "busybox") symlinkSync("busybox", join(rootfs, "bin", applet));
+}
+
+function buildPackage(out: string): void {
+  execFileSync(process.execPath, [join(repoRoot, "agent/scripts/build-package.mjs"), "--out", out], {
+    stdio: "pipe",
+  });
+}
 
 async function freePort(): Promise<number> {
   const s = createServer().listen(0, "127.0.0.1");
@@ -183,5 +204,168 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
     const [code] = (await once(sandbox, "exit")) as [number];
     expect(code).toBe(0);
     expect(output).toContain('"msg":"stopping"');
+  });
+});
+
+// gVisor with no network at all: the host cannot reach the agent's ports, so a probe started
+// with `runsc exec` (the packaged Node) speaks the protocol from inside the sandbox.
+describe.skipIf(!hasRunsc)("agent package under gVisor (runsc, --network=none)", () => {
+  const id = `bt-agent-${process.pid}-${Date.now().toString(36)}`;
+  let work: string;
+  let runscRoot: string;
+  let started = false;
+
+  const runsc = (...args: string[]) =>
+    execFileSync("runsc", ["--root", runscRoot, "--platform=ptrace", "--network=none", ...args], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 60_000,
+    });
+
+  beforeAll(() => {
+    work = mkdtempSync(join(tmpdir(), "bhatti-test-gvisor-"));
+    runscRoot = join(work, "state");
+    buildPackage(join(work, "pkg"));
+    const rootfs = join(work, "bundle/rootfs");
+    makeBusyboxRootfs(rootfs);
+    mkdirSync(join(work, "boot"));
+    writeFileSync(
+      join(work, "boot/config.json"),
+      JSON.stringify({ version: 1, token: "tok", env: { FROM_CONFIG: "yes" } } satisfies AgentBootConfig),
+    );
+    writeFileSync(
+      join(rootfs, "tmp/probe.mjs"),
+      `import net from "node:net";
+const frame = (t, p = "") => { const b = Buffer.from(p); const h = Buffer.alloc(5); h.writeUInt32BE(1 + b.length); h[4] = t; return Buffer.concat([h, b]); };
+const s = net.connect(1024, "127.0.0.1", () => {
+  s.write(frame(0x11, "tok"));
+  s.write(frame(0x10, JSON.stringify({ argv: ["sh", "-c", "echo $(id -u):$(id -g):$FROM_CONFIG; ls /.bhatti-boot | wc -l"] })));
+  s.end();
+});
+const parts = [];
+s.on("data", (d) => parts.push(d));
+s.on("end", () => {
+  const buf = Buffer.concat(parts);
+  const out = [];
+  for (let o = 0; o + 5 <= buf.length; o += 4 + buf.readUInt32BE(o)) {
+    const len = buf.readUInt32BE(o);
+    out.push({ type: buf[o + 4], text: buf.subarray(o + 5, o + 4 + len).toString() });
+  }
+  console.log(JSON.stringify(out));
+});
+`,
+    );
+    const caps = [
+      "CAP_CHOWN",
+      "CAP_DAC_OVERRIDE",
+      "CAP_FOWNER",
+      "CAP_FSETID",
+      "CAP_KILL",
+      "CAP_SETGID",
+      "CAP_SETUID",
+    ];
+    const spec = {
+      ociVersion: "1.0.2",
+      process: {
+        terminal: false,
+        user: { uid: 0, gid: 0 },
+        args: agentLaunchArgv("/.bhatti", "/.bhatti-boot/config.json"),
+        env: ["PATH=/bin"],
+        cwd: "/",
+        capabilities: { bounding: caps, effective: caps, permitted: caps },
+      },
+      root: { path: "rootfs", readonly: false },
+      hostname: "bt",
+      mounts: [
+        { destination: "/proc", type: "proc", source: "proc" },
+        { destination: "/dev", type: "tmpfs", source: "tmpfs", options: ["nosuid", "mode=755"] },
+        {
+          destination: "/dev/pts",
+          type: "devpts",
+          source: "devpts",
+          options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
+        { destination: "/.bhatti", type: "bind", source: join(work, "pkg"), options: ["rbind", "ro"] },
+        { destination: "/.bhatti-boot", type: "bind", source: join(work, "boot"), options: ["rbind", "rw"] },
+      ],
+      linux: {
+        cgroupsPath: `/bhatti-test/${id}`,
+        namespaces: [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }],
+      },
+    };
+    writeFileSync(join(work, "bundle/config.json"), JSON.stringify(spec));
+    started = true; // from here on, afterAll deletes the container whatever happens
+    // The sandbox keeps the stdio it is given: a pipe would never reach EOF, so use a file.
+    const log = openSync(join(work, "runsc.log"), "w");
+    try {
+      const result = spawnSync(
+        "runsc",
+        [
+          "--root",
+          runscRoot,
+          "--platform=ptrace",
+          "--network=none",
+          "run",
+          "-detach",
+          "-bundle",
+          join(work, "bundle"),
+          id,
+        ],
+        { stdio: ["ignore", log, log], timeout: 60_000 },
+      );
+      if (result.status !== 0)
+        throw new Error(`runsc run failed: ${readFileSync(join(work, "runsc.log"), "utf8")}`);
+    } finally {
+      closeSync(log);
+    }
+  }, 120_000);
+
+  afterAll(() => {
+    if (started) {
+      try {
+        runsc("delete", "--force", id);
+      } catch {
+        // Already gone.
+      }
+    }
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("serves exec as uid 1000 with the boot env, and removes the boot config", async () => {
+    const probe = [
+      "/.bhatti/lib/ld-linux-x86-64.so.2",
+      "--library-path",
+      "/.bhatti/lib",
+      "/.bhatti/node",
+      "/tmp/probe.mjs",
+    ];
+    let frames: Array<{ type: number; text: string }> = [];
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        frames = JSON.parse(runsc("exec", id, ...probe)) as typeof frames;
+        if (frames.length > 0) break;
+      } catch {
+        // Agent not listening yet.
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const stdout = frames
+      .filter((f) => f.type === 0x02)
+      .map((f) => f.text)
+      .join("");
+    expect(stdout).toBe("1000:1000:yes\n0\n");
+    expect(frames.filter((f) => f.type !== 0x02 && f.type !== 0x08)).toEqual([
+      { type: 0x05, text: "\u0000\u0000\u0000\u0000" },
+    ]);
+  }, 60_000);
+
+  it("stops on SIGTERM to PID 1", async () => {
+    runsc("kill", id, "TERM");
+    let state = "";
+    for (let i = 0; i < 100 && !state.includes('"stopped"'); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      state = runsc("state", id);
+    }
+    expect(state).toContain('"stopped"');
   });
 });
