@@ -651,6 +651,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         })(),
         policyRules(state, timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))),
       ]);
+      phases["total_ms"] = Math.round((performance.now() - started) * 10) / 10;
       logger.debug("attached", { sandbox_id: sandboxId, address: state.address, ...phases });
       return view(state);
     } catch (e) {
