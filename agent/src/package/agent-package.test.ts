@@ -207,6 +207,82 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
   });
 });
 
+const DEBIAN_IMAGE = "/var/lib/bhatti/images/minimal";
+const hasDebianImage = canRun && existsSync(join(DEBIAN_IMAGE, "image.json"));
+
+// The same package in a Debian 12 image (built by images/minimal/build.sh), through a
+// throw-away overlay so the image itself is never written. Skipped when that image is absent.
+describe.skipIf(!hasDebianImage)("agent package in a Debian image chroot", () => {
+  let work: string;
+  let sandbox: ChildProcess;
+  let client: AgentClient;
+  const token = "fedcba9876543210fedcba9876543210";
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "bhatti-test-pkg-debian-"));
+    buildPackage(join(work, "pkg"));
+    for (const d of ["upper", "overlay-work", "merged", "boot"]) mkdirSync(join(work, d));
+    const [control, forward] = [await freePort(), await freePort()];
+    const config: AgentBootConfig = {
+      version: 1,
+      token,
+      user: { name: "lohar", uid: 1000, gid: 1000, home: "/home/lohar" },
+      listen: { control: `127.0.0.1:${control}`, forward: `127.0.0.1:${forward}` },
+    };
+    writeFileSync(join(work, "boot/config.json"), JSON.stringify(config));
+    const merged = join(work, "merged");
+    const argv = agentLaunchArgv("/.bhatti", "/.bhatti-boot/config.json")
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const script = [
+      "mount --make-rprivate /",
+      `mount -t overlay overlay -o lowerdir=${DEBIAN_IMAGE}/rootfs,upperdir=${work}/upper,workdir=${work}/overlay-work ${merged}`,
+      `mkdir -p ${merged}/.bhatti ${merged}/.bhatti-boot`,
+      `mount --bind ${work}/pkg ${merged}/.bhatti`,
+      `mount -o remount,bind,ro ${merged}/.bhatti`,
+      `mount --bind ${work}/boot ${merged}/.bhatti-boot`,
+      `mount -t proc proc ${merged}/proc`,
+      `mount --rbind /dev ${merged}/dev`,
+      `exec chroot ${merged} ${argv}`,
+    ].join(" && ");
+    sandbox = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      stdio: "ignore",
+    });
+    client = createAgentClient({
+      control: { host: "127.0.0.1", port: control },
+      forward: { host: "127.0.0.1", port: forward },
+      token,
+    });
+    await client.waitReady({ timeoutMs: 20_000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    client?.close();
+    if (sandbox !== undefined && sandbox.exitCode === null) {
+      for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, "SIGTERM");
+      await once(sandbox, "exit");
+    }
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("runs as lohar in /workspace with Debian's own tools, and a TTY works", async () => {
+    const r = await client.exec(["bash", "-c", 'echo "$(id -un) $PWD $HOME"; . /etc/os-release; echo $ID']);
+    expect(r.stdout.toString()).toBe("lohar /workspace /home/lohar\ndebian\n");
+    expect(existsSync(join(work, "boot/config.json"))).toBe(false);
+    const s = await client.openTtySession(["bash", "--norc"]);
+    await s.write("tty; exit 2\r");
+    let out = "";
+    let exit: number | undefined;
+    for await (const ev of s) {
+      if (ev.type === "output") out += ev.data.toString();
+      else exit = ev.exitCode;
+    }
+    expect(out).toContain("/dev/pts/");
+    expect(exit).toBe(2);
+  });
+});
+
 // gVisor with no network at all: the host cannot reach the agent's ports, so a probe started
 // with `runsc exec` (the packaged Node) speaks the protocol from inside the sandbox.
 describe.skipIf(!hasRunsc)("agent package under gVisor (runsc, --network=none)", () => {
