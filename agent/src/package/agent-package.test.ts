@@ -110,6 +110,7 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
         },
       ],
       listen: { control: `127.0.0.1:${control}`, forward: `127.0.0.1:${forward}` },
+      init: "echo init-ran as $(id -u); sleep 300",
     };
     writeFileSync(join(rootfs, "run/agent.json"), JSON.stringify(config), { mode: 0o600 });
 
@@ -186,6 +187,22 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
     }
     expect(out).toContain("/dev/pts/");
     expect(exit).toBe(3);
+  });
+
+  it('runs the init script as the TTY session "init", as the sandbox user', async () => {
+    const init = (await client.listSessions()).find((x) => x.session_id === "init");
+    expect(init).toMatchObject({
+      tty: true,
+      running: true,
+      argv: "sh -c echo init-ran as $(id -u); sleep 300",
+    });
+    const s = await client.attachSession("init");
+    let out = "";
+    for await (const ev of s) {
+      if (ev.type === "output") out += ev.data.toString();
+      if (out.includes("init-ran as 1000")) break;
+    }
+    expect(out).toContain("init-ran as 1000");
   });
 
   it("tini is PID 1 and reaps orphans: no zombies", async () => {
