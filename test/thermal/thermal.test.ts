@@ -1,0 +1,193 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
+import {
+  type Product,
+  type SandboxJson,
+  eventsOf,
+  exec,
+  startProduct,
+  waitForSandbox,
+} from "./product-harness.js";
+
+const WARM_MS = 1_000;
+const COLD_MS = 3_000;
+
+const isWarm = (s: SandboxJson) => s.thermal === "warm";
+const isCold = (s: SandboxJson) => s.thermal === "cold";
+const isHot = (s: SandboxJson) => s.thermal === "hot";
+
+/**
+ * The thermal cycle through the whole product (`bhatti serve` with the gvisor engine) with short
+ * thresholds: warm after 1 s idle, cold 3 s later, one review every 200 ms, and at most one cold
+ * wake at a time (so the 503 path can be reached with two sandboxes).
+ */
+describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal service (product)", () => {
+  let product: Product;
+
+  const create = async (name: string, extra: Record<string, unknown> = {}) => {
+    const res = await product.http("POST", "/sandboxes", { body: { name, image: "busybox", ...extra } });
+    expect(res.status, res.text).toBe(201);
+    return res.json<SandboxJson>();
+  };
+
+  beforeAll(async () => {
+    product = await startProduct({
+      flags: [
+        `--thermal-warm-after=${WARM_MS}ms`,
+        `--thermal-cold-after=${COLD_MS}ms`,
+        "--thermal-tick=200ms",
+        "--thermal-max-cold-wakes=1",
+      ],
+    });
+  }, 180_000);
+
+  afterAll(async () => {
+    await product?.dispose();
+  }, 180_000);
+
+  it("cools hot -> warm -> cold on time; exec wakes from cold and warm with the RAM-only marker intact", async () => {
+    const sb = await create("cycle");
+    const marker = `m-${Date.now()}`;
+    const wrote = await exec(product, sb.id, ["sh", "-c", `echo ${marker} > /dev/shm/marker`]);
+    expect(wrote.body.exit_code).toBe(0);
+    const lastTouch = Date.now();
+
+    // Polling GET never wakes and is not activity, so the sandbox cools while being watched.
+    const warm = await waitForSandbox(product, sb.id, isWarm, 15_000);
+    const warmAt = Date.now();
+    expect(warmAt - lastTouch).toBeGreaterThanOrEqual(WARM_MS);
+    expect(warmAt - lastTouch).toBeLessThan(WARM_MS + 5_000);
+    expect(warm.status).toBe("running");
+    expect(Date.parse(warm.thermal_since ?? "")).toBeGreaterThanOrEqual(lastTouch);
+
+    const cold = await waitForSandbox(product, sb.id, isCold, 30_000);
+    const coldAt = Date.now();
+    expect(coldAt - warmAt).toBeGreaterThanOrEqual(COLD_MS - 300);
+    expect(cold.status).toBe("stopped");
+
+    const afterCold = await exec(product, sb.id, ["cat", "/dev/shm/marker"]);
+    expect(afterCold.status).toBe(200);
+    expect(afterCold.body.stdout.trim()).toBe(marker);
+
+    await waitForSandbox(product, sb.id, isWarm, 15_000);
+    const afterWarm = await exec(product, sb.id, ["sh", "-c", "cat /dev/shm/marker; echo warm-ok"]);
+    expect(afterWarm.body.stdout).toBe(`${marker}\nwarm-ok\n`);
+    expect((await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>().thermal).toBe("hot");
+
+    const events = await eventsOf(product, sb.id);
+    const types = events.map((e) => e.type);
+    expect(types).toContain("thermal.pause");
+    expect(types).toContain("thermal.snapshot");
+    const wakes = events.filter((e) => e.type === "thermal.wake");
+    expect(wakes.map((e) => e.meta["from_state"])).toEqual(["cold", "warm"]);
+    for (const w of wakes) expect(typeof w.meta["wake_ms"]).toBe("number");
+    expect(events.find((e) => e.type === "sandbox.stopped")?.meta["reason"]).toBe("thermal");
+  }, 90_000);
+
+  it("keeps a sandbox with an attached shell hot, and cools it once the shell detaches", async () => {
+    const sb = await create("pinned");
+    const ws = await product.websocket(`/sandboxes/${sb.id}/ws`);
+    try {
+      await sleep(WARM_MS + 2_000);
+      const held = (await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>();
+      expect(held.thermal).toBe("hot");
+      const view = (await product.thermal().client.getThermal({ sandboxId: sb.id })).sandbox;
+      expect(view?.interactiveClients).toBe(1);
+    } finally {
+      ws.close();
+    }
+    const detachedAt = Date.now();
+    await waitForSandbox(product, sb.id, isWarm, 15_000);
+    // Detaching restarts the idle clock.
+    expect(Date.now() - detachedAt).toBeGreaterThanOrEqual(WARM_MS);
+  }, 60_000);
+
+  it("never cools a keep_hot sandbox (bhatti create --keep-hot); PATCH keep_hot=true wakes it", async () => {
+    const created = await product.cli(["create", "--name", "kept", "--image", "busybox", "--keep-hot", "--json"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = (JSON.parse(created.stdout) as { id: string }).id;
+    await sleep(WARM_MS + 2_000);
+    const kept = (await product.http("GET", `/sandboxes/${id}`)).json<SandboxJson>();
+    expect(kept.keep_hot).toBe(true);
+    expect(kept.thermal).toBe("hot");
+
+    const off = await product.http("PATCH", `/sandboxes/${id}`, { body: { keep_hot: false } });
+    expect(off.status).toBe(200);
+    await waitForSandbox(product, id, isWarm, 15_000);
+    const on = await product.http("PATCH", `/sandboxes/${id}`, { body: { keep_hot: true } });
+    expect(on.status).toBe(200);
+    expect(on.json<SandboxJson>().thermal).toBe("hot");
+    await sleep(WARM_MS + 1_000);
+    expect((await product.http("GET", `/sandboxes/${id}`)).json<SandboxJson>().thermal).toBe("hot");
+  }, 60_000);
+
+  it("restores a cold sandbox once for 20 concurrent requests, all of which succeed", async () => {
+    const sb = await create("storm");
+    await exec(product, sb.id, ["sh", "-c", "echo storm > /dev/shm/s"]);
+    await waitForSandbox(product, sb.id, isCold, 30_000);
+    const before = (await eventsOf(product, sb.id, "thermal.wake")).length;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => exec(product, sb.id, ["sh", "-c", `cat /dev/shm/s; echo ${i}`])),
+    );
+    results.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.body.stdout).toBe(`storm\n${i}\n`);
+    });
+    const wakes = (await eventsOf(product, sb.id, "thermal.wake")).slice(before);
+    expect(wakes).toHaveLength(1);
+    expect(wakes[0]?.meta["from_state"]).toBe("cold");
+  }, 90_000);
+
+  it("answers 503 with Retry-After past the cold-wake bound", async () => {
+    const [a, b] = [await create("bound-a"), await create("bound-b")];
+    await Promise.all([a, b].map((s) => waitForSandbox(product, s.id, isCold, 30_000)));
+    const [ra, rb] = await Promise.all([exec(product, a.id, ["true"]), exec(product, b.id, ["true"])]);
+    const statuses = [ra.status, rb.status].sort();
+    expect(statuses).toEqual([200, 503]);
+    const busy = ra.status === 503 ? ra : rb;
+    expect(busy.headers["retry-after"]).toBe("2");
+    expect(busy.body.error).toMatch(/server busy/);
+  }, 90_000);
+
+  it("loses no sandbox and leaves none half-transitioned when the thermal service is SIGKILLed mid-cycle", async () => {
+    const sbs = await Promise.all(["k1", "k2", "k3"].map((n) => create(n)));
+    for (const s of sbs) await exec(product, s.id, ["sh", "-c", `echo ${s.name} > /dev/shm/n`]);
+    // Kill it repeatedly while the sandboxes pause and checkpoint.
+    const until = Date.now() + WARM_MS + COLD_MS + 2_000;
+    let kills = 0;
+    while (Date.now() < until) {
+      await sleep(600 + Math.floor(Math.random() * 400));
+      const pid = product.childPid("services/thermal/dist");
+      if (pid !== undefined) {
+        process.kill(pid, "SIGKILL");
+        kills++;
+      }
+    }
+    expect(kills).toBeGreaterThan(2);
+    // The supervisor restarts it; the cycle continues from the stored state.
+    for (const s of sbs) await waitForSandbox(product, s.id, isCold, 60_000);
+    const list = await product.thermal().client.listThermal({});
+    for (const s of sbs) {
+      const v = list.sandboxes.find((x) => x.sandboxId === s.id);
+      expect(v?.thermal).toBe("cold");
+      expect(v?.status).toBe("stopped");
+    }
+    for (const s of sbs) {
+      const r = await exec(product, s.id, ["cat", "/dev/shm/n"]);
+      expect(r.body.stdout.trim()).toBe(s.name);
+    }
+    for (const s of sbs) {
+      expect((await product.http("GET", `/sandboxes/${s.id}`)).json<SandboxJson>().status).toBe("running");
+    }
+  }, 120_000);
+
+  it("counts sandboxes per state in bhatti admin status", async () => {
+    const status = await product.cli(["admin", "status", "--json", "--token", product.adminKey]);
+    const body = JSON.parse(status.stdout) as { sandboxes: Record<string, number> };
+    const total = Object.values(body.sandboxes).reduce((a, b) => a + b, 0);
+    const list = (await product.http("GET", "/sandboxes")).json<SandboxJson[]>();
+    expect(total).toBe(list.length);
+    expect(body.sandboxes["unknown"]).toBe(0);
+  }, 30_000);
+});
