@@ -9,11 +9,9 @@ import { type AddressPlan, SUBNET_PREFIX, macForAddress } from "./address-plan.j
 import {
   SANDBOX_INTERFACE,
   bridgeName,
-  classifyInterface,
   isSandboxId,
   netnsName,
   netnsPath,
-  sandboxIdOfNetns,
   tapName,
   vethName,
 } from "./device-names.js";
@@ -26,6 +24,7 @@ import {
 } from "./egress-policy.js";
 import { formatIpv4, parseIpv4 } from "./ipv4.js";
 import { createKeyedLock } from "./keyed-lock.js";
+import { findOrphans } from "./orphans.js";
 
 export type AttachmentKind = "netns" | "tap";
 
@@ -411,20 +410,15 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       ...[...userStates.values()].map((u) => u.bridge),
       ...attached.map(portOf),
     ]);
-    const orphanLinks = [...inventory.links].filter(
-      (l) => classifyInterface(l) !== undefined && !wanted.has(l),
-    );
-    const orphanPrefixes = new Set(
-      orphanLinks
-        .map((l) => classifyInterface(l))
-        .flatMap((c) => (c !== undefined && "idPrefix" in c ? [c.idPrefix] : [])),
-    );
-    const keptIds = new Set(attached.map((s) => s.sandboxId));
-    const orphanNetns = [...inventory.netns].filter((n) => {
-      const id = sandboxIdOfNetns(n);
-      if (id === undefined || keptIds.has(id)) return false;
-      return records.has(id) || orphanPrefixes.has(id.slice(0, 10));
+    const orphans = findOrphans({
+      links: inventory.links,
+      namespaces: inventory.netns,
+      wantedLinks: wanted,
+      keptSandboxIds: new Set(attached.map((s) => s.sandboxId)),
+      recordedSandboxIds: new Set(records.keys()),
     });
+    const orphanLinks = orphans.links;
+    const orphanNetns = orphans.namespaces;
     if (orphanLinks.length > 0 || orphanNetns.length > 0) {
       logger.info("removing orphaned devices", { links: orphanLinks, namespaces: orphanNetns });
       const error = await ip.remove(orphanLinks, orphanNetns);
