@@ -76,6 +76,12 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
         } catch {
           // not there, or not empty (reported by the leak check)
         }
+        try {
+          // The shared parent goes with the last run using it; EBUSY means another suite still is.
+          rmdirSync(join("/sys/fs/cgroup", h, "bhatti-test"));
+        } catch {
+          // absent or still in use
+        }
       }
       for (const m of mountedPaths()) {
         if (m.startsWith(stateDir)) execFileSync("umount", ["-l", m], { stdio: "ignore" });
