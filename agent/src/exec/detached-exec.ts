@@ -26,7 +26,7 @@ export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, r
   const outputFile =
     typeof req.output_file === "string" && req.output_file !== ""
       ? req.output_file
-      : `/tmp/bhatti-detach-${process.hrtime.bigint()}.log`;
+      : `/tmp/bhatti-detach-${unixNanos()}.log`;
 
   let fd: number;
   try {
@@ -69,4 +69,9 @@ export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, r
   } finally {
     closeSync(fd);
   }
+}
+
+/** Unix time in nanoseconds (v1 named default log files after it). */
+function unixNanos(): bigint {
+  return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
 }
