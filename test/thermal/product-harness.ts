@@ -44,8 +44,8 @@ export interface Product {
   output(): string;
   /** SIGTERM to serve; resolves when it exited. */
   stop(): Promise<void>;
-  /** Starts serve again on the same state (after stop). */
-  restart(): Promise<void>;
+  /** Starts serve again on the same state (after stop), with these flags instead of the first ones. */
+  restart(flags?: readonly string[]): Promise<void>;
   /** Destroys every sandbox, stops serve and removes everything the test created. */
   dispose(): Promise<void>;
 }
@@ -75,7 +75,7 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
   const hostNetns = env.hostNetnsPath.split("/").pop() as string;
   writeFileSync(join(env.stateDir, "config.yaml"), "");
   const childEnv = { ...process.env, BHATTI_CLIENT_CONFIG: clientConfig, BHATTI_URL: `http://127.0.0.1:${port}` };
-  const args = [
+  const baseArgs = [
     `--net=${env.hostNetnsPath}`,
     "--",
     process.execPath,
@@ -93,8 +93,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     "--default-image=busybox",
     `--vmm-local-network=netns=${hostNetns},bridge=btbr${env.runId},subnet=${subnet}`,
     "--log-level=info",
-    ...options.flags,
   ];
+  let args = [...baseArgs, ...options.flags];
   let serve: ChildProcess;
   let output = "";
   let exited: Promise<void>;
@@ -185,7 +185,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
       serve.kill("SIGTERM");
       await Promise.race([exited, sleep(120_000)]);
     },
-    async restart() {
+    async restart(flags) {
+      if (flags !== undefined) args = [...baseArgs, ...flags];
       launch();
       await waitHealthy();
     },

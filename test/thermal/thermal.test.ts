@@ -166,12 +166,21 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
     }
     expect(kills).toBeGreaterThan(2);
     // The supervisor restarts it; the cycle continues from the stored state.
-    for (const s of sbs) await waitForSandbox(product, s.id, isCold, 60_000);
-    const list = await product.thermal().client.listThermal({});
     for (const s of sbs) {
-      const v = list.sandboxes.find((x) => x.sandboxId === s.id);
-      expect(v?.thermal).toBe("cold");
-      expect(v?.status).toBe("stopped");
+      const cold = await waitForSandbox(product, s.id, isCold, 60_000);
+      expect(cold.status).toBe("stopped");
+    }
+    // The restarted service agrees with the vmm and the store: every sandbox cold and stopped.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const list = await product
+        .thermal()
+        .client.listThermal({})
+        .catch(() => undefined);
+      const views = sbs.map((s) => list?.sandboxes.find((x) => x.sandboxId === s.id));
+      if (views.every((v) => v?.thermal === "cold" && v.status === "stopped")) break;
+      if (Date.now() > deadline) throw new Error(`thermal view never settled: ${JSON.stringify(views)}`);
+      await sleep(200);
     }
     for (const s of sbs) {
       const r = await exec(product, s.id, ["cat", "/dev/shm/n"]);
@@ -181,6 +190,38 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
       expect((await product.http("GET", `/sandboxes/${s.id}`)).json<SandboxJson>().status).toBe("running");
     }
   }, 120_000);
+
+  it("keeps warm sandboxes paused and cold ones cold across a restart of bhatti serve; shutdown_policy snapshot makes them cold", async () => {
+    const slow = [`--thermal-warm-after=${WARM_MS}ms`, "--thermal-cold-after=120s", "--thermal-tick=200ms"];
+    await product.stop();
+    await product.restart(slow);
+    const sb = await create("restart");
+    await exec(product, sb.id, ["sh", "-c", "echo survived > /dev/shm/r"]);
+    await waitForSandbox(product, sb.id, isWarm, 15_000);
+    const coldBefore = (await product.http("GET", "/sandboxes")).json<SandboxJson[]>().filter(isCold);
+    expect(coldBefore.length).toBeGreaterThan(0);
+
+    // Default policy (leave): the next start adopts the paused sandbox as warm; cold ones stay cold.
+    await product.stop();
+    await product.restart([...slow, "--shutdown-policy=snapshot"]);
+    expect((await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>().thermal).toBe("warm");
+    for (const c of coldBefore) {
+      expect((await product.http("GET", `/sandboxes/${c.id}`)).json<SandboxJson>().thermal).toBe("cold");
+    }
+    const resumed = await exec(product, sb.id, ["cat", "/dev/shm/r"]);
+    expect(resumed.body.stdout).toBe("survived\n");
+
+    // shutdown_policy snapshot: SIGTERM checkpoints every running sandbox first.
+    const kept = (await product.http("GET", "/sandboxes")).json<SandboxJson[]>().find((s) => s.keep_hot);
+    await product.stop();
+    expect(product.output()).toMatch(/snapshotted sandboxes before stopping/);
+    await product.restart(slow);
+    expect((await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>().thermal).toBe("cold");
+    const woke = await exec(product, sb.id, ["cat", "/dev/shm/r"]);
+    expect(woke.body.stdout).toBe("survived\n");
+    // keep_hot sandboxes are woken after a restart.
+    if (kept !== undefined) await waitForSandbox(product, kept.id, isHot, 30_000);
+  }, 180_000);
 
   it("counts sandboxes per state in bhatti admin status", async () => {
     const status = await product.cli(["admin", "status", "--json", "--token", product.adminKey]);
