@@ -99,6 +99,32 @@ describe("address pool", () => {
     expect(await ping(`bhatti-${nets[19]?.sandboxId}`, nets[0]?.address ?? "")).toBe(true);
   });
 
+  it("recovers when the store holds an address the service did not know about", async () => {
+    // Another client took the host the service will guess next (.22 after .2-.21).
+    const foreign = randomSandboxId();
+    await store.client.reserveAddress({
+      userId: "pool-a",
+      sandboxId: foreign,
+      firstHost: 2,
+      lastHost: 254,
+      requestedHost: 22,
+      maxSubnetIndex: 2,
+    });
+    try {
+      const net = await attach("pool-a", "after-guess");
+      expect(net.address.endsWith(".23")).toBe(true);
+      const addrs = JSON.parse(
+        (await run("ip", ["-n", `bhatti-${net.sandboxId}`, "-j", "-4", "addr", "show", "dev", "eth0"]))
+          .stdout,
+      ) as { addr_info: { local: string }[] }[];
+      expect(addrs[0]?.addr_info.map((a) => a.local)).toEqual([net.address]);
+      expect(await ping(`bhatti-${net.sandboxId}`, net.gateway)).toBe(true);
+      await network.client.detachSandbox({ sandboxId: net.sandboxId });
+    } finally {
+      await store.client.releaseAddress({ sandboxId: foreign });
+    }
+  });
+
   it("reuses a released address", async () => {
     const victim = poolUser.find((n) => n.address.endsWith(".5"));
     if (victim === undefined) throw new Error("no .5");

@@ -58,6 +58,7 @@ export const ipScripts = {
     [
       "link set lo up",
       `link set ${SANDBOX_INTERFACE} address ${s.mac}`,
+      `addr flush dev ${SANDBOX_INTERFACE}`,
       `addr replace ${s.addressCidr} dev ${SANDBOX_INTERFACE}`,
       `link set ${SANDBOX_INTERFACE} up`,
       `route replace default via ${s.gateway} dev ${SANDBOX_INTERFACE}`,

@@ -5,7 +5,7 @@ import type { IpLink, NetnsSpec } from "../adapters/ip-link.js";
 import { type Nftables, type SandboxElements, type UserElements, nftScripts } from "../adapters/nftables.js";
 import type { Addressing, ReservedAddress } from "../adapters/store-addressing.js";
 import type { ResolverDirectory, UserResolver } from "../dns/user-resolver.js";
-import { type AddressPlan, SUBNET_PREFIX, macForAddress } from "./address-plan.js";
+import { type AddressPlan, FIRST_HOST, LAST_HOST, SUBNET_PREFIX, macForAddress } from "./address-plan.js";
 import {
   SANDBOX_INTERFACE,
   bridgeName,
@@ -134,6 +134,8 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
   const sandboxes = new Map<string, SandboxState>();
   const users = new Map<string, UserState>();
   const sandboxLock = createKeyedLock();
+  /** "<subnet index>:<host>" of addresses being given right now (see predictHost). */
+  const pendingHosts = new Set<string>();
   const userLock = createKeyedLock();
   let reconciled = false;
   let reconcileError: string | undefined;
@@ -147,12 +149,12 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
     address: s.address,
     policy: s.policy,
   });
-  const netnsSpec = (s: SandboxState, bridge: string, gateway: string): NetnsSpec => ({
-    netns: netnsName(s.sandboxId),
-    veth: vethName(s.sandboxId),
+  const netnsSpec = (sandboxId: string, address: string, bridge: string, gateway: string): NetnsSpec => ({
+    netns: netnsName(sandboxId),
+    veth: vethName(sandboxId),
     bridge,
-    mac: macForAddress(parseIpv4(s.address) ?? 0),
-    addressCidr: `${s.address}/${SUBNET_PREFIX}`,
+    mac: macForAddress(parseIpv4(address) ?? 0),
+    addressCidr: `${address}/${SUBNET_PREFIX}`,
     gateway,
   });
   const recordOf = (s: SandboxState): AttachmentRecord => ({
@@ -354,7 +356,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
 
   async function createDevices(s: SandboxState, u: UserState): Promise<void> {
     await createLinks(s.sandboxId, s.kind ?? "netns", u.bridge);
-    if (s.kind !== "tap") await ip.netnsConfigure(netnsSpec(s, u.bridge, u.gateway));
+    if (s.kind !== "tap") await ip.netnsConfigure(netnsSpec(s.sandboxId, s.address, u.bridge, u.gateway));
   }
 
   // --- readiness and reconciliation ---
@@ -559,7 +561,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       if (u === undefined) throw new ConnectError(`user network of ${userId} is missing`, Code.Internal);
       if (kind === "netns") {
         try {
-          await ip.netnsConfigure(netnsSpec(existing, u.bridge, u.gateway));
+          await ip.netnsConfigure(netnsSpec(existing.sandboxId, existing.address, u.bridge, u.gateway));
         } catch (e) {
           logger.info("netns needs re-creating", { sandbox_id: sandboxId, error: (e as Error).message });
           await removeDevices(sandboxId);
@@ -602,16 +604,46 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       p.finally(() => {
         phases[phase] = Math.round((performance.now() - started) * 10) / 10;
       });
-    const earlyLinks =
-      known === undefined ? undefined : timed("links_done_ms", createLinks(sandboxId, kind, known.bridge));
-    earlyLinks?.catch(() => undefined); // awaited below; rollback handles its failure
+    // For a user whose bridge is up, predict the address (the lowest host number no sandbox
+    // holds or is being given; this service is the only one that reserves addresses) and
+    // build and configure the netns with it while the store confirms the reservation, so the
+    // store's round trip is off the critical path. A wrong guess is reconfigured below.
+    const predicted =
+      known === undefined
+        ? undefined
+        : (requested?.host ??
+          (existing !== undefined && existing.subnetIndex === known.subnetIndex
+            ? existing.host
+            : predictHost(known.subnetIndex)));
+    const pendingKey =
+      known !== undefined && predicted !== undefined ? `${known.subnetIndex}:${predicted}` : undefined;
+    if (pendingKey !== undefined) pendingHosts.add(pendingKey);
+    const early =
+      known === undefined
+        ? undefined
+        : timed(
+            "early_done_ms",
+            (async () => {
+              await createLinks(sandboxId, kind, known.bridge);
+              if (kind !== "netns" || predicted === undefined) return undefined;
+              const address = formatIpv4(plan.address(known.subnetIndex, predicted));
+              await ip.netnsConfigure(netnsSpec(sandboxId, address, known.bridge, known.gateway));
+              return address;
+            })(),
+          );
+    early?.catch(() => undefined); // awaited below; rollback handles its failure
     const newlyReserved = existing === undefined;
     let s: SandboxState | undefined;
     try {
-      const reserved = await timed(
-        "reserved_ms",
-        noteStore(addressing.reserve(userId, sandboxId, requested?.host ?? 0)),
-      );
+      const reserve = (host: number) => noteStore(addressing.reserve(userId, sandboxId, host));
+      let reserved: ReservedAddress;
+      try {
+        reserved = await timed("reserved_ms", reserve(requested?.host ?? predicted ?? 0));
+      } catch (e) {
+        const guessTaken = requested === undefined && predicted !== undefined;
+        if (!guessTaken || ConnectError.from(e).code !== Code.AlreadyExists) throw e;
+        reserved = await reserve(0); // someone else holds the guess: let the store choose
+      }
       s = { ...stateFromAddress(reserved, undefined), name: input.name, kind, policy, devices: true };
       if (requested !== undefined && reserved.subnetIndex !== requested.index) {
         throw new ConnectError(
@@ -638,9 +670,13 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       const state = s;
       await Promise.all([
         (async () => {
-          await (earlyLinks ?? timed("links_done_ms", createLinks(sandboxId, kind, u.bridge)));
-          if (kind === "netns") {
-            await timed("configured_ms", ip.netnsConfigure(netnsSpec(state, u.bridge, u.gateway)));
+          const configured = await (early ??
+            timed("links_done_ms", createLinks(sandboxId, kind, u.bridge)).then(() => undefined));
+          if (kind === "netns" && configured !== state.address) {
+            await timed(
+              "configured_ms",
+              ip.netnsConfigure(netnsSpec(sandboxId, state.address, u.bridge, u.gateway)),
+            );
           }
         })(),
         policyRules(state, timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))),
@@ -650,10 +686,24 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       return view(state);
     } catch (e) {
       logger.warn("attach failed; rolling back", { sandbox_id: sandboxId, error: e });
-      await earlyLinks?.catch(() => undefined);
+      await early?.catch(() => undefined);
       await rollback(sandboxId, s, { joined, userId, newlyReserved, previous: existing });
       throw e;
+    } finally {
+      if (pendingKey !== undefined) pendingHosts.delete(pendingKey);
     }
+  }
+
+  /** The lowest host number of the subnet that no sandbox holds or is being given. */
+  function predictHost(subnetIndex: number): number | undefined {
+    const taken = new Set<number>();
+    for (const s of sandboxes.values()) if (s.subnetIndex === subnetIndex) taken.add(s.host);
+    for (const key of pendingHosts) {
+      const [index, host] = key.split(":").map(Number);
+      if (index === subnetIndex && host !== undefined) taken.add(host);
+    }
+    for (let host = FIRST_HOST; host <= LAST_HOST; host++) if (!taken.has(host)) return host;
+    return undefined;
   }
 
   /**
