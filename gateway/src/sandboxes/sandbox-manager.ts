@@ -132,6 +132,23 @@ export function createSandboxManager(deps: {
     wake.forget(id);
   };
 
+  /**
+   * The image a create will use, checked before any row exists: the vmm's default when none is
+   * named (the row then records the real image), NotFound for an unknown one (v1: 404).
+   */
+  const resolveImage = async (requested: string): Promise<string> => {
+    const { images } = await vmm.listImages({});
+    if (requested === "") {
+      const fallback = images.find((i) => i.isDefault) ?? images[0];
+      if (fallback === undefined) throw new ConnectError("no image is installed", Code.FailedPrecondition);
+      return fallback.name;
+    }
+    if (!images.some((i) => i.name === requested)) {
+      throw new ConnectError(`image ${JSON.stringify(requested)} not found`, Code.NotFound);
+    }
+    return requested;
+  };
+
   const existingByName = async (user: AuthenticatedUser, name: string) => {
     if (name === "") return undefined;
     try {
@@ -148,13 +165,14 @@ export function createSandboxManager(deps: {
     async create(user, input) {
       const before = await existingByName(user, input.name);
       if (before !== undefined) return { state: withEngineView(before, undefined), existing: true };
+      const image = await resolveImage(input.image);
       let row: SandboxRecord | undefined;
       try {
         row = (
           await store.createSandbox({
             userId: user.id,
             name: input.name,
-            image: input.image,
+            image,
             cpus: input.cpus,
             memoryMb: input.memoryMb,
             diskSizeMb: input.diskSizeMb,
