@@ -66,6 +66,13 @@ try {
 
   // Warm-up: the user's bridge and resolver exist before we measure single attaches.
   const anchor = await attach("bench-user", "anchor");
+  // The fixed cost of one call to the service (Connect over its Unix socket), for reference.
+  const healthMs: number[] = [];
+  for (let i = 0; i < iterations; i++) {
+    const t = now();
+    await client.health({});
+    healthMs.push(now() - t);
+  }
   const baselineAttach: number[] = [];
   const baselineDetach: number[] = [];
   const attachMs: number[] = [];
@@ -94,6 +101,7 @@ try {
   report("attach one sandbox (bridge exists)", "ms", [
     { name: "baseline: netns+veth, 1 ip batch", samples: baselineAttach },
     { name: "AttachSandbox RPC", samples: attachMs },
+    { name: "Health RPC (call overhead)", samples: healthMs },
   ]);
   report("detach one sandbox", "ms", [
     { name: "baseline: veth del+netns del", samples: baselineDetach },
