@@ -1,12 +1,19 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 import { ErrorText, FrameType, type FrameReader } from "@bhatti/agent-protocol";
 import type { FrameSink } from "./frame-sink.js";
 
-/** Constant-time token comparison (hashing first makes the lengths equal). */
+/**
+ * Constant-time token comparison. Only the length can leak, and token length is no secret
+ * (always 32 hex characters).
+ */
 export function tokenMatches(presented: Uint8Array, expected: string): boolean {
-  const a = createHash("sha256").update(presented).digest();
-  const b = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(a, b);
+  const want = Buffer.from(expected);
+  const got = Buffer.from(presented.buffer, presented.byteOffset, presented.byteLength);
+  if (got.byteLength !== want.byteLength) {
+    timingSafeEqual(want, want);
+    return false;
+  }
+  return timingSafeEqual(got, want);
 }
 
 /**

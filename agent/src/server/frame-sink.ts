@@ -16,7 +16,23 @@ const LARGE_PAYLOAD = 16 * 1024;
  * (stdout and stderr pumps) never interleave.
  */
 export class FrameSink {
+  private corked = false;
+
   constructor(readonly socket: Socket) {}
+
+  /**
+   * Frames queued in the same tick (a reply and its EXIT, a response then the close) leave in
+   * one writev instead of one syscall each; on loopback each write costs a peer wakeup.
+   */
+  private batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
+  }
 
   get closed(): boolean {
     return this.socket.destroyed || this.socket.writableEnded;
@@ -25,6 +41,7 @@ export class FrameSink {
   /** Queues a frame; false when the socket buffer is full (see `drained`). */
   send(type: number, payload?: Uint8Array | string): boolean {
     if (this.closed) return false;
+    this.batch();
     if (payload === undefined || typeof payload === "string" || payload.byteLength < LARGE_PAYLOAD) {
       return this.socket.write(encodeFrame(type, payload));
     }
@@ -45,6 +62,7 @@ export class FrameSink {
 
   sendJson(type: number, value: unknown): boolean {
     if (this.closed) return false;
+    this.batch();
     return this.socket.write(encodeJsonFrame(type, value));
   }
 

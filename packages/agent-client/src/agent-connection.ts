@@ -43,11 +43,26 @@ export class AgentConnection {
   }
 
   send(type: number, payload?: Uint8Array | string): boolean {
+    this.batch();
     return this.socket.write(encodeFrame(type, payload));
   }
 
   sendJson(type: number, value: unknown): boolean {
+    this.batch();
     return this.socket.write(encodeJsonFrame(type, value));
+  }
+
+  private corked = false;
+
+  /** Frames sent in the same tick (AUTH, the request, a half-close) leave in one writev. */
+  private batch(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   /** Waits until the socket buffer has room again. */
@@ -134,6 +149,21 @@ export class AgentConnection {
     this.abortCleanup?.();
     this.abortCleanup = undefined;
     this.socket.destroy();
+  }
+
+  /**
+   * Ends the connection gracefully: frames already sent (e.g. the last STDIN before a
+   * detach) are delivered before the FIN; the socket is destroyed once the agent closes too,
+   * or after a grace period.
+   */
+  finish(): void {
+    this.abortCleanup?.();
+    this.abortCleanup = undefined;
+    if (this.socket.destroyed) return;
+    this.socket.end();
+    const timer = setTimeout(() => this.socket.destroy(), 2_000);
+    timer.unref();
+    this.socket.once("close", () => clearTimeout(timer));
   }
 
   private translate(err: unknown): Error {

@@ -37,7 +37,7 @@ export class SessionConnection implements AsyncIterable<SessionEvent> {
 
   /** Disconnects; the session keeps running and can be reattached. */
   detach(): void {
-    this.conn.close();
+    this.conn.finish();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<SessionEvent> {
