@@ -386,10 +386,18 @@ describe("egress", () => {
     expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toContain("hello");
   });
 
-  it("starts deny-all when attached with that policy", async () => {
+  it("starts deny-all when attached with that policy, and a re-attach without one keeps it", async () => {
     const s = await attach("erin", "e1", { mode: EgressMode.DENY_ALL });
     expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
     expect(s.egress?.mode).toBe(EgressMode.DENY_ALL);
+    const again = await network.client.attachSandbox({
+      sandboxId: s.sandboxId,
+      userId: "erin",
+      sandboxName: "e1",
+      kind: AttachmentKind.NETNS,
+    });
+    expect(again.network?.egress?.mode).toBe(EgressMode.DENY_ALL);
+    expect(await httpGet(ns(s.sandboxId), `http://${WAN.server}/`)).toBeUndefined();
   });
 
   it("lets an allow-list through only to the listed name once it was resolved", async () => {

@@ -568,7 +568,11 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           await createDevices(existing, u);
         }
       }
-      if (JSON.stringify(describePolicy(existing.policy)) !== JSON.stringify(describePolicy(policy))) {
+      // No policy in the request keeps the current one (set at creation or by SetEgressPolicy).
+      if (
+        input.egress !== undefined &&
+        JSON.stringify(describePolicy(existing.policy)) !== JSON.stringify(describePolicy(policy))
+      ) {
         await nft.apply(
           nftScripts.replacePolicy(existing.address, existing.policy, policy, liveResolved(existing)),
         );

@@ -107,7 +107,8 @@ export type AttachSandboxRequest = Message<"bhatti.v1.AttachSandboxRequest"> & {
   kind: AttachmentKind;
 
   /**
-   * Absent = allow all.
+   * Absent = allow all for a new attachment; on a re-attach, absent keeps the current policy
+   * (so the vmm's re-attach before a start or restore never loosens it).
    *
    * @generated from field: bhatti.v1.EgressPolicy egress = 5;
    */
