@@ -33,7 +33,11 @@ export interface Product {
   readonly adminKey: string;
   /** Key of a user with generous rate limits, used for every sandbox request. */
   readonly userKey: string;
-  http(method: string, path: string, options?: { body?: unknown; headers?: Record<string, string> }): Promise<HttpResult>;
+  http(
+    method: string,
+    path: string,
+    options?: { body?: unknown; headers?: Record<string, string> },
+  ): Promise<HttpResult>;
   /** A WebSocket to the gateway (through the relay), authenticated as the admin. */
   websocket(path: string): Promise<WebSocket>;
   /** The `bhatti` CLI run inside the netns against this product. */
@@ -74,7 +78,11 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
   const subnet = `10.252.${Number.parseInt(env.runId.slice(0, 2), 16)}`;
   const hostNetns = env.hostNetnsPath.split("/").pop() as string;
   writeFileSync(join(env.stateDir, "config.yaml"), "");
-  const childEnv = { ...process.env, BHATTI_CLIENT_CONFIG: clientConfig, BHATTI_URL: `http://127.0.0.1:${port}` };
+  const childEnv = {
+    ...process.env,
+    BHATTI_CLIENT_CONFIG: clientConfig,
+    BHATTI_URL: `http://127.0.0.1:${port}`,
+  };
   const baseArgs = [
     `--net=${env.hostNetnsPath}`,
     "--",
@@ -116,7 +124,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     userKey: "",
     async http(method, path, o = {}) {
       const ep = await endpoint();
-      const key = path.startsWith("/events") || path.startsWith("/users") ? product.adminKey : product.userKey;
+      const key =
+        path.startsWith("/events") || path.startsWith("/users") ? product.adminKey : product.userKey;
       const headers: Record<string, string> = { authorization: `Bearer ${key}`, ...o.headers };
       const payload = o.body === undefined ? undefined : Buffer.from(JSON.stringify(o.body));
       if (payload !== undefined) {
@@ -149,7 +158,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
       await new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
         ws.once("error", reject);
-        ws.once("unexpected-response", (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+        ws.once("unexpected-response", (_req, res) =>
+          reject(new Error(`upgrade refused: ${res.statusCode}`)),
+        );
       });
       return ws;
     },
@@ -195,7 +206,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
         if (serve.exitCode === null && serve.signalCode === null) {
           const list = await product.http("GET", "/sandboxes").catch(() => undefined);
           const ids = list?.status === 200 ? list.json<{ id: string }[]>().map((s) => s.id) : [];
-          await Promise.all(ids.map((id) => product.http("DELETE", `/sandboxes/${id}`).catch(() => undefined)));
+          await Promise.all(
+            ids.map((id) => product.http("DELETE", `/sandboxes/${id}`).catch(() => undefined)),
+          );
           await product.stop();
         }
       } finally {
@@ -248,11 +261,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     });
     if (user.status !== 201) throw new Error(`creating the test user: ${user.status} ${user.text}`);
     (product as { userKey: string }).userKey = user.json<{ api_key: string }>().api_key;
-    writeFileSync(
-      userConfig,
-      `api_url: http://127.0.0.1:${port}\nauth_token: ${product.userKey}\n`,
-      { mode: 0o600 },
-    );
+    writeFileSync(userConfig, `api_url: http://127.0.0.1:${port}\nauth_token: ${product.userKey}\n`, {
+      mode: 0o600,
+    });
   } catch (e) {
     await product.dispose().catch(() => undefined);
     throw e;
@@ -284,14 +295,19 @@ export async function waitForSandbox(
       last = res.json<SandboxJson>();
       if (done(last)) return last;
     }
-    if (Date.now() > deadline) throw new Error(`sandbox ${id} never got there; last: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline)
+      throw new Error(`sandbox ${id} never got there; last: ${JSON.stringify(last)}`);
     await sleep(50);
   }
 }
 
 export async function exec(product: Product, id: string, cmd: string[]) {
   const res = await product.http("POST", `/sandboxes/${id}/exec`, { body: { cmd } });
-  return { status: res.status, headers: res.headers, body: res.json<{ stdout: string; exit_code: number; error?: string }>() };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: res.json<{ stdout: string; exit_code: number; error?: string }>(),
+  };
 }
 
 export interface EventJson {
@@ -304,7 +320,10 @@ export interface EventJson {
 
 /** Events of one sandbox, oldest first. */
 export async function eventsOf(product: Product, id: string, typePrefix = ""): Promise<EventJson[]> {
-  const res = await product.http("GET", `/events?sandbox=${id}&limit=1000${typePrefix ? `&type=${typePrefix}` : ""}`);
+  const res = await product.http(
+    "GET",
+    `/events?sandbox=${id}&limit=1000${typePrefix ? `&type=${typePrefix}` : ""}`,
+  );
   if (res.status !== 200) throw new Error(`GET /events: ${res.status} ${res.text}`);
   return [...res.json<{ events: EventJson[] }>().events].sort((a, b) => a.id - b.id);
 }

@@ -104,7 +104,15 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
   }, 60_000);
 
   it("never cools a keep_hot sandbox (bhatti create --keep-hot); PATCH keep_hot=true wakes it", async () => {
-    const created = await product.cli(["create", "--name", "kept", "--image", "busybox", "--keep-hot", "--json"]);
+    const created = await product.cli([
+      "create",
+      "--name",
+      "kept",
+      "--image",
+      "busybox",
+      "--keep-hot",
+      "--json",
+    ]);
     expect(created.code, created.stderr).toBe(0);
     const id = (JSON.parse(created.stdout) as { id: string }).id;
     await sleep(WARM_MS + 2_000);
@@ -198,8 +206,10 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
     const sb = await create("restart");
     await exec(product, sb.id, ["sh", "-c", "echo survived > /dev/shm/r"]);
     await waitForSandbox(product, sb.id, isWarm, 15_000);
+    const stopped = await create("restart-cold");
+    expect((await product.http("POST", `/sandboxes/${stopped.id}/stop`)).status).toBe(200);
     const coldBefore = (await product.http("GET", "/sandboxes")).json<SandboxJson[]>().filter(isCold);
-    expect(coldBefore.length).toBeGreaterThan(0);
+    expect(coldBefore.map((c) => c.id)).toContain(stopped.id);
 
     // Default policy (leave): the next start adopts the paused sandbox as warm; cold ones stay cold.
     await product.stop();
@@ -209,7 +219,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
       expect((await product.http("GET", `/sandboxes/${c.id}`)).json<SandboxJson>().thermal).toBe("cold");
     }
     const resumed = await exec(product, sb.id, ["cat", "/dev/shm/r"]);
-    expect(resumed.body.stdout).toBe("survived\n");
+    expect(resumed.body.stdout, JSON.stringify(resumed.body)).toBe("survived\n");
 
     // shutdown_policy snapshot: SIGTERM checkpoints every running sandbox first.
     const kept = (await product.http("GET", "/sandboxes")).json<SandboxJson[]>().find((s) => s.keep_hot);
@@ -218,7 +228,15 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal s
     await product.restart(slow);
     expect((await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>().thermal).toBe("cold");
     const woke = await exec(product, sb.id, ["cat", "/dev/shm/r"]);
-    expect(woke.body.stdout).toBe("survived\n");
+    expect(
+      woke.body.stdout,
+      `${JSON.stringify(woke.body)}\n${product
+        .output()
+        .split("\n")
+        .filter((l) => /error|warn/i.test(l))
+        .slice(-15)
+        .join("\n")}`,
+    ).toBe("survived\n");
     // keep_hot sandboxes are woken after a restart.
     if (kept !== undefined) await waitForSandbox(product, kept.id, isHot, 30_000);
   }, 180_000);
