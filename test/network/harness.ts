@@ -47,20 +47,33 @@ export const inNetns = (netns: string, args: readonly string[], timeoutMs?: numb
 
 export const randomSandboxId = (): string => randomBytes(8).toString("hex");
 
+/**
+ * Probes wait `waitSeconds` for an answer: generous by default so a loaded machine does not
+ * fail a check that should pass; checks that expect a drop pass 1 (a drop never answers).
+ */
+export const BLOCKED_WAIT = 1;
+
 /** One ICMP echo; true if answered. */
-export async function ping(fromNetns: string, address: string): Promise<boolean> {
-  return (await inNetns(fromNetns, ["ping", "-c", "1", "-W", "1", address])).code === 0;
+export async function ping(fromNetns: string, address: string, waitSeconds = 3): Promise<boolean> {
+  return (await inNetns(fromNetns, ["ping", "-c", "1", "-W", String(waitSeconds), address])).code === 0;
 }
 
 /** An HTTP GET with a short timeout; the body, or undefined if it failed. */
-export async function httpGet(fromNetns: string, url: string): Promise<string | undefined> {
-  const r = await inNetns(fromNetns, ["curl", "-s", "--max-time", "1", url]);
+export async function httpGet(fromNetns: string, url: string, waitSeconds = 3): Promise<string | undefined> {
+  const r = await inNetns(fromNetns, ["curl", "-s", "--max-time", String(waitSeconds), url]);
   return r.code === 0 ? r.stdout : undefined;
 }
 
 /** A plain TCP connect (nc -z); true if it connected. */
-export async function tcpConnects(fromNetns: string, address: string, port: number): Promise<boolean> {
-  return (await inNetns(fromNetns, ["nc", "-z", "-w", "1", address, String(port)])).code === 0;
+export async function tcpConnects(
+  fromNetns: string,
+  address: string,
+  port: number,
+  waitSeconds = 3,
+): Promise<boolean> {
+  return (
+    (await inNetns(fromNetns, ["nc", "-z", "-w", String(waitSeconds), address, String(port)])).code === 0
+  );
 }
 
 export interface DnsAnswer {

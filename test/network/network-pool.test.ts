@@ -11,6 +11,7 @@ import {
   startStoreProcess,
 } from "../../services/store/src/testing/store-process.js";
 import {
+  BLOCKED_WAIT,
   type NetworkProcess,
   type Topology,
   WAN,
@@ -220,7 +221,7 @@ describe("reconciliation after a restart", () => {
     expect(await ping(from(keep), keep.gateway)).toBe(true);
     expect(await ping(from(broken), keep.address)).toBe(true);
     expect(await httpGet(from(keep), `http://${WAN.server}/`)).toContain("hello");
-    expect(await httpGet(from(denied), `http://${WAN.server}/`)).toBeUndefined();
+    expect(await httpGet(from(denied), `http://${WAN.server}/`, BLOCKED_WAIT)).toBeUndefined();
     // The resolver is back, with the surviving names only.
     expect((await dnsQuery(from(keep), keep.gateway, "broken")).answers?.[0]?.value).toBe(broken.address);
     expect((await dnsQuery(from(keep), keep.gateway, "gone.sb")).rcode).toBe(3);
