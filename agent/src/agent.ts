@@ -30,7 +30,8 @@ function standaloneOptions(args: AgentArgs): AgentOptions {
     user,
     allowRoot: args.allowRoot,
     workdir: args.workdir ?? DEFAULT_WORKDIR,
-    baseEnv: process.env,
+    // A plain copy: reading process.env goes through the C environment on every access.
+    baseEnv: { ...process.env },
     configEnv: {},
     control: parseHostPort(args.listen!),
     forward: parseHostPort(args.forwardListen!),

@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { open, readFile, rename } from "node:fs/promises";
+import { open, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { AGENT_NODE_FLAGS, createAgentClient } from "@bhatti/agent-client";
 import { AGENT_BUNDLE, startAgentProcess } from "../../agent/src/testing/agent-process.js";
@@ -110,6 +110,19 @@ try {
     "exec true (client, no pool)",
     await measurePair(N, () => unpooled.exec(["true"]), spawnTrue),
     "connect+AUTH per call",
+  );
+
+  // Pure protocol round trip: connection, request, one reply frame, close.
+  const statPath = join(agent.workspace, "stat-me");
+  writeFileSync(statPath, "x");
+  report(
+    "stat (protocol round trip)",
+    await measurePair(
+      N,
+      () => client.stat(statPath),
+      () => stat(statPath),
+    ),
+    "baseline: fs.stat",
   );
 
   // 1 KiB read / write

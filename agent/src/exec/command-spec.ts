@@ -68,6 +68,28 @@ export function resolveCommandSpec(ctx: AgentContext, req: ExecRequest): Command
  * the first EACCES: a path containing "/" as is (relative to cwd), else each PATH entry.
  */
 export function findExecutable(file: string, searchPath: string, cwd: string): string | undefined {
+  // A hit is remembered and re-checked with one access(2), instead of walking PATH again.
+  const key = file.includes("/") && !isAbsolute(file) ? undefined : `${searchPath}\0${file}`;
+  const cached = key === undefined ? undefined : resolvedExecutables.get(key);
+  if (cached !== undefined) {
+    try {
+      accessSync(cached, fsConstants.X_OK);
+      return cached;
+    } catch {
+      resolvedExecutables.delete(key!);
+    }
+  }
+  const found = searchExecutable(file, searchPath, cwd);
+  if (found !== undefined && key !== undefined) {
+    if (resolvedExecutables.size >= 512) resolvedExecutables.clear();
+    resolvedExecutables.set(key, found);
+  }
+  return found;
+}
+
+const resolvedExecutables = new Map<string, string>();
+
+function searchExecutable(file: string, searchPath: string, cwd: string): string | undefined {
   const candidates = file.includes("/")
     ? [isAbsolute(file) ? file : join(cwd, file)]
     : searchPath
