@@ -75,6 +75,15 @@ export function defineEngineConformance(factory: EngineFactory): void {
         expect(id.stdout).toBe("1000\ne1 s1\nsuite\n");
       });
 
+      it("names: resolv.conf names only the network's resolver; hosts maps the hostname", async () => {
+        const resolv = await sh(sb.id, "cat /etc/resolv.conf");
+        const servers = resolv.stdout.split("\n").filter((l) => l.startsWith("nameserver "));
+        expect(servers).toEqual([`nameserver ${sb.gateway}`]);
+        const hosts = await sh(sb.id, "cat /etc/hosts");
+        expect(hosts.stdout).toContain(`${sb.address}\tsuite`);
+        expect(hosts.stdout).toMatch(/^127\.0\.0\.1\s+localhost$/m);
+      });
+
       it("files: write, read back byte-exact, stat, list", async () => {
         const client: AgentClient = await h.agent(sb.id);
         try {

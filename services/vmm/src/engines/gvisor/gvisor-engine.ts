@@ -13,7 +13,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { AgentBootConfig } from "@bhatti/agent-protocol";
 import type { Logger } from "@bhatti/runtime";
 import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
@@ -285,8 +285,24 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   const launchArgv = (): string[] =>
     options.init.kind === "agent" ? options.init.argv(BOOT_CONFIG_PATH) : options.init.argv();
 
+  /**
+   * resolv.conf names only the per-user resolver (never also a public one: glibc treats
+   * NXDOMAIN as final, so a second server would never be asked for sibling names anyway).
+   */
+  const writeNameFiles = (r: GvisorSandboxRecord, layout: SandboxLayout) => {
+    mkdirSync(dirname(layout.resolvConf), { recursive: true });
+    const dns = r.dnsServer ?? r.gateway;
+    writeFileSync(layout.resolvConf, `nameserver ${dns}\noptions timeout:2 attempts:1\n`, { mode: 0o644 });
+    writeFileSync(
+      layout.hosts,
+      `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${r.address}\t${r.hostname}\n`,
+      { mode: 0o644 },
+    );
+  };
+
   const writeBundle = (r: GvisorSandboxRecord, layout: SandboxLayout) => {
     mkdirSync(layout.bundle, { recursive: true });
+    writeNameFiles(r, layout);
     const spec = buildOciSpec({
       rootfs: layout.rootfs,
       hostname: r.hostname,
@@ -300,6 +316,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       agentMountPoint: AGENT_MOUNT_POINT,
       bootDir: layout.boot,
       bootMountPoint: BOOT_CONFIG_MOUNT_POINT,
+      resolvConf: layout.resolvConf,
+      hosts: layout.hosts,
     });
     writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));
   };
@@ -564,6 +582,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             token: randomBytes(16).toString("hex"),
             address: net.address,
             gateway: net.gateway,
+            dnsServer: net.dnsServer,
             netnsPath: net.netnsPath,
             status: "running",
             thermal: "hot",

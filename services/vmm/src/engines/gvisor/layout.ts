@@ -10,6 +10,9 @@ export interface SandboxLayout {
   work: string;
   boot: string;
   bootConfig: string;
+  /** resolv.conf and hosts, bind-mounted over the image's. */
+  resolvConf: string;
+  hosts: string;
   checkpoint: string;
   checkpointTmp: string;
   log: string;
@@ -26,6 +29,8 @@ export function sandboxLayout(sandboxesDir: string, id: string): SandboxLayout {
     work: join(dir, "work"),
     boot: join(dir, "boot"),
     bootConfig: join(dir, "boot", "config.json"),
+    resolvConf: join(dir, "etc", "resolv.conf"),
+    hosts: join(dir, "etc", "hosts"),
     checkpoint: join(dir, "checkpoint"),
     checkpointTmp: join(dir, "checkpoint.tmp"),
     log: join(dir, "runsc.log"),

@@ -20,6 +20,9 @@ export interface OciSpecInput {
   /** Host dir holding the boot config, mounted read-write so the agent can delete it. */
   bootDir: string;
   bootMountPoint: string;
+  /** Host files mounted over /etc/resolv.conf and /etc/hosts; undefined = the image's own. */
+  resolvConf?: string;
+  hosts?: string;
 }
 
 /** Memory the sentry and gofer need on top of the guest's own (charged to the same cgroup). */
@@ -79,6 +82,18 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       source: input.agentPackageDir,
       options: ["rbind", "ro", "nosuid", "nodev"],
     });
+  }
+  // Like Docker: the sandbox's own resolv.conf and hosts, writable so sudo can still edit them.
+  if (input.resolvConf !== undefined) {
+    mounts.push({
+      destination: "/etc/resolv.conf",
+      type: "bind",
+      source: input.resolvConf,
+      options: ["rbind", "rw"],
+    });
+  }
+  if (input.hosts !== undefined) {
+    mounts.push({ destination: "/etc/hosts", type: "bind", source: input.hosts, options: ["rbind", "rw"] });
   }
   const memoryLimit = (input.memoryMb + SENTRY_OVERHEAD_MB) * 1024 * 1024;
   return {

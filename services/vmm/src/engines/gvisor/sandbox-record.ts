@@ -22,6 +22,8 @@ export interface GvisorSandboxRecord {
   token: string;
   address: string;
   gateway: string;
+  /** The per-user resolver the sandbox's resolv.conf names (absent in records of older versions). */
+  dnsServer?: string;
   netnsPath: string;
   status: SandboxStatus;
   thermal: ThermalState;
