@@ -1,4 +1,4 @@
-import { readdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync } from "node:fs";
 import { NETNS_DIR, SANDBOX_INTERFACE } from "../domain/device-names.js";
 import { runChecked, runCommand } from "./command.js";
 
@@ -10,15 +10,11 @@ export interface BridgeSpec {
   gatewayCidr: string;
 }
 
-/** The devices of a sandbox netns: the netns and the veth pair on the bridge. */
-export interface NetnsDevices {
+/** A sandbox's netns: eth0 (peer of `veth` on the bridge) with its MAC, address and route. */
+export interface NetnsSpec {
   netns: string;
   veth: string;
   bridge: string;
-}
-
-/** A sandbox's netns side: eth0's MAC, address and default route. */
-export interface NetnsSpec extends NetnsDevices {
   mac: string;
   /** "10.201.0.2/24" */
   addressCidr: string;
@@ -30,11 +26,14 @@ export interface TapSpec {
   bridge: string;
 }
 
-/** What exists in the service's netns (links) and in /run/netns (namespaces). */
+/** What exists in the service's netns (links by name, with ifindex) and in /run/netns. */
 export interface KernelInventory {
-  links: Set<string>;
+  links: Map<string, number>;
   netns: Set<string>;
 }
+
+/** The service's own network namespace, as a path other processes can open. */
+const ownNetns = () => `/proc/${process.pid}/ns/net`;
 
 /**
  * The `ip` commands for each step, as batch scripts (`ip -b -`): one process per batch
@@ -47,12 +46,6 @@ export const ipScripts = {
       `addr replace ${b.gatewayCidr} dev ${b.name}`,
       `link set ${b.name} up`,
     ].join("\n"),
-  /** In the service's netns: the sandbox netns, and the veth pair with eth0 moved into it. */
-  netnsCreate: (s: NetnsDevices): string =>
-    [
-      `netns add ${s.netns}`,
-      `link add ${s.veth} master ${s.bridge} up type veth peer name ${SANDBOX_INTERFACE} netns ${s.netns}`,
-    ].join("\n"),
   /** Inside the sandbox netns; idempotent (runsc removes the address on every start). */
   netnsConfigure: (s: NetnsSpec): string =>
     [
@@ -63,15 +56,31 @@ export const ipScripts = {
       `link set ${SANDBOX_INTERFACE} up`,
       `route replace default via ${s.gateway} dev ${SANDBOX_INTERFACE}`,
     ].join("\n"),
+  /**
+   * Run inside the new sandbox netns: the veth is created with its host end directly in the
+   * service's netns (`netns <path>`), enslaved to the bridge there by ifindex (`if<n>`, as the
+   * bridge's name means nothing inside the sandbox netns), and eth0 is configured, all in one
+   * process.
+   */
+  netnsCreate: (s: NetnsSpec, bridgeIndex: number, hostNetns: string): string =>
+    [
+      `link add ${s.veth} netns ${hostNetns} master if${bridgeIndex} up type veth peer name ${SANDBOX_INTERFACE}`,
+      ipScripts.netnsConfigure(s),
+    ].join("\n"),
   tapCreate: (t: TapSpec): string =>
     [`tuntap add dev ${t.tap} mode tap`, `link set ${t.tap} master ${t.bridge} up`].join("\n"),
 };
 
 export interface IpLink {
   bridgeUp(bridge: BridgeSpec): Promise<void>;
-  /** Creates the netns and the veth pair (eth0 inside, not configured yet). */
-  netnsCreate(devices: NetnsDevices): Promise<void>;
-  /** Re-applies address, link state and route inside an existing netns. */
+  /** The ifindex of a link in the service's netns. */
+  linkIndex(name: string): Promise<number>;
+  /**
+   * Creates the netns `/run/netns/<netns>`, the veth pair on the bridge and configures eth0,
+   * in one process (`unshare --net=<file>` makes and pins the new netns, like `ip netns add`).
+   */
+  netnsCreate(spec: NetnsSpec, bridgeIndex: number): Promise<void>;
+  /** Re-applies MAC, address, link state and route inside an existing netns. */
   netnsConfigure(spec: NetnsSpec): Promise<void>;
   tapCreate(spec: TapSpec): Promise<void>;
   /**
@@ -84,12 +93,31 @@ export interface IpLink {
 
 const missing = /Cannot find device|No such file or directory|does not exist/;
 
-export function createIpLink(ipPath = "ip"): IpLink {
+export function createIpLink(ipPath = "ip", unsharePath = "unshare"): IpLink {
   const batch = (script: string, netns?: string) =>
     runChecked(ipPath, netns === undefined ? ["-b", "-"] : ["-n", netns, "-b", "-"], `${script}\n`);
+  const listLinks = async (args: string[]) =>
+    JSON.parse(await runChecked(ipPath, ["-j", "link", "show", ...args])) as {
+      ifname: string;
+      ifindex: number;
+    }[];
   return {
     bridgeUp: (b) => batch(ipScripts.bridgeUp(b)).then(() => undefined),
-    netnsCreate: (s) => batch(ipScripts.netnsCreate(s)).then(() => undefined),
+    async linkIndex(name) {
+      const [link] = await listLinks(["dev", name]);
+      if (link === undefined) throw new Error(`link ${name} not found`);
+      return link.ifindex;
+    },
+    async netnsCreate(s, bridgeIndex) {
+      mkdirSync(NETNS_DIR, { recursive: true });
+      const path = `${NETNS_DIR}/${s.netns}`;
+      closeSync(openSync(path, "wx", 0)); // the mount point; fails if the netns exists
+      await runChecked(
+        unsharePath,
+        [`--net=${path}`, ipPath, "-b", "-"],
+        `${ipScripts.netnsCreate(s, bridgeIndex, ownNetns())}\n`,
+      );
+    },
     netnsConfigure: (s) => batch(ipScripts.netnsConfigure(s), s.netns).then(() => undefined),
     tapCreate: (t) => batch(ipScripts.tapCreate(t)).then(() => undefined),
     async remove(links, namespaces) {
@@ -103,8 +131,7 @@ export function createIpLink(ipPath = "ip"): IpLink {
       return unexpected.length > 0 ? unexpected.join("; ") : undefined;
     },
     async inventory() {
-      const out = await runChecked(ipPath, ["-j", "link", "show"]);
-      const links = new Set((JSON.parse(out) as { ifname: string }[]).map((l) => l.ifname));
+      const links = new Map((await listLinks([])).map((l) => [l.ifname, l.ifindex]));
       let netns: string[] = [];
       try {
         netns = readdirSync(NETNS_DIR);

@@ -112,6 +112,8 @@ interface UserState {
   userId: string;
   subnetIndex: number;
   bridge: string;
+  /** The bridge's ifindex (the sandbox netns side names it by index). */
+  bridgeIndex: number;
   gateway: string;
   /** Sandboxes with devices on the bridge (attaching ones included). */
   members: Set<string>;
@@ -274,6 +276,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       userId,
       subnetIndex,
       bridge: bridgeName(subnetIndex),
+      bridgeIndex: 0,
       gateway: formatIpv4(subnet.gateway),
       members: new Set(),
       resolver: undefined,
@@ -294,6 +297,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         await ip.remove([u.bridge], []);
         await ip.bridgeUp(bridge);
       });
+      u.bridgeIndex = await ip.linkIndex(u.bridge);
       await nft.apply(nftScripts.addUser(userElements(u)));
     } catch (e) {
       await teardownUser(u);
@@ -335,12 +339,17 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
     if (error !== undefined) throw new Error(`could not remove devices of ${sandboxId}: ${error}`);
   }
 
-  /** The netns and veth pair, or the TAP, on the bridge; needs no address yet. */
-  async function createLinks(sandboxId: string, kind: AttachmentKind, bridge: string): Promise<void> {
+  /** The netns with its configured eth0 and veth pair, or the TAP, on the user's bridge. */
+  async function createDevices(
+    sandboxId: string,
+    kind: AttachmentKind,
+    u: UserState,
+    address: string,
+  ): Promise<void> {
     const make = () =>
       kind === "tap"
-        ? ip.tapCreate({ tap: tapName(sandboxId), bridge })
-        : ip.netnsCreate({ netns: netnsName(sandboxId), veth: vethName(sandboxId), bridge });
+        ? ip.tapCreate({ tap: tapName(sandboxId), bridge: u.bridge })
+        : ip.netnsCreate(netnsSpec(sandboxId, address, u.bridge, u.gateway), u.bridgeIndex);
     try {
       await make();
     } catch (e) {
@@ -352,11 +361,6 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       await removeDevices(sandboxId);
       await make();
     }
-  }
-
-  async function createDevices(s: SandboxState, u: UserState): Promise<void> {
-    await createLinks(s.sandboxId, s.kind ?? "netns", u.bridge);
-    if (s.kind !== "tap") await ip.netnsConfigure(netnsSpec(s.sandboxId, s.address, u.bridge, u.gateway));
   }
 
   // --- readiness and reconciliation ---
@@ -387,6 +391,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           userId: s.userId,
           subnetIndex: s.subnetIndex,
           bridge: bridgeName(s.subnetIndex),
+          bridgeIndex: 0,
           gateway: formatIpv4(plan.subnet(s.subnetIndex).gateway),
           members: new Set(),
           resolver: undefined,
@@ -413,7 +418,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       ...attached.map(portOf),
     ]);
     const orphans = findOrphans({
-      links: inventory.links,
+      links: inventory.links.keys(),
       namespaces: inventory.netns,
       wantedLinks: wanted,
       keptSandboxIds: new Set(attached.map((s) => s.sandboxId)),
@@ -437,6 +442,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           gatewayCidr: `${u.gateway}/${SUBNET_PREFIX}`,
         });
       }
+      u.bridgeIndex = inventory.links.get(u.bridge) ?? (await ip.linkIndex(u.bridge));
       users.set(u.userId, u);
       await startResolver(u);
     }
@@ -449,7 +455,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           ? inventory.links.has(tapName(s.sandboxId))
           : inventory.links.has(vethName(s.sandboxId)) && inventory.netns.has(netnsName(s.sandboxId));
       if (present) continue; // never touch a live netns: runsc may own its address now
-      await createDevices(s, u);
+      await createDevices(s.sandboxId, s.kind ?? "netns", u, s.address);
       recreated++;
     }
     saveRecords();
@@ -565,7 +571,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         } catch (e) {
           logger.info("netns needs re-creating", { sandbox_id: sandboxId, error: (e as Error).message });
           await removeDevices(sandboxId);
-          await createDevices(existing, u);
+          await createDevices(sandboxId, kind, u, existing.address);
         }
       }
       // No policy in the request keeps the current one (set at creation or by SetEgressPolicy).
@@ -628,10 +634,13 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         : timed(
             "early_done_ms",
             (async () => {
-              await createLinks(sandboxId, kind, known.bridge);
-              if (kind !== "netns" || predicted === undefined) return undefined;
+              if (kind === "tap") {
+                await createDevices(sandboxId, kind, known, "");
+                return undefined;
+              }
+              if (predicted === undefined) return undefined; // full (says our view): the store decides
               const address = formatIpv4(plan.address(known.subnetIndex, predicted));
-              await ip.netnsConfigure(netnsSpec(sandboxId, address, known.bridge, known.gateway));
+              await createDevices(sandboxId, kind, known, address);
               return address;
             })(),
           );
@@ -674,9 +683,13 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       const state = s;
       await Promise.all([
         (async () => {
-          const configured = await (early ??
-            timed("links_done_ms", createLinks(sandboxId, kind, u.bridge)).then(() => undefined));
-          if (kind === "netns" && configured !== state.address) {
+          const configured = await early;
+          if (kind === "tap") {
+            if (early === undefined) await timed("created_ms", createDevices(sandboxId, kind, u, ""));
+          } else if (configured === undefined) {
+            await timed("created_ms", createDevices(sandboxId, kind, u, state.address));
+          } else if (configured !== state.address) {
+            // A wrong guess: the netns exists, with another address.
             await timed(
               "configured_ms",
               ip.netnsConfigure(netnsSpec(sandboxId, state.address, u.bridge, u.gateway)),
