@@ -1,7 +1,9 @@
 // Address pool and reconciliation against the real store and the real network service
 // (inside a stand-in host netns). The pool is a /23: room for two users.
-import { existsSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AttachmentKind, EgressMode } from "@bhatti/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +179,29 @@ describe("address pool", () => {
       expect(err3?.rawMessage).toContain(POOL);
     } finally {
       for (const sandboxId of fillers) await store.client.releaseAddress({ sandboxId });
+    }
+  });
+});
+
+describe("start-up", () => {
+  it("refuses a pool that is not a /8 to /24 CIDR, with a clear message", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "bhatti-test-network-badpool-"));
+    try {
+      writeFileSync(join(dir, "config.yaml"), "");
+      // Inside the stand-in host, so nothing could ever touch the machine's own netns.
+      const r = await run("nsenter", [
+        `--net=/run/netns/${topology.host}`,
+        process.execPath,
+        join(dirname(fileURLToPath(import.meta.url)), "../../services/network/dist/main.js"),
+        `--config=${join(dir, "config.yaml")}`,
+        `--state-dir=${join(dir, "state")}`,
+        `--socket-dir=${join(dir, "run")}`,
+        "--network-pool=10.0.0.0/25",
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain("network_pool 10.0.0.0/25 must be between a /8 and a /24");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
