@@ -1,6 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { percentiles, report } from "../foundation/stats.js";
-import { type Product, eventsOf, exec, startProduct, waitForSandbox } from "../../test/thermal/product-harness.js";
+import {
+  type Product,
+  eventsOf,
+  exec,
+  startProduct,
+  waitForSandbox,
+} from "../../test/thermal/product-harness.js";
 
 /**
  * Thermal benchmarks through the whole product (`bhatti serve`, gvisor, REST), each with
@@ -18,7 +24,8 @@ const timeExec = async (product: Product, id: string) => {
   const t0 = performance.now();
   const r = await exec(product, id, ["true"]);
   const ms = performance.now() - t0;
-  if (r.status !== 200 || r.body.exit_code !== 0) throw new Error(`exec failed: ${r.status} ${JSON.stringify(r.body)}`);
+  if (r.status !== 200 || r.body.exit_code !== 0)
+    throw new Error(`exec failed: ${r.status} ${JSON.stringify(r.body)}`);
   return ms;
 };
 
