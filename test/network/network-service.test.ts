@@ -68,8 +68,8 @@ async function serveIn(sandboxId: string): Promise<void> {
   );
 }
 
-async function nftSet(set: string): Promise<string> {
-  return (await run("ip", ["netns", "exec", topology.host, "nft", "list", "set", "inet", "bhatti", set]))
+async function nftSet(set: string, family: "inet" | "bridge" = "inet"): Promise<string> {
+  return (await run("ip", ["netns", "exec", topology.host, "nft", "list", "set", family, "bhatti", set]))
     .stdout;
 }
 
@@ -335,6 +335,10 @@ describe("isolation", () => {
   it("drops packets a sandbox sends with an address that is not its own", async () => {
     const k1 = await attach("kate", "k1");
     const k2 = await attach("kate", "k2");
+    // An allow-all sandbox's anti-spoofing elements land just after its attach returns.
+    for (let i = 0; i < 100 && !(await nftSet("ports", "bridge")).includes(k1.hostInterface); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const spoofed = k1.address.replace(/\.\d+$/, ".200");
     await run("ip", ["-n", ns(k1.sandboxId), "addr", "add", `${spoofed}/32`, "dev", "eth0"]);
     expect(

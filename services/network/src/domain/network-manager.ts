@@ -681,6 +681,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           return user;
         }));
       const state = s;
+      const restrictive = state.policy.mode !== "allow-all";
       await Promise.all([
         (async () => {
           const configured = await early;
@@ -696,8 +697,11 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
             );
           }
         })(),
-        policyRules(state, timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))),
+        restrictive
+          ? timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))
+          : undefined,
       ]);
+      if (!restrictive) addAntiSpoofingLater(state);
       phases["total_ms"] = Math.round((performance.now() - started) * 10) / 10;
       logger.debug("attached", { sandbox_id: sandboxId, address: state.address, ...phases });
       return view(state);
@@ -725,16 +729,21 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
 
   /**
    * A restrictive policy must be in force before the sandbox can send, so its elements are
-   * awaited. An allow-all sandbox only adds anti-spoofing elements, which protect its
-   * siblings rather than restrict it: those are applied without holding up the attach (nft
-   * is the slowest step), in order with any later change (the nft queue keeps call order).
+   * added before the attach returns. An allow-all sandbox only has anti-spoofing elements,
+   * which protect its siblings rather than restrict it: they are added once the reply is on
+   * its way, so the nft process (the slowest step) is not on the attach's critical path. A
+   * detach that came first wins (the sandbox is no longer in the map), and the nft queue
+   * keeps the order of later changes.
    */
-  function policyRules(s: SandboxState, applied: Promise<void>): Promise<void> {
-    if (s.policy.mode !== "allow-all") return applied;
-    applied.catch((e: unknown) =>
-      logger.error("could not add anti-spoofing elements", { sandbox_id: s.sandboxId, error: e }),
-    );
-    return Promise.resolve();
+  function addAntiSpoofingLater(s: SandboxState): void {
+    setImmediate(() => {
+      if (sandboxes.get(s.sandboxId) !== s) return;
+      nft
+        .apply(nftScripts.addSandbox(sandboxElements(s)))
+        .catch((e: unknown) =>
+          logger.error("could not add anti-spoofing elements", { sandbox_id: s.sandboxId, error: e }),
+        );
+    });
   }
 
   async function rollback(
