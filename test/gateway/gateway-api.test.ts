@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogger, loadConfig } from "@bhatti/runtime";
@@ -33,6 +34,8 @@ describe("gateway API", () => {
 
   beforeAll(async () => {
     dir = makeTestDir();
+    // One small image, so create requests get past image resolution to the checks under test.
+    execFileSync("sh", [join(repoRoot, "images/busybox/build.sh"), "--state-dir", join(dir, "state")]);
     serve = await startServe({ dir });
     await waitAllHealthy(serve);
     admin = /auth_token: (bht_[0-9a-f]{64})/.exec(readFileSync(join(dir, "client.yaml"), "utf8"))?.[1] ?? "";

@@ -136,6 +136,23 @@ export function createSandboxManager(deps: {
    * The image a create will use, checked before any row exists: the vmm's default when none is
    * named (the row then records the real image), NotFound for an unknown one (v1: 404).
    */
+  const checkPerSandboxLimits = (user: AuthenticatedUser, input: CreateSandboxInput) => {
+    const limits = user.record.limits;
+    if (limits === undefined) return;
+    if (input.cpus > limits.maxCpusPerSandbox) {
+      throw new ConnectError(
+        `cpus ${input.cpus} is over the limit of ${limits.maxCpusPerSandbox} per sandbox`,
+        Code.InvalidArgument,
+      );
+    }
+    if (input.memoryMb > limits.maxMemoryMbPerSandbox) {
+      throw new ConnectError(
+        `memory_mb ${input.memoryMb} is over the limit of ${limits.maxMemoryMbPerSandbox} per sandbox`,
+        Code.InvalidArgument,
+      );
+    }
+  };
+
   const resolveImage = async (requested: string): Promise<string> => {
     const { images } = await vmm.listImages({});
     if (requested === "") {
@@ -165,6 +182,9 @@ export function createSandboxManager(deps: {
     async create(user, input) {
       const before = await existingByName(user, input.name);
       if (before !== undefined) return { state: withEngineView(before, undefined), existing: true };
+      // Cheap checks against the caller's limits come first, so a request that can never
+      // succeed is refused before any image lookup (the store re-checks in its transaction).
+      checkPerSandboxLimits(user, input);
       const image = await resolveImage(input.image);
       let row: SandboxRecord | undefined;
       try {
