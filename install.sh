@@ -34,13 +34,15 @@ export DEBIAN_FRONTEND=noninteractive
 # Runtime: iproute2 nftables iptables (network), tini busybox-static debootstrap (sandbox images
 # and guest PID 1), ca-certificates curl debian-archive-keyring (fetching runsc and images).
 # Build: build-essential python3 (native npm modules: better-sqlite3, node-pty), git (drift check).
-# Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux.
+# Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux (shell tests),
+# util-linux (nsenter/unshare), iputils-ping and netcat-openbsd (network tests send real packets).
 PACKAGES=(
   ca-certificates curl debian-archive-keyring git
   iproute2 nftables iptables
   tini busybox-static debootstrap
   build-essential python3
   systemd hyperfine tmux
+  util-linux iputils-ping netcat-openbsd
 )
 [ "${ID:-}" = ubuntu ] && PACKAGES=("${PACKAGES[@]/debian-archive-keyring/ubuntu-keyring}")
 missing=()
