@@ -332,5 +332,49 @@ export function defineEngineConformance(factory: EngineFactory): void {
         await second.close();
       }
     });
+
+    // Regression: a restore after a checkpoint taken while clients held agent connections (the
+    // gateway's pooled spares, a running exec) found the agent deaf ("agent not ready after
+    // 30000 ms"). Reported after `bhatti serve` restarts (adopt, then a SIGTERM snapshot), so
+    // each cycle has a restarted engine adopt the sandbox, stop it, and another one start it.
+    it("stop/start with open agent connections, across restarted engines, keeps the agent answering", async () => {
+      const sb = await engine.create(testSpec(h.image));
+      const engines: Engine[] = [];
+      const adopted = async () => {
+        const e = await h.reopen();
+        engines.push(e);
+        await e.adopt();
+        return e;
+      };
+      let owner: Engine = engine;
+      try {
+        await sh(sb.id, "echo kept > /dev/shm/open-conns");
+        for (let cycle = 1; cycle <= 3; cycle++) {
+          owner = await adopted();
+          const pooled = await h.agent(sb.id, { pool: true });
+          const running = new AbortController();
+          try {
+            // One use makes the pool dial its authenticated spares; give them time to connect.
+            expect((await pooled.exec(["true"])).exitCode).toBe(0);
+            const longExec = pooled.exec(["sleep", "60"], { signal: running.signal }).catch(() => undefined);
+            await new Promise((r) => setTimeout(r, 300));
+            expect((await owner.stop(sb.id)).thermal).toBe("cold");
+            running.abort();
+            await longExec;
+          } finally {
+            running.abort();
+            pooled.close();
+          }
+          owner = await adopted();
+          const started = await owner.start(sb.id);
+          expect(started.status, started.restoreError).toBe("running");
+          expect((await exec(sb.id, ["cat", "/dev/shm/open-conns"])).stdout).toBe("kept\n");
+        }
+      } finally {
+        await owner.destroy(sb.id);
+        await engine.destroy(sb.id);
+        for (const e of engines) await e.close();
+      }
+    }, 120_000);
   });
 }

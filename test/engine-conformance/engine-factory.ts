@@ -9,8 +9,11 @@ export interface EngineHarness {
   readonly engine: Engine;
   /** An image every engine under test has (small, for speed). */
   readonly image: string;
-  /** An agent client for a sandbox (the suite closes it). */
-  agent(id: string): Promise<AgentClient>;
+  /**
+   * An agent client for a sandbox (the suite closes it). `pool` keeps pre-authenticated spare
+   * connections open, as the gateway's clients do.
+   */
+  agent(id: string, options?: { pool?: boolean }): Promise<AgentClient>;
   /** A second engine instance over the same state, as after a vmm restart (adopt not yet called). */
   reopen(): Promise<Engine>;
   /** Everything the engine may have left behind, by kind; all must be empty after the suite. */

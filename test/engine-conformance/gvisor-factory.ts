@@ -142,13 +142,13 @@ export const gvisorFactory: EngineFactory = {
     return {
       engine,
       image: "busybox",
-      async agent(id) {
+      async agent(id, options = {}) {
         const ep = engine.agentEndpoint(id);
         return createAgentClient({
           control: await env.options.dialer.endpoint(ep.host, ep.controlPort),
           forward: await env.options.dialer.endpoint(ep.host, ep.forwardPort),
           token: ep.token,
-          pool: false,
+          pool: options.pool === true ? { size: 2, idleMs: 60_000 } : false,
         });
       },
       async reopen() {

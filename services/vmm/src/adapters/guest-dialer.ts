@@ -4,6 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AgentEndpoint as AgentClientEndpoint } from "@bhatti/agent-client";
+import { runCommand } from "./command.js";
 
 /**
  * Turns a sandbox address and port into an endpoint the agent client can dial. In the product
@@ -14,21 +15,71 @@ import type { AgentEndpoint as AgentClientEndpoint } from "@bhatti/agent-client"
  */
 export interface GuestDialer {
   endpoint(host: string, port: number): Promise<AgentClientEndpoint>;
+  /**
+   * Resets (RST) every TCP connection that this side of the network has open to `host` (the
+   * gateway's pooled spares, running execs, proxied streams; the kernel's socket-destroy,
+   * `ss -K`, so other processes' connections in this netns go too), then returns once the
+   * guest's network stack has handled those resets: a TCP handshake to `syncPort`, accepted
+   * or refused, comes back after them (one stack, in order).
+   */
+  resetConnections(host: string, syncPort: number): Promise<void>;
   close(): Promise<void>;
+}
+
+/** `ss -K` of every TCP socket to `host`; TIME-WAIT sockets cannot be destroyed and need not be. */
+const resetArgs = (host: string) => ["-K", "-t", "-n", "dst", host];
+
+const SYNC_TIMEOUT_MS = 3_000;
+
+/** Resolves when a TCP handshake to host:port completes or is refused (the peer answered). */
+function handshake(host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ host, port });
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no answer from ${host}:${port} within ${SYNC_TIMEOUT_MS} ms`));
+    }, SYNC_TIMEOUT_MS);
+    const done = (error?: Error) => {
+      clearTimeout(timer);
+      s.destroy();
+      if (error) reject(error);
+      else resolve();
+    };
+    s.once("connect", () => done());
+    s.once("error", (e: NodeJS.ErrnoException) => done(e.code === "ECONNREFUSED" ? undefined : e));
+  });
 }
 
 export function createDirectDialer(): GuestDialer {
   return {
     endpoint: async (host, port) => ({ host, port }),
+    async resetConnections(host, syncPort) {
+      await runCommand("ss", resetArgs(host), { timeoutMs: 10_000 });
+      await handshake(host, syncPort);
+    },
     close: async () => {},
   };
 }
 
 // Control protocol on <dir>/relay.sock: "host port\n" -> "OK <socket path>\n". Each target
 // socket relays connections to host:port inside the relay's netns (half-close preserved).
+// "reset host port\n" -> "OK\n": resetConnections inside the relay's netns.
 const RELAY_SCRIPT = `
 const net = require("node:net");
 const path = require("node:path");
+const { execFile } = require("node:child_process");
+function reset(host, port) {
+  return new Promise((resolve, reject) => {
+    execFile("ss", ${JSON.stringify(resetArgs("HOST"))}.map((a) => a === "HOST" ? host : a), (e) => {
+      if (e) return reject(e);
+      const s = net.connect({ host, port: Number(port) });
+      const timer = setTimeout(() => { s.destroy(); reject(new Error("no answer from " + host + ":" + port)); }, ${SYNC_TIMEOUT_MS});
+      const done = (err) => { clearTimeout(timer); s.destroy(); err ? reject(err) : resolve(); };
+      s.once("connect", () => done());
+      s.once("error", (err) => done(err.code === "ECONNREFUSED" ? undefined : err));
+    });
+  });
+}
 const dir = process.argv[1];
 const targets = new Map();
 function target(host, port) {
@@ -56,8 +107,13 @@ const control = net.createServer((c) => {
     buf += d;
     let nl;
     while ((nl = buf.indexOf("\\n")) >= 0) {
-      const [host, port] = buf.slice(0, nl).split(" ");
+      const words = buf.slice(0, nl).split(" ");
       buf = buf.slice(nl + 1);
+      if (words[0] === "reset") {
+        reset(words[1], words[2]).then(() => c.write("OK\\n"), (e) => c.write("ERR " + e.message + "\\n"));
+        continue;
+      }
+      const [host, port] = words;
       target(host, port).then((p) => c.write("OK " + p + "\\n"), (e) => c.write("ERR " + e.message + "\\n"));
     }
   });
@@ -85,30 +141,34 @@ export async function createNetnsDialer(netnsPath: string): Promise<GuestDialer>
   });
   child.removeAllListeners("exit");
   const known = new Map<string, string>();
+  /** One request on the relay's control socket; resolves with the text after "OK". */
+  const ask = (line: string) =>
+    new Promise<string>((resolve, reject) => {
+      const c = connect(join(dir, "relay.sock"));
+      let buf = "";
+      c.once("error", reject);
+      c.on("data", (d) => {
+        buf += d.toString();
+        const nl = buf.indexOf("\n");
+        if (nl < 0) return;
+        c.destroy();
+        const reply = buf.slice(0, nl);
+        if (reply === "OK" || reply.startsWith("OK ")) resolve(reply.slice(3));
+        else reject(new Error(`netns relay: ${reply}`));
+      });
+      c.write(`${line}\n`);
+    });
   return {
     async endpoint(host, port) {
       const key = `${host} ${port}`;
       let path = known.get(key);
       if (path === undefined) {
-        path = await new Promise<string>((resolve, reject) => {
-          const c = connect(join(dir, "relay.sock"));
-          let buf = "";
-          c.once("error", reject);
-          c.on("data", (d) => {
-            buf += d.toString();
-            const nl = buf.indexOf("\n");
-            if (nl < 0) return;
-            c.destroy();
-            const line = buf.slice(0, nl);
-            if (line.startsWith("OK ")) resolve(line.slice(3));
-            else reject(new Error(`netns relay: ${line}`));
-          });
-          c.write(`${key}\n`);
-        });
+        path = await ask(key);
         known.set(key, path);
       }
       return { path };
     },
+    resetConnections: async (host, syncPort) => void (await ask(`reset ${host} ${syncPort}`)),
     async close() {
       child.stdin?.end();
       await new Promise<void>((resolve) => {

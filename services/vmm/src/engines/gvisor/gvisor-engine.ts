@@ -46,6 +46,7 @@ import { EngineError, isEngineError } from "../../engine/engine-error.js";
 import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
 import { createSingleFlight } from "../../engine/single-flight.js";
 import { validateSpec } from "../../engine/spec-validation.js";
+import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
 import { type SandboxLayout, sandboxLayout } from "./layout.js";
 import { buildOciSpec } from "./oci-spec.js";
 import { type GvisorSandboxRecord, readRecord, writeRecord } from "./sandbox-record.js";
@@ -357,6 +358,16 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     rmSync(layout.checkpointTmp, { recursive: true, force: true });
     mkdirSync(layout.checkpointTmp, { recursive: true, mode: 0o700 });
     try {
+      await quiesceForCheckpoint({
+        id: r.id,
+        dialer: options.dialer,
+        runsc,
+        host: r.address,
+        controlPort: CONTROL_PORT,
+        agentToken: options.init.kind === "agent" ? r.token : undefined,
+        timeoutMs: 5_000,
+        log,
+      });
       await runsc.checkpoint(r.id, layout.checkpointTmp);
       const img = join(layout.checkpointTmp, "checkpoint.img");
       if (!existsSync(img) || statSync(img).size === 0)
@@ -364,6 +375,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       syncDir(layout.checkpointTmp);
     } catch (e) {
       rmSync(layout.checkpointTmp, { recursive: true, force: true });
+      // quiesceForCheckpoint left it paused by runsc: let it run again.
+      if ((await runsc.state(r.id).catch(() => undefined))?.status === "paused")
+        await runsc.resume(r.id).catch(() => undefined);
       // Keep the sandbox alive when the checkpoint failed (v1 R5/R6): park it warm.
       const s = await runsc.state(r.id).catch(() => undefined);
       if (s?.status === "running") {
