@@ -6,6 +6,7 @@
 //   lib/ld-linux-x86-64.so.2         glibc's dynamic loader, plus every library node and
 //   lib/*.so*                        pty.node link against (so images need no glibc)
 //   agent.mjs                        the esbuild bundle of agent/src/agent.ts
+//   sudo.mjs, bin/sudo               the sudo shim (build-sudo-shim.mjs), mounted over /usr/bin/sudo
 //   node_modules/node-pty/           lib/, build/Release/pty.node, package.json
 //   manifest.json                    versions and sha256 of agent.mjs (freshness stamp)
 //
@@ -28,6 +29,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { buildSudoShim } from "./build-sudo-shim.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const outIndex = process.argv.indexOf("--out");
@@ -61,6 +63,9 @@ await build({
   },
   logLevel: "warning",
 });
+
+// 1b. The sudo shim: sudo.mjs and the bin/sudo wrapper, for a package mounted at /.bhatti.
+await buildSudoShim(out, "/.bhatti");
 
 // 2. Node, tini.
 copyFileSync(process.execPath, join(out, "node"));
@@ -110,6 +115,9 @@ writeFileSync(
     {
       node: process.version,
       agent_sha256: agentHash,
+      sudo_sha256: createHash("sha256")
+        .update(readFileSync(join(out, "sudo.mjs")))
+        .digest("hex"),
       node_pty: JSON.parse(readFileSync(join(ptyDir, "package.json"), "utf8")).version,
       libraries: [...libraries.keys()].sort(),
     },

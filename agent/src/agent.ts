@@ -3,7 +3,7 @@
 // ordinary process for tests and for trying the protocol.
 import { readFileSync } from "node:fs";
 import { DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
-import { applyBootConfig, bootEnv, bootUser, loadBootConfig } from "./boot-config-apply.js";
+import { applyBootConfig, bootEnv, bootSudoSocket, bootUser, loadBootConfig } from "./boot-config-apply.js";
 import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
 import { currentIdentity, resolveUser, type ExecIdentity } from "./identity.js";
 import { createAgentLogger } from "./logger.js";
@@ -23,6 +23,9 @@ function standaloneOptions(args: AgentArgs): AgentOptions {
     }
     user = found;
   }
+  if (args.sudoSocket !== undefined && process.getuid?.() !== 0) {
+    throw new UsageError("--sudo-socket needs the agent to run as root");
+  }
   const token = args.tokenFile === undefined ? "" : readFileSync(args.tokenFile, "utf8").trim();
   if (token === "") log.warn("no token: every connection is accepted without AUTH");
   return {
@@ -35,6 +38,7 @@ function standaloneOptions(args: AgentArgs): AgentOptions {
     configEnv: {},
     control: parseHostPort(args.listen!),
     forward: parseHostPort(args.forwardListen!),
+    ...(args.sudoSocket !== undefined ? { sudoSocket: args.sudoSocket } : {}),
     ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
     log,
   };
@@ -44,6 +48,7 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
   const config = loadBootConfig(args.config!, log);
   applyBootConfig(config, log);
   const user = bootUser(config);
+  const sudoSocket = bootSudoSocket(config);
   return {
     options: {
       token: config.token,
@@ -54,6 +59,7 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
       configEnv: bootEnv(config),
       control: parseHostPort(config.listen?.control ?? "0.0.0.0:1024"),
       forward: parseHostPort(config.listen?.forward ?? "0.0.0.0:1025"),
+      ...(sudoSocket !== undefined ? { sudoSocket } : {}),
       ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
       log,
     },
@@ -104,7 +110,13 @@ async function main(): Promise<void> {
   if (init !== undefined && init !== "") startInitSession(agent, init);
   const control = `${agent.controlAddress.address}:${agent.controlAddress.port}`;
   const forward = `${agent.forwardAddress.address}:${agent.forwardAddress.port}`;
-  log.info("ready", { control, forward, user: options.user.name, uid: options.user.uid });
+  log.info("ready", {
+    control,
+    forward,
+    user: options.user.name,
+    uid: options.user.uid,
+    ...(agent.sudoSocket !== undefined ? { sudo: agent.sudoSocket } : {}),
+  });
   // A stable one-line readiness marker on stdout for supervisors and tests.
   process.stdout.write(`agent: ready control=${control} forward=${forward}\n`);
 }

@@ -28,6 +28,12 @@ export function loadBootConfig(path: string, log: AgentLogger): AgentBootConfig 
   if (config === null || typeof config !== "object")
     throw new BootConfigError("boot config must be a JSON object");
   if (typeof config.token !== "string") throw new BootConfigError("boot config: token must be a string");
+  if (config.sudo !== undefined && config.sudo !== null) {
+    const socket = (config.sudo as { socket?: unknown }).socket;
+    if (typeof socket !== "string" || !socket.startsWith("/")) {
+      throw new BootConfigError("boot config: sudo.socket must be an absolute path");
+    }
+  }
   hideBootConfig(path, log);
   return config;
 }
@@ -88,4 +94,9 @@ export function applyBootConfig(config: AgentBootConfig, log: AgentLogger): void
 /** Config env with secrets layered on top: both reach every command. */
 export function bootEnv(config: AgentBootConfig): Record<string, string> {
   return { ...(config.env ?? {}), ...(config.secrets ?? {}) };
+}
+
+/** The sudo channel's socket path, or undefined when the boot config leaves it off. */
+export function bootSudoSocket(config: AgentBootConfig): string | undefined {
+  return config.sudo?.socket;
 }

@@ -8,6 +8,8 @@ export interface AgentArgs {
   tokenFile?: string;
   user?: string;
   allowRoot: boolean;
+  /** Standalone mode: serve the sudo channel on this Unix socket (needs root). */
+  sudoSocket?: string;
   workdir?: string;
   authTimeoutMs?: number;
 }
@@ -19,7 +21,7 @@ export class UsageError extends Error {
 export const USAGE = `usage:
   agent --config FILE                      sandbox mode (started by the engine behind tini)
   agent --listen HOST:PORT --forward-listen HOST:PORT [--token-file FILE] [--user NAME]
-        [--allow-root] [--workdir DIR] [--auth-timeout-ms N]
+        [--allow-root] [--sudo-socket PATH] [--workdir DIR] [--auth-timeout-ms N]
                                            standalone mode (an ordinary process)`;
 
 const valueFlags: Record<string, keyof AgentArgs> = {
@@ -29,6 +31,7 @@ const valueFlags: Record<string, keyof AgentArgs> = {
   "--token-file": "tokenFile",
   "--user": "user",
   "--workdir": "workdir",
+  "--sudo-socket": "sudoSocket",
   "--auth-timeout-ms": "authTimeoutMs",
 };
 

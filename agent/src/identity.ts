@@ -11,6 +11,34 @@ export interface ExecIdentity {
 
 export const ROOT_IDENTITY: ExecIdentity = { name: "root", uid: 0, gid: 0, home: "/root" };
 
+/** One /etc/passwd line, with the login shell (the sudo shim needs it). */
+export interface PasswdEntry extends ExecIdentity {
+  shell: string;
+}
+
+/** The first passwd entry with this name or uid; undefined when there is none (or no file). */
+export function findPasswdEntry(
+  by: { name: string } | { uid: number },
+  passwdPath = "/etc/passwd",
+): PasswdEntry | undefined {
+  let text: string;
+  try {
+    text = readFileSync(passwdPath, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    if (fields.length < 6) continue;
+    const uid = Number(fields[2]);
+    const gid = Number(fields[3]);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid)) continue;
+    if ("name" in by ? fields[0] !== by.name : uid !== by.uid) continue;
+    return { name: fields[0]!, uid, gid, home: fields[5] || "/", shell: fields[6]?.trim() || "/bin/sh" };
+  }
+  return undefined;
+}
+
 /** Looks a user up in `<root>/etc/passwd` (no NSS: images may have no libc at all). */
 export function lookupUser(name: string, passwdPath = "/etc/passwd"): ExecIdentity | undefined {
   let text: string;
@@ -109,6 +137,27 @@ export function buildCommandEnv(
   env["LOGNAME"] = identity.name;
   env["LANG"] ??= "en_US.UTF-8";
   Object.assign(env, configEnv);
+  if (requestEnv !== undefined) {
+    for (const [k, v] of Object.entries(requestEnv)) if (typeof v === "string") env[k] = v;
+  }
+  return env;
+}
+
+/**
+ * The environment of a command from the sudo channel: the sudo shim has already built the
+ * whole environment the way sudo does (reset, -E, SUDO_*), so the request's env is taken as
+ * is over root's bare minimum. The boot config's env and secrets are not added: sudo resets
+ * the environment, and with -E the caller's copy of them comes along anyway.
+ */
+export function buildSudoCommandEnv(
+  requestEnv: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: DEFAULT_PATH,
+    HOME: ROOT_IDENTITY.home,
+    USER: ROOT_IDENTITY.name,
+    LOGNAME: ROOT_IDENTITY.name,
+  };
   if (requestEnv !== undefined) {
     for (const [k, v] of Object.entries(requestEnv)) if (typeof v === "string") env[k] = v;
   }

@@ -7,6 +7,7 @@ import { createIdleCollector } from "./idle-gc.js";
 import type { AgentLogger } from "./logger.js";
 import { createControlServer } from "./server/control-server.js";
 import { createForwardServer } from "./server/forward-server.js";
+import { removeSudoSocket, startSudoServer } from "./server/sudo-server.js";
 import { SessionRegistry } from "./sessions/session-registry.js";
 
 export interface AgentOptions {
@@ -18,6 +19,8 @@ export interface AgentOptions {
   configEnv: Readonly<Record<string, string>>;
   control: { host: string; port: number };
   forward: { host: string; port: number };
+  /** The local sudo channel's Unix socket (every command there runs as root); absent = off. */
+  sudoSocket?: string;
   authTimeoutMs?: number;
   log: AgentLogger;
 }
@@ -26,6 +29,8 @@ export interface RunningAgent {
   ctx: AgentContext;
   controlAddress: AddressInfo;
   forwardAddress: AddressInfo;
+  /** The sudo channel's socket path when it is on. */
+  sudoSocket: string | undefined;
   /** Stops listening and kills every session's process group. */
   close(): Promise<void>;
 }
@@ -49,7 +54,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   // Open connections (idle spares of a host pool, attached clients) must not hold a stop up.
   const sockets = new Set<Socket>();
   const collector = createIdleCollector();
-  for (const server of [control, forward]) {
+  const track = (server: Server) => {
     server.on("connection", (socket: Socket) => {
       sockets.add(socket);
       collector.busy();
@@ -58,24 +63,34 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         collector.idle();
       });
     });
-  }
+  };
+  track(control);
+  track(forward);
+  let sudo: Server | undefined;
   try {
     await listen(control, options.control);
     await listen(forward, options.forward);
+    if (options.sudoSocket !== undefined) {
+      sudo = await startSudoServer(ctx, options.sudoSocket);
+      track(sudo);
+    }
   } catch (err) {
     control.close();
     forward.close();
     throw err;
   }
+  const servers = sudo === undefined ? [control, forward] : [control, forward, sudo];
   return {
     ctx,
     controlAddress: control.address() as AddressInfo,
     forwardAddress: forward.address() as AddressInfo,
+    sudoSocket: options.sudoSocket,
     close: async () => {
       ctx.sessions.disposeAll();
-      const closed = Promise.all([closeServer(control), closeServer(forward)]);
+      const closed = Promise.all(servers.map(closeServer));
       for (const socket of sockets) socket.destroy();
       await closed;
+      if (options.sudoSocket !== undefined) removeSudoSocket(options.sudoSocket);
     },
   };
 }

@@ -6,6 +6,7 @@ import type { AgentContext } from "../agent-context.js";
 import {
   ROOT_IDENTITY,
   buildCommandEnv,
+  buildSudoCommandEnv,
   credentialsFor,
   defaultCwd,
   isDirectory,
@@ -31,18 +32,32 @@ export class CommandSpecError extends Error {
   override readonly name = "CommandSpecError";
 }
 
-export function resolveCommandSpec(ctx: AgentContext, req: ExecRequest): CommandSpec {
-  if (req.root === true && !ctx.allowRoot) {
+/**
+ * Which door a request came through. `control`: the TCP control port (the sandbox user, or
+ * root when asked and allowed; layered env). `sudo`: the local sudo socket (always root; the
+ * request's env is the whole env, see buildSudoCommandEnv).
+ */
+export type ExecChannel = "control" | "sudo";
+
+export function resolveCommandSpec(
+  ctx: AgentContext,
+  req: ExecRequest,
+  channel: ExecChannel = "control",
+): CommandSpec {
+  if (channel === "control" && req.root === true && !ctx.allowRoot) {
     throw new CommandSpecError("root exec is not allowed in this sandbox");
   }
-  const identity = req.root === true ? ROOT_IDENTITY : ctx.user;
+  const identity = channel === "sudo" || req.root === true ? ROOT_IDENTITY : ctx.user;
   const cwd = typeof req.cwd === "string" && req.cwd !== "" ? req.cwd : defaultCwd(ctx.workdir, identity);
   if (!isDirectory(cwd)) {
     throw new CommandSpecError(`start: chdir ${cwd}: no such file or directory`);
   }
   const argv = req.argv.map(String);
   const file = argv[0]!;
-  const env = buildCommandEnv(ctx.baseEnv, identity, ctx.configEnv, req.env);
+  const env =
+    channel === "sudo"
+      ? buildSudoCommandEnv(req.env)
+      : buildCommandEnv(ctx.baseEnv, identity, ctx.configEnv, req.env);
   const path = findExecutable(file, env["PATH"] ?? "", cwd);
   if (path === undefined) {
     throw new CommandSpecError(
@@ -127,6 +142,17 @@ export function exitCodeOf(code: number | null, signal: NodeJS.Signals | null | 
     if (signo !== undefined) return 128 + signo;
   }
   return code ?? 1;
+}
+
+/**
+ * The signal a SIGNAL frame names, if this platform knows it (KILL semantics stay with the
+ * KILL frame, but SIGKILL by name is honoured too).
+ */
+export function signalFromFrame(name: string | undefined): NodeJS.Signals | undefined {
+  if (name === undefined) return undefined;
+  return (constants.signals as Record<string, number>)[name] !== undefined
+    ? (name as NodeJS.Signals)
+    : undefined;
 }
 
 /** Sends `signal` to the process group led by `pid`; ignores a group that is already gone. */

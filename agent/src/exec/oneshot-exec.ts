@@ -1,31 +1,35 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { FrameType, type ExecRequest } from "@bhatti/agent-protocol";
+import { FrameType, decodeSignalPayload, type ExecRequest } from "@bhatti/agent-protocol";
 import type { AgentContext } from "../agent-context.js";
 import type { ControlConnection } from "../server/control-connection.js";
 import {
   CommandSpecError,
   exitCodeOf,
   resolveCommandSpec,
+  signalFromFrame,
   signalGroup,
   spawnErrorText,
+  type ExecChannel,
 } from "./command-spec.js";
 
 const KEEPALIVE_INTERVAL_MS = 1_000;
 
 /**
  * One-shot exec: EXEC_REQ → STDOUT/STDERR chunks → EXIT. While it runs the host may send
- * STDIN (a half-close of its side closes the child's stdin) or KILL (SIGKILL to the group).
- * If the host goes away before EXIT the group is SIGKILLed: nobody can read the result.
+ * STDIN (a half-close of its side closes the child's stdin), KILL (SIGKILL to the group) or
+ * SIGNAL (that signal to the group). If the host goes away before EXIT the group is
+ * SIGKILLed: nobody can read the result.
  */
 export async function handleOneShotExec(
   ctx: AgentContext,
   conn: ControlConnection,
   req: ExecRequest,
+  channel: ExecChannel = "control",
 ): Promise<void> {
   const { sink, reader, socket } = conn;
   let spec: ReturnType<typeof resolveCommandSpec>;
   try {
-    spec = resolveCommandSpec(ctx, req);
+    spec = resolveCommandSpec(ctx, req, channel);
   } catch (err) {
     if (err instanceof CommandSpecError) return sink.fail(err.message);
     throw err;
@@ -123,6 +127,9 @@ export async function handleOneShotExec(
         }
       } else if (frame.type === FrameType.KILL) {
         signalGroup(child.pid, "SIGKILL");
+      } else if (frame.type === FrameType.SIGNAL) {
+        const signal = signalFromFrame(decodeSignalPayload(frame.payload));
+        if (signal !== undefined && !finished) signalGroup(child.pid, signal);
       }
       // Other types are ignored, as in v1.
       if (finished) return;

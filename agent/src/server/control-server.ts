@@ -12,6 +12,7 @@ import {
 } from "@bhatti/agent-protocol";
 import type { AgentContext } from "../agent-context.js";
 import { handleDetachedExec } from "../exec/detached-exec.js";
+import { parseExecRequest } from "../exec/exec-request.js";
 import { handleOneShotExec } from "../exec/oneshot-exec.js";
 import { handleFileList } from "../files/file-list.js";
 import { handleFileRead } from "../files/file-read.js";
@@ -119,25 +120,4 @@ async function dispatch(ctx: AgentContext, conn: ControlConnection, frame: Frame
     default:
       return sink.fail(unexpectedFrameText(frame.type));
   }
-}
-
-/** Validates the shape of an EXEC_REQ; a missing argv is an empty one (v1). */
-function parseExecRequest(payload: Uint8Array): ExecRequest {
-  const raw = parseJsonObject(payload);
-  const argv = raw["argv"] ?? [];
-  if (!Array.isArray(argv) || !argv.every((a) => typeof a === "string")) {
-    throw new TypeError("argv must be an array of strings");
-  }
-  const env = raw["env"];
-  if (env !== undefined && env !== null && (typeof env !== "object" || Array.isArray(env))) {
-    throw new TypeError("env must be an object of strings");
-  }
-  if (
-    raw["session_id"] !== undefined &&
-    raw["session_id"] !== null &&
-    typeof raw["session_id"] !== "string"
-  ) {
-    throw new TypeError("session_id must be a string");
-  }
-  return { ...(raw as Partial<ExecRequest>), argv } as ExecRequest;
 }

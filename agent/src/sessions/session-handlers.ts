@@ -28,7 +28,7 @@ export async function handleNewSession(
   const tty = req.tty === true;
   try {
     proc = tty
-      ? spawnPtyProcess(spec, dimension(req.rows, 24), dimension(req.cols, 80))
+      ? spawnPtyProcess(spec, terminalDimension(req.rows, 24), terminalDimension(req.cols, 80))
       : await spawnPipedProcess(spec);
   } catch (err) {
     sink.fail(spawnErrorText(spec.file, err as NodeJS.ErrnoException));
@@ -76,7 +76,8 @@ export function handleSessionList(ctx: AgentContext, sink: FrameSink): void {
   sink.end();
 }
 
-function dimension(value: unknown, fallback: number): number {
+/** A requested row or column count, or the fallback when it is not a sane u16. */
+export function terminalDimension(value: unknown, fallback: number): number {
   return typeof value === "number" && Number.isInteger(value) && value > 0 && value <= 0xffff
     ? value
     : fallback;

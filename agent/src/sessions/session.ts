@@ -1,6 +1,11 @@
-import { FrameType, decodeResizePayload, type SessionInfo } from "@bhatti/agent-protocol";
+import {
+  FrameType,
+  decodeResizePayload,
+  decodeSignalPayload,
+  type SessionInfo,
+} from "@bhatti/agent-protocol";
 import type { ActivityClock } from "../activity.js";
-import { signalGroup } from "../exec/command-spec.js";
+import { signalFromFrame, signalGroup } from "../exec/command-spec.js";
 import type { ControlConnection } from "../server/control-connection.js";
 import { ScrollbackRing } from "./scrollback-ring.js";
 import type { SessionProcess } from "./session-process.js";
@@ -133,6 +138,11 @@ export class Session {
         case FrameType.KILL:
           this.signal("SIGTERM");
           break;
+        case FrameType.SIGNAL: {
+          const signal = signalFromFrame(decodeSignalPayload(frame.payload));
+          if (signal !== undefined) this.signal(signal);
+          break;
+        }
         default:
           // Unknown input frames are ignored.
           break;

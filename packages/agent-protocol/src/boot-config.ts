@@ -26,6 +26,17 @@ export interface AgentBootConfig {
   listen?: { control?: string; forward?: string };
   /** A shell command run once at boot as the TTY session "init". */
   init?: string;
+  /**
+   * The local privileged channel behind the sandbox's `sudo` (bhatti v2): when set, the agent
+   * listens on this Unix socket (mode 0666) and runs exec requests from any local process as
+   * root, without AUTH. Absent = no such channel.
+   */
+  sudo?: AgentBootSudo;
+}
+
+export interface AgentBootSudo {
+  /** Absolute path of the Unix socket, e.g. `/run/bhatti/sudo.sock`; its parent is created 0755. */
+  socket: string;
 }
 
 export interface AgentBootFile {
@@ -45,3 +56,5 @@ export interface AgentBootUser {
 
 export const DEFAULT_SANDBOX_USER: AgentBootUser = { name: "user", uid: 1000, gid: 1000, home: "/home/user" };
 export const DEFAULT_WORKDIR = "/workspace";
+/** Where the agent's sudo channel listens unless the boot config says otherwise; the shim's default. */
+export const DEFAULT_SUDO_SOCKET = "/run/bhatti/sudo.sock";

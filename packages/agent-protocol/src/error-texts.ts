@@ -23,6 +23,8 @@ export const errorTextFor = {
   expectedForward: (typeHex: string) => `expected FWD_REQ, got ${typeHex}`,
   start: (detail: string) => `start: ${detail}`,
   openOutputFile: (detail: string) => `open output file: ${detail}`,
+  /** bhatti v2: an EXEC_REQ form the sudo socket does not serve (attach, detach, piped session). */
+  sudoUnsupported: (what: string) => `${what} is not available on the sudo socket`,
   listTruncated: (shown: number, total: number) => `... truncated at ${shown} entries (${total} total)`,
 };
 

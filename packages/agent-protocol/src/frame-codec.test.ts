@@ -10,10 +10,12 @@ import {
   MAX_PAYLOAD_SIZE,
   decodeExitPayload,
   decodeResizePayload,
+  decodeSignalPayload,
   encodeExitPayload,
   encodeFrame,
   encodeJsonFrame,
   encodeResizePayload,
+  encodeSignalPayload,
   tryParseFrame,
   type Frame,
 } from "./frame-codec.js";
@@ -108,6 +110,14 @@ describe("frame codec", () => {
       cols: 200,
     });
     expect(decodeResizePayload(Buffer.from([0, 1, 0]))).toBeUndefined();
+  });
+
+  it("encodes SIGNAL payloads as names and refuses anything else", () => {
+    expect(encodeSignalPayload("SIGINT").toString()).toBe("SIGINT");
+    expect(decodeSignalPayload(encodeSignalPayload("SIGTERM"))).toBe("SIGTERM");
+    expect(decodeSignalPayload(encodeSignalPayload("SIGRTMIN"))).toBe("SIGRTMIN");
+    for (const bad of ["", "INT", "sigint", "SIG", "SIGINT\n", "SIG-1", "SIGAAAAAAAAAAAAAAAAAAAAA"])
+      expect(decodeSignalPayload(Buffer.from(bad))).toBeUndefined();
   });
 
   it("decodes any frame sequence split at any points (property)", () => {

@@ -176,6 +176,17 @@ export function decodeResizePayload(payload: Uint8Array): TerminalSize | undefin
   return { rows: view.readUInt16BE(0), cols: view.readUInt16BE(2) };
 }
 
+/** SIGNAL payload (bhatti v2): the signal's name in ASCII, e.g. "SIGINT". */
+export function encodeSignalPayload(name: string): Buffer {
+  return Buffer.from(name, "ascii");
+}
+
+/** The signal name, or undefined when the payload does not look like one ("SIG" + A-Z0-9). */
+export function decodeSignalPayload(payload: Uint8Array): string | undefined {
+  const name = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("latin1");
+  return /^SIG[A-Z0-9]{2,10}$/.test(name) ? name : undefined;
+}
+
 /** `unexpected frame type 0xNN`: the text v1 uses for a frame that has no place here. */
 export function unexpectedFrameText(type: number): string {
   return `unexpected frame type ${formatTypeByte(type)}`;

@@ -16,6 +16,11 @@ export const FrameType = {
    * Hosts skip it like any unknown type.
    */
   KEEPALIVE: 0x08,
+  /**
+   * bhatti v2, H→G: deliver a signal to the running command's process group. Payload: the
+   * signal's name in ASCII ("SIGINT"); unknown names are ignored. Old agents skip it.
+   */
+  SIGNAL: 0x09,
   EXEC_REQ: 0x10,
   AUTH: 0x11,
   CONFIG_REQ: 0x12,

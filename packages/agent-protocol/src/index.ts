@@ -15,10 +15,12 @@ export {
   MAX_PAYLOAD_SIZE,
   decodeExitPayload,
   decodeResizePayload,
+  decodeSignalPayload,
   encodeExitPayload,
   encodeFrame,
   encodeJsonFrame,
   encodeResizePayload,
+  encodeSignalPayload,
   tryParseFrame,
   unexpectedFrameText,
   type Frame,
@@ -45,8 +47,10 @@ export type {
 export { AgentLimits, ErrorText, errorTextFor } from "./error-texts.js";
 export {
   DEFAULT_SANDBOX_USER,
+  DEFAULT_SUDO_SOCKET,
   DEFAULT_WORKDIR,
   type AgentBootConfig,
+  type AgentBootSudo,
   type AgentBootFile,
   type AgentBootUser,
 } from "./boot-config.js";
