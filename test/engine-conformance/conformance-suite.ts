@@ -376,5 +376,45 @@ export function defineEngineConformance(factory: EngineFactory): void {
         for (const e of engines) await e.close();
       }
     }, 120_000);
+
+    // Regression: the gateway keeps one pooled agent client per sandbox across stop/start. A
+    // spare it dialed while the stop was under way must not outlive the checkpoint: the next
+    // streamed exec takes a spare without any retry, and a dead one failed it.
+    it("a pooled client used during stop works after start (no spare survives the checkpoint)", async () => {
+      const sb = await engine.create(testSpec(h.image));
+      const pooled = await h.agent(sb.id, { pool: true });
+      try {
+        expect((await pooled.exec(["true"])).exitCode).toBe(0);
+        // Keep the client busy (each use makes it dial spares) until the stop has finished.
+        let stopping = true;
+        const busy = (async () => {
+          while (stopping) {
+            await pooled.activity({ signal: AbortSignal.timeout(500) }).catch(() => undefined);
+            await new Promise((r) => setTimeout(r, 5));
+          }
+        })();
+        try {
+          expect((await engine.stop(sb.id)).thermal).toBe("cold");
+        } finally {
+          stopping = false;
+          await busy;
+        }
+        expect((await engine.start(sb.id)).status).toBe("running");
+        for (let i = 0; i < 3; i++) {
+          const proc = await pooled.execStream(["echo", `after-${i}`]);
+          proc.closeStdin();
+          const events: string[] = [];
+          for await (const ev of proc) {
+            events.push(
+              ev.type === "exit" ? `exit ${ev.exitCode}` : `${ev.type} ${ev.data.toString().trim()}`,
+            );
+          }
+          expect(events).toEqual([`stdout after-${i}`, "exit 0"]);
+        }
+      } finally {
+        pooled.close();
+        await engine.destroy(sb.id);
+      }
+    }, 120_000);
   });
 }
