@@ -1,5 +1,6 @@
 import type { Sandbox } from "@bhatti/proto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { formatDuration } from "./format-duration.js";
 
 /** A sandbox as `--json` prints it: the REST API's field names. */
 export function sandboxJson(s: Sandbox): Record<string, unknown> {
@@ -8,6 +9,9 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
     name: s.name,
     status: s.status,
     ...(s.thermal !== "" ? { thermal: s.thermal } : {}),
+    ...(s.thermal !== "" && s.thermalSinceMs > 0n
+      ? { thermal_since: new Date(Number(s.thermalSinceMs)).toISOString() }
+      : {}),
     ip: s.ip,
     image: s.image,
     cpus: s.cpus,
@@ -24,6 +28,16 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
 /** "running (hot)", "stopped". */
 export function statusText(s: Sandbox): string {
   return s.thermal !== "" && s.status === "running" ? `${s.status} (${s.thermal})` : s.status;
+}
+
+/**
+ * What `inspect` prints after "thermal": "warm (since 2m15s ago)", for running and stopped
+ * (cold) sandboxes; undefined when the server did not say.
+ */
+export function thermalText(s: Sandbox, now = Date.now()): string | undefined {
+  if (s.thermal === "" || (s.status !== "running" && s.status !== "stopped")) return undefined;
+  if (s.thermalSinceMs <= 0n) return s.thermal;
+  return `${s.thermal} (since ${formatDuration(now - Number(s.thermalSinceMs))} ago)`;
 }
 
 /** "3m", "2h", "5d" since a time. */

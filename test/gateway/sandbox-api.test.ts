@@ -336,6 +336,9 @@ describe.skipIf(!runnable)("gateway with sandboxes", () => {
     const stopped = await product.http("POST", `/sandboxes/${sb.id}/stop`);
     expect(stopped.status).toBe(200);
     expect(stopped.json<Sandbox>().status).toBe("stopped");
+    // inspect shows the thermal state and since when (Connect's thermal_since_ms).
+    const inspected = await product.cli(["inspect", "gw1"]);
+    expect(inspected.stdout).toMatch(/^thermal\s+cold \(since \d+s ago\)$/m);
     const started = await product.http("POST", `/sandboxes/${sb.id}/start`, { body: {} });
     expect(started.status).toBe(200);
     expect(started.json<Sandbox>().status).toBe("running");

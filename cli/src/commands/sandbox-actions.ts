@@ -6,15 +6,17 @@ import type { GlobalOptions } from "../global-options.js";
 import { emit, printJson, printTable } from "../output.js";
 import { sandboxClient } from "../sandbox-client.js";
 import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
-import { age, sandboxJson, statusText } from "../sandbox-output.js";
+import { age, sandboxJson, statusText, thermalText } from "../sandbox-output.js";
 import type { Sandbox } from "@bhatti/proto";
 
 function printSandbox(options: GlobalOptions, s: Sandbox): void {
   emit(options, sandboxJson(s), () => {
+    const thermal = thermalText(s);
     const rows: [string, string][] = [
       ["id", s.id],
       ["name", s.name],
       ["status", statusText(s)],
+      ...(thermal !== undefined ? [["thermal", thermal] as [string, string]] : []),
       ["ip", s.ip || "-"],
       ["image", s.image],
       ["cpus", String(s.cpus)],

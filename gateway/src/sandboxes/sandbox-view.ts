@@ -87,6 +87,7 @@ export function sandboxMessage(state: SandboxState): Sandbox {
     createdBy: r.userId,
     templateId: r.templateId,
     engineId: r.engineId,
+    thermalSinceMs: state.thermal !== "" ? BigInt(Math.trunc(state.thermalSinceMs ?? 0)) : 0n,
     ...(r.createdAt !== undefined ? { createdAt: r.createdAt } : {}),
     ...(r.stoppedAt !== undefined ? { stoppedAt: r.stoppedAt } : {}),
   });
