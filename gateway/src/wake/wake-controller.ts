@@ -178,8 +178,11 @@ export function createWakeController(
     return agent;
   };
 
+  // Spare agent connections may not survive a pause or a checkpoint: drop them whenever the
+  // sandbox leaves the hot state, even if this gateway had already stopped trusting it.
   const invalidate = (sandboxId: string) => {
-    if (hot.delete(sandboxId)) agents.drain(sandboxId);
+    hot.delete(sandboxId);
+    agents.drain(sandboxId);
   };
 
   /** After a real wake, the row goes back to running and the wake is recorded (v1 §3.3). */
@@ -231,6 +234,8 @@ export function createWakeController(
           res = await wakeThroughVmm(sandboxId);
         }
         if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
+        // Spares dialed before this wake may predate a restore; start the new hot period clean.
+        agents.drain(sandboxId);
         return remember(res.sandbox);
       } catch (e) {
         if (e instanceof WakeBusyError) throw e;
