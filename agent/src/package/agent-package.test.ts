@@ -189,6 +189,14 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
     expect(exit).toBe(3);
   });
 
+  it("has no sudo channel when the boot config does not enable it", async () => {
+    expect(existsSync(join(rootfs, "run/bhatti"))).toBe(false);
+    const r = await client.exec(["/.bhatti/bin/sudo", "-n", "id", "-u"]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout.toString()).toBe("");
+    expect(r.stderr.toString()).toBe("sudo: bhatti sudo service is not available in this sandbox\n");
+  });
+
   it('runs the init script as the TTY session "init", as the sandbox user', async () => {
     const init = (await client.listSessions()).find((x) => x.session_id === "init");
     expect(init).toMatchObject({
@@ -221,6 +229,125 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
     const [code] = (await once(sandbox, "exit")) as [number];
     expect(code).toBe(0);
     expect(output).toContain('"msg":"stopping"');
+  });
+});
+
+// The sudo channel as the engine wires it: the boot config enables the socket and the
+// package's bin/sudo is bind-mounted read-only over the image's /usr/bin/sudo. Commands come
+// in through the TCP control port as uid 1000, exactly like a user's `bhatti exec`.
+describe.skipIf(!canRun)("sudo in a busybox-only chroot", () => {
+  let work: string;
+  let rootfs: string;
+  let sandbox: ChildProcess;
+  let client: AgentClient;
+  const token = "00112233445566778899aabbccddeeff";
+
+  beforeAll(async () => {
+    work = mkdtempSync(join(tmpdir(), "bhatti-test-pkg-sudo-"));
+    const pkg = join(work, "pkg");
+    buildPackage(pkg);
+    rootfs = join(work, "rootfs");
+    makeBusyboxRootfs(rootfs);
+    // The image's own sudo, which the engine shadows.
+    mkdirSync(join(rootfs, "usr/bin"), { recursive: true });
+    writeFileSync(join(rootfs, "usr/bin/sudo"), "#!/bin/sh\necho image sudo cannot run >&2; exit 1\n", {
+      mode: 0o4755,
+    });
+    mkdirSync(join(rootfs, "root"), { mode: 0o700 });
+    writeFileSync(
+      join(rootfs, "etc/passwd"),
+      "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000::/home/user:/bin/sh\n",
+    );
+    const [control, forward] = [await freePort(), await freePort()];
+    const config: AgentBootConfig = {
+      version: 1,
+      token,
+      allow_root_exec: true,
+      sudo: { socket: "/run/bhatti/sudo.sock" },
+      env: { PATH: "/usr/bin:/bin" },
+      listen: { control: `127.0.0.1:${control}`, forward: `127.0.0.1:${forward}` },
+    };
+    writeFileSync(join(rootfs, "run/agent.json"), JSON.stringify(config), { mode: 0o600 });
+    const argv = agentLaunchArgv("/.bhatti", "/run/agent.json")
+      .map((a) => `'${a}'`)
+      .join(" ");
+    const script = [
+      "mount --make-rprivate /",
+      `mount --bind '${pkg}' '${rootfs}/.bhatti'`,
+      `mount -o remount,bind,ro '${rootfs}/.bhatti'`,
+      `mount --bind '${pkg}/bin/sudo' '${rootfs}/usr/bin/sudo'`,
+      `mount -o remount,bind,ro '${rootfs}/usr/bin/sudo'`,
+      `mount -t proc proc '${rootfs}/proc'`,
+      `mount --rbind /dev '${rootfs}/dev'`,
+      `exec chroot '${rootfs}' ${argv}`,
+    ].join(" && ");
+    sandbox = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      stdio: "ignore",
+    });
+    client = createAgentClient({
+      control: { host: "127.0.0.1", port: control },
+      forward: { host: "127.0.0.1", port: forward },
+      token,
+    });
+    await client.waitReady({ timeoutMs: 20_000 });
+  }, 120_000);
+
+  afterAll(async () => {
+    client?.close();
+    if (sandbox !== undefined && sandbox.exitCode === null) {
+      for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, "SIGKILL");
+      await once(sandbox, "exit");
+    }
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it("`sudo` is the shim, and `sudo -n id -u` prints 0 for uid 1000", async () => {
+    const r = await client.exec(["sh", "-c", 'echo "$(id -u) $(command -v sudo)"; sudo -n id -u']);
+    expect(r.stdout.toString()).toBe("1000 /usr/bin/sudo\n0\n");
+    expect(r.stderr.toString()).toBe("");
+    expect(statSync(join(rootfs, "run/bhatti/sudo.sock")).mode & 0o777).toBe(0o666);
+    expect(statSync(join(rootfs, "run/bhatti")).mode & 0o777).toBe(0o755);
+  });
+
+  it("creates a root-owned /etc file, relays a pipe, and passes exit codes on", async () => {
+    const write = await client.exec(["sudo", "sh", "-c", "echo ok > /etc/bhatti-sudo-test"]);
+    expect(write.exitCode).toBe(0);
+    expect(readFileSync(join(rootfs, "etc/bhatti-sudo-test"), "utf8")).toBe("ok\n");
+    expect(statSync(join(rootfs, "etc/bhatti-sudo-test")).uid).toBe(0);
+    // Without sudo the same write is refused.
+    expect((await client.exec(["sh", "-c", "echo no > /etc/bhatti-user-test"])).exitCode).not.toBe(0);
+    const tee = await client.exec([
+      "sh",
+      "-c",
+      "echo x | sudo tee /etc/bhatti-tee >/dev/null; cat /etc/bhatti-tee",
+    ]);
+    expect(tee.stdout.toString()).toBe("x\n");
+    expect((await client.exec(["sh", "-c", "printf 'abc' | sudo cat"])).stdout.toString()).toBe("abc");
+    expect((await client.exec(["sudo", "sh", "-c", "exit 7"])).exitCode).toBe(7);
+    const other = await client.exec(["sudo", "-u", "nobody", "true"]);
+    expect(other.exitCode).toBe(1);
+    expect(other.stderr.toString()).toContain('running commands as "nobody" is not supported');
+  });
+
+  it("gives a TTY to `sudo tty` in a TTY session, and `sudo -i` a root login shell", async () => {
+    const s = await client.openTtySession(["sh"]);
+    await s.write("sudo tty; sudo -i; exit 3\r");
+    let out = "";
+    let exit: number | undefined;
+    let sentRootCommands = false;
+    for await (const ev of s) {
+      if (ev.type === "output") out += ev.data.toString();
+      else exit = ev.exitCode;
+      // The root shell's prompt ("#" for uid 0; busybox then asks for the cursor position).
+      if (!sentRootCommands && /# (?:\x1b\[6n)?$/.test(out)) {
+        sentRootCommands = true;
+        await s.write("echo root-$(id -u) in $PWD; exit\r");
+      }
+    }
+    expect(out).toMatch(/\/dev\/pts\/\d+/);
+    expect(out).toContain("root-0 in /root");
+    expect(exit).toBe(3);
   });
 });
 

@@ -1,6 +1,7 @@
 // The sudo shim's side of the sudo socket: one EXEC_REQ, then the caller's stdio relayed
 // byte for byte until EXIT. Piped mode keeps stdout and stderr apart and passes stdin's EOF
 // on as a half-close; TTY mode puts the caller's terminal in raw mode and forwards its size.
+import { spawnSync } from "node:child_process";
 import { connect, type Socket } from "node:net";
 import {
   FrameReader,
@@ -63,6 +64,7 @@ export async function relayThroughAgent(
   if (tty) {
     stdio.stdin.setRawMode(true);
     cleanups.push(() => stdio.stdin.setRawMode(false));
+    disableOutputProcessing(stdio.stdin);
     const onResize = () =>
       send(FrameType.RESIZE, encodeResizePayload({ rows: stdio.stdout.rows, cols: stdio.stdout.columns }));
     stdio.stdout.on("resize", onResize);
@@ -117,6 +119,17 @@ export async function relayThroughAgent(
     for (const cleanup of cleanups.reverse()) cleanup();
     socket.destroy();
   }
+}
+
+/**
+ * libuv's raw mode leaves output processing on (ONLCR), so the remote terminal's "\r\n" would
+ * arrive as "\r\r\n" and a full-screen program's bare "\n" (cursor down) as "\r\n". Node has
+ * no termios binding, so stty(1) clears OPOST on our terminal; setRawMode(false) later
+ * restores the attributes libuv saved before any of this. Without stty the terminal keeps
+ * ONLCR: still usable, with those small glitches.
+ */
+function disableOutputProcessing(stdin: NodeJS.ReadStream): void {
+  spawnSync("stty", ["-opost"], { stdio: [stdin, "ignore", "ignore"], timeout: 5_000 });
 }
 
 function connectSocket(path: string): Promise<Socket> {

@@ -44,6 +44,14 @@ function rootTarget(): SudoTarget {
   return { name: root?.name ?? "root", home: root?.home ?? "/root", shell: root?.shell ?? "/bin/sh" };
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 function serviceAvailable(): boolean {
   try {
     return statSync(socketPath).isSocket();
@@ -95,7 +103,15 @@ async function execute(invocation: SudoInvocation, caller: SudoCaller): Promise<
       return 0;
     }
     case "run": {
-      const command = buildSudoCommand(invocation.run, caller, rootTarget());
+      const target = rootTarget();
+      if (invocation.run.login && invocation.run.chdir === undefined && !isDirectory(target.home)) {
+        // sudo warns and carries on where the caller is.
+        process.stderr.write(
+          `sudo: unable to change directory to ${target.home}: No such file or directory\n`,
+        );
+        invocation.run.chdir = caller.cwd;
+      }
+      const command = buildSudoCommand(invocation.run, caller, target);
       if (isRoot) return runLocally(command);
       const tty = process.stdin.isTTY === true && process.stdout.isTTY === true;
       return relayThroughAgent(socketPath, command, tty);

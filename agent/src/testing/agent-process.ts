@@ -13,6 +13,8 @@ export interface AgentProcessOptions {
   token?: string;
   user?: string;
   allowRoot?: boolean;
+  /** Serve the sudo channel on this Unix socket (the agent must run as root). */
+  sudoSocket?: string;
   workdir?: string;
   authTimeoutMs?: number;
   /** Fixed ports (default: free ones). */
@@ -56,6 +58,7 @@ export async function startAgentProcess(options: AgentProcessOptions = {}): Prom
   }
   if (options.user !== undefined) args.push("--user", options.user);
   if (options.allowRoot === true) args.push("--allow-root");
+  if (options.sudoSocket !== undefined) args.push("--sudo-socket", options.sudoSocket);
   const workspace = join(dir, "workspace");
   mkdirSync(workspace);
   chmodSync(workspace, 0o777);
