@@ -150,6 +150,24 @@ describe("TTY sessions", () => {
     s.detach();
   });
 
+  it("SIGNAL (v2) from the attached client delivers that signal to the group", async () => {
+    const raw = await rawConnect(agent.control, agent.token);
+    raw.sendJson(FrameType.EXEC_REQ, {
+      argv: ["sh", "-c", "trap 'echo got-usr1; exit 6' USR1; echo ready; while :; do read x; done"],
+      session: true,
+    });
+    expect((await raw.read())!.type).toBe(FrameType.SESSION_INFO);
+    let out = "";
+    while (!out.includes("ready")) out += textOf(await raw.read());
+    raw.send(FrameType.SIGNAL, "SIGBOGUS");
+    raw.send(FrameType.SIGNAL, "SIGUSR1");
+    const rest = await raw.readAll();
+    expect(
+      rest.map((f) => (f.type === FrameType.EXIT ? `exit ${f.payload.readInt32BE(0)}` : textOf(f))).join(""),
+    ).toBe("got-usr1\nexit 6");
+    raw.close();
+  });
+
   it("EXEC_KILL SIGKILLs the session; unknown ids are 'session not found'", async () => {
     const s = await client.openTtySession(["sh", "-c", "trap '' TERM; echo ready; sleep 300"]);
     const it = sessionIterator(s);
