@@ -252,6 +252,25 @@ export function defineEngineConformance(factory: EngineFactory): void {
       }
     });
 
+    it("a distribution image: the sandbox user has passwordless sudo (ExecCanSudo)", async (ctx) => {
+      if (h.distroImage === undefined) ctx.skip();
+      const sb = await engine.create(testSpec(h.distroImage ?? "", { name: "sudo" }));
+      const client = await h.agent(sb.id);
+      try {
+        const who = await client.exec(["sh", "-c", "id -u; sudo -n id -u"]);
+        expect(who.stderr.toString()).toBe("");
+        expect(who.stdout.toString()).toBe("1000\n0\n");
+        const tee = await client.exec(["sh", "-c", "echo written | sudo tee /etc/bhatti-sudo >/dev/null"]);
+        expect(tee.exitCode).toBe(0);
+        const owner = await client.exec(["stat", "-c", "%u:%g %n", "/etc/bhatti-sudo"]);
+        expect(owner.stdout.toString()).toBe("0:0 /etc/bhatti-sudo\n");
+        expect((await client.exec(["sudo", "sh", "-c", "exit 7"])).exitCode).toBe(7);
+      } finally {
+        client.close();
+        await engine.destroy(sb.id);
+      }
+    });
+
     it("create with a missing image fails cleanly and leaves nothing behind", async () => {
       const spec = testSpec("no-such-image");
       await expect(engine.create(spec)).rejects.toSatisfy((e) => isEngineError(e, "not_found"));

@@ -9,6 +9,8 @@ export interface EngineHarness {
   readonly engine: Engine;
   /** An image every engine under test has (small, for speed). */
   readonly image: string;
+  /** A full distribution image (with sudo, apt...), when one is installed on this machine. */
+  readonly distroImage: string | undefined;
   /**
    * An agent client for a sandbox (the suite closes it). `pool` keeps pre-authenticated spare
    * connections open, as the gateway's clients do.

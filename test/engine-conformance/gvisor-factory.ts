@@ -1,5 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  rmdirSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +35,9 @@ export function buildTestImage(imagesDir: string): void {
   execFileSync(script, ["--state-dir", stateDir], { stdio: "inherit" });
 }
 
+/** Where install.sh builds the Debian 12 image (images/minimal/build.sh). */
+const INSTALLED_DISTRO_IMAGE = "/var/lib/bhatti/images/minimal";
+
 export interface GvisorTestEnv {
   stateDir: string;
   options: GvisorEngineOptions;
@@ -43,6 +55,10 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
   const runId = randomBytes(3).toString("hex");
   const stateDir = mkdtempSync(join(tmpdir(), "bhatti-test-engine-"));
   buildTestImage(join(stateDir, "images"));
+  // The Debian image install.sh builds, shared read-only (it is only ever an overlay lower dir).
+  if (existsSync(join(INSTALLED_DISTRO_IMAGE, "image.json"))) {
+    symlinkSync(INSTALLED_DISTRO_IMAGE, join(stateDir, "images", "minimal"));
+  }
   const packageDir = buildAgentPackage(join(stateDir, "agent"));
   const network = createLocalNetnsNetwork({
     hostNetns: `bt-h${runId}`,
@@ -142,6 +158,7 @@ export const gvisorFactory: EngineFactory = {
     return {
       engine,
       image: "busybox",
+      distroImage: existsSync(join(env.stateDir, "images", "minimal", "image.json")) ? "minimal" : undefined,
       async agent(id, options = {}) {
         const ep = engine.agentEndpoint(id);
         return createAgentClient({

@@ -4,6 +4,7 @@ import {
   closeSync,
   existsSync,
   fsyncSync,
+  lstatSync,
   openSync,
   mkdirSync,
   readFileSync,
@@ -14,7 +15,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import type { AgentBootConfig } from "@bhatti/agent-protocol";
+import { type AgentBootConfig, DEFAULT_SUDO_SOCKET } from "@bhatti/agent-protocol";
 import type { Logger } from "@bhatti/runtime";
 import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
 import {
@@ -278,6 +279,10 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         mode: (f.mode ?? 0o644).toString(8).padStart(4, "0"),
       })),
       user: { name: imageUser, uid: 1000, gid: 1000, home },
+      // gVisor ignores setuid bits (so the image's sudo cannot work): the agent serves sudo
+      // for the sandbox user over a local socket instead, and the shim replaces /usr/bin/sudo.
+      allow_root_exec: true,
+      sudo: { socket: DEFAULT_SUDO_SOCKET },
       ...(spec.init ? { init: spec.init } : {}),
     };
     writeFileSync(layoutOf(r.id).bootConfig, JSON.stringify(config), { mode: 0o600 });
@@ -301,9 +306,21 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     );
   };
 
+  /** The package's sudo shim, when the image has a sudo to replace (lstat: it may be an absolute link). */
+  const sudoShimFor = (r: GvisorSandboxRecord): string | undefined => {
+    if (options.init.kind !== "agent") return undefined;
+    try {
+      lstatSync(join(r.imageRootfs, "usr/bin/sudo"));
+    } catch {
+      return undefined;
+    }
+    return join(options.init.packageDir, "bin/sudo");
+  };
+
   const writeBundle = (r: GvisorSandboxRecord, layout: SandboxLayout) => {
     mkdirSync(layout.bundle, { recursive: true });
     writeNameFiles(r, layout);
+    const sudoShim = sudoShimFor(r);
     const spec = buildOciSpec({
       rootfs: layout.rootfs,
       hostname: r.hostname,
@@ -319,6 +336,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       bootMountPoint: BOOT_CONFIG_MOUNT_POINT,
       resolvConf: layout.resolvConf,
       hosts: layout.hosts,
+      ...(sudoShim === undefined ? {} : { sudoShim }),
     });
     writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));
   };

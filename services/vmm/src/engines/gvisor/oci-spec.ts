@@ -23,6 +23,8 @@ export interface OciSpecInput {
   /** Host files mounted over /etc/resolv.conf and /etc/hosts; undefined = the image's own. */
   resolvConf?: string;
   hosts?: string;
+  /** Host file bound read-only over /usr/bin/sudo (the agent package's shim); undefined = none. */
+  sudoShim?: string;
 }
 
 /** Memory the sentry and gofer need on top of the guest's own (charged to the same cgroup). */
@@ -80,6 +82,14 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       destination: input.agentMountPoint,
       type: "bind",
       source: input.agentPackageDir,
+      options: ["rbind", "ro", "nosuid", "nodev"],
+    });
+  }
+  if (input.sudoShim !== undefined) {
+    mounts.push({
+      destination: "/usr/bin/sudo",
+      type: "bind",
+      source: input.sudoShim,
       options: ["rbind", "ro", "nosuid", "nodev"],
     });
   }
