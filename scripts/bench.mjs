@@ -16,6 +16,7 @@ const benches = [
   ["foundation", "bench/foundation/cli-startup.ts"],
   ["foundation", "bench/foundation/serve-startup.ts"],
   ["agent", "bench/agent/agent-bench.ts"],
+  ["agent", "bench/agent/sudo-bench.ts"],
   ["store", "bench/store/store-rpc.ts"],
   ["network", "bench/network/attach.ts"],
   ["engine", "bench/engine/engine.ts"],
