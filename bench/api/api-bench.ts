@@ -41,7 +41,8 @@ const product = await startProduct({ flags: ["--log-level=warn", "--thermal-warm
 try {
   const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-  const key = product.adminKey; // admins are not limited on reads; execs_per_minute is high
+  // The harness user has high create/exec limits, so no timed call meets the rate limiter.
+  const key = product.userKey;
   const call = (method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
     new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
       const payload = body === undefined ? undefined : Buffer.from(body);
@@ -89,9 +90,17 @@ try {
     token: ag.token,
   });
 
+  // Every timed call must have succeeded: a fast 4xx (e.g. a rate limit) would flatter the figures.
+  const ok = async (p: Promise<{ status: number; body: Buffer }>) => {
+    const r = await p;
+    if (r.status !== 200) throw new Error(`unexpected HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
+    return r;
+  };
+  // Reads are limited per user to a burst of 60 and 1200/min (v1): pace them, untimed, like v1's bench.
+  const paceReads = () => new Promise((r) => setTimeout(r, 55));
   const execBody = JSON.stringify({ cmd: ["true"] });
   const restExec = () =>
-    call("POST", `/sandboxes/${id}/exec`, execBody, { "content-type": "application/json" });
+    ok(call("POST", `/sandboxes/${id}/exec`, execBody, { "content-type": "application/json" }));
   for (let i = 0; i < 20; i++) {
     await restExec();
     await direct.exec(["true"]);
@@ -111,9 +120,10 @@ try {
   const reads: number[] = [];
   const directWrites: number[] = [];
   for (let i = 0; i < Math.min(N, 100); i++) {
-    writes.push(await time(() => call("PUT", `/sandboxes/${id}/files?path=/tmp/bench.bin`, kib)));
-    reads.push(await time(() => call("GET", `/sandboxes/${id}/files?path=/tmp/bench.bin`)));
+    writes.push(await time(() => ok(call("PUT", `/sandboxes/${id}/files?path=/tmp/bench.bin`, kib))));
+    reads.push(await time(() => ok(call("GET", `/sandboxes/${id}/files?path=/tmp/bench.bin`))));
     directWrites.push(await time(() => direct.writeFile("/tmp/bench2.bin", kib)));
+    await paceReads();
   }
   report("file write 1 KiB: agent client directly", directWrites);
   report("file write 1 KiB: REST PUT", writes, directWrites);
@@ -129,7 +139,12 @@ try {
   const store = createServiceClient(StoreService, join(product.socketDir, "store.sock"));
   const me = await store.client.authenticateApiKey({ apiKey: key });
   const userId = me.user?.id ?? "";
-  await store.client.updateUserLimits({ actingUserId: userId, user: userId, limits: { maxSandboxes: 200 } });
+  const admin = await store.client.authenticateApiKey({ apiKey: product.adminKey });
+  await store.client.updateUserLimits({
+    actingUserId: admin.user?.id ?? "",
+    user: userId,
+    limits: { maxSandboxes: 200 },
+  });
   for (let i = 0; i < 99; i++) {
     await store.client.createSandbox({ userId, name: `list-${i}`, image: "busybox", status: "stopped" });
   }
@@ -137,11 +152,12 @@ try {
   for (let i = 0; i < 50; i++) {
     lists.push(
       await time(async () => {
-        const r = await call("GET", "/sandboxes");
+        const r = await ok(call("GET", "/sandboxes"));
         if ((JSON.parse(r.body.toString()) as unknown[]).length !== 100)
           throw new Error("expected 100 sandboxes");
       }),
     );
+    await paceReads();
   }
   const health: number[] = [];
   for (let i = 0; i < 50; i++) health.push(await time(() => call("GET", "/health")));
@@ -153,7 +169,7 @@ try {
       execFile(
         "nsenter",
         [`--net=${product.env.hostNetnsPath}`, "--", process.execPath, bhattiBin, ...args],
-        { env: { ...process.env, BHATTI_CLIENT_CONFIG: join(product.env.stateDir, "client.yaml") } },
+        { env: { ...process.env, BHATTI_CLIENT_CONFIG: join(product.env.stateDir, "client-user.yaml") } },
         (e) => (e === null ? resolve() : reject(e)),
       ),
     );
