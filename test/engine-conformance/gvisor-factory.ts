@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import {
+  type Dirent,
   existsSync,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -84,14 +86,13 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
     hostNetnsPath: network.hostNetnsPath,
     runId,
     async teardown() {
+      // Last resort for a run that failed half-way (or a product left running by a harness):
+      // whatever is still in this run's cgroups — sandboxes, their launchers — is killed first.
+      await killRunCgroup(runId);
       await dialer.close();
       await network.teardown();
       for (const h of readdirSync("/sys/fs/cgroup")) {
-        try {
-          rmdirSync(join("/sys/fs/cgroup", h, "bhatti-test", runId));
-        } catch {
-          // not there, or not empty (reported by the leak check)
-        }
+        removeCgroupTree(join("/sys/fs/cgroup", h, "bhatti-test", runId));
         try {
           // The shared parent goes with the last run using it; EBUSY means another suite still is.
           rmdirSync(join("/sys/fs/cgroup", h, "bhatti-test"));
@@ -105,6 +106,37 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Kills every process under `bhatti-test/<run>` (v2 `cgroup.kill` covers the whole subtree). */
+async function killRunCgroup(runId: string): Promise<void> {
+  const dir = join("/sys/fs/cgroup/unified/bhatti-test", runId);
+  if (!existsSync(dir)) return;
+  try {
+    writeFileSync(join(dir, "cgroup.kill"), "1");
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 40; i++) {
+    if (/populated 0/.test(readFileSync(join(dir, "cgroup.events"), "utf8"))) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Removes a cgroup directory and its child cgroups, deepest first; a busy one stays (the leak check reports it). */
+function removeCgroupTree(dir: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeCgroupTree(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // busy or gone
+  }
 }
 
 /** What a gvisor engine may leave behind: runsc containers, netns, veths, cgroups, mounts, dirs. */

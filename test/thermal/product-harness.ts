@@ -204,7 +204,12 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     async dispose() {
       try {
         if (serve.exitCode === null && serve.signalCode === null) {
-          const list = await product.http("GET", "/sandboxes").catch(() => undefined);
+          // A test (or benchmark) may have used up the read bucket: wait it out briefly.
+          let list = await product.http("GET", "/sandboxes").catch(() => undefined);
+          for (let i = 0; i < 10 && list?.status === 429; i++) {
+            await sleep(1000);
+            list = await product.http("GET", "/sandboxes").catch(() => undefined);
+          }
           const ids = list?.status === 200 ? list.json<{ id: string }[]>().map((s) => s.id) : [];
           await Promise.all(
             ids.map((id) => product.http("DELETE", `/sandboxes/${id}`).catch(() => undefined)),
