@@ -1,18 +1,10 @@
 import { join } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openStoreDatabase, type SqliteDatabase } from "../adapters/sqlite-database.js";
+import { codeOf } from "../testing/connect-code.js";
 import { makeTestDir, removeTestDir } from "../testing/store-process.js";
 import { type AddressBook, createAddressBook } from "./addresses.js";
-
-const codeOf = (fn: () => unknown): Code | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    return ConnectError.from(e).code;
-  }
-  return undefined;
-};
 
 describe("address book", () => {
   let dir: string;

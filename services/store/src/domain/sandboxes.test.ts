@@ -1,16 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type Store, openStore } from "../store.js";
+import { codeOf } from "../testing/connect-code.js";
 import { makeTestDir, removeTestDir } from "../testing/store-process.js";
-
-const codeOf = (fn: () => unknown): Code | undefined => {
-  try {
-    fn();
-  } catch (e) {
-    return ConnectError.from(e).code;
-  }
-  return undefined;
-};
 
 describe("sandbox registry", () => {
   let dir: string;
