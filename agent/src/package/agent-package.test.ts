@@ -68,6 +68,29 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** Runs `script` (which ends by exec'ing into a chroot) in private mount and PID namespaces. */
+function spawnInPrivateNamespaces(script: string, output: "pipe" | "ignore"): ChildProcess {
+  return spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    stdio: output === "pipe" ? ["ignore", "pipe", "pipe"] : "ignore",
+  });
+}
+
+function loopbackAgentClient(control: number, forward: number, token: string): AgentClient {
+  return createAgentClient({
+    control: { host: "127.0.0.1", port: control },
+    forward: { host: "127.0.0.1", port: forward },
+    token,
+  });
+}
+
+/** Signals what `unshare` started (its PID 1 takes the namespace down with it) and waits. */
+async function stopNamespaces(sandbox: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (sandbox === undefined || sandbox.exitCode !== null) return;
+  for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, signal);
+  await once(sandbox, "exit");
+}
+
 describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
   let work: string;
   let rootfs: string;
@@ -125,26 +148,16 @@ describe.skipIf(!canRun)("agent package in a busybox-only chroot", () => {
       `mount --rbind /dev '${rootfs}/dev'`,
       `exec chroot '${rootfs}' ${argv}`,
     ].join(" && ");
-    sandbox = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    sandbox = spawnInPrivateNamespaces(script, "pipe");
     sandbox.stdout!.on("data", (d: Buffer) => (output += d.toString()));
     sandbox.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    client = createAgentClient({
-      control: { host: "127.0.0.1", port: control },
-      forward: { host: "127.0.0.1", port: forward },
-      token,
-    });
+    client = loopbackAgentClient(control, forward, token);
     await client.waitReady({ timeoutMs: 20_000 });
   }, 120_000);
 
   afterAll(async () => {
     client?.close();
-    if (sandbox !== undefined && sandbox.exitCode === null) {
-      for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, "SIGKILL");
-      await once(sandbox, "exit");
-    }
+    await stopNamespaces(sandbox, "SIGKILL");
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
@@ -281,24 +294,14 @@ describe.skipIf(!canRun)("sudo in a busybox-only chroot", () => {
       `mount --rbind /dev '${rootfs}/dev'`,
       `exec chroot '${rootfs}' ${argv}`,
     ].join(" && ");
-    sandbox = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-      stdio: "ignore",
-    });
-    client = createAgentClient({
-      control: { host: "127.0.0.1", port: control },
-      forward: { host: "127.0.0.1", port: forward },
-      token,
-    });
+    sandbox = spawnInPrivateNamespaces(script, "ignore");
+    client = loopbackAgentClient(control, forward, token);
     await client.waitReady({ timeoutMs: 20_000 });
   }, 120_000);
 
   afterAll(async () => {
     client?.close();
-    if (sandbox !== undefined && sandbox.exitCode === null) {
-      for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, "SIGKILL");
-      await once(sandbox, "exit");
-    }
+    await stopNamespaces(sandbox, "SIGKILL");
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
@@ -389,24 +392,14 @@ describe.skipIf(!hasDebianImage)("agent package in a Debian image chroot", () =>
       `mount --rbind /dev ${merged}/dev`,
       `exec chroot ${merged} ${argv}`,
     ].join(" && ");
-    sandbox = spawn("unshare", ["--mount", "--pid", "--fork", "--kill-child", "sh", "-c", script], {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-      stdio: "ignore",
-    });
-    client = createAgentClient({
-      control: { host: "127.0.0.1", port: control },
-      forward: { host: "127.0.0.1", port: forward },
-      token,
-    });
+    sandbox = spawnInPrivateNamespaces(script, "ignore");
+    client = loopbackAgentClient(control, forward, token);
     await client.waitReady({ timeoutMs: 20_000 });
   }, 120_000);
 
   afterAll(async () => {
     client?.close();
-    if (sandbox !== undefined && sandbox.exitCode === null) {
-      for (const pid of childrenOf(sandbox.pid!)) process.kill(pid, "SIGTERM");
-      await once(sandbox, "exit");
-    }
+    await stopNamespaces(sandbox, "SIGTERM");
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
   });
 
