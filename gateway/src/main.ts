@@ -2,6 +2,7 @@ import {
   ConfigError,
   type ServerConfig,
   createLogger,
+  installProcessFaultPolicy,
   installShutdown,
   loadConfig,
   parseListenAddress,
@@ -20,6 +21,7 @@ try {
 }
 
 const logger = createLogger({ service: "gateway", level: config.log_level });
+installProcessFaultPolicy(logger);
 const shutdown = installShutdown(logger, config.shutdown_timeout);
 try {
   const address = parseListenAddress(config.listen);

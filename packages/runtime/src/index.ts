@@ -55,3 +55,5 @@ export {
   type ServiceDefinition,
 } from "./service-main.js";
 export { parseListenAddress, type ListenAddress } from "./listen-address.js";
+export { crashPoint, crashPointsArmed } from "./crash-point.js";
+export { UNCAUGHT_EXCEPTION_EXIT_CODE, installProcessFaultPolicy } from "./process-faults.js";

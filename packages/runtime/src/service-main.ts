@@ -3,6 +3,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { ConfigError, type ServerConfig, loadConfig } from "./config.js";
 import { startConnectServer } from "./connect-server.js";
 import { createLogger, type Logger } from "./logger.js";
+import { installProcessFaultPolicy } from "./process-faults.js";
 import { type ServiceName, serviceSocketPath } from "./service-paths.js";
 import { type ShutdownController, installShutdown } from "./shutdown.js";
 import { SocketInUseError } from "./unix-socket.js";
@@ -52,6 +53,7 @@ export async function runService(definition: ServiceDefinition, argv = process.a
     process.exit(2);
   }
   const logger = createLogger({ service: definition.name, level: config.log_level });
+  installProcessFaultPolicy(logger);
   const shutdown = installShutdown(logger, config.shutdown_timeout);
   try {
     ensureWritableDir(config.state_dir, "state dir", 0o700);
