@@ -33,3 +33,11 @@ export async function readJsonBody(req: IncomingMessage, limit = MAX_JSON_BODY_B
     throw new ConnectError("request body is not valid JSON", Code.InvalidArgument);
   }
 }
+
+/** Reads a JSON body that must be an object (`null`, arrays and scalars are InvalidArgument). */
+export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readJsonBody(req);
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+  return body as Record<string, unknown>;
+}
