@@ -5,6 +5,7 @@ import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
 import { type ConnectNodeAdapterOptions, connectNodeAdapter } from "@connectrpc/connect-node";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { GatewayContext } from "../gateway-context.js";
+import { drainRefusedBody } from "../unread-body.js";
 
 /** Every unary Connect body except a file write: far more than any message needs. */
 export const CONNECT_MAX_BODY_BYTES = 1 << 20;
@@ -34,8 +35,7 @@ function sendConnectError(req: IncomingMessage, res: ServerResponse, refusal: Ea
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
   };
-  // The body was not read: close rather than drain it to reuse the connection.
-  if (!req.complete) headers["connection"] = "close";
+  drainRefusedBody(req, res);
   res.writeHead(refusal.status, headers);
   res.end(body);
 }

@@ -4,6 +4,7 @@ import { REQUEST_ID_HEADER, newRequestId, sanitizeRequestId, withRequestId } fro
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
+import { drainRefusedBody } from "../unread-body.js";
 import { cleanPath } from "./clean-path.js";
 import { MAX_JSON_BODY_BYTES, sendJson } from "./json-body.js";
 
@@ -83,11 +84,6 @@ function checkDeclaredBodySize(req: IncomingMessage, limit: number): void {
     throw new ConnectError(`request body larger than ${limit} bytes`, Code.InvalidArgument);
 }
 
-/** An answer sent before the body was read closes the connection instead of draining the body. */
-function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): void {
-  if (!req.complete && !res.headersSent) res.setHeader("connection", "close");
-}
-
 const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
 
 /**
@@ -99,7 +95,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
   const routes: Route[] = [];
 
   const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, e: unknown) => {
-    closeIfBodyUnread(req, res);
+    drainRefusedBody(req, res);
     if (res.headersSent) {
       gw.logger.warn("request failed after the response started", { error: e });
       res.destroy();
@@ -149,7 +145,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
             });
           }
           if (found === undefined) {
-            closeIfBodyUnread(req, res);
+            drainRefusedBody(req, res);
             if (candidates.length > 0) sendJson(res, 405, { error: "method not allowed" });
             else sendJson(res, 404, { error: "not found" });
             return;
