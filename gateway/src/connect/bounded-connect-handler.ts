@@ -35,6 +35,10 @@ function sendConnectError(req: IncomingMessage, res: ServerResponse, refusal: Ea
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
   };
+  // As the adapter does: error metadata (e.g. a rate limit's retry-after) become headers.
+  refusal.error.metadata.forEach((value, key) => {
+    headers[key] = value;
+  });
   drainRefusedBody(req, res);
   res.writeHead(refusal.status, headers);
   res.end(body);
@@ -125,10 +129,11 @@ export function createBoundedConnectHandler(
         });
       } catch (e) {
         const err = ConnectError.from(e);
-        if (err.code === Code.Internal || err.code === Code.Unknown)
-          gw.logger.error("authentication failed", { error: e });
+        const internal = err.code === Code.Internal || err.code === Code.Unknown;
+        if (internal) gw.logger.error("authentication failed", { error: e });
         const status = err.code === Code.Unauthenticated ? 401 : codeToHttpStatus(err.code);
-        const shown = err.code === Code.Internal ? new ConnectError("internal error", Code.Internal) : err;
+        // Like every 500 of the gateway: no internals in the answer, the detail is in the log.
+        const shown = internal ? new ConnectError("internal error", Code.Internal) : err;
         sendConnectError(req, res, new EarlyRefusal(status, shown));
         return;
       }
