@@ -165,8 +165,7 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
     expect(list.body).toContain(sandboxId);
   });
 
-  it("closes only the WebSocket that sends a frame ws refuses", async () => {
-    const path = `/sandboxes/${sandboxId}/exec/ws`;
+  it("closes only the WebSocket that sends a frame ws refuses, on the exec and the shell route", async () => {
     const cases: [string, Buffer][] = [
       ["oversize (2 MiB declared, over maxPayload)", wsFrame({ opcode: 0x2, declaredLength: 2 * MiB })],
       ["RSV1 set without an extension", wsFrame({ opcode: 0x1, rsv: 4, payload: Buffer.from("{}") })],
@@ -187,12 +186,15 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
       ["ping over 125 bytes", wsFrame({ opcode: 0x9, payload: Buffer.alloc(200, 1) })],
       ["continuation with nothing to continue", wsFrame({ opcode: 0x0, payload: Buffer.from("x") })],
     ];
-    for (const [what, frame] of cases) {
-      const result = await wsExchange(dial, path, malloryKey, frame);
-      expect(result.upgraded, what).toBe(true);
-      // The socket was closed (wsExchange waits for it); a close frame, if one came, says why.
-      if (result.closeCode !== undefined) expect(REFUSED_FRAME_CODES, what).toContain(result.closeCode);
-      await stillServing();
+    for (const path of [`/sandboxes/${sandboxId}/exec/ws`, `/sandboxes/${sandboxId}/ws`]) {
+      for (const [what, frame] of cases) {
+        const result = await wsExchange(dial, path, malloryKey, frame);
+        expect(result.upgraded, `${path}: ${what}`).toBe(true);
+        // The socket was closed (wsExchange waits for it); a close frame, if one came, says why.
+        if (result.closeCode !== undefined)
+          expect(REFUSED_FRAME_CODES, `${path}: ${what}`).toContain(result.closeCode);
+        await stillServing();
+      }
     }
   });
 
