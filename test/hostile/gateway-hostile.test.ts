@@ -1,7 +1,9 @@
 import { existsSync } from "node:fs";
 import { gzipSync } from "node:zlib";
+import { setTimeout as sleep } from "node:timers/promises";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { RUNSC_PATH } from "../engine-conformance/gvisor-factory.js";
 import { type Product, startProduct } from "../thermal/product-harness.js";
 import {
@@ -40,6 +42,15 @@ const upgradeHeaders = {
 
 function chunked(data: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${data.length.toString(16)}\r\n`), data, Buffer.from("\r\n")]);
+}
+
+/** Polls a condition (bounded): for what arrives asynchronously on a live socket. */
+async function waitFor(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
 }
 
 const jsonError = (reply: RawReply) =>
@@ -186,6 +197,32 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
       ["ping over 125 bytes", wsFrame({ opcode: 0x9, payload: Buffer.alloc(200, 1) })],
       ["continuation with nothing to continue", wsFrame({ opcode: 0x0, payload: Buffer.from("x") })],
     ];
+    // A bystander: a live piped session (cat) on another WebSocket of the same gateway.
+    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    const bystander = new WebSocket(`ws+unix://${ep.path}:/sandboxes/${sandboxId}/exec/ws`, {
+      headers: asMallory(),
+    });
+    const texts: string[] = [];
+    bystander.on("message", (d) => texts.push(d.toString()));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        bystander.once("open", () => resolve());
+        bystander.once("error", reject);
+      });
+      bystander.send(JSON.stringify({ cmd: ["cat"] }));
+      await waitFor("the bystander's session", () => texts.some((t) => t.includes('"type":"session"')));
+      await exerciseBadFrames(cases);
+      // Still open, and still carrying data both ways.
+      expect(bystander.readyState).toBe(WebSocket.OPEN);
+      bystander.send("still here\n");
+      await waitFor("the bystander's echo", () => texts.join("").includes("still here"));
+    } finally {
+      bystander.terminate();
+    }
+  });
+
+  /** Each bad frame on its own fresh WebSocket, on both WebSocket routes. */
+  const exerciseBadFrames = async (cases: [string, Buffer][]) => {
     for (const path of [`/sandboxes/${sandboxId}/exec/ws`, `/sandboxes/${sandboxId}/ws`]) {
       for (const [what, frame] of cases) {
         const result = await wsExchange(dial, path, malloryKey, frame);
@@ -196,7 +233,7 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
         await stillServing();
       }
     }
-  });
+  };
 
   it("refuses compressed Connect bodies (a gzip bomb) before decompressing, with or without a key", async () => {
     const bomb = gzipSync(Buffer.alloc(64 * MiB));
