@@ -692,4 +692,181 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
     );
     await stillServing();
   });
+
+  // Last: it may rename mallory's sandbox or change a throwaway user's limits.
+  it("fuzz: JSON bodies with each route's own fields and values of every type get a 4xx or a success", async () => {
+    const admin = { authorization: `Bearer ${product.adminKey}` };
+    const victim = await product.http("POST", "/users", { body: { name: `victim-${product.env.runId}` } });
+    expect(victim.status).toBe(201);
+    // One sandbox at most: a create that happens to be valid is refused by the quota, not run.
+    const capped = await product.http("PATCH", `/users/mallory-${product.env.runId}`, {
+      body: { limits: { max_sandboxes: 1 } },
+      headers: admin,
+    });
+    expect(capped.status).toBe(200);
+
+    const anyValue: fc.Arbitrary<unknown> = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.array(fc.string({ maxLength: 10 }), { maxLength: 3 }),
+      fc.dictionary(fc.string({ maxLength: 10 }), fc.string({ maxLength: 10 }), { maxKeys: 3 }),
+      fc.object({ maxDepth: 2, maxKeys: 3 }),
+    );
+    /** Mostly a value of the right shape (so requests get past the first check), else anything. */
+    const mostly = (valid: fc.Arbitrary<unknown>) =>
+      fc.oneof({ weight: 3, arbitrary: valid }, { weight: 1, arbitrary: anyValue });
+    const name = fc.stringMatching(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,12}$/);
+    const strings = fc.dictionary(
+      fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/),
+      fc.string({ maxLength: 10 }),
+      {
+        maxKeys: 2,
+      },
+    );
+    const labels = fc.dictionary(name, name, { maxKeys: 2 });
+    const bodyWith = (
+      fields: Record<string, fc.Arbitrary<unknown>>,
+      rare: Record<string, fc.Arbitrary<unknown>> = {},
+    ) =>
+      fc
+        .tuple(
+          fc.record(fields, { requiredKeys: [] }),
+          fc.dictionary(fc.string({ maxLength: 8 }), anyValue, { maxKeys: 1 }),
+          fc.oneof(
+            { weight: 7, arbitrary: fc.constant(undefined) },
+            { weight: 1, arbitrary: fc.record(rare, { requiredKeys: [] }) },
+          ),
+        )
+        .map(([known, extra, maybeRare]) => ({ ...extra, ...(maybeRare ?? {}), ...known }));
+    // Commands that cannot do anything in the sandbox: empty, not strings, or a missing binary.
+    const harmlessCmd = fc.oneof(
+      fc.constant([]),
+      fc.array(fc.oneof(fc.integer(), fc.constant(null)), { minLength: 1, maxLength: 2 }),
+      fc.constant(["/bhatti-hostile-no-such-binary"]),
+      fc.string({ maxLength: 10 }),
+    );
+    const unsupported = [
+      "template_id",
+      "from",
+      "volumes",
+      "new_volumes",
+      "persistent_volumes",
+      "mounts",
+      "net_policy",
+      "hugepages",
+    ];
+    const routes: [string, string, Record<string, string>, fc.Arbitrary<Record<string, unknown>>][] = [
+      [
+        "POST",
+        "/sandboxes",
+        asMallory(),
+        bodyWith(
+          {
+            name: mostly(name),
+            image: mostly(fc.constantFrom("busybox", "nope")),
+            cpus: mostly(fc.double({ min: 0, max: 64, noNaN: true })),
+            memory_mb: mostly(fc.integer({ min: 0, max: 1 << 20 })),
+            disk_size_mb: mostly(fc.integer({ min: 0, max: 1 << 20 })),
+            env: mostly(strings),
+            secrets: mostly(fc.array(name, { maxLength: 2 })),
+            files: mostly(
+              fc.array(
+                fc.record(
+                  {
+                    guest_path: mostly(fc.constantFrom("/tmp/a", "rel", "/x/../y")),
+                    content: mostly(fc.base64String()),
+                    mode: anyValue,
+                  },
+                  { requiredKeys: [] },
+                ),
+                { maxLength: 2 },
+              ),
+            ),
+            labels: mostly(labels),
+            keep_hot: mostly(fc.boolean()),
+            init: anyValue,
+          },
+          Object.fromEntries(unsupported.map((k) => [k, anyValue])),
+        ),
+      ],
+      [
+        "PATCH",
+        `/sandboxes/${sandboxId}`,
+        asMallory(),
+        bodyWith({
+          keep_hot: mostly(fc.boolean()),
+          name: mostly(name),
+          labels: mostly(labels),
+          labels_add: mostly(labels),
+          labels_remove: mostly(fc.array(name, { maxLength: 2 })),
+        }),
+      ],
+      [
+        "POST",
+        `/sandboxes/${sandboxId}/exec`,
+        asMallory(),
+        bodyWith({
+          cmd: harmlessCmd,
+          timeout_sec: mostly(fc.integer({ min: 1, max: 86_400 })),
+          detach: mostly(fc.boolean()),
+          output_file: anyValue,
+          env: mostly(strings),
+          cwd: mostly(fc.constantFrom("/", "/tmp", "/nope", "rel")),
+        }),
+      ],
+      ["POST", `/sandboxes/${sandboxId}/start`, asMallory(), bodyWith({ force: mostly(fc.boolean()) })],
+      [
+        "POST",
+        "/secrets",
+        asMallory(),
+        bodyWith({
+          name: mostly(fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,8}$/)),
+          value: mostly(fc.string()),
+        }),
+      ],
+      [
+        "POST",
+        "/users",
+        admin,
+        bodyWith({ name: mostly(name), is_admin: mostly(fc.boolean()), limits: anyValue }),
+      ],
+      [
+        "PATCH",
+        `/users/victim-${product.env.runId}`,
+        admin,
+        bodyWith({
+          limits: fc.dictionary(
+            fc.constantFrom(
+              "max_sandboxes",
+              "max_cpus_per_sandbox",
+              "execs_per_minute",
+              "creates_per_minute",
+              "nope",
+            ),
+            mostly(fc.integer({ min: 0, max: 1000 })),
+            { maxKeys: 3 },
+          ),
+        }),
+      ],
+    ];
+    const request = fc.oneof(
+      ...routes.map(([method, path, auth, body]) => body.map((b) => ({ method, path, auth, body: b }))),
+    );
+    await fc.assert(
+      fc.asyncProperty(request, async ({ method, path, auth, body }) => {
+        const reply = await product.http(method, path, { body, headers: auth });
+        // Features this server does not have are 501 by design (never silently ignored).
+        const refusedFeature =
+          reply.status === 501 && path === "/sandboxes" && unsupported.some((k) => k in body);
+        if (reply.status >= 500 && !refusedFeature)
+          throw new Error(`${method} ${path} ${JSON.stringify(body)} -> ${reply.status} ${reply.text}`);
+        await stillAliveAndServing();
+      }),
+      { numRuns: 200 },
+    );
+    await stillServing();
+  });
 });
