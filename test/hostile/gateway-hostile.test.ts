@@ -865,7 +865,7 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
           throw new Error(`${method} ${path} ${JSON.stringify(body)} -> ${reply.status} ${reply.text}`);
         await stillAliveAndServing();
       }),
-      { numRuns: 200 },
+      { numRuns: 120 },
     );
     await stillServing();
   });
