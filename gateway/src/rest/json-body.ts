@@ -24,6 +24,15 @@ export async function readJsonBody(req: IncomingMessage, limit = MAX_JSON_BODY_B
   if (declared > limit)
     throw new ConnectError(`request body larger than ${limit} bytes`, Code.InvalidArgument);
   const body = await new Promise<Buffer>((resolve, reject) => {
+    // Nothing left to wait for: an ended body was empty (or already read), a destroyed one is gone.
+    if (req.readableEnded) {
+      resolve(Buffer.alloc(0));
+      return;
+    }
+    if (req.destroyed) {
+      reject(new ConnectError("request body not received: connection closed", Code.Canceled));
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     const done = (result: Buffer | Error) => {
