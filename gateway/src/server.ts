@@ -1,10 +1,10 @@
 import * as http from "node:http";
 import { BHATTI_VERSION, type Logger, type ServerConfig, requestContextInterceptor } from "@bhatti/runtime";
 import { createContextValues } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createRequestAuth } from "./auth/request-auth.js";
 import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
+import { createBoundedConnectHandler } from "./connect/bounded-connect-handler.js";
 import { createAuthInterceptor, remoteAddressKey } from "./connect/auth-interceptor.js";
 import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
@@ -35,7 +35,7 @@ export function createGateway(config: ServerConfig, logger: Logger): Gateway {
   const context: GatewayContext = { config, logger, clients, auth, publicProcedures: new Set() };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);
-  const connect = connectNodeAdapter({
+  const connect = createBoundedConnectHandler(context, {
     routes: (router) => registerConnectServices(router, context),
     interceptors: [requestContextInterceptor(logger), createAuthInterceptor(auth, context.publicProcedures)],
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress ?? ""),

@@ -9,6 +9,7 @@ import {
   configToFlags,
   createLogger,
   envNameOf,
+  installProcessFaultPolicy,
   isSocketLive,
   loadConfig,
   serviceSocketPath,
@@ -70,6 +71,9 @@ export async function runServe(argv: readonly string[]): Promise<void> {
     level: config.log_level,
     write: (line) => process.stderr.write(`serve   | ${line}`),
   });
+  // An uncaught exception here would leave the children without a supervisor: log it and exit
+  // (they notice and stop); a stray rejection is logged and the supervisor keeps running.
+  installProcessFaultPolicy(logger);
   const probe = createHealthProbe(config);
   const supervisor = createSupervisor({
     scripts,
@@ -94,6 +98,7 @@ export async function runServe(argv: readonly string[]): Promise<void> {
       logger.info("stopping", { signal, shutdown_policy: config.shutdown_policy });
       void applyShutdownPolicy(config, logger)
         .then(() => supervisor.stop())
+        .catch((e: unknown) => logger.error("stopping failed", { error: e }))
         .then(resolve);
     };
     process.on("SIGTERM", onSignal);

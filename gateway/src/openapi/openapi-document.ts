@@ -76,7 +76,7 @@ const schemas: Record<string, Schema> = {
   CreateSandbox: {
     type: "object",
     properties: {
-      name: { type: "string", pattern: "^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$" },
+      name: { type: "string", pattern: "^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$" },
       image: { type: "string" },
       cpus: { type: "number", default: 1 },
       memory_mb: { type: "integer", default: 1024 },
@@ -118,7 +118,11 @@ const schemas: Record<string, Schema> = {
     required: ["cmd"],
     properties: {
       cmd: { type: "array", items: { type: "string" }, minItems: 1 },
-      timeout_sec: { type: "integer", default: 300, description: "1..86400; other values mean 300." },
+      timeout_sec: {
+        type: "integer",
+        default: 300,
+        description: "1..86400; absent or 0 means 300; anything else is a 400.",
+      },
       detach: { type: "boolean" },
       output_file: { type: "string" },
       env: { type: "object", additionalProperties: { type: "string" } },

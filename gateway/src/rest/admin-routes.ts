@@ -4,7 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../auth/request-auth.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { sandboxRuntimeOf } from "../sandbox-runtime.js";
-import { readJsonBody, sendJson } from "./json-body.js";
+import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, userRoute } from "./user-route.js";
 
@@ -130,7 +130,7 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
     "/users",
     userRoute(gw, "read", async (ctx, user) => {
       requireAdmin(user);
-      const body = (await readJsonBody(ctx.req)) as Record<string, unknown>;
+      const body = await readJsonObject(ctx.req);
       const name = body["name"];
       if (typeof name !== "string" || name === "")
         throw new ConnectError("name is required", Code.InvalidArgument);
@@ -161,7 +161,7 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
     "/users/:user",
     userRoute(gw, "read", async (ctx, user) => {
       requireAdmin(user);
-      const body = (await readJsonBody(ctx.req)) as Record<string, unknown>;
+      const body = await readJsonObject(ctx.req);
       const res = await store.updateUserLimits({
         actingUserId: user.id,
         user: ctx.params["user"] ?? "",

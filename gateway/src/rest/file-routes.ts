@@ -101,5 +101,6 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       );
       sendJson(ctx.res, 200, { status: "ok" });
     }),
+    { maxBodyBytes: AgentLimits.maxWriteBytes },
   );
 }

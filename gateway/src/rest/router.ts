@@ -4,8 +4,9 @@ import { REQUEST_ID_HEADER, newRequestId, sanitizeRequestId, withRequestId } fro
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
+import { drainRefusedBody } from "../unread-body.js";
 import { cleanPath } from "./clean-path.js";
-import { sendJson } from "./json-body.js";
+import { MAX_JSON_BODY_BYTES, sendJson } from "./json-body.js";
 
 export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -27,6 +28,8 @@ export type RestHandler = (ctx: RestContext) => Promise<void> | void;
 export interface RouteOptions {
   /** Served without an API key (only /health in v1). */
   public?: boolean;
+  /** The largest request body the route reads (default: the 1 MiB JSON cap), checked before auth. */
+  maxBodyBytes?: number;
 }
 
 export interface RestRouter {
@@ -43,6 +46,7 @@ interface Route {
   readonly segments: readonly string[];
   readonly handler: RestHandler;
   readonly public: boolean;
+  readonly maxBodyBytes: number;
 }
 
 function match(segments: readonly string[], parts: readonly string[]): Record<string, string> | undefined {
@@ -61,6 +65,25 @@ function match(segments: readonly string[], parts: readonly string[]): Record<st
   return parts.length === segments.length ? params : undefined;
 }
 
+/** The request target as a URL; `http://x:99999/` and other unparseable targets are a 400. */
+function requestUrlOf(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? "/", "http://gateway");
+  } catch {
+    throw new ConnectError("bad request target", Code.InvalidArgument);
+  }
+}
+
+/**
+ * The body cap of the route, applied to the declared length before auth so that no one makes the
+ * gateway wait for a body it would refuse (bodies without a length are counted as they are read).
+ */
+function checkDeclaredBodySize(req: IncomingMessage, limit: number): void {
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > limit)
+    throw new ConnectError(`request body larger than ${limit} bytes`, Code.InvalidArgument);
+}
+
 const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
 
 /**
@@ -71,7 +94,8 @@ const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
 export function createRestRouter(gw: GatewayContext): RestRouter {
   const routes: Route[] = [];
 
-  const fail = (res: ServerResponse, requestId: string, e: unknown) => {
+  const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, e: unknown) => {
+    drainRefusedBody(req, res);
     if (res.headersSent) {
       gw.logger.warn("request failed after the response started", { error: e });
       res.destroy();
@@ -93,6 +117,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
         segments: splitPath(pattern),
         handler,
         public: options.public === true,
+        maxBodyBytes: options.maxBodyBytes ?? MAX_JSON_BODY_BYTES,
       });
     },
     list: () => routes.map((r) => ({ method: r.method, pattern: r.pattern, public: r.public })),
@@ -101,7 +126,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
         sanitizeRequestId(req.headers[REQUEST_ID_HEADER] as string | undefined) ?? newRequestId();
       await withRequestId(requestId, async () => {
         try {
-          const url = new URL(req.url ?? "/", "http://gateway");
+          const url = requestUrlOf(req);
           const path = cleanPath(url.pathname);
           const parts = splitPath(path);
           const method = (req.method ?? "GET").toUpperCase();
@@ -111,6 +136,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
           const found =
             candidates.find((c) => c.route.method === method) ??
             (method === "HEAD" ? candidates.find((c) => c.route.method === "GET") : undefined);
+          checkDeclaredBodySize(req, found?.route.maxBodyBytes ?? MAX_JSON_BODY_BYTES);
           let user: AuthenticatedUser | undefined;
           if (found === undefined || !found.route.public) {
             user = await gw.auth.authenticate(req.headers.authorization, {
@@ -119,13 +145,14 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
             });
           }
           if (found === undefined) {
+            drainRefusedBody(req, res);
             if (candidates.length > 0) sendJson(res, 405, { error: "method not allowed" });
             else sendJson(res, 404, { error: "not found" });
             return;
           }
           await found.route.handler({ req, res, path, url, params: found.params, user, requestId });
         } catch (e) {
-          fail(res, requestId, e);
+          fail(req, res, requestId, e);
         }
       });
     },

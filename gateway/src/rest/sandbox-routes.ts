@@ -4,7 +4,7 @@ import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { checkSandboxName, createInputFromJson } from "../sandboxes/create-input.js";
 import type { SandboxUpdate } from "../sandboxes/sandbox-manager.js";
 import { sandboxJson } from "../sandboxes/sandbox-view.js";
-import { readJsonBody, sendJson } from "./json-body.js";
+import { readJsonBody, readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { sandboxRef, userRoute } from "./user-route.js";
 
@@ -121,8 +121,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "POST",
     "/sandboxes/:id/start",
     userRoute(gw, "read", async (ctx, user) => {
-      const body = await readJsonBody(ctx.req);
-      const force = typeof body === "object" && body !== null && (body as { force?: unknown }).force === true;
+      const force = (await readJsonObject(ctx.req))["force"] === true;
       sendJson(ctx.res, 200, sandboxJson(await sandboxes.start(user, sandboxRef(ctx), force)));
     }),
   );

@@ -2,7 +2,7 @@ import type { SecretInfo } from "@bhatti/proto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
-import { readJsonBody, sendJson } from "./json-body.js";
+import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
 import { userRoute } from "./user-route.js";
 
@@ -32,7 +32,7 @@ export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): vo
     "POST",
     "/secrets",
     userRoute(gw, "read", async (ctx, user) => {
-      const body = (await readJsonBody(ctx.req)) as Record<string, unknown>;
+      const body = await readJsonObject(ctx.req);
       const name = body["name"];
       const value = body["value"];
       if (typeof name !== "string" || name === "" || typeof value !== "string" || value === "") {

@@ -15,7 +15,14 @@ export interface CreateSandboxInput {
   init: string;
 }
 
-export const NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+/**
+ * Sandbox names: the v1 name rule, also ending with a letter or digit, so that the hostname the
+ * vmm derives from it (`.` and `_` become `-`) is a valid host name label (`web-` is refused here,
+ * before a row exists, rather than by the vmm after it).
+ */
+export const NAME_PATTERN = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
+/** Image names: the v1 name rule. */
+export const IMAGE_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_FILES_BYTES = 512 * 1024;
 
@@ -23,7 +30,9 @@ const invalid = (message: string) => new ConnectError(message, Code.InvalidArgum
 
 export function checkSandboxName(name: string): void {
   if (!NAME_PATTERN.test(name)) {
-    throw invalid(`invalid name ${JSON.stringify(name.slice(0, 80))}: must match ${NAME_PATTERN.source}`);
+    throw invalid(
+      `invalid name ${JSON.stringify(name.slice(0, 80))}: use 1-63 letters, digits, ".", "_" or "-", starting and ending with a letter or digit`,
+    );
   }
 }
 
@@ -38,7 +47,7 @@ export function parseFileMode(mode: unknown): number {
 /** Checks what the store does not: names, env, file paths and sizes. */
 export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput {
   if (input.name !== "") checkSandboxName(input.name);
-  if (input.image !== "" && !NAME_PATTERN.test(input.image)) {
+  if (input.image !== "" && !IMAGE_NAME_PATTERN.test(input.image)) {
     throw invalid(`invalid image name ${JSON.stringify(input.image.slice(0, 80))}`);
   }
   if (!Number.isFinite(input.cpus) || input.cpus < 0) throw invalid("cpus must be a positive number");

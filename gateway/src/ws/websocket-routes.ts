@@ -42,6 +42,15 @@ function reject(socket: Duplex, status: number, body: unknown, extra: Record<str
   );
 }
 
+/** The request target as a URL, or undefined when it does not parse (`http://x:99999/`, `//x:99999/`). */
+function requestUrlOf(req: IncomingMessage): URL | undefined {
+  try {
+    return new URL(req.url ?? "/", "http://gateway");
+  } catch {
+    return undefined;
+  }
+}
+
 const shellPattern = /^\/sandboxes\/([^/]+)\/ws$/;
 const execPattern = /^\/sandboxes\/([^/]+)\/exec\/ws$/;
 
@@ -56,9 +65,13 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
   const deps = { wake, clients: gw.clients, logger: gw.logger };
 
   const handle = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(req.url ?? "/", "http://gateway");
-    const path = cleanPath(url.pathname);
     try {
+      const url = requestUrlOf(req);
+      if (url === undefined) {
+        reject(socket, 400, { error: "bad request target" });
+        return;
+      }
+      const path = cleanPath(url.pathname);
       const user = await gw.auth.authenticate(req.headers.authorization, {
         remoteAddr: req.socket.remoteAddress ?? "",
         path,
@@ -74,6 +87,12 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
       const sandboxId = await sandboxes.resolveId(user, ref);
       const sessionId = url.searchParams.get("session") ?? undefined;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        // Without a listener, a frame ws refuses (over maxPayload, bad UTF-8, RSV bits, bad
+        // opcode or close code) is an 'error' event that throws and ends the whole gateway.
+        ws.on("error", (e: Error) => {
+          gw.logger.warn("websocket closed on a bad frame", { sandbox_id: sandboxId, error: e.message });
+          ws.terminate();
+        });
         const served =
           shell !== null
             ? serveShellSocket(ws, deps, {
@@ -107,7 +126,10 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
 
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => socket.destroy());
-    void handle(req, socket, head);
+    handle(req, socket, head).catch((e: unknown) => {
+      gw.logger.error("websocket upgrade handler failed", { error: e });
+      socket.destroy();
+    });
   });
 
   return {

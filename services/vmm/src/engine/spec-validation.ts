@@ -3,7 +3,8 @@ import type { SandboxSpec } from "./engine.js";
 import { EngineError } from "./engine-error.js";
 
 export const SANDBOX_ID = /^[0-9a-f]{16}$/;
-export const SANDBOX_NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+/** Starts and ends with a letter or digit, so the derived hostname is a valid label. */
+export const SANDBOX_NAME = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
