@@ -85,6 +85,8 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
 
     async updateSandbox(req, ctx) {
       const user = caller(ctx, "read");
+      // keep_hot wakes or releases a sandbox: a lifecycle operation, unlike a rename or labels.
+      if (req.keepHot !== undefined) limiter.take(user.record, "lifecycle");
       if (req.name !== undefined && req.name !== "") checkSandboxName(req.name);
       const state = await sandboxes.update(user, req.sandbox, {
         ...(req.keepHot !== undefined ? { keepHot: req.keepHot } : {}),
@@ -96,18 +98,18 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
     },
 
     async deleteSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       await sandboxes.destroy(user, req.sandbox);
       return {};
     },
 
     async stopSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       return { sandbox: sandboxMessage(await sandboxes.stop(user, req.sandbox)) };
     },
 
     async startSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       return { sandbox: sandboxMessage(await sandboxes.start(user, req.sandbox, req.force)) };
     },
 

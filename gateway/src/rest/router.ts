@@ -4,6 +4,7 @@ import { REQUEST_ID_HEADER, newRequestId, sanitizeRequestId, withRequestId } fro
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
+import { retryAfterOf } from "../limits/rate-limiter.js";
 import { cleanPath } from "./clean-path.js";
 import { sendJson } from "./json-body.js";
 
@@ -61,6 +62,13 @@ function match(segments: readonly string[], parts: readonly string[]): Record<st
   return parts.length === segments.length ? params : undefined;
 }
 
+/** A 429 from before the route (the per-address limit of unauthenticated requests) says when to retry. */
+function setRetryAfter(res: ServerResponse, e: ConnectError): void {
+  const retryAfter = retryAfterOf(e);
+  if (retryAfter !== undefined && !res.hasHeader("Retry-After"))
+    res.setHeader("Retry-After", String(retryAfter));
+}
+
 const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
 
 /**
@@ -78,6 +86,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
       return;
     }
     if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) {
+      setRetryAfter(res, e);
       sendJson(res, httpStatusOf(e.code), { error: e.rawMessage });
       return;
     }

@@ -74,6 +74,9 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
       const sandboxId = await sandboxes.resolveId(user, ref);
       const sessionId = url.searchParams.get("session") ?? undefined;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        // Revoking the key (rotation, user deletion) closes this socket: 1008 "api key revoked".
+        const untrack = gw.auth.sessions.register(user, { end: (reason) => ws.close(1008, reason) });
+        ws.once("close", untrack);
         const served =
           shell !== null
             ? serveShellSocket(ws, deps, {
