@@ -20,7 +20,7 @@ export interface RateLimiterOptions {
   execsPerMinute?: number;
   /** The read class is not per-user configurable: burst 60, 1200/min (v1). */
   read?: RateLimits;
-  /** Stop/start/destroy/keep_hot, for every user alike (default burst 10, 20/min). */
+  /** Stop/start/destroy/keep_hot (default burst 10, 20/min), raised to a user's creates per minute. */
   lifecycle?: RateLimits;
   /** Bound on tracked users; the least recently seen is evicted first (v1: 10k). */
   maxUsers?: number;
@@ -63,7 +63,14 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
 
   const limitsOf = (user: Pick<User, "limits">, cls: RateClass): RateLimits => {
     if (cls === "read") return read;
-    if (cls === "lifecycle") return lifecycle;
+    if (cls === "lifecycle") {
+      // A user allowed N creates a minute can also stop, start or destroy N a minute.
+      const creates = user.limits?.createsPerMinute ?? 0;
+      return {
+        capacity: Math.max(lifecycle.capacity, creates),
+        perMinute: Math.max(lifecycle.perMinute, creates),
+      };
+    }
     const rate =
       cls === "create"
         ? user.limits?.createsPerMinute || (options.createsPerMinute ?? 10)

@@ -197,11 +197,16 @@ export const configKeys = {
   ),
   rate_lifecycle_burst: integerKey(
     10,
-    "Lifecycle operations (stop, start, destroy, PATCH keep_hot) one user may make at once; then 429 with Retry-After.",
+    "Lifecycle operations (stop, start, destroy, PATCH keep_hot) one user may make at once (at least the user's creates_per_minute); then 429 with Retry-After.",
     1,
     1_000_000,
   ),
-  rate_lifecycle_per_minute: integerKey(20, "Refill rate of each user's lifecycle bucket.", 1, 10_000_000),
+  rate_lifecycle_per_minute: integerKey(
+    20,
+    "Refill rate of each user's lifecycle bucket (at least the user's creates_per_minute).",
+    1,
+    10_000_000,
+  ),
   shutdown_policy: enumKey(
     ["leave", "snapshot"] as const,
     "leave",
