@@ -83,7 +83,7 @@ describe("API key authenticator", () => {
     release();
     expect((await inFlight).id).toBe("u1"); // it started before the rotation
     expect(((await after) as ConnectError).code).toBe(Code.Unauthenticated);
-    expect(auth.isCachedValid(key(1))).toBe(false);
+    expect(auth.isKnownValid(key(1))).toBe(false);
     await expect(auth.authenticate(key(1), origin)).rejects.toThrow("invalid api key");
     expect(calls).toBe(2);
   });
@@ -105,7 +105,7 @@ describe("API key authenticator", () => {
     release();
     const user = await inFlight;
     expect(user.keySha256).toBe(keyDigest(key(1)));
-    expect(auth.isCachedValid(key(1))).toBe(false);
+    expect(auth.isKnownValid(key(1))).toBe(false);
   });
 
   it("forgets a user's keys at once and expires entries after the TTL", async () => {

@@ -18,8 +18,11 @@ export type ApiKeyLookup = (
 export interface ApiKeyAuthenticator {
   /** The key's user; throws Unauthenticated "invalid api key" for an unknown key. */
   authenticate(apiKey: string, origin: RequestOrigin): Promise<AuthenticatedUser>;
-  /** True when the key is cached as valid (its request will not reach the store). */
-  isCachedValid(apiKey: string): boolean;
+  /**
+   * True when the key was found valid and not forgotten since (its cache entry may have expired
+   * and need a store check): such requests are not unauthenticated traffic.
+   */
+  isKnownValid(apiKey: string): boolean;
   /** Drops the cached entry of one key, by its hex SHA-256 (after a rotation). */
   forgetKey(keySha256: string): void;
   /** Drops cached entries of one user (after a key rotation or deletion). */
@@ -154,7 +157,8 @@ export function createApiKeyAuthenticator(
       if (user === undefined) throw new ConnectError(INVALID_API_KEY, Code.Unauthenticated);
       return user;
     },
-    isCachedValid: (apiKey) => cachedUser(keyDigest(apiKey)) !== undefined,
+    // Expired entries stay until evicted or forgotten, so they still vouch for the key here.
+    isKnownValid: (apiKey) => cache.has(keyDigest(apiKey)),
     forgetKey(keySha256) {
       generation++;
       if (running > 0) forgottenKeys.set(keySha256, generation);

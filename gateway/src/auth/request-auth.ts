@@ -22,15 +22,16 @@ export interface RequestAuth {
 }
 
 export interface RequestAuthOptions {
-  /** Charged for every request that does not carry a key cached as valid. */
+  /** Charged for every request that does not carry a key known to be valid. */
   unauthenticatedLimiter?: IpRateLimiter;
   sessions?: LiveSessions;
 }
 
 /**
- * Requests with a key already known to be valid go straight through. Every other request
- * (no header, a malformed key, a key the store must be asked about) first takes a token of
- * its client address's bucket, so unauthenticated floods get 429 before reaching the store.
+ * Requests with a key already known to be valid go straight through (even when the cache entry
+ * needs a fresh store check). Every other request (no header, a malformed key, a key never
+ * seen valid) first takes a token of its client address's bucket, so unauthenticated floods
+ * get 429 before reaching the store, while a tenant behind the same address is still served.
  */
 export function createRequestAuth(
   authenticator: ApiKeyAuthenticator,
@@ -49,7 +50,7 @@ export function createRequestAuth(
         limiter?.take(origin.remoteAddr);
         throw e;
       }
-      if (!authenticator.isCachedValid(apiKey)) limiter?.take(origin.remoteAddr);
+      if (!authenticator.isKnownValid(apiKey)) limiter?.take(origin.remoteAddr);
       return authenticator.authenticate(apiKey, origin);
     },
     revokeKey(keySha256) {
