@@ -40,7 +40,7 @@ function get(agent: Agent, port: number, path: string, key: string): Promise<num
 }
 
 if (process.argv[2] === "--flood") {
-  // The bad client: 32 requests in flight until told to stop (or 60 s / 500k requests at most).
+  // The bad client: 32 requests in flight until told to stop (or 120 s / 500k requests at most).
   const port = Number(process.argv[3]);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   const statuses = new Map<number, number>();
@@ -49,7 +49,7 @@ if (process.argv[2] === "--flood") {
   process.on("message", () => {
     stop = true;
   });
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   const t0 = Date.now();
   const worker = async () => {
     while (!stop && sent < 500_000 && Date.now() < deadline) {
@@ -60,12 +60,17 @@ if (process.argv[2] === "--flood") {
   };
   process.send?.("started");
   await Promise.all(Array.from({ length: 32 }, worker));
+  const seconds = (Date.now() - t0) / 1000;
   agent.destroy();
-  process.send?.({ sent, seconds: (Date.now() - t0) / 1000, statuses: Object.fromEntries(statuses) });
-  process.exit(0);
+  // Reports once told to stop, even if its own bound ended the flood first.
+  const summary = () => {
+    process.send?.({ sent, seconds, statuses: Object.fromEntries(statuses) }, () => process.exit(0));
+  };
+  if (stop) summary();
+  else process.once("message", summary);
 }
 
-const N = arg("n", 2000);
+const N = arg("n", 1000);
 const rows: string[] = [];
 const line = (s: string) => {
   rows.push(s);
@@ -93,6 +98,7 @@ async function flooded(port: number, key: string) {
   const flood = fork(fileURLToPath(import.meta.url), ["--flood", String(port)], {
     execArgv: ["--conditions=source", "--import", "tsx"],
   });
+  flood.on("error", () => undefined);
   await new Promise((ok) => flood.once("message", ok));
   // Let the flood use up its burst and reach its steady state first.
   await new Promise((ok) => setTimeout(ok, 1_000));
@@ -100,10 +106,12 @@ async function flooded(port: number, key: string) {
     const r = await tenant(port, key);
     flood.send("stop");
     const summary = await new Promise<{ sent: number; seconds: number; statuses: Record<string, number> }>(
-      (ok) =>
+      (ok, fail) => {
         flood.on("message", (m) => {
           if (typeof m === "object") ok(m as never);
-        }),
+        });
+        flood.once("exit", (code) => fail(new Error(`flood client exited (${code}) without a summary`)));
+      },
     );
     return { ...r, flood: summary };
   } finally {
