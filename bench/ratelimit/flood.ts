@@ -141,9 +141,16 @@ async function measure(label: string, extraArgs: string[]) {
     const under = await flooded(serve.port, key);
     const alone2 = await tenant(serve.port, key);
     line(`\n${label}`);
-    line(fmt("good tenant alone", alone));
-    line(fmt("good tenant while flooded", under, alone));
-    line(fmt("good tenant alone again", alone2));
+    // The unflooded baseline is both runs together (before and after the flood), so a machine
+    // that is busier in one of them does not decide the ratio alone.
+    const unflooded = {
+      samples: [...alone.samples, ...alone2.samples],
+      rps: (2 * N) / (N / alone.rps + N / alone2.rps),
+    };
+    line(fmt("good tenant alone, before the flood", alone));
+    line(fmt("good tenant alone, after the flood", alone2));
+    line(fmt("good tenant alone, both runs (baseline)", unflooded));
+    line(fmt("good tenant while flooded", under, unflooded));
     const f = under.flood;
     line(
       `flood: ${f.sent} requests in ${f.seconds.toFixed(1)} s (${(f.sent / f.seconds).toFixed(0)}/s), statuses ${JSON.stringify(f.statuses)}`,
