@@ -23,7 +23,12 @@ export function sandboxRuntimeOf(gw: GatewayContext): SandboxRuntime {
     runtime = {
       wake,
       refs,
-      limiter: createRateLimiter(),
+      limiter: createRateLimiter({
+        lifecycle: {
+          capacity: gw.config.rate_lifecycle_burst,
+          perMinute: gw.config.rate_lifecycle_per_minute,
+        },
+      }),
       sandboxes: createSandboxManager({ clients: gw.clients, wake, refs, logger: gw.logger }),
     };
     runtimes.set(gw, runtime);

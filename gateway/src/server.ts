@@ -5,6 +5,7 @@ import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createRequestAuth } from "./auth/request-auth.js";
 import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
 import { createBoundedConnectHandler } from "./connect/bounded-connect-handler.js";
+import { createIpRateLimiter } from "./limits/ip-rate-limiter.js";
 import { createAuthInterceptor, remoteAddressKey } from "./connect/auth-interceptor.js";
 import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
@@ -31,7 +32,12 @@ export interface Gateway {
  */
 export function createGateway(config: ServerConfig, logger: Logger): Gateway {
   const clients = createServiceClients(config);
-  const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)));
+  const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)), {
+    unauthenticatedLimiter: createIpRateLimiter({
+      capacity: config.rate_unauthenticated_burst,
+      perMinute: config.rate_unauthenticated_per_minute,
+    }),
+  });
   const context: GatewayContext = { config, logger, clients, auth, publicProcedures: new Set() };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);

@@ -2,7 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { UserSchema } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { type ApiKeyLookup, createApiKeyAuthenticator } from "./api-key-authenticator.js";
+import { type ApiKeyLookup, createApiKeyAuthenticator, keyDigest } from "./api-key-authenticator.js";
 import { apiKeyFromHeader } from "./bearer-token.js";
 
 const key = (n: number) => `bht_${n.toString(16).padStart(64, "0")}`;
@@ -37,16 +37,75 @@ describe("API key authenticator", () => {
     expect(calls()).toBe(1);
   });
 
-  it("rejects an unknown key with Unauthenticated and asks again next time", async () => {
+  it("rejects an unknown key with Unauthenticated, and asks again only after the negative TTL", async () => {
     const { lookup, calls } = tableLookup(new Map());
-    const auth = createApiKeyAuthenticator(lookup);
-    for (let i = 0; i < 2; i++) {
+    let now = 0;
+    const auth = createApiKeyAuthenticator(lookup, { negativeTtlMs: 1_000, now: () => now });
+    for (let i = 0; i < 3; i++) {
       const err = await auth.authenticate(key(9), origin).catch((e: unknown) => ConnectError.from(e));
       expect(err).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code).toBe(Code.Unauthenticated);
       expect((err as ConnectError).rawMessage).toBe("invalid api key");
     }
+    expect(calls()).toBe(1);
+    now += 1_001;
+    await expect(auth.authenticate(key(9), origin)).rejects.toThrow("invalid api key");
     expect(calls()).toBe(2);
+  });
+
+  it("bounds the negative cache", async () => {
+    const { lookup, calls } = tableLookup(new Map());
+    const auth = createApiKeyAuthenticator(lookup, { maxEntries: 2 });
+    for (const n of [1, 2, 3, 1]) await auth.authenticate(key(n), origin).catch(() => undefined);
+    // key(1) was evicted by key(3), so it is asked again.
+    expect(calls()).toBe(4);
+  });
+
+  it("does not re-cache a key whose lookup was in flight when it was rotated away", async () => {
+    const table = new Map([[key(1), "u1"]]);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let calls = 0;
+    const auth = createApiKeyAuthenticator(async (apiKey) => {
+      calls++;
+      const id = table.get(apiKey); // read before the rotation...
+      await gate; // ...answered after it
+      if (id === undefined) return undefined;
+      return { user: { id, name: id, isAdmin: false, record: create(UserSchema, { id }) }, keySha256: "x" };
+    });
+    const inFlight = auth.authenticate(key(1), origin);
+    table.delete(key(1));
+    auth.forgetUser("u1");
+    // A request after the rotation does not join the old lookup.
+    const after = auth.authenticate(key(1), origin).catch((e: unknown) => ConnectError.from(e));
+    release();
+    expect((await inFlight).id).toBe("u1"); // it started before the rotation
+    expect(((await after) as ConnectError).code).toBe(Code.Unauthenticated);
+    expect(auth.isKnownValid(key(1))).toBe(false);
+    await expect(auth.authenticate(key(1), origin)).rejects.toThrow("invalid api key");
+    expect(calls).toBe(2);
+  });
+
+  it("forgetKey by digest also stops an in-flight lookup from re-caching", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const auth = createApiKeyAuthenticator(async () => {
+      await gate;
+      return {
+        user: { id: "u1", name: "u1", isAdmin: false, record: create(UserSchema, { id: "u1" }) },
+        keySha256: "x",
+      };
+    });
+    const inFlight = auth.authenticate(key(1), origin);
+    auth.forgetKey(keyDigest(key(1)));
+    release();
+    const user = await inFlight;
+    expect(user.keySha256).toBe(keyDigest(key(1)));
+    expect(auth.isKnownValid(key(1))).toBe(false);
   });
 
   it("forgets a user's keys at once and expires entries after the TTL", async () => {
@@ -60,6 +119,7 @@ describe("API key authenticator", () => {
     auth.forgetUser("u1");
     await expect(auth.authenticate(key(1), origin)).rejects.toThrow("invalid api key");
     table.set(key(1), "u1");
+    now += 5_001; // past the negative TTL of the unknown key
     await auth.authenticate(key(1), origin);
     const before = calls();
     now += 1_001;

@@ -7,4 +7,6 @@ export interface AuthenticatedUser {
   readonly isAdmin: boolean;
   /** The store's record (limits, subnet index...). */
   readonly record: User;
+  /** Hex SHA-256 of the key the caller authenticated with (to end its sessions on revocation). */
+  readonly keySha256?: string;
 }

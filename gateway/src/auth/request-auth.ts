@@ -1,7 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { IpRateLimiter } from "../limits/ip-rate-limiter.js";
 import type { ApiKeyAuthenticator, RequestOrigin } from "./api-key-authenticator.js";
 import type { AuthenticatedUser } from "./authenticated-user.js";
 import { apiKeyFromHeader } from "./bearer-token.js";
+import { type LiveSessions, createLiveSessions } from "./live-sessions.js";
 
 /** Authenticates one request from its Authorization header, for Connect and REST alike. */
 export interface RequestAuth {
@@ -9,14 +11,56 @@ export interface RequestAuth {
     authorizationHeader: string | null | undefined,
     origin: RequestOrigin,
   ): Promise<AuthenticatedUser>;
-  /** The cache, for handlers that rotate or delete keys. */
+  /** The cache, for handlers that change a user's limits. */
   readonly authenticator: ApiKeyAuthenticator;
+  /** Long-lived sessions (WebSockets, streamed execs) per key and user. */
+  readonly sessions: LiveSessions;
+  /** A key was rotated away or deleted: forget it and end what was opened with it. */
+  revokeKey(keySha256: string): void;
+  /** A user was deleted: forget its keys and end its sessions. */
+  revokeUser(userId: string): void;
 }
 
-export function createRequestAuth(authenticator: ApiKeyAuthenticator): RequestAuth {
+export interface RequestAuthOptions {
+  /** Charged for every request that does not carry a key known to be valid. */
+  unauthenticatedLimiter?: IpRateLimiter;
+  sessions?: LiveSessions;
+}
+
+/**
+ * Requests with a key already known to be valid go straight through (even when the cache entry
+ * needs a fresh store check). Every other request (no header, a malformed key, a key never
+ * seen valid) first takes a token of its client address's bucket, so unauthenticated floods
+ * get 429 before reaching the store, while a tenant behind the same address is still served.
+ */
+export function createRequestAuth(
+  authenticator: ApiKeyAuthenticator,
+  options: RequestAuthOptions = {},
+): RequestAuth {
+  const limiter = options.unauthenticatedLimiter;
+  const sessions = options.sessions ?? createLiveSessions();
   return {
     authenticator,
-    authenticate: (header, origin) => authenticator.authenticate(apiKeyFromHeader(header), origin),
+    sessions,
+    async authenticate(header, origin) {
+      let apiKey: string;
+      try {
+        apiKey = apiKeyFromHeader(header);
+      } catch (e) {
+        limiter?.take(origin.remoteAddr);
+        throw e;
+      }
+      if (!authenticator.isKnownValid(apiKey)) limiter?.take(origin.remoteAddr);
+      return authenticator.authenticate(apiKey, origin);
+    },
+    revokeKey(keySha256) {
+      authenticator.forgetKey(keySha256);
+      sessions.endKey(keySha256);
+    },
+    revokeUser(userId) {
+      authenticator.forgetUser(userId);
+      sessions.endUser(userId);
+    },
   };
 }
 

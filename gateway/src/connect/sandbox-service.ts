@@ -85,6 +85,8 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
 
     async updateSandbox(req, ctx) {
       const user = caller(ctx, "read");
+      // keep_hot wakes or releases a sandbox: a lifecycle operation, unlike a rename or labels.
+      if (req.keepHot !== undefined) limiter.take(user.record, "lifecycle");
       if (req.name !== undefined && req.name !== "") checkSandboxName(req.name);
       const state = await sandboxes.update(user, req.sandbox, {
         ...(req.keepHot !== undefined ? { keepHot: req.keepHot } : {}),
@@ -96,18 +98,18 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
     },
 
     async deleteSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       await sandboxes.destroy(user, req.sandbox);
       return {};
     },
 
     async stopSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       return { sandbox: sandboxMessage(await sandboxes.stop(user, req.sandbox)) };
     },
 
     async startSandbox(req, ctx) {
-      const user = caller(ctx, "read");
+      const user = caller(ctx, "lifecycle");
       return { sandbox: sandboxMessage(await sandboxes.start(user, req.sandbox, req.force)) };
     },
 
@@ -138,15 +140,27 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
         cwd: req.cwd,
         stdin: req.stdin,
       });
-      const stop = () => void events.return(undefined);
+      const stop = () => void events.return(undefined).catch(() => undefined);
       ctx.signal.addEventListener("abort", stop, { once: true });
+      // Revoking the key ends the stream with Unauthenticated, even while the command is quiet.
+      let revoke: (reason: string) => void = () => undefined;
+      const revoked = new Promise<never>((_, reject) => {
+        revoke = (reason) => reject(new ConnectError(reason, Code.Unauthenticated));
+      });
+      revoked.catch(() => undefined);
+      const untrack = gw.auth.sessions.register(user, { end: (reason) => revoke(reason) });
       try {
-        for await (const ev of events) {
+        for (;;) {
+          const next = await Promise.race([events.next(), revoked]);
+          if (next.done === true) break;
+          const ev = next.value;
           if (ev.type === "exit") yield { event: { case: "exitCode", value: ev.exitCode } };
           else yield { event: { case: ev.type, value: ev.data } };
         }
       } finally {
+        untrack();
         ctx.signal.removeEventListener("abort", stop);
+        stop();
       }
     },
 

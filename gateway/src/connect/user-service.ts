@@ -6,7 +6,7 @@ import { callerOf } from "./auth-interceptor.js";
 /**
  * UserService: forwards to the store with the caller as acting user; the store checks admin
  * rights (PermissionDenied) so the rule lives in one place. Rotation and deletion drop the
- * old key from the gateway's cache at once.
+ * old key from the gateway's cache at once and end the sessions opened with it.
  */
 export function registerUserService(router: ConnectRouter, gw: GatewayContext): void {
   const { store } = gw.clients;
@@ -26,7 +26,8 @@ export function registerUserService(router: ConnectRouter, gw: GatewayContext): 
     },
     async rotateApiKey(req, ctx) {
       const res = await store.rotateApiKey({ actingUserId: callerOf(ctx).id, user: req.user });
-      cache.forgetKey(res.revokedKeySha256);
+      // Ends the WebSockets and streams opened with the old key too.
+      gw.auth.revokeKey(res.revokedKeySha256);
       if (res.user) cache.forgetUser(res.user.id);
       return { ...(res.user ? { user: res.user } : {}), apiKey: res.apiKey };
     },
@@ -43,8 +44,8 @@ export function registerUserService(router: ConnectRouter, gw: GatewayContext): 
     async deleteUser(req, ctx) {
       const target = await store.getUser({ actingUserId: callerOf(ctx).id, user: req.user });
       const res = await store.deleteUser({ actingUserId: callerOf(ctx).id, user: req.user });
-      cache.forgetKey(res.revokedKeySha256);
-      if (target.user) cache.forgetUser(target.user.id);
+      gw.auth.revokeKey(res.revokedKeySha256);
+      if (target.user) gw.auth.revokeUser(target.user.id);
       return {};
     },
     whoAmI: (_req, ctx) => ({ user: callerOf(ctx).record }),

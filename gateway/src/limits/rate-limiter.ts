@@ -4,9 +4,10 @@ import { type TokenBucket, takeToken } from "./token-bucket.js";
 
 /**
  * Request classes, as in v1: `create` is POST /sandboxes; `exec` is exec, file writes and
- * WebSockets; `read` is everything else.
+ * WebSockets; `read` is everything else. Added since: `lifecycle` is stop, start, destroy and
+ * keep_hot changes, which cost a checkpoint or a restore each.
  */
-export type RateClass = "create" | "exec" | "read";
+export type RateClass = "create" | "exec" | "read" | "lifecycle";
 
 export interface RateLimits {
   readonly capacity: number;
@@ -19,6 +20,8 @@ export interface RateLimiterOptions {
   execsPerMinute?: number;
   /** The read class is not per-user configurable: burst 60, 1200/min (v1). */
   read?: RateLimits;
+  /** Stop/start/destroy/keep_hot (default burst 10, 20/min), raised to a user's creates per minute. */
+  lifecycle?: RateLimits;
   /** Bound on tracked users; the least recently seen is evicted first (v1: 10k). */
   maxUsers?: number;
   now?: () => number;
@@ -55,10 +58,19 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
   const now = options.now ?? Date.now;
   const maxUsers = options.maxUsers ?? 10_000;
   const read = options.read ?? { capacity: 60, perMinute: 1200 };
+  const lifecycle = options.lifecycle ?? { capacity: 10, perMinute: 20 };
   const users = new Map<string, Map<RateClass, TokenBucket>>();
 
   const limitsOf = (user: Pick<User, "limits">, cls: RateClass): RateLimits => {
     if (cls === "read") return read;
+    if (cls === "lifecycle") {
+      // A user allowed N creates a minute can also stop, start or destroy N a minute.
+      const creates = user.limits?.createsPerMinute ?? 0;
+      return {
+        capacity: Math.max(lifecycle.capacity, creates),
+        perMinute: Math.max(lifecycle.perMinute, creates),
+      };
+    }
     const rate =
       cls === "create"
         ? user.limits?.createsPerMinute || (options.createsPerMinute ?? 10)

@@ -180,7 +180,8 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
     userRoute(gw, "read", async (ctx, user) => {
       requireAdmin(user);
       const res = await store.deleteUser({ actingUserId: user.id, user: ctx.params["user"] ?? "" });
-      gw.auth.authenticator.forgetKey(res.revokedKeySha256);
+      // Its only key is gone: forget it and end the WebSockets and streams opened with it.
+      gw.auth.revokeKey(res.revokedKeySha256);
       sendJson(ctx.res, 200, { status: "deleted" });
     }),
   );
@@ -190,7 +191,7 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
     "/users/:user/rotate-key",
     userRoute(gw, "read", async (ctx, user) => {
       const res = await store.rotateApiKey({ actingUserId: user.id, user: ctx.params["user"] ?? "" });
-      gw.auth.authenticator.forgetKey(res.revokedKeySha256);
+      gw.auth.revokeKey(res.revokedKeySha256);
       if (res.user === undefined) throw new ConnectError("store returned no user", Code.Internal);
       sendJson(ctx.res, 200, { ...userJson(res.user), api_key: res.apiKey });
     }),

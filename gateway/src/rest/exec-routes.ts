@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { endNdjsonStream } from "../auth/live-sessions.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
@@ -88,6 +89,11 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
         ctx.res.flushHeaders();
         const stop = () => void events.return(undefined);
         ctx.res.once("close", stop);
+        // Revoking the key ends the stream: an in-band error line, then the connection closes.
+        const untrack = gw.auth.sessions.register(user, {
+          end: (reason) => endNdjsonStream(ctx.res, reason),
+        });
+        ctx.res.once("close", untrack);
         try {
           for await (const ev of events) {
             if (ev.type === "exit") writeLine(ctx, { type: "exit", exit_code: ev.exitCode });

@@ -5,6 +5,7 @@ import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
 import { drainRefusedBody } from "../unread-body.js";
+import { retryAfterOf } from "../limits/rate-limiter.js";
 import { cleanPath } from "./clean-path.js";
 import { MAX_JSON_BODY_BYTES, sendJson } from "./json-body.js";
 
@@ -84,6 +85,13 @@ function checkDeclaredBodySize(req: IncomingMessage, limit: number): void {
     throw new ConnectError(`request body larger than ${limit} bytes`, Code.InvalidArgument);
 }
 
+/** A 429 from before the route (the per-address limit of unauthenticated requests) says when to retry. */
+function setRetryAfter(res: ServerResponse, e: ConnectError): void {
+  const retryAfter = retryAfterOf(e);
+  if (retryAfter !== undefined && !res.hasHeader("Retry-After"))
+    res.setHeader("Retry-After", String(retryAfter));
+}
+
 const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
 
 /**
@@ -102,6 +110,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
       return;
     }
     if (e instanceof ConnectError && e.code !== Code.Internal && e.code !== Code.Unknown) {
+      setRetryAfter(res, e);
       sendJson(res, httpStatusOf(e.code), { error: e.rawMessage });
       return;
     }

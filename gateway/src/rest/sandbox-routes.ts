@@ -61,7 +61,7 @@ function updateFromJson(raw: unknown): SandboxUpdate {
 
 /** Sandboxes CRUD, stop and start (v1 §5.2). */
 export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes } = sandboxRuntimeOf(gw);
+  const { sandboxes, limiter } = sandboxRuntimeOf(gw);
 
   router.add(
     "GET",
@@ -96,6 +96,8 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "/sandboxes/:id",
     userRoute(gw, "read", async (ctx, user) => {
       const update = updateFromJson(await readJsonBody(ctx.req));
+      // keep_hot wakes or releases a sandbox: a lifecycle operation, unlike a rename or labels.
+      if (update.keepHot !== undefined) limiter.take(user.record, "lifecycle");
       sendJson(ctx.res, 200, sandboxJson(await sandboxes.update(user, sandboxRef(ctx), update)));
     }),
   );
@@ -103,7 +105,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
   router.add(
     "DELETE",
     "/sandboxes/:id",
-    userRoute(gw, "read", async (ctx, user) => {
+    userRoute(gw, "lifecycle", async (ctx, user) => {
       await sandboxes.destroy(user, sandboxRef(ctx));
       sendJson(ctx.res, 200, { status: "destroyed" });
     }),
@@ -112,7 +114,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
   router.add(
     "POST",
     "/sandboxes/:id/stop",
-    userRoute(gw, "read", async (ctx, user) => {
+    userRoute(gw, "lifecycle", async (ctx, user) => {
       sendJson(ctx.res, 200, sandboxJson(await sandboxes.stop(user, sandboxRef(ctx))));
     }),
   );
@@ -120,7 +122,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
   router.add(
     "POST",
     "/sandboxes/:id/start",
-    userRoute(gw, "read", async (ctx, user) => {
+    userRoute(gw, "lifecycle", async (ctx, user) => {
       const force = (await readJsonObject(ctx.req))["force"] === true;
       sendJson(ctx.res, 200, sandboxJson(await sandboxes.start(user, sandboxRef(ctx), force)));
     }),

@@ -93,6 +93,9 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
           gw.logger.warn("websocket closed on a bad frame", { sandbox_id: sandboxId, error: e.message });
           ws.terminate();
         });
+        // Revoking the key (rotation, user deletion) closes this socket: 1008 "api key revoked".
+        const untrack = gw.auth.sessions.register(user, { end: (reason) => ws.close(1008, reason) });
+        ws.once("close", untrack);
         const served =
           shell !== null
             ? serveShellSocket(ws, deps, {

@@ -179,9 +179,33 @@ export const configKeys = {
   thermal_tick: durationKey("10s", "How often the thermal service reviews every sandbox"),
   thermal_max_cold_wakes: integerKey(
     10,
-    "Cold wakes (restores) allowed at once; more get 503 with Retry-After until one finishes.",
+    "Cold wakes (restores) allowed at once; more get 503 with Retry-After until one finishes. One user holds at most half of them (at least one), so others can still wake theirs.",
     1,
     1000,
+  ),
+  rate_unauthenticated_burst: integerKey(
+    120,
+    "Requests without an already-verified API key (none, malformed, or one the store must check) that one client address may make at once; then 429 with Retry-After.",
+    1,
+    1_000_000,
+  ),
+  rate_unauthenticated_per_minute: integerKey(
+    600,
+    "Refill rate of each client address's bucket for requests without an already-verified API key.",
+    1,
+    10_000_000,
+  ),
+  rate_lifecycle_burst: integerKey(
+    10,
+    "Lifecycle operations (stop, start, destroy, PATCH keep_hot) one user may make at once (at least the user's creates_per_minute); then 429 with Retry-After.",
+    1,
+    1_000_000,
+  ),
+  rate_lifecycle_per_minute: integerKey(
+    20,
+    "Refill rate of each user's lifecycle bucket (at least the user's creates_per_minute).",
+    1,
+    10_000_000,
   ),
   shutdown_policy: enumKey(
     ["leave", "snapshot"] as const,

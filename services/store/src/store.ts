@@ -88,7 +88,14 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     publishRules: createPublishRules(db, sandboxes),
     shellTokens: createShellTokens(db, sandboxes),
     tasks: createTaskBoard(db, users),
-    close: () => db.close(),
+    close() {
+      // Counted events (auth.failed) carry their last counts into the file.
+      try {
+        events.flushCounts();
+      } finally {
+        db.close();
+      }
+    },
   };
 }
 

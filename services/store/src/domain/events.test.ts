@@ -65,3 +65,56 @@ describe("event log", () => {
     expect(log.count()).toBe(1);
   });
 });
+
+describe("counted events", () => {
+  let dir: string;
+  let db: SqliteDatabase;
+  beforeEach(() => {
+    dir = makeTestDir("events-counted");
+    db = openStoreDatabase(join(dir, "state.db"));
+  });
+  afterEach(() => {
+    db.close();
+    removeTestDir(dir);
+  });
+
+  const metaOf = (log: EventLog, remote: string) =>
+    log
+      .query({ typePrefix: "auth.failed", limit: 100 })
+      .events.map((e) => JSON.parse(e.meta) as { remote_addr: string; count: number })
+      .filter((m) => m.remote_addr === remote);
+
+  it("keeps one row per group per window, with an exact count for readers", () => {
+    let now = 1_000_000_000_000;
+    const log = createEventLog(db, { now: () => now, countWindowMs: 60_000, countWriteMs: 5_000 });
+    for (let i = 0; i < 500; i++) log.recordCounted("auth.failed", "10.0.0.1", { remote_addr: "10.0.0.1" });
+    for (let i = 0; i < 3; i++) log.recordCounted("auth.failed", "10.0.0.2", { remote_addr: "10.0.0.2" });
+    expect(log.count()).toBe(2);
+    expect(metaOf(log, "10.0.0.1").map((m) => m.count)).toEqual([500]);
+    expect(metaOf(log, "10.0.0.2").map((m) => m.count)).toEqual([3]);
+    // Between reads, the row on disk lags by at most the write interval...
+    for (let i = 0; i < 10; i++) log.recordCounted("auth.failed", "10.0.0.1", { remote_addr: "10.0.0.1" });
+    const raw = db.prepare("SELECT meta FROM events WHERE meta LIKE '%10.0.0.1%'").get() as { meta: string };
+    expect((JSON.parse(raw.meta) as { count: number }).count).toBe(500);
+    // ...and flushCounts (also run at close) writes it.
+    log.flushCounts();
+    const flushed = db.prepare("SELECT meta FROM events WHERE meta LIKE '%10.0.0.1%'").get() as {
+      meta: string;
+    };
+    expect((JSON.parse(flushed.meta) as { count: number }).count).toBe(510);
+    // A new minute starts a new row.
+    now += 60_000;
+    log.recordCounted("auth.failed", "10.0.0.1", { remote_addr: "10.0.0.1" });
+    expect(metaOf(log, "10.0.0.1").map((m) => m.count)).toEqual([1, 510]);
+  });
+
+  it("bounds the groups it tracks; every attempt is still counted somewhere", () => {
+    const log = createEventLog(db, { maxCountedGroups: 4 });
+    for (let i = 0; i < 20; i++)
+      log.recordCounted("auth.failed", `10.0.1.${i % 10}`, { remote_addr: `10.0.1.${i % 10}` });
+    const rows = log.query({ typePrefix: "auth.failed", limit: 100 }).events;
+    const total = rows.reduce((n, e) => n + (JSON.parse(e.meta) as { count: number }).count, 0);
+    expect(total).toBe(20);
+    expect(rows.length).toBeLessThanOrEqual(20);
+  });
+});

@@ -167,13 +167,13 @@ export function createUserDirectory(
     authenticate(apiKey, context = {}) {
       const row = isWellFormedApiKey(apiKey) ? byKeyHash.get(sha256Hex(apiKey)) : undefined;
       if (!row) {
-        // Never the key itself: only where the attempt came from.
-        events.record("auth.failed", {
-          meta: {
-            reason: apiKey === "" ? "missing" : isWellFormedApiKey(apiKey) ? "unknown key" : "malformed key",
-            ...(context.remoteAddr ? { remote_addr: context.remoteAddr.slice(0, 128) } : {}),
-            ...(context.path ? { path: context.path.slice(0, 512) } : {}),
-          },
+        // Never the key itself: only where the attempt came from. One row per source address
+        // per minute with a count, so a flood of wrong keys is not a flood of fsynced rows.
+        const remoteAddr = context.remoteAddr?.slice(0, 128) ?? "";
+        events.recordCounted("auth.failed", remoteAddr, {
+          reason: apiKey === "" ? "missing" : isWellFormedApiKey(apiKey) ? "unknown key" : "malformed key",
+          ...(remoteAddr !== "" ? { remote_addr: remoteAddr } : {}),
+          ...(context.path ? { path: context.path.slice(0, 512) } : {}),
         });
         throw new ConnectError("invalid api key", Code.Unauthenticated);
       }

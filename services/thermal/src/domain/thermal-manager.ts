@@ -101,6 +101,9 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
   const wakes = new Map<string, Promise<EngineWake>>();
   const keepHotAttempts = new Map<string, number>();
   let coldWakes = 0;
+  /** Cold wakes in progress per user: one user may hold at most half the slots (at least one). */
+  const coldWakesByUser = new Map<string, number>();
+  const perUserColdWakes = Math.max(1, Math.floor(options.maxColdWakes / 2));
   let timer: NodeJS.Timeout | undefined;
   let ticking: Promise<void> | undefined;
   let stopped = false;
@@ -389,8 +392,15 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
       const pending = wakes.get(id);
       if (pending !== undefined) return pending;
       const cold = engines.get(id)?.thermal === "cold";
+      const owner = userOf(id);
       if (cold && coldWakes >= options.maxColdWakes) return Promise.reject(new WakeBusyError());
-      if (cold) coldWakes++;
+      if (cold && (coldWakesByUser.get(owner) ?? 0) >= perUserColdWakes) {
+        return Promise.reject(new WakeBusyError());
+      }
+      if (cold) {
+        coldWakes++;
+        coldWakesByUser.set(owner, (coldWakesByUser.get(owner) ?? 0) + 1);
+      }
       const p = (async () => {
         try {
           const r = await vmm.ensureHot(id);
@@ -416,7 +426,12 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
           }
           return r;
         } finally {
-          if (cold) coldWakes--;
+          if (cold) {
+            coldWakes--;
+            const held = (coldWakesByUser.get(owner) ?? 1) - 1;
+            if (held > 0) coldWakesByUser.set(owner, held);
+            else coldWakesByUser.delete(owner);
+          }
           wakes.delete(id);
         }
       })();
