@@ -22,6 +22,7 @@ const benches = [
   ["engine", "bench/engine/engine.ts"],
   ["api", "bench/api/api-bench.ts"],
   ["thermal", "bench/thermal/thermal.ts"],
+  ["backpressure", "bench/backpressure/backpressure.ts"],
 ];
 const wanted = process.argv.slice(2);
 const out = join(root, "bench/results", `${new Date().toISOString().slice(0, 10)}.txt`);

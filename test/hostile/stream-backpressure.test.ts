@@ -113,7 +113,9 @@ describe
       await product?.dispose();
     }, 180_000);
 
-    it("a WebSocket exec client that stops reading blocks the command, not the gateway's memory; disconnecting frees it", async () => {
+    it("a WebSocket exec client that stops reading blocks the command, not the gateway's memory; disconnecting frees it", {
+      timeout: 240_000,
+    }, async () => {
       const before = rssBytes(pid);
       const ws = await product.websocket(`/sandboxes/${sandbox}/exec/ws`);
       try {
@@ -149,7 +151,9 @@ describe
       await othersServed();
     });
 
-    it("an NDJSON exec client that stops reading blocks the command, not the gateway's memory; disconnecting kills it", async () => {
+    it("an NDJSON exec client that stops reading blocks the command, not the gateway's memory; disconnecting kills it", {
+      timeout: 240_000,
+    }, async () => {
       const before = rssBytes(pid);
       const stream = await openStream(product, "POST", `/sandboxes/${sandbox}/exec`, {
         body: { cmd: producer("stall-nd") },
@@ -176,7 +180,9 @@ describe
       await othersServed();
     });
 
-    it("60 clients in a row that disconnect mid-download free their agent connections (the agent allows 50)", async () => {
+    it("60 clients in a row that disconnect mid-download free their agent connections (the agent allows 50)", {
+      timeout: 180_000,
+    }, async () => {
       const size = 32 * MiB;
       const made = await execJson(product, sandbox, [
         "sh",
@@ -224,7 +230,9 @@ describe
         root?.close();
       });
 
-      it("answers 504 within the deadline for files, stat and sessions, keeps serving others, and recovers on SIGCONT", async () => {
+      it("answers 504 within the deadline for files, stat and sessions, keeps serving others, and recovers on SIGCONT", {
+        timeout: 240_000,
+      }, async () => {
         // Nothing that needs the agent can run while it is stopped, so a root helper started
         // first holds the CONT: it listens on a port, and a connection to it (straight to the
         // sandbox's address, no agent involved) resumes the agent.
@@ -232,7 +240,7 @@ describe
           [
             "sh",
             "-c",
-            `nc -l -p ${RESUME_PORT} </dev/null >/dev/null 2>&1 & n=$!; sleep 0.2; kill -STOP ${agentPid}; wait $n; kill -CONT ${agentPid}`,
+            `echo go | nc -l -p ${RESUME_PORT} >/dev/null 2>&1 & n=$!; sleep 0.2; kill -STOP ${agentPid}; wait $n; kill -CONT ${agentPid}`,
           ],
           { root: true },
         );
@@ -251,10 +259,36 @@ describe
           ["HEAD", `/sandboxes/${sandbox}/files?path=/etc/hostname`],
           ["GET", `/sandboxes/${sandbox}/sessions`],
         ];
-        const replies = await Promise.all(cases.map(([m, p]) => httpAs(product, m, p)));
+        const replies = await Promise.all([
+          ...cases.map(([m, p]) => httpAs(product, m, p)),
+          httpAs(product, "PUT", `/sandboxes/${sandbox}/files?path=/tmp/put-while-stopped`, { body: "x" }),
+        ]);
         for (const [i, r] of replies.entries())
-          expect(r.status, `${cases[i]?.join(" ")}: ${r.text}`).toBe(504);
+          expect(r.status, `${cases[i]?.join(" ") ?? "PUT"}: ${r.text}`).toBe(504);
         expect(replies[0]?.text).toContain("did not answer in time");
+        await othersServed();
+
+        // A WebSocket exec whose command cannot start: stdin sent meanwhile is capped (close
+        // 1009 past 1 MiB), and below the cap the client gets the deadline's error.
+        const flood = await product.websocket(`/sandboxes/${sandbox}/exec/ws`);
+        const floodClosed = once(flood, "close") as Promise<[number, Buffer]>;
+        const floodMessages: string[] = [];
+        flood.on("message", (d) => floodMessages.push(d.toString()));
+        flood.send(JSON.stringify({ cmd: ["cat"] }));
+        for (let i = 0; i < 3; i++) flood.send(Buffer.alloc(512 * 1024, 0x61));
+        const [floodCode] = await floodClosed;
+        expect(floodCode).toBe(1009);
+        expect(floodMessages.join("\n")).toContain("stdin sent before the command started");
+
+        const waiting = await product.websocket(`/sandboxes/${sandbox}/exec/ws`);
+        const waitingClosed = once(waiting, "close") as Promise<[number, Buffer]>;
+        const waitingMessages: string[] = [];
+        waiting.on("message", (d) => waitingMessages.push(d.toString()));
+        waiting.send(JSON.stringify({ cmd: ["cat"] }));
+        waiting.send("a little stdin");
+        const [waitingCode] = await waitingClosed;
+        expect(waitingCode).toBe(1011);
+        expect(waitingMessages.join("\n")).toContain("did not answer in time");
         await othersServed();
 
         // Resume through the helper, then everything answers again.
@@ -263,12 +297,15 @@ describe
           "helper reached",
           () =>
             new Promise<boolean>((resolve) => {
+              // Only the helper's "go" proves it was reached (the relay accepts before it dials).
               const s = connect(resume as { path: string });
-              s.once("error", () => resolve(false));
-              s.once("connect", () => {
+              let heard = false;
+              s.on("data", () => {
+                heard = true;
                 s.end();
-                s.once("close", () => resolve(true));
               });
+              s.once("error", () => undefined);
+              s.once("close", () => resolve(heard));
             }),
           (ok) => ok,
           30_000,

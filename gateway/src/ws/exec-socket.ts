@@ -2,6 +2,7 @@ import type { SessionConnection } from "@bhatti/agent-client";
 import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { RawData, WebSocket } from "ws";
+import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
@@ -145,7 +146,13 @@ export async function serveExecSocket(
       });
     }
   } catch (e) {
-    fail(e instanceof Error && !(e instanceof ConnectError) ? e.message : ConnectError.from(e).rawMessage);
+    // Agent failures get the API's wording (a stopped agent: "did not answer in time").
+    const err = agentErrorToConnect(e);
+    fail(
+      err instanceof Error && !(err instanceof ConnectError)
+        ? err.message
+        : ConnectError.from(err).rawMessage,
+    );
     return;
   } finally {
     ws.off("message", collect);
@@ -195,7 +202,7 @@ export async function serveExecSocket(
       }
     }
   } catch (e) {
-    fail(ConnectError.from(e).rawMessage);
+    fail(ConnectError.from(agentErrorToConnect(e)).rawMessage);
     return;
   }
   if (ws.readyState === ws.OPEN) ws.close(1011, "session connection lost");

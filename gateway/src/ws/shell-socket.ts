@@ -2,6 +2,7 @@ import type { AgentClient, SessionConnection } from "@bhatti/agent-client";
 import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
+import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
@@ -91,7 +92,7 @@ export async function serveShellSocket(
       session ??= await openShell(agent);
     }
   } catch (e) {
-    const message = ConnectError.from(e).rawMessage;
+    const message = ConnectError.from(agentErrorToConnect(e)).rawMessage;
     if (ws.readyState === ws.OPEN) {
       ws.send(message.startsWith("wake sandbox") ? message : `shell: ${message}`);
       ws.close(1011, "shell unavailable");
