@@ -259,6 +259,8 @@ describe
           ["HEAD", `/sandboxes/${sandbox}/files?path=/etc/hostname`],
           ["GET", `/sandboxes/${sandbox}/sessions`],
         ];
+        // The CLI goes through Connect (ListFiles): DeadlineExceeded there.
+        const viaConnect = product.cli(["file", "ls", "stream", "/etc"]);
         const replies = await Promise.all([
           ...cases.map(([m, p]) => httpAs(product, m, p)),
           httpAs(product, "PUT", `/sandboxes/${sandbox}/files?path=/tmp/put-while-stopped`, { body: "x" }),
@@ -266,6 +268,9 @@ describe
         for (const [i, r] of replies.entries())
           expect(r.status, `${cases[i]?.join(" ") ?? "PUT"}: ${r.text}`).toBe(504);
         expect(replies[0]?.text).toContain("did not answer in time");
+        const cli = await viaConnect;
+        expect(cli.code, cli.stdout).not.toBe(0);
+        expect(cli.stderr).toContain("sandbox agent did not answer in time");
         await othersServed();
 
         // A WebSocket exec whose command cannot start: stdin sent meanwhile is capped (close
