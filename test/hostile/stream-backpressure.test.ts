@@ -151,6 +151,44 @@ describe
       await othersServed();
     });
 
+    it("a WebSocket shell client that stops reading blocks the TTY's command, not the gateway's memory", {
+      timeout: 240_000,
+    }, async () => {
+      const before = rssBytes(pid);
+      const ws = await product.websocket(`/sandboxes/${sandbox}/ws?new=true`);
+      try {
+        const started = new Promise<void>((resolve) => {
+          ws.once("message", () => resolve());
+        });
+        await started;
+        // Keystrokes: run the producer in the shell, then stop reading its output.
+        const [sh, c, script, tag] = producer("stall-sh");
+        ws.send(`${sh} ${c} '${script}' ${tag}\n`);
+        ws.pause();
+        const rounds = await stalled("stall-sh");
+        const grown = rssBytes(pid) - before;
+        expect(rounds).toBeLessThan(200);
+        expect(grown).toBeLessThan(64 * MiB);
+      } finally {
+        ws.terminate();
+      }
+      // A TTY session outlives its client by design: end the producer, then others are served.
+      const killed = await execJson(product, sandbox, [
+        "sh",
+        "-c",
+        "kill -KILL $(ps | grep '[s]h -c i=0.* stall-sh$' | awk '{print $1}'); true",
+      ]);
+      expect(killed.status).toBe(200);
+      await waitFor(
+        "shell producer gone",
+        () => running("stall-sh"),
+        (n) => n === 0,
+        60_000,
+        500,
+      );
+      await othersServed();
+    });
+
     it("an NDJSON exec client that stops reading blocks the command, not the gateway's memory; disconnecting kills it", {
       timeout: 240_000,
     }, async () => {
