@@ -1,5 +1,6 @@
 import type { Socket } from "node:net";
 import {
+  AgentLimits,
   ErrorText,
   FrameType,
   decodeExitPayload,
@@ -460,7 +461,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     listDir(path, o = {}) {
       return call(o.signal, { ms: deadlineOf(o), what: "FILE_LS_RESP" }, async (conn) => {
         conn.sendJson(FrameType.FILE_LS_REQ, { path });
-        return (await conn.expectJson(FrameType.FILE_LS_RESP, listOf(isFileInfo))) ?? [];
+        // The agent lists at most maxListEntries, plus a truncation sentinel.
+        const entries = listOf(isFileInfo, AgentLimits.maxListEntries + 1);
+        return (await conn.expectJson(FrameType.FILE_LS_RESP, entries)) ?? [];
       });
     },
 

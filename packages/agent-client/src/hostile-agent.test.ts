@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
-import { FrameReader, FrameType, encodeFrame, encodeJsonFrame } from "@bhatti/agent-protocol";
+import { AgentLimits, FrameReader, FrameType, encodeFrame, encodeJsonFrame } from "@bhatti/agent-protocol";
 import { afterEach, describe, expect, it } from "vitest";
 import { type AgentClient, createAgentClient } from "./agent-client.js";
 import { AgentProtocolError, AgentTimeoutError } from "./agent-error.js";
@@ -155,6 +155,17 @@ describe("a hostile agent's replies", () => {
       head[4] = FrameType.FILE_LS_RESP;
       socket.write(head);
     });
+    await expect(client.listDir("/")).rejects.toBeInstanceOf(AgentProtocolError);
+  });
+
+  it("a listing longer than the agent's own cap is an AgentProtocolError", async () => {
+    const entry = { name: "a", size: 1, mode: "0644", is_dir: false, mtime: 1 };
+    const { client } = await hostileAgent(
+      json(
+        FrameType.FILE_LS_RESP,
+        Array.from({ length: AgentLimits.maxListEntries + 2 }, () => entry),
+      ),
+    );
     await expect(client.listDir("/")).rejects.toBeInstanceOf(AgentProtocolError);
   });
 

@@ -19,8 +19,11 @@ type Obj = Record<string, unknown>;
 const isObject = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isTime = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
-/** Permission bits as the agent formats them: octal, at most 4 digits ("0644", "4755"). */
-const isMode = (v: unknown): v is string => typeof v === "string" && /^[0-7]{1,4}$/.test(v);
+/**
+ * Permission bits as the agent formats them: octal, at most 4 digits ("0644", "4755"); ""
+ * only in a listing's truncation sentinel. Nothing else can reach an `x-file-mode` header.
+ */
+const isMode = (v: unknown): v is string => typeof v === "string" && /^[0-7]{0,4}$/.test(v);
 /** No control characters: names and ids end up in JSON bodies and logs. */
 const isText = (v: unknown): v is string => typeof v === "string" && !/[\u0000-\u001f]/.test(v);
 
@@ -59,7 +62,11 @@ export const isForwardResponse: ReplyCheck<ForwardResponse> = (v): v is ForwardR
 
 export const isStatusOk = (v: unknown): v is { status: string } => isObject(v) && v["status"] === "ok";
 
-/** `null` (Go's nil slice, as v1 agents send it) or a list whose every entry passes `check`. */
-export function listOf<T>(check: ReplyCheck<T>): ReplyCheck<T[] | null> {
-  return (v): v is T[] | null => v === null || (Array.isArray(v) && v.every((e) => check(e)));
+/**
+ * `null` (Go's nil slice, as v1 agents send it) or a list of at most `max` entries whose every
+ * entry passes `check`.
+ */
+export function listOf<T>(check: ReplyCheck<T>, max = Number.POSITIVE_INFINITY): ReplyCheck<T[] | null> {
+  return (v): v is T[] | null =>
+    v === null || (Array.isArray(v) && v.length <= max && v.every((e) => check(e)));
 }
