@@ -23,6 +23,7 @@ const benches = [
   ["api", "bench/api/api-bench.ts"],
   ["thermal", "bench/thermal/thermal.ts"],
   ["ratelimit", "bench/ratelimit/flood.ts"],
+  ["backpressure", "bench/backpressure/backpressure.ts"],
 ];
 const wanted = process.argv.slice(2);
 const out = join(root, "bench/results", `${new Date().toISOString().slice(0, 10)}.txt`);

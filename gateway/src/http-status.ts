@@ -29,6 +29,9 @@ export function httpStatusOf(code: Code): number {
       return 503;
     case Code.DeadlineExceeded:
       return 504;
+    // Raised only for a sandbox agent's corrupt reply (sandboxes/agent-errors.ts): bad gateway.
+    case Code.DataLoss:
+      return 502;
     default:
       return 500;
   }

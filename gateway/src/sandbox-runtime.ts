@@ -18,7 +18,9 @@ const runtimes = new WeakMap<GatewayContext, SandboxRuntime>();
 export function sandboxRuntimeOf(gw: GatewayContext): SandboxRuntime {
   let runtime = runtimes.get(gw);
   if (runtime === undefined) {
-    const wake = createWakeController(gw.clients, gw.logger.child({ component: "wake" }));
+    const wake = createWakeController(gw.clients, gw.logger.child({ component: "wake" }), {
+      agentOperationTimeoutMs: gw.config.agent_op_timeout,
+    });
     const refs = createSandboxRefCache();
     runtime = {
       wake,

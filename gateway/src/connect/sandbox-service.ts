@@ -122,12 +122,16 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
       const id = await sandboxes.resolveId(user, req.sandbox);
       if (req.detach) {
         const started = await translatingAgentErrors(() =>
-          wake.withAgent(id, (agent) =>
-            agent.execDetached(req.cmd, {
-              env: req.env,
-              ...(req.cwd !== "" ? { cwd: req.cwd } : {}),
-              ...(req.outputFile !== "" ? { outputFile: req.outputFile } : {}),
-            }),
+          wake.withAgent(
+            id,
+            (agent) =>
+              agent.execDetached(req.cmd, {
+                env: req.env,
+                ...(req.cwd !== "" ? { cwd: req.cwd } : {}),
+                ...(req.outputFile !== "" ? { outputFile: req.outputFile } : {}),
+                signal: ctx.signal,
+              }),
+            { signal: ctx.signal },
           ),
         );
         yield { event: { case: "detached", value: { pid: started.pid, outputFile: started.outputFile } } };
@@ -139,6 +143,7 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
         env: req.env,
         cwd: req.cwd,
         stdin: req.stdin,
+        signal: ctx.signal,
       });
       const stop = () => void events.return(undefined).catch(() => undefined);
       ctx.signal.addEventListener("abort", stop, { once: true });
@@ -167,7 +172,9 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
     async listSessions(req, ctx) {
       const user = caller(ctx, "read");
       const id = await sandboxes.resolveId(user, req.sandbox);
-      const sessions = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.listSessions()));
+      const sessions = await translatingAgentErrors(() =>
+        wake.withAgent(id, (a) => a.listSessions({ signal: ctx.signal }), { signal: ctx.signal }),
+      );
       return { sessions: sessions.map(sessionInfoMessage) };
     },
 
@@ -176,13 +183,16 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
       if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
       const id = await sandboxes.resolveId(user, req.sandbox);
       const file = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) =>
-          a.readFile(req.path, {
-            offset: req.offset,
-            limit: req.limit,
-            maxBytes: Number(req.maxBytes),
-            signal: ctx.signal,
-          }),
+        wake.withAgent(
+          id,
+          (a) =>
+            a.readFile(req.path, {
+              offset: req.offset,
+              limit: req.limit,
+              maxBytes: Number(req.maxBytes),
+              signal: ctx.signal,
+            }),
+          { signal: ctx.signal },
         ),
       );
       yield { size: BigInt(file.size), mode: file.mode };
@@ -205,7 +215,9 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
       const mode = parseFileMode(req.mode).toString(8).padStart(4, "0");
       const id = await sandboxes.resolveId(user, req.sandbox);
       await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.writeFile(req.path, req.content, { mode })),
+        wake.withAgent(id, (a) => a.writeFile(req.path, req.content, { mode, signal: ctx.signal }), {
+          signal: ctx.signal,
+        }),
       );
       return {};
     },
@@ -214,7 +226,9 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
       const user = caller(ctx, "read");
       if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
       const id = await sandboxes.resolveId(user, req.sandbox);
-      const entries = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.listDir(req.path)));
+      const entries = await translatingAgentErrors(() =>
+        wake.withAgent(id, (a) => a.listDir(req.path, { signal: ctx.signal }), { signal: ctx.signal }),
+      );
       return { files: entries.map(fileInfoMessage) };
     },
 
@@ -222,7 +236,9 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
       const user = caller(ctx, "read");
       if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
       const id = await sandboxes.resolveId(user, req.sandbox);
-      const info = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.stat(req.path)));
+      const info = await translatingAgentErrors(() =>
+        wake.withAgent(id, (a) => a.stat(req.path, { signal: ctx.signal }), { signal: ctx.signal }),
+      );
       return { file: fileInfoMessage(info) };
     },
 

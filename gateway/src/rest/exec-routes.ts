@@ -5,6 +5,7 @@ import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
 import { type ExecInput, startExec } from "../sandboxes/sandbox-exec.js";
+import { requestSignal, writableOrGone } from "./client-gone.js";
 import { readJsonBody, sendJson } from "./json-body.js";
 import type { RestContext } from "./router.js";
 import type { RestRouter } from "./router.js";
@@ -50,9 +51,13 @@ function execBodyFromJson(raw: unknown): ExecBody {
   };
 }
 
-/** Writes one NDJSON line; node sends each write at once (no buffering), so lines arrive as they happen. */
-function writeLine(ctx: RestContext, value: unknown): void {
-  ctx.res.write(`${JSON.stringify(value)}\n`);
+/**
+ * Writes one NDJSON line; node sends each write at once (no buffering), so lines arrive as they
+ * happen. Resolves when the response can take the next line: a client that stops reading holds
+ * the exec's output (the agent socket pauses) instead of growing the gateway's memory.
+ */
+async function writeLine(ctx: RestContext, value: unknown): Promise<void> {
+  if (!ctx.res.write(`${JSON.stringify(value)}\n`)) await writableOrGone(ctx.res);
 }
 
 /** `POST /sandboxes/:id/exec`: JSON result, NDJSON stream (`Accept: application/x-ndjson`), or detached. */
@@ -64,22 +69,27 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
     userRoute(gw, "exec", async (ctx, user) => {
       const body = execBodyFromJson(await readJsonBody(ctx.req));
       const id = await sandboxes.resolveId(user, sandboxRef(ctx));
+      const signal = requestSignal(ctx);
 
       if (body.detach) {
         const started = await translatingAgentErrors(() =>
-          wake.withAgent(id, (agent) =>
-            agent.execDetached(body.cmd, {
-              ...(body.env !== undefined ? { env: body.env } : {}),
-              ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
-              ...(body.outputFile !== "" ? { outputFile: body.outputFile } : {}),
-            }),
+          wake.withAgent(
+            id,
+            (agent) =>
+              agent.execDetached(body.cmd, {
+                ...(body.env !== undefined ? { env: body.env } : {}),
+                ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
+                ...(body.outputFile !== "" ? { outputFile: body.outputFile } : {}),
+                signal,
+              }),
+            { signal },
           ),
         );
         sendJson(ctx.res, 200, { pid: started.pid, output_file: started.outputFile, detached: true });
         return;
       }
 
-      const events = await startExec(wake, id, body);
+      const events = await startExec(wake, id, { ...body, signal });
       // Streaming only when Accept is exactly application/x-ndjson (v1).
       if (ctx.req.headers.accept === "application/x-ndjson") {
         ctx.res.writeHead(200, {
@@ -87,29 +97,30 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
           "x-content-type-options": "nosniff",
         });
         ctx.res.flushHeaders();
-        const stop = () => void events.return(undefined);
-        ctx.res.once("close", stop);
         // Revoking the key ends the stream: an in-band error line, then the connection closes.
         const untrack = gw.auth.sessions.register(user, {
           end: (reason) => endNdjsonStream(ctx.res, reason),
         });
         ctx.res.once("close", untrack);
         try {
+          // Leaving the loop (the client went away) returns the generator: the exec connection
+          // is dropped and the agent kills the command.
           for await (const ev of events) {
-            if (ev.type === "exit") writeLine(ctx, { type: "exit", exit_code: ev.exitCode });
-            else writeLine(ctx, { type: ev.type, data: ev.data.toString("utf8") });
+            if (signal.aborted) break;
+            if (ev.type === "exit") await writeLine(ctx, { type: "exit", exit_code: ev.exitCode });
+            else await writeLine(ctx, { type: ev.type, data: ev.data.toString("utf8") });
           }
         } catch (e) {
+          if (signal.aborted) return;
           // After the 200 an error can only travel in-band.
           const err = ConnectError.from(e);
           const internal = err.code === Code.Internal || err.code === Code.Unknown;
           if (internal) gw.logger.error("streamed exec failed", { error: e });
-          writeLine(ctx, {
+          await writeLine(ctx, {
             type: "error",
             data: internal ? `internal error (request ${ctx.requestId})` : err.rawMessage,
           });
         } finally {
-          ctx.res.off("close", stop);
           ctx.res.end();
         }
         return;
@@ -121,6 +132,7 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
       let truncated = false;
       let exitCode = -1;
       for await (const ev of events) {
+        if (signal.aborted) break;
         if (ev.type === "exit") {
           exitCode = ev.exitCode;
           continue;
@@ -135,6 +147,7 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
         (ev.type === "stdout" ? stdout : stderr).push(data);
         size += data.byteLength;
       }
+      if (signal.aborted) return;
       if (truncated) stderr.push(Buffer.from("\n[output truncated at 10MB]"));
       sendJson(ctx.res, 200, {
         exit_code: exitCode,

@@ -1,9 +1,11 @@
+import { pipeline } from "node:stream/promises";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { parseFileMode } from "../sandboxes/create-input.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
+import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, sandboxRef, userRoute } from "./user-route.js";
@@ -24,8 +26,11 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
     userRoute(gw, "read", async (ctx, user) => {
       const path = requiredPath(ctx);
       const id = await sandboxes.resolveId(user, sandboxRef(ctx));
+      const signal = requestSignal(ctx);
       if (queryParam(ctx, "ls") === "true") {
-        const entries = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.listDir(path)));
+        const entries = await translatingAgentErrors(() =>
+          wake.withAgent(id, (a) => a.listDir(path, { signal }), { signal }),
+        );
         sendJson(ctx.res, 200, entries);
         return;
       }
@@ -35,7 +40,7 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       const partial = offset > 0 || limit > 0 || maxBytes > 0;
       // The agent answers size and mode before any content, so errors come back before a body.
       const file = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.readFile(path, { offset, limit, maxBytes })),
+        wake.withAgent(id, (a) => a.readFile(path, { offset, limit, maxBytes, signal }), { signal }),
       );
       const headers: Record<string, string | number> = {
         "content-type": "application/octet-stream",
@@ -44,13 +49,12 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       };
       if (!partial) headers["content-length"] = file.size;
       ctx.res.writeHead(200, headers);
+      // pipeline waits for 'drain' and ends when the client goes away: the content iterator is
+      // then returned, which closes the agent connection (and frees the agent's slot).
       try {
-        for await (const chunk of file.content) {
-          if (!ctx.res.write(chunk)) await new Promise((r) => ctx.res.once("drain", r));
-        }
-        ctx.res.end();
+        await pipeline(file.content, ctx.res);
       } catch (e) {
-        gw.logger.warn("file read failed mid-stream", { sandbox_id: id, error: e });
+        if (!signal.aborted) gw.logger.warn("file read failed mid-stream", { sandbox_id: id, error: e });
         ctx.res.destroy();
       }
     }),
@@ -62,7 +66,10 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
     userRoute(gw, "read", async (ctx, user) => {
       const path = requiredPath(ctx);
       const id = await sandboxes.resolveId(user, sandboxRef(ctx));
-      const info = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.stat(path)));
+      const signal = requestSignal(ctx);
+      const info = await translatingAgentErrors(() =>
+        wake.withAgent(id, (a) => a.stat(path, { signal }), { signal }),
+      );
       ctx.res.writeHead(200, {
         "x-file-size": info.size,
         "x-file-mode": info.mode,
@@ -95,9 +102,10 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       }
       const mode = parseFileMode(queryParam(ctx, "mode") ?? "");
       const id = await sandboxes.resolveId(user, sandboxRef(ctx));
+      const signal = requestSignal(ctx);
       const agent = await wake.ensureHot(id);
       await translatingAgentErrors(() =>
-        agent.writeFileStream(path, ctx.req, size, { mode: mode.toString(8).padStart(4, "0") }),
+        agent.writeFileStream(path, ctx.req, size, { mode: mode.toString(8).padStart(4, "0"), signal }),
       );
       sendJson(ctx.res, 200, { status: "ok" });
     }),

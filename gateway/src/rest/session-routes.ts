@@ -1,6 +1,7 @@
 import type { GatewayContext } from "../gateway-context.js";
 import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
+import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
 import { sandboxRef, userRoute } from "./user-route.js";
@@ -13,7 +14,10 @@ export function registerSessionRoutes(router: RestRouter, gw: GatewayContext): v
     "/sandboxes/:id/sessions",
     userRoute(gw, "read", async (ctx, user) => {
       const id = await sandboxes.resolveId(user, sandboxRef(ctx));
-      const sessions = await translatingAgentErrors(() => wake.withAgent(id, (a) => a.listSessions()));
+      const signal = requestSignal(ctx);
+      const sessions = await translatingAgentErrors(() =>
+        wake.withAgent(id, (a) => a.listSessions({ signal }), { signal }),
+      );
       sendJson(ctx.res, 200, sessions);
     }),
   );

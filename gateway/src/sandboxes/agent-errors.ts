@@ -1,4 +1,9 @@
-import { AgentConnectionError, AgentError } from "@bhatti/agent-client";
+import {
+  AgentConnectionError,
+  AgentError,
+  AgentProtocolError,
+  AgentTimeoutError,
+} from "@bhatti/agent-client";
 import { ErrorText } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 
@@ -20,6 +25,34 @@ export function agentErrorToConnect(e: unknown): unknown {
     if (/permission denied/i.test(m))
       return new ConnectError(m, Code.PermissionDenied, undefined, undefined, e);
     return new ConnectError(m, Code.InvalidArgument, undefined, undefined, e);
+  }
+  // Sandbox root can stop or replace the agent: its silence and its garbage are the sandbox's
+  // failure (504, 502), never the gateway's (500).
+  if (e instanceof AgentTimeoutError) {
+    return new ConnectError(
+      `sandbox agent did not answer in time`,
+      Code.DeadlineExceeded,
+      undefined,
+      undefined,
+      e,
+    );
+  }
+  if (e instanceof AgentProtocolError) {
+    // DataLoss is the gateway's "bad gateway" (502): the reply from upstream was corrupt.
+    return new ConnectError(
+      "bad gateway: the sandbox's agent sent an invalid reply",
+      Code.DataLoss,
+      undefined,
+      undefined,
+      e,
+    );
+  }
+  // The caller went away (its request's signal aborted): nobody reads the answer.
+  if (e instanceof Error && e.name === "AbortError") {
+    return new ConnectError("request canceled", Code.Canceled, undefined, undefined, e);
+  }
+  if (e instanceof Error && e.name === "TimeoutError") {
+    return new ConnectError("request deadline exceeded", Code.DeadlineExceeded, undefined, undefined, e);
   }
   if (e instanceof AgentConnectionError) {
     return new ConnectError(

@@ -9,6 +9,8 @@ export interface ExecInput {
   cwd?: string;
   /** Sent as stdin, then EOF; without it stdin is closed at once. */
   stdin?: Uint8Array;
+  /** The caller's request: aborting it (the client went away) drops the exec, killing the command. */
+  signal?: AbortSignal;
 }
 
 export type ExecOutputEvent =
@@ -32,11 +34,16 @@ export async function startExec(
   // Held until the command ends: the thermal policy never freezes a running exec.
   const release = wake.hold(sandboxId);
   try {
-    const proc = await wake.withAgent(sandboxId, (agent: AgentClient) =>
-      agent.execStream(input.cmd, {
-        ...(input.env !== undefined ? { env: input.env } : {}),
-        ...(input.cwd !== undefined && input.cwd !== "" ? { cwd: input.cwd } : {}),
-      }),
+    const signal = input.signal;
+    const proc = await wake.withAgent(
+      sandboxId,
+      (agent: AgentClient) =>
+        agent.execStream(input.cmd, {
+          ...(input.env !== undefined ? { env: input.env } : {}),
+          ...(input.cwd !== undefined && input.cwd !== "" ? { cwd: input.cwd } : {}),
+          ...(signal !== undefined ? { signal } : {}),
+        }),
+      signal !== undefined ? { signal } : {},
     );
     return followExec(wake, sandboxId, proc, input, release);
   } catch (e) {

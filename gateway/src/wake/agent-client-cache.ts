@@ -17,7 +17,7 @@ export interface AgentClientCache {
 
 const endpointKey = (e: AgentEndpoint) => `${e.host}:${e.controlPort}:${e.forwardPort}:${e.token}`;
 
-export function createAgentClientCache(): AgentClientCache {
+export function createAgentClientCache(options: { operationTimeoutMs?: number } = {}): AgentClientCache {
   const clients = new Map<string, { key: string; client: AgentClient }>();
   return {
     clientFor(sandboxId, endpoint) {
@@ -29,6 +29,9 @@ export function createAgentClientCache(): AgentClientCache {
         control: { host: endpoint.host, port: endpoint.controlPort },
         forward: { host: endpoint.host, port: endpoint.forwardPort },
         token: endpoint.token,
+        ...(options.operationTimeoutMs !== undefined
+          ? { operationTimeoutMs: options.operationTimeoutMs }
+          : {}),
       });
       clients.set(sandboxId, { key, client });
       return client;

@@ -26,9 +26,15 @@ export interface WakeController {
   /**
    * Runs an agent operation on a hot sandbox. If the cached endpoint turns out unreachable (the
    * sandbox was paused or restored behind the cache), the vmm is asked again and the operation
-   * retried once; only connection failures are retried, never half-done operations.
+   * retried once; only connection failures are retried, never half-done operations. With a
+   * `signal` (the caller's request), an abort stops waiting for the wake and releases the hold
+   * at once; the operation itself gets the signal from the caller.
    */
-  withAgent<T>(sandboxId: string, op: (agent: AgentClient) => Promise<T>): Promise<T>;
+  withAgent<T>(
+    sandboxId: string,
+    op: (agent: AgentClient) => Promise<T>,
+    options?: { signal?: AbortSignal },
+  ): Promise<T>;
   /** Records a sandbox the gateway just created or started (hot, with its endpoint). */
   markHot(sandbox: VmmSandbox): void;
   /** The sandbox is no longer hot (stopped); the next use asks the vmm. */
@@ -62,6 +68,8 @@ export interface WakeControllerOptions {
   wakeTimeoutMs?: number;
   /** Batching delay of activity reports to the thermal service. */
   reportFlushMs?: number;
+  /** Deadline of one agent request (see AgentClientOptions.operationTimeoutMs). */
+  agentOperationTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -81,6 +89,33 @@ function isUnreachable(e: unknown): boolean {
 }
 
 const MAX_HOLD_MS = 86_400_000 + 60_000;
+
+/**
+ * `promise`, or a rejection as soon as `signal` aborts. The wake itself goes on (other requests
+ * may share it); only this caller stops waiting, so its hold is released at once.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortReason(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException("request aborted", "AbortError");
+}
 
 /** Thrown when too many cold wakes are in flight: REST answers 503 with Retry-After. */
 export class WakeBusyError extends ConnectError {
@@ -110,7 +145,11 @@ export function createWakeController(
   const trustWithEvents = options.trustWithEventsMs ?? 10_000;
   const trustWithoutEvents = options.trustWithoutEventsMs ?? 1_000;
   const wakeTimeoutMs = options.wakeTimeoutMs ?? 120_000;
-  const agents: AgentClientCache = createAgentClientCache();
+  const agents: AgentClientCache = createAgentClientCache(
+    options.agentOperationTimeoutMs !== undefined
+      ? { operationTimeoutMs: options.agentOperationTimeoutMs }
+      : {},
+  );
   const hot = new Map<string, HotEntry>();
   const inFlight = new Map<string, Promise<AgentClient>>();
   const activity = new Map<string, number>();
@@ -282,17 +321,17 @@ export function createWakeController(
 
   return {
     ensureHot,
-    async withAgent(sandboxId, op) {
+    async withAgent(sandboxId, op, o = {}) {
       const release = hold(sandboxId);
       try {
-        const agent = await ensureHot(sandboxId);
+        const agent = await untilAborted(ensureHot(sandboxId), o.signal);
         try {
           return await op(agent);
         } catch (e) {
-          if (!isUnreachable(e)) throw e;
+          if (!isUnreachable(e) || o.signal?.aborted === true) throw e;
           logger.debug("agent unreachable; asking the vmm again", { sandbox_id: sandboxId });
           invalidate(sandboxId);
-          return await op(await wake(sandboxId));
+          return await op(await untilAborted(wake(sandboxId), o.signal));
         }
       } finally {
         release();

@@ -2,8 +2,10 @@ import type { SessionConnection } from "@bhatti/agent-client";
 import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { RawData, WebSocket } from "ws";
+import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
+import { sendPaced, stdinPump } from "./flow-control.js";
 import { keepAlive } from "./keepalive.js";
 
 export interface ExecSocketOptions {
@@ -15,6 +17,8 @@ export interface ExecSocketOptions {
 
 const FIRST_MESSAGE_TIMEOUT_MS = 10_000;
 const DEFAULT_MAX_IDLE_SEC = 3600;
+/** Stdin a client may send while its command starts (a cold wake can take seconds). */
+export const MAX_EARLY_STDIN_BYTES = 1024 * 1024;
 
 interface StartMessage {
   cmd: string[];
@@ -97,9 +101,29 @@ export async function serveExecSocket(
   };
 
   let command = "";
-  // Stdin sent while the command is starting is kept, not lost.
+  // Stdin sent while the command is starting is kept, not lost, up to a bound.
   const early: Buffer[] = [];
-  const collect = (data: RawData) => early.push(toBuffer(data));
+  let earlyBytes = 0;
+  let earlyOverflow = false;
+  const collect = (data: RawData) => {
+    if (earlyOverflow) return;
+    const buf = toBuffer(data);
+    earlyBytes += buf.byteLength;
+    if (earlyBytes <= MAX_EARLY_STDIN_BYTES) {
+      early.push(buf);
+      return;
+    }
+    earlyOverflow = true;
+    early.length = 0;
+    if (ws.readyState !== ws.OPEN) return;
+    ws.send(
+      JSON.stringify({
+        type: "error",
+        message: `more than ${MAX_EARLY_STDIN_BYTES} bytes of stdin sent before the command started`,
+      }),
+    );
+    ws.close(1009, "stdin before start too large");
+  };
   try {
     if (options.sessionId !== undefined && options.sessionId !== "") {
       const agent = await wake.ensureHot(options.sandboxId);
@@ -122,12 +146,20 @@ export async function serveExecSocket(
       });
     }
   } catch (e) {
-    fail(e instanceof Error && !(e instanceof ConnectError) ? e.message : ConnectError.from(e).rawMessage);
+    // Agent failures get the API's wording (a stopped agent: "did not answer in time").
+    const err = agentErrorToConnect(e);
+    fail(
+      err instanceof Error && !(err instanceof ConnectError)
+        ? err.message
+        : ConnectError.from(err).rawMessage,
+    );
     return;
   } finally {
     ws.off("message", collect);
   }
   if (ws.readyState !== ws.OPEN) {
+    // A client cut off for flooding stdin never used its command: do not leave it running.
+    if (earlyOverflow && command !== "") session.kill();
     session.detach();
     return;
   }
@@ -146,17 +178,23 @@ export async function serveExecSocket(
     })
     .catch((e: unknown) => logger.warn("recording exec.piped_session failed", { error: e }));
 
-  for (const buf of early) void current.write(buf).catch(() => ws.terminate());
+  const feed = stdinPump(
+    ws,
+    (buf) => current.write(buf),
+    () => ws.terminate(),
+  );
+  for (const buf of early.splice(0)) feed(buf);
   ws.on("message", (data) => {
     wake.touch(options.sandboxId);
-    void current.write(toBuffer(data)).catch(() => ws.terminate());
+    feed(toBuffer(data));
   });
 
   try {
     for await (const ev of current) {
       if (ws.readyState !== ws.OPEN) break;
       if (ev.type === "output") {
-        ws.send(ev.data.toString("utf8"));
+        // The next agent frame is read only once the client took this one (backpressure).
+        await sendPaced(ws, ev.data.toString("utf8"), false);
       } else {
         ws.send(JSON.stringify({ type: "exit", exit_code: ev.exitCode }));
         ws.close(1000, "exited");
@@ -164,7 +202,7 @@ export async function serveExecSocket(
       }
     }
   } catch (e) {
-    fail(ConnectError.from(e).rawMessage);
+    fail(ConnectError.from(agentErrorToConnect(e)).rawMessage);
     return;
   }
   if (ws.readyState === ws.OPEN) ws.close(1011, "session connection lost");

@@ -2,8 +2,10 @@ import type { AgentClient, SessionConnection } from "@bhatti/agent-client";
 import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
+import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
+import { sendPaced, stdinPump } from "./flow-control.js";
 import { keepAlive } from "./keepalive.js";
 
 export interface ShellSocketOptions {
@@ -90,7 +92,7 @@ export async function serveShellSocket(
       session ??= await openShell(agent);
     }
   } catch (e) {
-    const message = ConnectError.from(e).rawMessage;
+    const message = ConnectError.from(agentErrorToConnect(e)).rawMessage;
     if (ws.readyState === ws.OPEN) {
       ws.send(message.startsWith("wake sandbox") ? message : `shell: ${message}`);
       ws.close(1011, "shell unavailable");
@@ -104,6 +106,11 @@ export async function serveShellSocket(
   const current = session;
   ws.send(JSON.stringify({ type: "session", session_id: current.sessionId }));
 
+  const feed = stdinPump(
+    ws,
+    (buf) => current.write(buf),
+    () => ws.terminate(),
+  );
   ws.on("message", (data, isBinary) => {
     wake.touch(options.sandboxId);
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
@@ -114,7 +121,7 @@ export async function serveShellSocket(
         return;
       }
     }
-    void current.write(buf).catch(() => ws.terminate());
+    feed(buf);
   });
 
   let exitCode: number | undefined;
@@ -122,7 +129,8 @@ export async function serveShellSocket(
     for await (const ev of current) {
       if (ev.type === "output") {
         if (ws.readyState !== ws.OPEN) break;
-        ws.send(ev.data, { binary: true });
+        // The next agent frame is read only once the client took this one (backpressure).
+        await sendPaced(ws, ev.data, true);
       } else {
         exitCode = ev.exitCode;
       }

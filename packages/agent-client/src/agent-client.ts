@@ -1,20 +1,29 @@
 import type { Socket } from "node:net";
 import {
+  AgentLimits,
   ErrorText,
   FrameType,
   decodeExitPayload,
   type ActivityInfo,
-  type DetachedExecResult,
   type ExecRequest,
   type FileInfo,
   type FileReadResponse,
-  type ForwardResponse,
   type SessionInfo,
 } from "@bhatti/agent-protocol";
 import { type AgentConnection, type AgentEndpoint, dialAgent } from "./agent-connection.js";
 import { AgentConnectionError, AgentError, abortError } from "./agent-error.js";
 import { ConnectionSource, type ConnectionPoolOptions } from "./connection-pool.js";
 import { ExecProcess } from "./exec-process.js";
+import {
+  isActivityInfo,
+  isDetachedExecResult,
+  isFileInfo,
+  isFileReadResponse,
+  isForwardResponse,
+  isSessionInfo,
+  isStatusOk,
+  listOf,
+} from "./reply-shapes.js";
 import { SessionConnection } from "./session-connection.js";
 import { WAIT_READY_GAP_MS, WAIT_READY_TIMEOUT_MS, waitReadyAttemptTimeoutMs } from "./wait-ready.js";
 
@@ -29,10 +38,22 @@ export interface AgentClientOptions {
   pool?: Partial<ConnectionPoolOptions> | false;
   /** Default 5000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * How long the agent gets to answer a request (a listing, a stat, a file header, a write's
+   * acknowledgement, a session's SESSION_INFO...) before the operation fails with
+   * AgentTimeoutError; default DEFAULT_OPERATION_TIMEOUT_MS. Commands (exec) are not bounded
+   * here: their callers give them their own deadline.
+   */
+  operationTimeoutMs?: number;
 }
+
+/** Sandbox root can stop or trace the agent: no reply is awaited for longer than this by default. */
+export const DEFAULT_OPERATION_TIMEOUT_MS = 30_000;
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** Overrides the client's operationTimeoutMs for this call. */
+  timeoutMs?: number;
 }
 
 export interface ExecOptions extends CallOptions {
@@ -144,6 +165,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       ? { size: 0, idleMs: 0 }
       : { size: options.pool?.size ?? 2, idleMs: options.pool?.idleMs ?? 5_000 };
   const source = new ConnectionSource(options.control, options.token, connectTimeoutMs, poolOptions);
+  const operationTimeoutMs = options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
+  const deadlineOf = (o: CallOptions | undefined) => o?.timeoutMs ?? operationTimeoutMs;
 
   /**
    * Runs a request/response operation. A spare connection may have died while idle (the
@@ -152,10 +175,13 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
    */
   async function call<T>(
     signal: AbortSignal | undefined,
+    /** Deadline of the whole operation on one connection (0 = none), and what it waits for. */
+    deadline: { ms: number; what: string },
     op: (conn: AgentConnection) => Promise<T>,
   ): Promise<T> {
     const { conn, pooled } = await source.acquire(signal);
     conn.bindSignal(signal);
+    const disarm = conn.deadline(deadline.ms, deadline.what);
     try {
       return await op(conn);
     } catch (err) {
@@ -163,13 +189,31 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       conn.close();
       const retry = await source.acquire(signal, true);
       retry.conn.bindSignal(signal);
+      const disarmRetry = retry.conn.deadline(deadline.ms, deadline.what);
       try {
         return await op(retry.conn);
       } finally {
+        disarmRetry();
         retry.conn.close();
       }
     } finally {
+      disarm();
       conn.close();
+    }
+  }
+
+  /** Waits for the agent's first reply on a connection the caller then owns, within the deadline. */
+  async function firstReply<T>(
+    conn: AgentConnection,
+    o: CallOptions | undefined,
+    what: string,
+    read: () => Promise<T>,
+  ) {
+    const disarm = conn.deadline(deadlineOf(o), what);
+    try {
+      return await read();
+    } finally {
+      disarm();
     }
   }
 
@@ -205,7 +249,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       if (o?.cols !== undefined) extra.cols = o.cols;
       if (o?.maxIdleSec !== undefined) extra.max_idle_sec = o.maxIdleSec;
       conn.sendJson(FrameType.EXEC_REQ, execRequest(argv, o, extra));
-      const info = await conn.expectJson<SessionInfo>(FrameType.SESSION_INFO);
+      const info = await firstReply(conn, o, "SESSION_INFO", () =>
+        conn.expectJson(FrameType.SESSION_INFO, isSessionInfo),
+      );
       return new SessionConnection(conn, info);
     } catch (err) {
       conn.close();
@@ -221,11 +267,16 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       if (o.limit !== undefined && o.limit > 0) req["limit"] = o.limit;
       if (o.maxBytes !== undefined && o.maxBytes > 0) req["max_bytes"] = o.maxBytes;
       conn.sendJson(FrameType.FILE_READ_REQ, req);
-      const resp = await conn.expectJson<FileReadResponse>(FrameType.FILE_READ_RESP);
+      const resp = await firstReply(conn, o, "FILE_READ_RESP", () =>
+        conn.expectJson(FrameType.FILE_READ_RESP, isFileReadResponse),
+      );
+      const chunkDeadline = deadlineOf(o);
       async function* content(): AsyncGenerator<Buffer> {
         try {
           for (;;) {
-            const frame = await conn.expect();
+            // Each chunk gets the deadline, counted while this side waits (not while the consumer is slow).
+            const disarm = conn.deadline(chunkDeadline, "the next file chunk");
+            const frame = await conn.expect().finally(disarm);
             if (frame.type === FrameType.STDOUT) yield frame.payload;
             else if (frame.type === FrameType.EXIT) return;
             else throw conn.unexpected(frame.type);
@@ -247,9 +298,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     size: number,
     o: WriteFileOptions = {},
   ): Promise<void> {
+    const ms = deadlineOf(o);
     const run = async (conn: AgentConnection) => {
       conn.sendJson(FrameType.FILE_WRITE_REQ, { path, mode: o.mode ?? "0644", size });
-      const reply = conn.expectJson<{ status: string }>(FrameType.FILE_WRITE_RESP);
+      const reply = conn.expectJson(FrameType.FILE_WRITE_RESP, isStatusOk);
       // An early ERROR (bad size, a directory) must not leave the writes below unhandled.
       reply.catch(() => {});
       const chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array> =
@@ -257,13 +309,19 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       for await (const chunk of chunks) {
         for (let off = 0; off < chunk.byteLength; off += 512 * 1024) {
           if (!conn.alive) break;
-          if (!conn.send(FrameType.STDIN, chunk.subarray(off, off + 512 * 1024))) await conn.drained();
+          if (!conn.send(FrameType.STDIN, chunk.subarray(off, off + 512 * 1024))) {
+            // The agent stopped taking bytes: it gets the deadline to take more.
+            const disarm = conn.deadline(ms, "by reading the upload");
+            await conn.drained().finally(disarm);
+          }
         }
       }
-      await reply;
+      const disarm = conn.deadline(ms, "FILE_WRITE_RESP");
+      await reply.finally(disarm);
     };
-    // A stream cannot be replayed, so only whole buffers get the stale-spare retry.
-    if (source instanceof Uint8Array) return call(o.signal, run);
+    // A stream cannot be replayed, so only whole buffers get the stale-spare retry (the
+    // deadlines are armed around each wait inside `run`).
+    if (source instanceof Uint8Array) return call(o.signal, { ms: 0, what: "" }, run);
     const conn = await open(o.signal);
     try {
       await run(conn);
@@ -274,7 +332,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
 
   const client: AgentClient = {
     async exec(argv, o = {}) {
-      return call(o.signal, async (conn) => {
+      // A command runs as long as it runs: its caller bounds it (signal or its own deadline).
+      return call(o.signal, { ms: 0, what: "" }, async (conn) => {
         conn.sendJson(FrameType.EXEC_REQ, execRequest(argv, o));
         if (o.stdin !== undefined) {
           const bytes = typeof o.stdin === "string" ? Buffer.from(o.stdin) : o.stdin;
@@ -322,11 +381,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     async execDetached(argv, o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "a detached exec" }, async (conn) => {
         const extra: Partial<ExecRequest> = { detach: true };
         if (o.outputFile !== undefined) extra.output_file = o.outputFile;
         conn.sendJson(FrameType.EXEC_REQ, execRequest(argv, o, extra));
-        const result = await conn.expectJson<DetachedExecResult>(FrameType.STDOUT);
+        const result = await conn.expectJson(FrameType.STDOUT, isDetachedExecResult);
         const exit = await conn.expect();
         if (exit.type !== FrameType.EXIT) throw conn.unexpected(exit.type);
         return { pid: result.pid, outputFile: result.output_file };
@@ -342,7 +401,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         const req: ExecRequest = { argv: [], session_id: sessionId };
         if (o.ifDetached === true) req.if_detached = true;
         conn.sendJson(FrameType.EXEC_REQ, req);
-        const info = await conn.expectJson<SessionInfo>(FrameType.SESSION_INFO);
+        const info = await firstReply(conn, o, "SESSION_INFO", () =>
+          conn.expectJson(FrameType.SESSION_INFO, isSessionInfo),
+        );
         return new SessionConnection(conn, info);
       } catch (err) {
         conn.close();
@@ -351,14 +412,14 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     listSessions(o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "EXEC_LIST_RESP" }, async (conn) => {
         conn.send(FrameType.EXEC_LIST_REQ);
-        return (await conn.expectJson<SessionInfo[] | null>(FrameType.EXEC_LIST_RESP)) ?? [];
+        return (await conn.expectJson(FrameType.EXEC_LIST_RESP, listOf(isSessionInfo))) ?? [];
       });
     },
 
     killSession(sessionId, o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "EXEC_KILL" }, async (conn) => {
         conn.sendJson(FrameType.EXEC_KILL, { session_id: sessionId });
         const frame = await conn.expect();
         if (frame.type !== FrameType.EXIT) throw conn.unexpected(frame.type);
@@ -366,9 +427,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     activity(o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "ACTIVITY_RESP" }, async (conn) => {
         conn.send(FrameType.ACTIVITY_REQ);
-        return conn.expectJson<ActivityInfo>(FrameType.ACTIVITY_RESP);
+        return conn.expectJson(FrameType.ACTIVITY_RESP, isActivityInfo);
       });
     },
 
@@ -391,16 +452,18 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     stat(path, o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "FILE_STAT_RESP" }, async (conn) => {
         conn.sendJson(FrameType.FILE_STAT_REQ, { path });
-        return conn.expectJson<FileInfo>(FrameType.FILE_STAT_RESP);
+        return conn.expectJson(FrameType.FILE_STAT_RESP, isFileInfo);
       });
     },
 
     listDir(path, o = {}) {
-      return call(o.signal, async (conn) => {
+      return call(o.signal, { ms: deadlineOf(o), what: "FILE_LS_RESP" }, async (conn) => {
         conn.sendJson(FrameType.FILE_LS_REQ, { path });
-        return (await conn.expectJson<FileInfo[] | null>(FrameType.FILE_LS_RESP)) ?? [];
+        // The agent lists at most maxListEntries, plus a truncation sentinel.
+        const entries = listOf(isFileInfo, AgentLimits.maxListEntries + 1);
+        return (await conn.expectJson(FrameType.FILE_LS_RESP, entries)) ?? [];
       });
     },
 
@@ -410,7 +473,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       try {
         if (options.token !== "") conn.send(FrameType.AUTH, options.token);
         conn.sendJson(FrameType.FWD_REQ, { port });
-        const resp = await conn.expectJson<ForwardResponse>(FrameType.FWD_RESP);
+        const resp = await firstReply(conn, o, "FWD_RESP", () =>
+          conn.expectJson(FrameType.FWD_RESP, isForwardResponse),
+        );
         if (resp.status !== "ok") throw new AgentError(resp.message);
       } catch (err) {
         conn.close();

@@ -1,5 +1,6 @@
 import { connect, type Socket } from "node:net";
 import {
+  FrameError,
   FrameReader,
   FrameType,
   encodeFrame,
@@ -7,7 +8,14 @@ import {
   frameTypeName,
   type Frame,
 } from "@bhatti/agent-protocol";
-import { AgentConnectionError, AgentError, abortError } from "./agent-error.js";
+import {
+  AgentConnectionError,
+  AgentError,
+  AgentProtocolError,
+  AgentTimeoutError,
+  abortError,
+} from "./agent-error.js";
+import type { ReplyCheck } from "./reply-shapes.js";
 
 /** Where an agent port listens: TCP (sandboxes) or a Unix socket. */
 export type AgentEndpoint = { host: string; port: number } | { path: string };
@@ -17,6 +25,13 @@ export function describeEndpoint(endpoint: AgentEndpoint): string {
 }
 
 const knownTypes = new Set<number>(Object.values(FrameType));
+
+/**
+ * Undecoded bytes buffered per connection before the socket is paused. It must exceed one
+ * whole frame (1 MiB), or a paused socket could never complete the frame the reader waits
+ * for; kept small because each stalled consumer (a client that stops reading) costs this much.
+ */
+const READ_HIGH_WATER_MARK = 2 * 1024 * 1024;
 
 /**
  * One host-side connection to an agent port: frame writes (one buffer, one write each) and
@@ -32,7 +47,7 @@ export class AgentConnection {
     readonly socket: Socket,
     readonly endpoint: AgentEndpoint,
   ) {
-    this.reader = new FrameReader(socket);
+    this.reader = new FrameReader(socket, { highWaterMark: READ_HIGH_WATER_MARK });
     socket.on("error", () => {
       // Surfaced through read().
     });
@@ -109,16 +124,51 @@ export class AgentConnection {
     return frame;
   }
 
-  /** Reads a frame of `type` carrying JSON. */
-  async expectJson<T>(type: number): Promise<T> {
+  /**
+   * Reads a frame of `type` carrying JSON that passes `check` (without one, the caller
+   * only reads what it trusts). Anything else (another frame,
+   * invalid JSON, a reply of the wrong shape) is an AgentProtocolError and closes the connection.
+   */
+  async expectJson<T>(type: number, check?: ReplyCheck<T>): Promise<T> {
     const frame = await this.expect();
     if (frame.type !== type) throw this.unexpected(frame.type);
-    return JSON.parse(frame.payload.toString("utf8")) as T;
+    let value: unknown;
+    try {
+      value = JSON.parse(frame.payload.toString("utf8"));
+    } catch {
+      throw this.malformed(`invalid JSON in ${frameTypeName(type)}`);
+    }
+    if (check !== undefined && !check(value)) throw this.malformed(`malformed ${frameTypeName(type)}`);
+    return value as T;
   }
 
-  unexpected(type: number): AgentConnectionError {
+  unexpected(type: number): AgentProtocolError {
+    return this.malformed(`unexpected frame ${frameTypeName(type)}`);
+  }
+
+  /** Closes the connection and describes the agent's protocol violation. */
+  malformed(what: string): AgentProtocolError {
     this.close();
-    return new AgentConnectionError(`unexpected frame ${frameTypeName(type)} from the agent`);
+    return new AgentProtocolError(`${what} from the agent at ${describeEndpoint(this.endpoint)}`);
+  }
+
+  /**
+   * Fails the connection with AgentTimeoutError (pending and later reads reject with it) unless
+   * the returned function is called within `ms`: the agent may be stopped or hostile.
+   */
+  deadline(ms: number, what: string): () => void {
+    if (!Number.isFinite(ms) || ms <= 0) return () => {};
+    const timer = setTimeout(() => {
+      this.abortCleanup?.();
+      this.abortCleanup = undefined;
+      this.socket.destroy(
+        new AgentTimeoutError(
+          `agent at ${describeEndpoint(this.endpoint)} did not answer ${what} within ${ms} ms`,
+        ),
+      );
+    }, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
   }
 
   /** Closes the write side only: for exec, the child's stdin reaches EOF. */
@@ -168,6 +218,14 @@ export class AgentConnection {
 
   private translate(err: unknown): Error {
     if (err instanceof Error && (err.name === "AbortError" || err instanceof DOMException)) return err;
+    if (err instanceof AgentTimeoutError) return err;
+    if (err instanceof FrameError) {
+      this.close();
+      return new AgentProtocolError(
+        `invalid frame from the agent at ${describeEndpoint(this.endpoint)}: ${err.message}`,
+        { cause: err },
+      );
+    }
     const e = err as NodeJS.ErrnoException;
     return new AgentConnectionError(
       `connection to agent at ${describeEndpoint(this.endpoint)} failed: ${e.message}`,

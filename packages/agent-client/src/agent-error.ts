@@ -11,7 +11,7 @@ export class AgentError extends Error {
  * the operation finished, or an unexpected frame. `code` is the errno code when there is one.
  */
 export class AgentConnectionError extends Error {
-  override readonly name = "AgentConnectionError";
+  override readonly name: string = "AgentConnectionError";
   readonly code: string | undefined;
   constructor(message: string, options: { cause?: unknown; code?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -23,4 +23,20 @@ export function abortError(signal: AbortSignal): Error {
   const reason: unknown = signal.reason;
   if (reason instanceof Error) return reason;
   return new DOMException("This operation was aborted", "AbortError");
+}
+
+/**
+ * The agent did not answer within the operation's deadline (a stopped, traced or wedged
+ * agent). Not an AgentConnectionError: it is never retried, since the agent was reached.
+ */
+export class AgentTimeoutError extends Error {
+  override readonly name = "AgentTimeoutError";
+}
+
+/**
+ * The agent answered something that breaks the protocol: invalid JSON, a reply of the wrong
+ * shape or type, an oversize frame. The sandbox's agent is misbehaving (it may be hostile).
+ */
+export class AgentProtocolError extends AgentConnectionError {
+  override readonly name = "AgentProtocolError";
 }

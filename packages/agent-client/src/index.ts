@@ -1,4 +1,5 @@
 export {
+  DEFAULT_OPERATION_TIMEOUT_MS,
   createAgentClient,
   type AgentClient,
   type AgentClientOptions,
@@ -13,7 +14,7 @@ export {
   type WriteFileOptions,
 } from "./agent-client.js";
 export { AgentConnection, dialAgent, describeEndpoint, type AgentEndpoint } from "./agent-connection.js";
-export { AgentConnectionError, AgentError } from "./agent-error.js";
+export { AgentConnectionError, AgentError, AgentProtocolError, AgentTimeoutError } from "./agent-error.js";
 export type { ConnectionPoolOptions } from "./connection-pool.js";
 export { ExecProcess, type ExecEvent } from "./exec-process.js";
 export { SessionConnection, type SessionEvent } from "./session-connection.js";

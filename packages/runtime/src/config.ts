@@ -153,6 +153,10 @@ export const configKeys = {
     "gVisor platform; ptrace measured fastest on PVM hosts where KVM is unusable (docs/engines.md).",
   ),
   rpc_timeout: durationKey("30s", "Default deadline of a call between bhatti processes"),
+  agent_op_timeout: durationKey(
+    "30s",
+    "How long the gateway waits for a sandbox's agent to answer a request (listing, stat, file header, write acknowledgement, session start); past it the request fails with 504. Commands have their own timeout",
+  ),
   shutdown_timeout: durationKey(
     "30s",
     "How long a process waits for in-flight work on SIGTERM before exiting",
