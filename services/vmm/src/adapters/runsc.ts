@@ -81,7 +81,8 @@ const LAUNCHER = [
   "exec sleep infinity",
 ].join("\n");
 
-function readTail(file: string, from: number, max = 8192): string {
+/** The last `max` bytes of `file` after offset `from` (reads only those). */
+export function readTail(file: string, from: number, max = 8192): string {
   let fd: number | undefined;
   try {
     fd = openSync(file, "r");

@@ -1,0 +1,82 @@
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  statfsSync,
+  ftruncateSync,
+} from "node:fs";
+import { join } from "node:path";
+import { runCommand } from "./command.js";
+import { isMounted } from "./rootfs.js";
+
+/**
+ * A size-capped filesystem backed by a sparse file: an ext4 image loop-mounted on the host
+ * (phase2-notes §3: the image size is the quota; writes past it get ENOSPC). Mounted
+ * `nosuid,nodev`: files planted by sandbox root are host uid-0 files, and must never work as
+ * setuid programs or device nodes on the host. `mount -o loop` sets the loop device's
+ * autoclear flag, so unmounting frees the device.
+ */
+
+/** Creates a sparse ext4 image of `sizeMb` MiB (about 20 ms for 4 GiB here). */
+export async function createExt4Image(path: string, sizeMb: number): Promise<void> {
+  const fd = openSync(path, "wx", 0o600);
+  try {
+    ftruncateSync(fd, sizeMb * 1024 * 1024);
+  } finally {
+    closeSync(fd);
+  }
+  // -m 0: no blocks reserved for root (everything in a sandbox may run as root anyway).
+  await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "nodiscard", path], { timeoutMs: 60_000 });
+}
+
+export async function mountExt4Image(image: string, target: string): Promise<void> {
+  if (isMounted(target)) return;
+  mkdirSync(target, { recursive: true, mode: 0o700 });
+  await runCommand("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noatime", image, target], {
+    timeoutMs: 60_000,
+  });
+}
+
+/** Unmounts if mounted (freeing the loop device); a busy mount is detached lazily. */
+export async function unmountExt4Image(target: string): Promise<void> {
+  if (!isMounted(target)) return;
+  try {
+    await runCommand("umount", [target]);
+  } catch {
+    await runCommand("umount", ["-l", target]);
+  }
+}
+
+/** Bytes used on the filesystem holding `path`. */
+export function usedBytes(path: string): number {
+  const s = statfsSync(path);
+  return (s.blocks - s.bfree) * s.bsize;
+}
+
+/** Bytes an unprivileged writer may still use on the filesystem holding `path`. */
+export function freeBytes(path: string): number {
+  const s = statfsSync(path);
+  return s.bavail * s.bsize;
+}
+
+/** Loop devices whose backing file starts with `prefix` (for leak checks). */
+export function loopDevicesBackedBy(prefix: string): string[] {
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
+  } catch {
+    return out;
+  }
+  for (const n of names) {
+    try {
+      const file = readFileSync(join("/sys/block", n, "loop", "backing_file"), "utf8").trim();
+      if (file.startsWith(prefix)) out.push(`/dev/${n} (${file})`);
+    } catch {
+      // not bound to a file
+    }
+  }
+  return out;
+}
