@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { createAgentClient } from "@bhatti/agent-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freeBytes, loopDevicesBackedBy } from "../../services/vmm/src/adapters/loop-disk.js";
+import { DEFAULT_LOG_CAP_BYTES } from "../../services/vmm/src/adapters/runsc.js";
 import type { SandboxInfo } from "../../services/vmm/src/engine/engine.js";
 import { isEngineError } from "../../services/vmm/src/engine/engine-error.js";
 import {
@@ -177,6 +178,30 @@ describe
           stdout: "kept\n",
         });
       }, 120_000);
+
+      it("runsc.log is capped: sandbox root flooding its stdio does not grow it past the cap", async () => {
+        const log = join(engine.sandboxesDir, sb.id, "runsc.log");
+        const before = statSync(log).size;
+          const flood = await exec(
+          engine,
+          sb.id,
+          "dd if=/dev/zero bs=1M count=24 2>/dev/null > /proc/1/fd/2; echo flooded",
+        );
+        expect(flood).toMatchObject({ exitCode: 0, stdout: "flooded\n" });
+        // The flood reaches the host log (through the capping reader, which may lag the writer)…
+        const deadline = Date.now() + 30_000;
+        while (statSync(log).size < before + MiB) {
+          if (Date.now() > deadline) throw new Error(`runsc.log stayed at ${statSync(log).size} bytes`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        // …and stops at the cap, which is per launch (this sandbox was launched twice: create and
+        // the restore above); the other 20 MiB were discarded.
+        expect(statSync(log).size).toBeLessThanOrEqual(2 * DEFAULT_LOG_CAP_BYTES);
+        expect(await exec(engine, sb.id, "echo alive", false)).toMatchObject({
+          exitCode: 0,
+          stdout: "alive\n",
+        });
+      });
 
       it("destroy unmounts the disk and frees its loop device", async () => {
         const dir = join(engine.sandboxesDir, sb.id);
