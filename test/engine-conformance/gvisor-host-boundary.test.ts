@@ -1,6 +1,15 @@
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAgentClient } from "@bhatti/agent-client";
@@ -182,7 +191,7 @@ describe
       it("runsc.log is capped: sandbox root flooding its stdio does not grow it past the cap", async () => {
         const log = join(engine.sandboxesDir, sb.id, "runsc.log");
         const before = statSync(log).size;
-          const flood = await exec(
+        const flood = await exec(
           engine,
           sb.id,
           "dd if=/dev/zero bs=1M count=24 2>/dev/null > /proc/1/fd/2; echo flooded",
@@ -330,6 +339,23 @@ describe
         expect(isEngineError(err, "unavailable")).toBe(true);
         expect((err as Error).message).toMatch(/disk/);
         nothingLeftFor(spec.id);
+      });
+
+      it("sandboxes do not inherit the vmm's OOM score (the launcher resets it to 0)", async () => {
+      // The units give services -900; lowering needs CAP_SYS_RESOURCE, which this test may
+      // lack, so the vmm (this process) gets a raised score instead: the reset is the same.
+      const own = readFileSync("/proc/self/oom_score_adj", "utf8").trim();
+      writeFileSync("/proc/self/oom_score_adj", "300");
+      let sb: SandboxInfo | undefined;
+        try {
+          sb = await engine.create(testSpec("busybox", { diskSizeMb: 64 }));
+        } finally {
+          writeFileSync("/proc/self/oom_score_adj", own);
+        }
+        const state = await engine.runsc.state(sb.id);
+        expect(state?.pid).toBeGreaterThan(0);
+        expect(readFileSync(`/proc/${state?.pid}/oom_score_adj`, "utf8").trim()).toBe("0");
+        expect(await engine.destroy(sb.id)).toBe(true);
       });
 
       it("a checkpoint the state disk cannot hold is refused; the sandbox keeps running", async () => {

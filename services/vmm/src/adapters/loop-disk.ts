@@ -10,6 +10,7 @@ import {
 import { join } from "node:path";
 import { runCommand } from "./command.js";
 import { isMounted } from "./rootfs.js";
+import { setTimeout as sleep } from "node:timers/promises";
 
 /**
  * A size-capped filesystem backed by a sparse file: an ext4 image loop-mounted on the host
@@ -39,14 +40,41 @@ export async function mountExt4Image(image: string, target: string): Promise<voi
   });
 }
 
-/** Unmounts if mounted (freeing the loop device); a busy mount is detached lazily. */
-export async function unmountExt4Image(target: string): Promise<void> {
-  if (!isMounted(target)) return;
+/**
+ * Unmounts if mounted; a busy mount is detached lazily. The kernel frees an autoclear loop
+ * device asynchronously after the last close: wait (bounded) until it is gone, so a destroy
+ * that returned has really released it.
+ */
+export async function unmountExt4Image(target: string, waitMs = 5_000): Promise<void> {
+  const device = mountSource(target);
+  if (device === undefined) return;
   try {
     await runCommand("umount", [target]);
   } catch {
     await runCommand("umount", ["-l", target]);
   }
+  const name = /^\/dev\/(loop\d+)$/.exec(device)?.[1];
+  if (name === undefined) return;
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    try {
+      readFileSync(join("/sys/block", name, "loop", "backing_file"));
+    } catch {
+      return;
+    }
+    await sleep(10);
+  }
+}
+
+/** The source (device) of the mount at `target`, or undefined if nothing is mounted there. */
+function mountSource(target: string): string | undefined {
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const fields = line.split(" ");
+    if (fields[4] !== target) continue;
+    const sep = fields.indexOf("-");
+    return fields[sep + 2] ?? "";
+  }
+  return undefined;
 }
 
 /** Bytes used on the filesystem holding `path`. */

@@ -89,13 +89,16 @@ export class RunscError extends Error {
 // where PID 1 reaps lazily), and `runsc delete` polls until then.
 // Positional: the log cap in bytes, a fifo path, cgroup.procs files, "--", then the runsc
 // argv. The launcher (and tini) join the cgroups first; runsc's exit status is written to fd 3,
-// then the launcher idles.
+// then the launcher idles. It resets the OOM score the vmm's unit gave it, so the kernel's OOM
+// killer picks a sandbox before a service.
 // Log cap (finding #5): the sandbox inherits runsc's stdio, and sandbox root can write to it
 // (/proc/1/fd/2) without end. So runsc writes into a fifo whose reader, a child of the
 // launcher in the same cgroup, appends the first <cap> bytes to the log and discards the rest;
 // it keeps reading, so writers never block, and dies with the sandbox.
 const LAUNCHER = [
   'cap="$1"; fifo="$2"; shift 2',
+  // The services run with OOMScoreAdjust=-900 (children inherit it); sandboxes must not.
+  "echo 0 > /proc/self/oom_score_adj || true",
   'while [ "$1" != "--" ]; do { echo $PPID > "$1" && echo $$ > "$1"; } || { echo 97 >&3; exit 97; }; shift; done; shift',
   'rm -f "$fifo" && mkfifo -m 600 "$fifo" || { echo 96 >&3; exit 96; }',
   '{ head -c "$cap"; exec cat >/dev/null; } <"$fifo" 3>&- &',
