@@ -175,6 +175,15 @@ describe
           "rm /root/fill && echo kept > /root/marker && cat /root/marker",
         );
         expect(after).toMatchObject({ exitCode: 0, stdout: "kept\n" });
+        // The disk is mounted with discard: the freed blocks go back to the host (at the next
+        // journal commit).
+        const image = join(engine.sandboxesDir, sb.id, "disk.ext4");
+        const deadline = Date.now() + 60_000;
+        while (statSync(image).blocks * 512 > (DISK_MB / 2) * MiB) {
+          if (Date.now() > deadline)
+            throw new Error(`image still holds ${statSync(image).blocks * 512} bytes`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
         // Cold: the disk is unmounted and its loop device freed; start mounts it again.
         await engine.stop(sb.id);
         const dir = join(engine.sandboxesDir, sb.id);
@@ -342,11 +351,11 @@ describe
       });
 
       it("sandboxes do not inherit the vmm's OOM score (the launcher resets it to 0)", async () => {
-      // The units give services -900; lowering needs CAP_SYS_RESOURCE, which this test may
-      // lack, so the vmm (this process) gets a raised score instead: the reset is the same.
-      const own = readFileSync("/proc/self/oom_score_adj", "utf8").trim();
-      writeFileSync("/proc/self/oom_score_adj", "300");
-      let sb: SandboxInfo | undefined;
+        // The units give services -900; lowering needs CAP_SYS_RESOURCE, which this test may
+        // lack, so the vmm (this process) gets a raised score instead: the reset is the same.
+        const own = readFileSync("/proc/self/oom_score_adj", "utf8").trim();
+        writeFileSync("/proc/self/oom_score_adj", "300");
+        let sb: SandboxInfo | undefined;
         try {
           sb = await engine.create(testSpec("busybox", { diskSizeMb: 64 }));
         } finally {

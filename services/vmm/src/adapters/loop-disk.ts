@@ -16,8 +16,9 @@ import { setTimeout as sleep } from "node:timers/promises";
  * A size-capped filesystem backed by a sparse file: an ext4 image loop-mounted on the host
  * (phase2-notes §3: the image size is the quota; writes past it get ENOSPC). Mounted
  * `nosuid,nodev`: files planted by sandbox root are host uid-0 files, and must never work as
- * setuid programs or device nodes on the host. `mount -o loop` sets the loop device's
- * autoclear flag, so unmounting frees the device.
+ * setuid programs or device nodes on the host. `discard`: blocks the sandbox frees are punched
+ * out of the sparse image, so the host gets the space back. `mount -o loop` sets the loop
+ * device's autoclear flag, so unmounting frees the device.
  */
 
 /** Creates a sparse ext4 image of `sizeMb` MiB (about 20 ms for 4 GiB here). */
@@ -35,7 +36,7 @@ export async function createExt4Image(path: string, sizeMb: number): Promise<voi
 export async function mountExt4Image(image: string, target: string): Promise<void> {
   if (isMounted(target)) return;
   mkdirSync(target, { recursive: true, mode: 0o700 });
-  await runCommand("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noatime", image, target], {
+  await runCommand("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noatime,discard", image, target], {
     timeoutMs: 60_000,
   });
 }
