@@ -6,6 +6,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -317,6 +318,25 @@ describe
 
       it("destroy", async () => {
         expect(await engine.destroy(sb.id)).toBe(true);
+      });
+
+      it("a package dir replaced on the host (an upgrade) is bound afresh for the next sandbox", async () => {
+        const init = env.options.init;
+        if (init.kind !== "agent") throw new Error("the test env runs the agent");
+        const next = `${init.packageDir}.next`;
+        execFileSync("cp", ["-a", init.packageDir, next]);
+        writeFileSync(join(next, "bhatti-test-marker"), "v2\n");
+        renameSync(init.packageDir, `${init.packageDir}.old`);
+        renameSync(next, init.packageDir);
+        const sb2 = await engine.create(testSpec("busybox", { diskSizeMb: 64 }));
+        expect(await exec(engine, sb2.id, "cat /.bhatti/bhatti-test-marker")).toMatchObject({
+          exitCode: 0,
+          stdout: "v2\n",
+        });
+        expect(mountEntry(join(env.stateDir, "agent-ro"))?.options).toEqual(
+          expect.arrayContaining(["ro", "nosuid", "nodev"]),
+        );
+        expect(await engine.destroy(sb2.id)).toBe(true);
       });
     });
 
