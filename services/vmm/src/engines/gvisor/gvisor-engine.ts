@@ -367,6 +367,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       cpus: r.cpus,
       memoryMb: r.memoryMb,
       pidsLimit: r.pidsLimit,
+      limitSwap: cgroups.swapAccounting(),
       ...(options.init.kind === "agent" ? { agentPackageDir: agentPackageMount } : {}),
       agentMountPoint: AGENT_MOUNT_POINT,
       bootDir: layout.boot,

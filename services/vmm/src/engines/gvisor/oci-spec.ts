@@ -14,6 +14,8 @@ export interface OciSpecInput {
   cpus: number;
   memoryMb: number;
   pidsLimit: number;
+  /** Set memory+swap = memory (no swap); only where the kernel accounts swap (v1 memsw files). */
+  limitSwap?: boolean;
   /** Host dir with the agent package, mounted read-only; undefined = none. */
   agentPackageDir?: string;
   agentMountPoint: string;
@@ -141,7 +143,8 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       cgroupsPath: input.cgroupsPath,
       resources: {
         // swap = memory + swap (v1 memsw): equal to the limit, so a sandbox never swaps.
-        memory: { limit: memoryLimit, swap: memoryLimit },
+        memory:
+          input.limitSwap === false ? { limit: memoryLimit } : { limit: memoryLimit, swap: memoryLimit },
         cpu: { quota: Math.round(input.cpus * CFS_PERIOD_US), period: CFS_PERIOD_US },
         pids: { limit: input.pidsLimit },
       },
