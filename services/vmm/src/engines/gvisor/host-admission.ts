@@ -40,8 +40,6 @@ export interface HostAdmission {
   ): { release(): void };
   /** Throws `unavailable` when a checkpoint of a sandbox with this memory limit does not fit. */
   checkCheckpointSpace(id: string, memoryMb: number): void;
-  /** Memory (MiB) of admissions still in flight. */
-  inFlightMb(): number;
 }
 
 const MiB = 1024 * 1024;
@@ -94,6 +92,5 @@ export function createHostAdmission(options: HostAdmissionOptions): HostAdmissio
         );
       }
     },
-    inFlightMb: sum,
   };
 }
