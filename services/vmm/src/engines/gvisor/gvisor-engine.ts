@@ -136,6 +136,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     stateDir: options.stateDir,
     memoryReserveMb: options.hostMemoryReserveMb ?? 1024,
     diskReserveMb: options.hostDiskReserveMb ?? 2048,
+    ...(log ? { logger: log } : {}),
   });
   /** Memory limits (with sentry overhead) of the sandboxes that hold RAM: hot and warm. */
   const committedMemoryMb = () =>

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { freeBytes } from "../../adapters/loop-disk.js";
+import type { Logger } from "@bhatti/runtime";
 import { EngineError } from "../../engine/engine-error.js";
 import { SENTRY_OVERHEAD_MB } from "./oci-spec.js";
 
@@ -24,6 +25,8 @@ export interface HostAdmissionOptions {
   memoryReserveMb: number;
   /** Free space kept on the state filesystem (state.db, records), MiB. */
   diskReserveMb: number;
+  /** Gets the host figures behind a refusal (tenants get only what was refused). */
+  logger?: Logger;
 }
 
 export interface HostAdmission {
@@ -53,8 +56,11 @@ export function readMeminfoMb(): { totalMb: number; availableMb: number } {
 export function createHostAdmission(options: HostAdmissionOptions): HostAdmission {
   const inFlight = new Map<string, number>();
   const sum = () => [...inFlight.values()].reduce((a, b) => a + b, 0);
-  const refuse = (message: string): never => {
-    throw new EngineError("unavailable", `host capacity: ${message}`);
+  // The caller (a tenant, through the gateway) learns what was refused; the host's figures,
+  // which tell about other tenants' use, go to the vmm's log only.
+  const refuse = (message: string, detail: string): never => {
+    options.logger?.warn("host admission refused", { reason: message, detail });
+    throw new EngineError("unavailable", `host capacity: ${message}; retry later`);
   };
   const freeMb = () => Math.floor(freeBytes(options.stateDir) / MiB);
 
@@ -66,18 +72,21 @@ export function createHostAdmission(options: HostAdmissionOptions): HostAdmissio
       const committed = committedMb + sum();
       if (committed + memory > capacity) {
         refuse(
-          `cannot ${what} sandbox ${id} with ${need.memoryMb} MiB: ${committed} MiB of memory is committed to running sandboxes and the host has ${capacity} MiB for them (MemTotal ${totalMb} MiB minus the ${options.memoryReserveMb} MiB reserve)`,
+          `not enough host memory to ${what} sandbox ${id} with ${need.memoryMb} MiB`,
+          `${committed} MiB committed to sandboxes, ${capacity} MiB for them (MemTotal ${totalMb} MiB minus the ${options.memoryReserveMb} MiB reserve)`,
         );
       }
       if (availableMb - options.memoryReserveMb < memory) {
         refuse(
-          `cannot ${what} sandbox ${id} with ${need.memoryMb} MiB: the host has ${availableMb} MiB available and keeps ${options.memoryReserveMb} MiB in reserve`,
+          `not enough host memory to ${what} sandbox ${id} with ${need.memoryMb} MiB`,
+          `MemAvailable ${availableMb} MiB, ${options.memoryReserveMb} MiB kept in reserve`,
         );
       }
       const free = freeMb();
       if (free - options.diskReserveMb < need.diskMb) {
         refuse(
-          `cannot ${what} sandbox ${id}${need.diskMb > 0 ? ` with a ${need.diskMb} MiB disk` : ""}: the state disk has ${free} MiB free and keeps ${options.diskReserveMb} MiB in reserve`,
+          `not enough host disk to ${what} sandbox ${id}${need.diskMb > 0 ? ` with a ${need.diskMb} MiB disk` : ""}`,
+          `${free} MiB free on the state disk, ${options.diskReserveMb} MiB kept in reserve`,
         );
       }
       inFlight.set(id, memory);
@@ -88,7 +97,8 @@ export function createHostAdmission(options: HostAdmissionOptions): HostAdmissio
       const need = memoryMb + SENTRY_OVERHEAD_MB;
       if (free - options.diskReserveMb < need) {
         refuse(
-          `cannot checkpoint sandbox ${id}: a checkpoint takes up to ${need} MiB and the state disk has ${free} MiB free, keeping ${options.diskReserveMb} MiB in reserve; the sandbox stays running`,
+          `not enough host disk to checkpoint sandbox ${id} (up to ${need} MiB); it stays running`,
+          `${free} MiB free on the state disk, ${options.diskReserveMb} MiB kept in reserve`,
         );
       }
     },
