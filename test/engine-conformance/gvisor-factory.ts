@@ -178,7 +178,12 @@ export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, st
     .split("\n")
     .filter((l) => l.includes(env.stateDir) && !l.includes("ps -eo"));
   // Sandbox disks are loop-mounted image files; an unmount that did not free its device leaks it.
-  const loops = loopDevicesBackedBy(join(env.stateDir, "sandboxes"));
+  // The kernel frees a device asynchronously after the unmount: wait for that, bounded.
+  const loopPrefix = join(env.stateDir, "sandboxes");
+  for (let i = 0; i < 300 && loopDevicesBackedBy(loopPrefix).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const loops = loopDevicesBackedBy(loopPrefix);
   return { runsc, netns, veths, cgroups, mounts, dirs, processes, loops };
 }
 

@@ -46,6 +46,15 @@ function mountEntry(path: string): { options: string[]; fsType: string } | undef
   return undefined;
 }
 
+/** Loop devices bound to files under `prefix` once the kernel had up to 15 s to free them (it does so asynchronously). */
+async function loopsAfterRundown(prefix: string): Promise<string[]> {
+  const deadline = Date.now() + 15_000;
+  while (loopDevicesBackedBy(prefix).length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return loopDevicesBackedBy(prefix);
+}
+
 const sha = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 
 /** Files under a dir, recursively (names only), to show the host copy stayed unchanged. */
@@ -189,7 +198,7 @@ describe
         await engine.stop(sb.id);
         const dir = join(engine.sandboxesDir, sb.id);
         expect(mountEntry(join(dir, "disk"))).toBeUndefined();
-        expect(loopDevicesBackedBy(join(dir, "disk.ext4"))).toEqual([]);
+        expect(await loopsAfterRundown(join(dir, "disk.ext4"))).toEqual([]);
         await engine.start(sb.id);
         expect(mountEntry(join(dir, "disk"))?.options).toEqual(expect.arrayContaining(["nosuid", "nodev"]));
         expect(await exec(engine, sb.id, "cat /root/marker")).toMatchObject({
@@ -226,7 +235,7 @@ describe
         const dir = join(engine.sandboxesDir, sb.id);
         expect(await engine.destroy(sb.id)).toBe(true);
         expect(existsSync(dir)).toBe(false);
-        expect(loopDevicesBackedBy(dir)).toEqual([]);
+        expect(await loopsAfterRundown(dir)).toEqual([]);
         expect([...readFileSync("/proc/self/mountinfo", "utf8").matchAll(new RegExp(sb.id, "g"))]).toEqual(
           [],
         );
