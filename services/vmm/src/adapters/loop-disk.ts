@@ -16,7 +16,8 @@ import { setTimeout as sleep } from "node:timers/promises";
  * A size-capped filesystem backed by a sparse file: an ext4 image loop-mounted on the host
  * (phase2-notes §3: the image size is the quota; writes past it get ENOSPC). Mounted
  * `nosuid,nodev`: files planted by sandbox root are host uid-0 files, and must never work as
- * setuid programs or device nodes on the host. `discard`: blocks the sandbox frees are punched
+ * setuid programs or device nodes on the host. `noinit_itable`: no background zeroing of inode
+ * tables that are holes anyway. `discard`: blocks the sandbox frees are punched
  * out of the sparse image, so the host gets the space back. `mount -o loop` sets the loop
  * device's autoclear flag, so unmounting frees the device.
  */
@@ -30,7 +31,14 @@ export async function createExt4Image(path: string, sizeMb: number): Promise<voi
     closeSync(fd);
   }
   // -m 0: no blocks reserved for root (everything in a sandbox may run as root anyway).
-  await runCommand("mkfs.ext4", ["-q", "-F", "-m", "0", "-E", "nodiscard", path], { timeoutMs: 60_000 });
+  // Lazy journal and inode-table init: the file is new and sparse, so what mkfs would zero
+  // already reads as zeros. Zeroing the journal would write 64 MiB per 4 GiB sandbox (measured:
+  // 66 MiB allocated per empty image, vs 2.2 MiB lazily).
+  await runCommand(
+    "mkfs.ext4",
+    ["-q", "-F", "-m", "0", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", path],
+    { timeoutMs: 60_000 },
+  );
 }
 
 export async function mountExt4Image(image: string, target: string): Promise<void> {
@@ -41,9 +49,13 @@ export async function mountExt4Image(image: string, target: string): Promise<voi
   // reuse it: wait for it first (a start right after a stop).
   const deadline = Date.now() + 10_000;
   while (loopDevicesBackedBy(image, true).length > 0 && Date.now() < deadline) await sleep(10);
-  await runCommand("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev,noatime,discard", image, target], {
-    timeoutMs: 60_000,
-  });
+  await runCommand(
+    "mount",
+    ["-t", "ext4", "-o", "loop,nosuid,nodev,noatime,discard,noinit_itable", image, target],
+    {
+      timeoutMs: 60_000,
+    },
+  );
 }
 
 /**
