@@ -396,6 +396,34 @@ describe
         expect(await engine.destroy(sb.id)).toBe(true);
       });
 
+      it("a restore the host's memory cannot hold is refused; the sandbox stays cold and intact", async () => {
+        const sb = await engine.create(testSpec("busybox", { diskSizeMb: 64 }));
+        expect((await exec(engine, sb.id, "echo r1 > /root/m && echo r2 > /dev/shm/m")).exitCode).toBe(0);
+        await engine.stop(sb.id);
+        // A restarted vmm whose reserve is the host's whole memory adopts it cold, then refuses to restore it.
+        const { totalMb } = readMeminfoMb();
+        const strict = newEngine({ hostMemoryReserveMb: totalMb });
+        expect((await strict.adopt()).cold).toContain(sb.id);
+        const err = await strict.start(sb.id).catch((x: unknown) => x);
+        expect(isEngineError(err, "unavailable")).toBe(true);
+        expect((err as Error).message).toMatch(/restore/);
+        const info = strict.status(sb.id);
+        expect(info).toMatchObject({ status: "stopped", thermal: "cold" });
+        expect(info?.restoreError).toBeUndefined();
+        expect(existsSync(join(strict.sandboxesDir, sb.id, "checkpoint", "checkpoint.img"))).toBe(true);
+        // Nothing was half-restored: no runsc container, no mounted disk, no loop device.
+        expect(await strict.runsc.state(sb.id)).toBeUndefined();
+        expect(mountEntry(join(strict.sandboxesDir, sb.id, "disk"))).toBeUndefined();
+        expect(await loopsAfterRundown(join(strict.sandboxesDir, sb.id))).toEqual([]);
+        // The first engine (default reserve) restores it, memory and disk intact.
+        await engine.start(sb.id);
+        expect(await exec(engine, sb.id, "cat /root/m /dev/shm/m")).toMatchObject({
+          exitCode: 0,
+          stdout: "r1\nr2\n",
+        });
+        expect(await engine.destroy(sb.id)).toBe(true);
+      }, 120_000);
+
       it("a checkpoint the state disk cannot hold is refused; the sandbox keeps running", async () => {
         // Room for the 64 MiB disk (with a wide margin for other writers), not for a 4 GiB checkpoint.
         const freeMb = Math.floor(freeBytes(env.stateDir) / MiB);
