@@ -36,6 +36,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Build: build-essential python3 (native npm modules: better-sqlite3, node-pty), git (drift check).
 # Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux (shell tests),
 # util-linux (nsenter/unshare), iputils-ping and netcat-openbsd (network tests send real packets).
+# e2fsprogs: mkfs.ext4 for each sandbox's own disk image (its disk quota).
 PACKAGES=(
   ca-certificates curl debian-archive-keyring git
   iproute2 nftables iptables
@@ -43,6 +44,7 @@ PACKAGES=(
   build-essential python3
   systemd hyperfine tmux
   util-linux iputils-ping netcat-openbsd
+  e2fsprogs
 )
 [ "${ID:-}" = ubuntu ] && PACKAGES=("${PACKAGES[@]/debian-archive-keyring/ubuntu-keyring}")
 missing=()

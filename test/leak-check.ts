@@ -86,11 +86,31 @@ function checkMountsAndTempDirs(): void {
   }
 }
 
+/** Loop devices backed by files in test temp dirs (sandbox disks that were never unmounted). */
+function checkLoopDevices(): void {
+  let names: string[];
+  try {
+    names = readdirSync("/sys/block").filter((n) => n.startsWith("loop"));
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    let file: string;
+    try {
+      file = readFileSync(join("/sys/block", n, "loop", "backing_file"), "utf8").trim();
+    } catch {
+      continue;
+    }
+    if (file.startsWith(`/tmp/${TEMP_PREFIX}`)) leaks.push(`loop device /dev/${n} backed by ${file}`);
+  }
+}
+
 checkNetns();
 checkLinks();
 checkRunsc();
 checkCgroups();
 checkMountsAndTempDirs();
+checkLoopDevices();
 
 for (const leak of leaks) process.stdout.write(`leak: ${leak}\n`);
 process.stdout.write(leaks.length === 0 ? "no leaked resources\n" : `${leaks.length} leaked resources\n`);

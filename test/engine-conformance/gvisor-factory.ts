@@ -19,6 +19,7 @@ import { createAgentClient } from "@bhatti/agent-client";
 import { createAgentInit } from "../../services/vmm/src/adapters/agent-launch.js";
 import { createNetnsDialer } from "../../services/vmm/src/adapters/guest-dialer.js";
 import { createLocalNetnsNetwork } from "../../services/vmm/src/adapters/local-netns-network.js";
+import { loopDevicesBackedBy } from "../../services/vmm/src/adapters/loop-disk.js";
 import { mountedPaths } from "../../services/vmm/src/adapters/rootfs.js";
 import {
   createGvisorEngine,
@@ -139,7 +140,7 @@ function removeCgroupTree(dir: string): void {
   }
 }
 
-/** What a gvisor engine may leave behind: runsc containers, netns, veths, cgroups, mounts, dirs. */
+/** What a gvisor engine may leave behind: runsc containers, netns, veths, cgroups, mounts, dirs, loop devices. */
 export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, string[]>> {
   const runscRoot = join(env.stateDir, "runsc");
   const runsc = execFileSync(RUNSC_PATH, [`--root=${runscRoot}`, "list", "--quiet"], { encoding: "utf8" })
@@ -162,7 +163,11 @@ export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, st
       // hierarchy without our parent
     }
   }
-  const mounts = [...mountedPaths()].filter((m) => m.startsWith(env.stateDir));
+  // The engine's read-only bind of the agent package is engine state, kept for later creates
+  // and restores (teardown removes it); sandbox mounts are what must not outlive a sandbox.
+  const mounts = [...mountedPaths()].filter(
+    (m) => m.startsWith(env.stateDir) && m !== join(env.stateDir, "agent-ro"),
+  );
   let dirs: string[] = [];
   try {
     dirs = readdirSync(join(env.stateDir, "sandboxes"));
@@ -172,7 +177,14 @@ export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, st
   const processes = execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
     .split("\n")
     .filter((l) => l.includes(env.stateDir) && !l.includes("ps -eo"));
-  return { runsc, netns, veths, cgroups, mounts, dirs, processes };
+  // Sandbox disks are loop-mounted image files; an unmount that did not free its device leaks it.
+  // The kernel frees a device asynchronously after the unmount: wait for that, bounded.
+  const loopPrefix = join(env.stateDir, "sandboxes");
+  for (let i = 0; i < 300 && loopDevicesBackedBy(loopPrefix).length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const loops = loopDevicesBackedBy(loopPrefix);
+  return { runsc, netns, veths, cgroups, mounts, dirs, processes, loops };
 }
 
 export const gvisorFactory: EngineFactory = {

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createAgentClient } from "@bhatti/agent-client";
@@ -29,7 +29,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("vmm-servi
   let proc: ChildProcess | undefined;
   let socketDir: string;
 
-  const start = async () => {
+  const start = async (extraArgs: readonly string[] = []) => {
     const init = env.options.init as Extract<GuestInit, { kind: "agent" }>;
     const net = env.options.network as unknown as { hostNetnsPath: string };
     const hostNetns = net.hostNetnsPath.split("/").pop() as string;
@@ -48,6 +48,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("vmm-servi
         `--cgroup-parent=${env.options.cgroupParent}`,
         "--default-image=busybox",
         `--vmm-local-network=netns=${hostNetns},bridge=btbr${env.runId},subnet=10.252.${Number.parseInt(env.runId.slice(0, 2), 16)}`,
+        ...extraArgs,
       ],
       {
         stdio: ["ignore", "ignore", "pipe"],
@@ -145,6 +146,49 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("vmm-servi
       expect((await vmm.client.destroySandbox({ id: sb.id })).existed).toBe(false);
     } finally {
       client.close();
+      vmm.close();
+    }
+  });
+
+  it("disk_size_mb reaches the engine; host admission refuses with Unavailable and leaves nothing", async () => {
+    const stop = async () => {
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc?.once("exit", r));
+        proc.kill("SIGKILL");
+        await exited;
+      }
+    };
+    await stop();
+    let vmm = await start();
+    try {
+      const spec = testSpec("busybox");
+      const created = await vmm.client.createSandbox({
+        spec: { id: spec.id, name: spec.name, memoryMb: 256, diskSizeMb: 80 },
+      });
+      expect(created.sandbox?.status).toBe(VmmSandboxStatus.RUNNING);
+      const image = join(env.stateDir, "sandboxes", spec.id, "disk.ext4");
+      expect(statSync(image).size).toBe(80 * 1024 * 1024);
+      expect((await vmm.client.destroySandbox({ id: spec.id })).existed).toBe(true);
+    } finally {
+      vmm.close();
+    }
+    await stop();
+    // A reserve as large as the host's memory: no sandbox fits.
+    const totalMb = Math.floor(
+      Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync("/proc/meminfo", "utf8"))?.[1]) / 1024,
+    );
+    vmm = await start([`--host-memory-reserve-mb=${totalMb}`]);
+    try {
+      const spec = testSpec("busybox");
+      const err = await vmm.client
+        .createSandbox({ spec: { id: spec.id, name: spec.name, memoryMb: 256 } })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.Unavailable);
+      expect((err as ConnectError).rawMessage).toMatch(/host capacity: .*memory/);
+      expect(existsSync(join(env.stateDir, "sandboxes", spec.id))).toBe(false);
+      expect((await vmm.client.listSandboxes({})).sandboxes).toEqual([]);
+    } finally {
       vmm.close();
     }
   });

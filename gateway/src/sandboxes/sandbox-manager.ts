@@ -231,6 +231,7 @@ export function createSandboxManager(deps: {
               image: row.image,
               cpus: row.cpus,
               memoryMb: row.memoryMb,
+              diskSizeMb: row.diskSizeMb,
               env: input.env,
               secrets,
               files: input.files.map((f) => ({ path: f.guestPath, content: f.content, mode: f.mode })),

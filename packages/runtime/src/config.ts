@@ -216,6 +216,24 @@ export const configKeys = {
     "leave",
     "What SIGTERM of `bhatti serve` does to sandboxes: `leave` them running for the next start to adopt, or `snapshot` every running one to cold (in parallel) first.",
   ),
+  default_disk_size_mb: integerKey(
+    4096,
+    "Disk of a sandbox created without `disk_size_mb`, MiB: a sparse ext4 image holding its writable layer; writes past it get ENOSPC.",
+    64,
+    1_048_576,
+  ),
+  host_memory_reserve_mb: integerKey(
+    1024,
+    "Host memory the vmm never commits to sandboxes, MiB: a create or restore whose memory limit does not fit in MemTotal (or MemAvailable) minus this is refused with 503.",
+    0,
+    1_048_576,
+  ),
+  host_disk_reserve_mb: integerKey(
+    2048,
+    "Free space the vmm keeps on the state disk, MiB: a create (needing its whole disk), restore or checkpoint (needing the memory limit) that would eat into it is refused.",
+    0,
+    1_048_576,
+  ),
   dns_upstreams: listKey(
     [],
     "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the nameservers in /etc/resolv.conf.",

@@ -28,6 +28,8 @@ export interface SandboxCgroups {
   stats(id: string): CgroupStats;
   /** Ids with a cgroup under the parent in any hierarchy (for leak checks and adoption). */
   listIds(): string[];
+  /** Whether the v1 memory controller accounts swap (memsw files exist: a swap limit can be set). */
+  swapAccounting(): boolean;
   readonly parent: string;
 }
 
@@ -154,6 +156,7 @@ export function createSandboxCgroups(options: SandboxCgroupsOptions): SandboxCgr
         tasks: readNumber(join(v1("pids", id), "pids.current")),
       };
     },
+    swapAccounting: () => existsSync(join(root, "memory", "memory.memsw.limit_in_bytes")),
     listIds() {
       const ids = new Set<string>();
       for (const h of ["unified", ...V1_CONTROLLERS]) {

@@ -3,8 +3,9 @@ import { runCommand } from "./command.js";
 
 /**
  * The sandbox's root: the image read-only (overlay lowerdir) under the sandbox's own writable
- * layer (upperdir on the host disk). Mounted in the vmm's mount namespace, so it outlives
- * vmm restarts; runsc (with `--overlay2=none`) serves it to the sandbox through its gofer.
+ * layer (upperdir, on the sandbox's own size-capped disk; see loop-disk.ts). Mounted in the
+ * vmm's mount namespace, so it outlives vmm restarts; runsc (with `--overlay2=none`) serves it
+ * to the sandbox through its gofer.
  */
 export interface RootfsLayout {
   lower: string;
@@ -40,7 +41,9 @@ export async function mountRootfs(layout: RootfsLayout): Promise<void> {
     "overlay",
     "overlay",
     "-o",
-    `lowerdir=${layout.lower},upperdir=${layout.upper},workdir=${layout.work}`,
+    // nosuid,nodev: sandbox root's files are host uid-0 files; they must not act as setuid
+    // programs or devices on the host.
+    `nosuid,nodev,lowerdir=${layout.lower},upperdir=${layout.upper},workdir=${layout.work}`,
     layout.target,
   ]);
 }

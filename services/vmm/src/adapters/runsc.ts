@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readSync, fstatSync, mkdirSync } from "node:fs";
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync } from "node:fs";
 import { CommandError, runCommand } from "./command.js";
 
 /**
@@ -61,6 +61,22 @@ export interface RunscOptions {
   compression?: "none" | "flate-best-speed";
   /** Extra global flags (e.g. "--debug"). */
   extraFlags?: readonly string[];
+  /**
+   * Bytes of runsc and container output kept per launch (default 4 MiB). A log over the cap is
+   * rotated to `<log>.1` at the next launch, so a sandbox's logs stay under 4 × the cap.
+   */
+  logCapBytes?: number;
+}
+
+export const DEFAULT_LOG_CAP_BYTES = 4 * 1024 * 1024;
+
+/** Renames a log over `cap` bytes to `<log>.1` (replacing the previous one). */
+function rotateLog(file: string, cap: number): void {
+  try {
+    if (statSync(file).size > cap) renameSync(file, `${file}.1`);
+  } catch {
+    // no log yet
+  }
 }
 
 export class RunscError extends Error {
@@ -71,17 +87,30 @@ export class RunscError extends Error {
 // after `runsc run --detach` returns: when the sandbox dies, tini reaps it at once. Without it
 // the orphaned sandbox waits for the host's PID 1 to reap it (about 1.5 s on these machines,
 // where PID 1 reaps lazily), and `runsc delete` polls until then.
-// Positional: cgroup.procs files, "--", then the runsc argv. The launcher (and tini) join the
-// cgroups first; runsc's exit status is written to fd 3, then the launcher idles.
+// Positional: the log cap in bytes, a fifo path, cgroup.procs files, "--", then the runsc
+// argv. The launcher (and tini) join the cgroups first; runsc's exit status is written to fd 3,
+// then the launcher idles. It resets the OOM score the vmm's unit gave it, so the kernel's OOM
+// killer picks a sandbox before a service.
+// Log cap (finding #5): the sandbox inherits runsc's stdio, and sandbox root can write to it
+// (/proc/1/fd/2) without end. So runsc writes into a fifo whose reader, a child of the
+// launcher in the same cgroup, appends the first <cap> bytes to the log and discards the rest;
+// it keeps reading, so writers never block, and dies with the sandbox.
 const LAUNCHER = [
+  'cap="$1"; fifo="$2"; shift 2',
+  // The services run with OOMScoreAdjust=-900 (children inherit it); sandboxes must not.
+  "echo 0 > /proc/self/oom_score_adj || true",
   'while [ "$1" != "--" ]; do { echo $PPID > "$1" && echo $$ > "$1"; } || { echo 97 >&3; exit 97; }; shift; done; shift',
+  'rm -f "$fifo" && mkfifo -m 600 "$fifo" || { echo 96 >&3; exit 96; }',
+  '{ head -c "$cap"; exec cat >/dev/null; } <"$fifo" 3>&- &',
+  'exec >"$fifo" 2>&1; rm -f "$fifo"',
   'unshare --mount --propagation private /bin/sh -c \'mount -t tmpfs -o size=4k bhatti-netfix /proc/sys/net || exit 98; exec "$@"\' launcher "$@" 3>&-',
   "rc=$?; echo $rc >&3; exec 3>&-",
   '[ "$rc" = 0 ] || exit "$rc"',
   "exec sleep infinity",
 ].join("\n");
 
-function readTail(file: string, from: number, max = 8192): string {
+/** The last `max` bytes of `file` after offset `from` (reads only those). */
+export function readTail(file: string, from: number, max = 8192): string {
   let fd: number | undefined;
   try {
     fd = openSync(file, "r");
@@ -117,6 +146,8 @@ export function createRunsc(options: RunscOptions): Runsc {
 
   const launch = (args: string[], launchOptions: LaunchOptions): Promise<void> =>
     new Promise((resolve, reject) => {
+      const cap = options.logCapBytes ?? DEFAULT_LOG_CAP_BYTES;
+      rotateLog(launchOptions.logFile, cap);
       const fd = openSync(launchOptions.logFile, "a", 0o600);
       const offset = fstatSync(fd).size;
       const child = spawn(
@@ -128,6 +159,8 @@ export function createRunsc(options: RunscOptions): Runsc {
           "-c",
           LAUNCHER,
           "launcher",
+          String(cap),
+          `${launchOptions.logFile}.fifo`,
           ...launchOptions.cgroupProcs,
           "--",
           options.path,
@@ -162,9 +195,11 @@ export function createRunsc(options: RunscOptions): Runsc {
           fail(
             code === 97
               ? "cannot join the sandbox cgroup"
-              : code === 98
-                ? "cannot hide /proc/sys/net"
-                : `exited ${code}`,
+              : code === 96
+                ? "cannot create the log fifo"
+                : code === 98
+                  ? "cannot hide /proc/sys/net"
+                  : `exited ${code}`,
           );
       });
       status3.on("error", () => undefined);

@@ -61,6 +61,7 @@ export function specFromProto(
     cpus: spec.cpus,
     memoryMb: spec.memoryMb,
     pidsLimit: spec.pidsLimit,
+    diskSizeMb: spec.diskSizeMb,
     env: { ...spec.env },
     secrets: { ...spec.secrets },
     files: spec.files.map((f) => ({ path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode })),

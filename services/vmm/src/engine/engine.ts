@@ -30,6 +30,8 @@ export interface SandboxSpec {
   memoryMb: number;
   /** Host task limit for the sandbox's cgroup. */
   pidsLimit: number;
+  /** Size of the sandbox's own disk (its writable layer), MiB; 0 or absent = the engine default. */
+  diskSizeMb?: number;
   env: Record<string, string>;
   /** Decrypted secrets, exported as environment variables. Never persisted by the engine. */
   secrets: Record<string, string>;

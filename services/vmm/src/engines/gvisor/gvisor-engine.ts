@@ -7,7 +7,6 @@ import {
   lstatSync,
   openSync,
   mkdirSync,
-  readFileSync,
   readdirSync,
   renameSync,
   rmSync,
@@ -27,8 +26,8 @@ import {
 import { type SandboxCgroups, createSandboxCgroups } from "../../adapters/cgroups.js";
 import type { GuestDialer } from "../../adapters/guest-dialer.js";
 import { type ImageRegistry, createImageRegistry } from "../../adapters/image-registry.js";
-import { mountRootfs, unmountRootfs } from "../../adapters/rootfs.js";
-import { type Runsc, type RunscState, createRunsc } from "../../adapters/runsc.js";
+import { ensureReadOnlyBind } from "../../adapters/read-only-bind.js";
+import { type Runsc, type RunscState, createRunsc, readTail } from "../../adapters/runsc.js";
 import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
 import type {
   AdoptionReport,
@@ -48,8 +47,16 @@ import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
 import { createSingleFlight } from "../../engine/single-flight.js";
 import { validateSpec } from "../../engine/spec-validation.js";
 import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
+import { createHostAdmission } from "./host-admission.js";
 import { type SandboxLayout, sandboxLayout } from "./layout.js";
-import { buildOciSpec } from "./oci-spec.js";
+import { SENTRY_OVERHEAD_MB, buildOciSpec } from "./oci-spec.js";
+import {
+  MAX_DISK_SIZE_MB,
+  MIN_DISK_SIZE_MB,
+  mountSandboxFs,
+  sandboxDiskBytes,
+  unmountSandboxFs,
+} from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, readRecord, writeRecord } from "./sandbox-record.js";
 
 export interface GvisorEngineOptions {
@@ -72,8 +79,16 @@ export interface GvisorEngineOptions {
   readyTimeoutMs?: number;
   /** Overrides `<stateDir>/images`. */
   imagesDir?: string;
+  /** Disk of a sandbox created without `diskSizeMb`, MiB (default 4096). */
+  defaultDiskSizeMb?: number;
+  /** Host memory kept out of sandbox admission, MiB (default 1024). */
+  hostMemoryReserveMb?: number;
+  /** Free space kept on the state disk by admission and checkpoints, MiB (default 2048). */
+  hostDiskReserveMb?: number;
   logger?: Logger;
 }
+
+export const DEFAULT_DISK_SIZE_MB = 4096;
 
 const CONTROL_PORT = 1024;
 const FORWARD_PORT = 1025;
@@ -117,6 +132,29 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   let runscVersion: string | undefined;
 
   const layoutOf = (id: string): SandboxLayout => sandboxLayout(sandboxesDir, id);
+  const admission = createHostAdmission({
+    stateDir: options.stateDir,
+    memoryReserveMb: options.hostMemoryReserveMb ?? 1024,
+    diskReserveMb: options.hostDiskReserveMb ?? 2048,
+    ...(log ? { logger: log } : {}),
+  });
+  /** Memory limits (with sentry overhead) of the sandboxes that hold RAM: hot and warm. */
+  const committedMemoryMb = () =>
+    [...sandboxes.values()]
+      .filter((r) => r.thermal !== "cold")
+      .reduce((sum, r) => sum + r.memoryMb + SENTRY_OVERHEAD_MB, 0);
+  // The agent package as sandboxes see it: a read-only, nosuid, nodev bind on the host (#14).
+  const agentPackageMount = join(options.stateDir, "agent-ro");
+  let agentBind: Promise<void> = Promise.resolve();
+  /** (Re)binds the agent package; serialized, so concurrent creates never stack two binds. */
+  const ensureAgentPackage = (): Promise<void> => {
+    const init = options.init;
+    if (init.kind !== "agent") return Promise.resolve();
+    agentBind = agentBind
+      .catch(() => undefined)
+      .then(() => ensureReadOnlyBind(init.packageDir, agentPackageMount));
+    return agentBind;
+  };
 
   const emit = (
     kind: EngineEvent["kind"],
@@ -259,7 +297,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     };
     if (acquired.runsc) await step("runsc delete", () => killSandbox(id));
     await step("cgroups", () => cgroups.remove(id));
-    if (acquired.mount) await step("unmount", () => unmountRootfs(layout.rootfs));
+    if (acquired.mount) await step("unmount", () => unmountSandboxFs(layout));
     if (acquired.network) await step("network detach", () => options.network.detach(id));
     if (acquired.dir) await step("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
   };
@@ -314,7 +352,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     } catch {
       return undefined;
     }
-    return join(options.init.packageDir, "bin/sudo");
+    return join(agentPackageMount, "bin/sudo");
   };
 
   const writeBundle = (r: GvisorSandboxRecord, layout: SandboxLayout) => {
@@ -330,7 +368,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       cpus: r.cpus,
       memoryMb: r.memoryMb,
       pidsLimit: r.pidsLimit,
-      ...(options.init.kind === "agent" ? { agentPackageDir: options.init.packageDir } : {}),
+      limitSwap: cgroups.swapAccounting(),
+      ...(options.init.kind === "agent" ? { agentPackageDir: agentPackageMount } : {}),
       agentMountPoint: AGENT_MOUNT_POINT,
       bootDir: layout.boot,
       bootMountPoint: BOOT_CONFIG_MOUNT_POINT,
@@ -371,6 +410,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   const doStop = async (r: GvisorSandboxRecord) => {
     if (r.thermal === "cold") return;
     const layout = layoutOf(r.id);
+    // Refused before anything changes: the sandbox stays as it is (hot or warm).
+    admission.checkCheckpointSpace(r.id, r.memoryMb);
     const t0 = performance.now();
     await doResume(r);
     rmSync(layout.checkpointTmp, { recursive: true, force: true });
@@ -413,7 +454,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     await killSandbox(r.id);
     rmSync(layout.checkpoint, { recursive: true, force: true });
     renameSync(layout.checkpointTmp, layout.checkpoint);
-    await unmountRootfs(layout.rootfs);
+    await unmountSandboxFs(layout);
     r.checkpointBytes = dirBytes(layout.checkpoint);
     setThermal(r, "cold");
     emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes`);
@@ -438,12 +479,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     delete r.restoreError;
     const t0 = performance.now();
     try {
-      await mountRootfs({
-        lower: r.imageRootfs,
-        upper: layout.upper,
-        work: layout.work,
-        target: layout.rootfs,
-      });
+      await ensureAgentPackage();
+      await mountSandboxFs(layout, r.imageRootfs);
       const net = await options.network.attach({
         sandboxId: r.id,
         userId: r.userId,
@@ -473,6 +510,22 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     delete r.checkpointBytes;
     setThermal(r, "hot");
     emit("thermal.restore", r, performance.now() - t0);
+  };
+
+  /** doStart behind host admission: a restore that will really run must fit the host (#25). */
+  const doStartAdmitted = async (r: GvisorSandboxRecord, force: boolean) => {
+    if (r.thermal !== "cold" || (r.restoreError !== undefined && !force)) return doStart(r, force);
+    const admitted = admission.admit(
+      r.id,
+      "restore",
+      { memoryMb: r.memoryMb, diskMb: 0 },
+      committedMemoryMb(),
+    );
+    try {
+      await doStart(r, force);
+    } finally {
+      admitted.release();
+    }
   };
 
   const engine: GvisorEngine = {
@@ -537,7 +590,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           } else {
             if (s) await killSandbox(id).catch(() => undefined);
             await cgroups.kill(id).catch(() => undefined);
-            await unmountRootfs(layout.rootfs).catch(() => undefined);
+            await unmountSandboxFs(layout).catch(() => undefined);
             if (existsSync(join(layout.checkpoint, "checkpoint.img"))) {
               if (r.thermal !== "cold") r.thermalSince = Date.now();
               r.thermal = "cold";
@@ -577,6 +630,20 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       if (sandboxes.has(spec.id) || pending.has(spec.id) || existsSync(layout.dir)) {
         throw new EngineError("already_exists", `sandbox ${spec.id} already exists`);
       }
+      const diskSizeMb = spec.diskSizeMb || (options.defaultDiskSizeMb ?? DEFAULT_DISK_SIZE_MB);
+      if (!Number.isInteger(diskSizeMb) || diskSizeMb < MIN_DISK_SIZE_MB || diskSizeMb > MAX_DISK_SIZE_MB) {
+        throw new EngineError(
+          "invalid_argument",
+          `disk_size_mb must be an integer between ${MIN_DISK_SIZE_MB} and ${MAX_DISK_SIZE_MB}, got ${diskSizeMb}`,
+        );
+      }
+      // Checked synchronously with the id marked pending: concurrent creates count each other.
+      const admitted = admission.admit(
+        spec.id,
+        "create",
+        { memoryMb: spec.memoryMb, diskMb: diskSizeMb },
+        committedMemoryMb(),
+      );
       pending.add(spec.id);
       return serializer.run(spec.id, async () => {
         const acquired: Acquired = { dir: false, mount: false, network: false, runsc: false };
@@ -589,12 +656,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           acquired.mount = true;
           acquired.network = true;
           const [, net] = await Promise.all([
-            mountRootfs({
-              lower: image.rootfs,
-              upper: layout.upper,
-              work: layout.work,
-              target: layout.rootfs,
-            }),
+            ensureAgentPackage().then(() => mountSandboxFs(layout, image.rootfs, { diskSizeMb })),
             options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
           ]);
           const tPrepared = performance.now();
@@ -644,6 +706,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           throw asEngineError(e, `create sandbox ${spec.id}`);
         } finally {
           pending.delete(spec.id);
+          admitted.release();
         }
       });
     },
@@ -702,7 +765,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     start: (id, startOptions: StartOptions = {}) =>
       serializer.run(id, async () => {
         const r = mustGet(id);
-        await doStart(r, startOptions.force === true);
+        await doStartAdmitted(r, startOptions.force === true);
         return infoOf(r);
       }),
 
@@ -715,7 +778,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           const from = r.thermal;
           const t0 = performance.now();
           if (from === "warm") await doResume(r);
-          else if (from === "cold") await doStart(r, false);
+          else if (from === "cold") await doStartAdmitted(r, false);
           return { info: infoOf(r), from, wakeMs: from === "hot" ? 0 : performance.now() - t0 };
         }),
       );
@@ -731,7 +794,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     async stats(id) {
       const r = mustGet(id);
       const layout = layoutOf(id);
-      const disk = dirBytes(layout.upper) + (r.thermal === "cold" ? dirBytes(layout.checkpoint) : 0);
+      const disk =
+        (sandboxDiskBytes(layout) ?? dirBytes(layout.upper)) +
+        (r.thermal === "cold" ? dirBytes(layout.checkpoint) : 0);
       if (r.thermal === "cold") {
         return {
           thermal: r.thermal,
@@ -799,14 +864,9 @@ function syncDir(dir: string): void {
   }
 }
 
-/** The last lines of the sandbox's runsc log (runsc and early agent output), for errors. */
+/** The last lines of the sandbox's runsc log (runsc and early agent output), for errors; reads only the tail. */
 function readLogTail(path: string, max = 2048): string {
-  try {
-    const text = readFileSync(path, "utf8");
-    return text.slice(-max).trim().split("\n").slice(-10).join("\n");
-  } catch {
-    return "";
-  }
+  return readTail(path, 0, max).split("\n").slice(-10).join("\n");
 }
 
 /** Bytes used by the files under a directory (0 if it does not exist). */

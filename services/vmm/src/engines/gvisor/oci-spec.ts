@@ -14,6 +14,8 @@ export interface OciSpecInput {
   cpus: number;
   memoryMb: number;
   pidsLimit: number;
+  /** Set memory+swap = memory (no swap); only where the kernel accounts swap (v1 memsw files). */
+  limitSwap?: boolean;
   /** Host dir with the agent package, mounted read-only; undefined = none. */
   agentPackageDir?: string;
   agentMountPoint: string;
@@ -93,7 +95,8 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       options: ["rbind", "ro", "nosuid", "nodev"],
     });
   }
-  // Like Docker: the sandbox's own resolv.conf and hosts, writable so sudo can still edit them.
+  // Like Docker: the sandbox's own resolv.conf and hosts, writable so sudo can still edit them;
+  // they live on the sandbox's own disk, so they cannot grow past its quota.
   if (input.resolvConf !== undefined) {
     mounts.push({
       destination: "/etc/resolv.conf",
@@ -139,7 +142,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
       ],
       cgroupsPath: input.cgroupsPath,
       resources: {
-        memory: { limit: memoryLimit },
+        // swap = memory + swap (v1 memsw): equal to the limit, so a sandbox never swaps.
+        memory:
+          input.limitSwap === false ? { limit: memoryLimit } : { limit: memoryLimit, swap: memoryLimit },
         cpu: { quota: Math.round(input.cpus * CFS_PERIOD_US), period: CFS_PERIOD_US },
         pids: { limit: input.pidsLimit },
       },
