@@ -1,4 +1,5 @@
 import { type Socket, createSocket } from "node:dgram";
+import fc from "fast-check";
 import { createLogger } from "@bhatti/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { EgressPolicy } from "../domain/egress-policy.js";
@@ -25,7 +26,7 @@ beforeAll(async () => {
       reply = buildResponse(q, {
         rcode: Rcode.NOERROR,
         answers: [
-          { name, type: DnsType.CNAME, ttl: 30, value: "edge.cdn.example.net" },
+          { type: DnsType.CNAME, ttl: 30, value: "edge.cdn.example.net" },
           { name: "edge.cdn.example.net", type: DnsType.A, ttl: 20, value: "198.51.100.7" },
           { name: "stray.example.org", type: DnsType.A, ttl: 30, value: "203.0.113.66" },
         ],
@@ -39,8 +40,8 @@ beforeAll(async () => {
       reply = buildResponse(q, {
         rcode: Rcode.NOERROR,
         answers: [
-          { name, type: DnsType.A, ttl: 30, value: "198.51.100.9" },
-          { name, type: DnsType.A, ttl: 30, value: "10.1.2.3" },
+          { type: DnsType.A, ttl: 30, value: "198.51.100.9" },
+          { type: DnsType.A, ttl: 30, value: "10.1.2.3" },
         ],
       });
     }
@@ -164,6 +165,55 @@ describe("user resolver", () => {
     const dotted = Buffer.from([2, ...Buffer.from("a."), 2, ...Buffer.from("sb"), 0, 0, 1, 0, 1]);
     const r2 = await resolver.answer(Buffer.concat([header, dotted]), "10.0.0.2", "tcp");
     expect(r2?.subarray(12)).toEqual(dotted);
+  });
+
+  it("answers any bytes without rejecting: a reply carries the query's id, or there is none", async () => {
+    const { resolver } = setup({
+      "10.0.0.2": { mode: "allow-all" },
+      "10.0.0.3": { mode: "allow-list", cidrs: [], hosts: ["*.example.com"] },
+      "10.0.0.4": { mode: "deny-all" },
+    });
+    const label = fc.oneof(
+      fc.uint8Array({ minLength: 1, maxLength: 63 }),
+      fc
+        .constantFrom("a.", "web", "sb", "example", "com", "in-addr", "arpa", "2", "0", "10")
+        .map((t) => Uint8Array.from(Buffer.from(t, "latin1"))),
+    );
+    const query = fc
+      .tuple(
+        fc.integer({ min: 0, max: 0xffff }),
+        fc.oneof(fc.constant(0x0100), fc.integer({ min: 0, max: 0xffff })),
+        fc.constantFrom(0, 1, 1, 2),
+        fc.array(label, { maxLength: 5 }),
+        fc.constantFrom(1, 12, 28, 255, 5),
+        fc.uint8Array({ maxLength: 16 }),
+      )
+      .map(([id, flags, qd, labels, type, tail]) => {
+        const header = Buffer.alloc(12);
+        header.writeUInt16BE(id, 0);
+        header.writeUInt16BE(flags, 2);
+        header.writeUInt16BE(qd, 4);
+        const name = Buffer.concat([
+          ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), l])),
+          Buffer.from([0]),
+        ]);
+        return Buffer.concat([header, name, Buffer.from([0, type, 0, 1]), tail]);
+      });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          query,
+          fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+        ),
+        fc.constantFrom("10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.99"),
+        fc.constantFrom("udp" as const, "tcp" as const),
+        async (bytes, source, transport) => {
+          const reply = await resolver.answer(bytes, source, transport);
+          if (reply !== undefined) expect(reply.readUInt16BE(0)).toBe(bytes.readUInt16BE(0));
+        },
+      ),
+      { numRuns: 400, seed: 20261203 },
+    );
   });
 
   it("answers SERVFAIL when the upstream is silent", async () => {
