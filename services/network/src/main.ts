@@ -126,6 +126,7 @@ await runService({
                 sandboxes: String(h.sandboxes),
                 resolvers: String(h.resolvers),
                 resolver_errors: String(h.resolverErrors),
+                dns_forwarding: String(upstream.inFlight()),
                 dns_upstreams: upstreams()
                   .map((u) => `${u.host}:${u.port}`)
                   .join(","),

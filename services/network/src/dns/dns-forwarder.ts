@@ -27,6 +27,8 @@ export interface UpstreamClientOptions {
   timeoutMs: number;
   /** Queries forwarded at once, over all resolvers and both transports. */
   maxInFlight?: number;
+  /** Of those, queries forwarded over TCP at once (each holds a connection, so a descriptor). */
+  maxTcpInFlight?: number;
   /** UDP sockets the forwarded queries are spread over (each has its own source port). */
   udpSockets?: number;
 }
@@ -46,6 +48,8 @@ export interface UpstreamClient {
 }
 
 const DEFAULT_MAX_IN_FLIGHT = 1024;
+/** Descriptors are shared with attach and detach (ip, nft, netns files): keep most for them. */
+const DEFAULT_MAX_TCP_IN_FLIGHT = 128;
 const DEFAULT_UDP_SOCKETS = 4;
 /** Attempts at drawing an id that no pending query to the same upstream holds. */
 const ID_ATTEMPTS = 16;
@@ -89,11 +93,13 @@ interface PendingUdp {
 
 export function createUpstreamClient(options: UpstreamClientOptions): UpstreamClient {
   const maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
+  const maxTcpInFlight = options.maxTcpInFlight ?? DEFAULT_MAX_TCP_IN_FLIGHT;
   const socketCount = options.udpSockets ?? DEFAULT_UDP_SOCKETS;
   const sockets: (UdpSocket | undefined)[] = new Array(socketCount).fill(undefined);
   /** "<socket>|<host>:<port>|<id>" → the query waiting for that reply. */
   const pendingUdp = new Map<string, PendingUdp>();
   let inFlight = 0;
+  let tcpInFlight = 0;
   let closed = false;
 
   const keyOf = (slot: number, host: string, port: number, id: number) => `${slot}|${host}:${port}|${id}`;
@@ -194,7 +200,11 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
     async forward(query, message, transport) {
       if (closed) throw new Error("upstream client closed");
       if (inFlight >= maxInFlight) throw new UpstreamBusyError(`${inFlight} queries in flight`);
+      if (transport === "tcp" && tcpInFlight >= maxTcpInFlight) {
+        throw new UpstreamBusyError(`${tcpInFlight} TCP queries in flight`);
+      }
       inFlight++;
+      if (transport === "tcp") tcpInFlight++;
       try {
         let lastError: unknown = new Error("no upstream resolvers configured");
         for (const upstream of options.upstreams()) {
@@ -209,6 +219,7 @@ export function createUpstreamClient(options: UpstreamClientOptions): UpstreamCl
         throw lastError;
       } finally {
         inFlight--;
+        if (transport === "tcp") tcpInFlight--;
       }
     },
     inFlight: () => inFlight,
