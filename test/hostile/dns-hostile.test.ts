@@ -84,8 +84,13 @@ function rssKb(pid: number): number {
   return Number(m?.[1] ?? 0);
 }
 
-/** The service survived and serves everyone else: same pid, answers over UDP and TCP. */
+/**
+ * The service survived and serves everyone else: same pid, answers over UDP and TCP, and no
+ * query reached the process's last-resort fault handlers (which keep it running, so the pid
+ * alone would not show a bug).
+ */
 async function assertStillServing(): Promise<void> {
+  expect(network.output()).not.toMatch(/unhandled promise rejection|uncaught exception/);
   expect(network.pid).toBeDefined();
   const pid = network.pid as number;
   expect(() => process.kill(pid, 0)).not.toThrow();
@@ -199,6 +204,17 @@ afterAll(async () => {
 });
 
 describe("hostile DNS from a sandbox", () => {
+  it("a name that cannot be re-encoded, then a normal query, on one TCP connection: both answered", async () => {
+    const header = (id: number) => Buffer.from([0, id, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    const tail = Buffer.from([0, 1, 0, 1]);
+    // Labels ["a.", "sb"] read as "a..sb", which once could not be re-encoded.
+    const dotted = Buffer.concat([header(1), Buffer.from([2, 0x61, 0x2e, 2, 0x73, 0x62, 0]), tail]);
+    const sib = Buffer.concat([header(2), Buffer.from([3, ...Buffer.from("sib"), 0]), tail]);
+    const r = await hostile("tcp-file", writeMessages("tcp-dotted", [dotted, sib]));
+    expect(r["replies"]).toBe(2);
+    await assertStillServing();
+  });
+
   it("random bytes over UDP", async () => {
     const file = writeMessages("udp-random", fc.sample(randomBytes, { numRuns: 600, seed: SEED }));
     const r = await hostile("udp-file", file);
