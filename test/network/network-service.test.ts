@@ -398,6 +398,42 @@ describe("isolation", () => {
   });
 });
 
+describe("fairness", () => {
+  it("limits the new flows one sandbox opens per second; its sibling's flows still pass", async () => {
+    const f1 = await attach("fran", "f1");
+    const f2 = await attach("fran", "f2");
+    const receiver = await startInNetns(
+      topology.wan,
+      [process.execPath, `${fixtures}/udp-flows.mjs`, "recv", WAN.server, "9999"],
+      "ready",
+    );
+    servers.push(receiver);
+    const counts = () => {
+      const lines = receiver.output().trim().split("\n");
+      const last = lines[lines.length - 1] ?? "{}";
+      return last.startsWith("{") ? (JSON.parse(last) as Record<string, number>) : {};
+    };
+    const flows = 6000;
+    const send = (sandboxId: string, n: number, tag: string) =>
+      inNetns(
+        ns(sandboxId),
+        [process.execPath, `${fixtures}/udp-flows.mjs`, "send", WAN.server, "9999", String(n), tag],
+        60_000,
+      );
+    expect(JSON.parse((await send(f1.sandboxId, flows, "flood")).stdout)).toEqual({ sent: flows });
+    expect(JSON.parse((await send(f2.sandboxId, 5, "sibling")).stdout)).toEqual({ sent: 5 });
+    // The sibling's flows take the same path after the flood's: once they are in, the count is final.
+    const deadline = Date.now() + 10_000;
+    while ((counts()["sibling"] ?? 0) < 5 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    const passed = counts()["flood"] ?? 0;
+    console.log(`new-flow limit: ${flows} UDP flows sent by one sandbox, ${passed} passed`);
+    expect(counts()["sibling"]).toBe(5);
+    expect(passed).toBeGreaterThan(0);
+    expect(passed).toBeLessThan(flows);
+  });
+});
+
 describe("egress", () => {
   it("reaches the internet through NAT by default, and deny-all blocks it", async () => {
     const s = await attach("dave", "d1");
