@@ -1,5 +1,6 @@
 import {
   closeSync,
+  copyFileSync,
   fsyncSync,
   linkSync,
   mkdirSync,
@@ -128,10 +129,17 @@ export function createAttachmentFile(path: string): AttachmentFile {
       const bakTmp = `${backup}.tmp`;
       rmSync(bakTmp, { force: true });
       try {
-        linkSync(path, bakTmp);
+        try {
+          linkSync(path, bakTmp);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === "ENOENT") throw e; // the first save: nothing to keep
+          copyFileSync(path, bakTmp); // a file system without hard links
+        }
         renameSync(bakTmp, backup);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e; // the first save
+      } catch {
+        // The backup is a second line of defence: failing to refresh it must not fail the save.
+        rmSync(bakTmp, { force: true });
       }
       renameSync(tmp, path);
       fsyncDir(dir);

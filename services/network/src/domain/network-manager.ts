@@ -498,7 +498,12 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       await createDevices(s.sandboxId, s.kind ?? "netns", u, s.address);
       recreated++;
     }
-    saveRecords();
+    try {
+      saveRecords();
+    } catch (e) {
+      // The network is in place; attaches will fail until the file can be written again.
+      logger.error("could not write the attachments file after reconciling", { path: file.path, error: e });
+    }
     logger.info("reconciled", {
       sandboxes: attached.length,
       addresses_without_record: sandboxes.size - attached.length,
