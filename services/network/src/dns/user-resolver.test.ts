@@ -216,6 +216,39 @@ describe("user resolver", () => {
     );
   });
 
+  it("caps the queries one user forwards per second, whatever the number of its sandboxes", async () => {
+    const policies: Record<string, EgressPolicy> = {};
+    for (let i = 10; i < 20; i++) policies[`10.0.0.${i}`] = { mode: "allow-all" };
+    const client = createUpstreamClient({
+      upstreams: () => [{ host: "127.0.0.1", port: upstreamPort }],
+      timeoutMs: 300,
+    });
+    clients.push(client);
+    const resolver = createUserResolver({
+      address: "127.0.0.1",
+      upstream: client,
+      userForwards: { perSecond: 0.001, burst: 10 }, // no refill within the test
+      directory: {
+        addressesOf: () => [],
+        nameOf: () => undefined,
+        policyOf: (a) => policies[a],
+        allowResolved: async () => undefined,
+      },
+      logger,
+    });
+    const rcodes: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const reply = await resolver.answer(
+        buildQuery(i, `q${i}.example.com`, DnsType.A),
+        `10.0.0.${10 + (i % 10)}`,
+        "udp",
+      );
+      rcodes.push((reply?.readUInt16BE(2) ?? 0xf) & 0xf);
+    }
+    // The user's burst passes, spread over ten sandboxes; then every one of them is refused.
+    expect(rcodes).toEqual([...new Array(10).fill(Rcode.NOERROR), ...new Array(10).fill(Rcode.REFUSED)]);
+  });
+
   it("answers SERVFAIL when the upstream is silent", async () => {
     const silent = createSocket("udp4");
     await new Promise<void>((ok) => silent.bind(0, "127.0.0.1", ok));

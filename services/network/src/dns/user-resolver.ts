@@ -44,6 +44,11 @@ export interface UserResolverOptions {
   directory: ResolverDirectory;
   logger: Logger;
   limits?: SourceLimits;
+  /**
+   * Queries the whole user may forward: its sandboxes together cannot take more than this
+   * share of the upstreams (and of the host's upstream quota).
+   */
+  userForwards?: { perSecond: number; burst: number };
   /** TCP connections of the resolver (all sources together). */
   maxTcpConnections?: number;
   /** Queries read from one TCP connection and not yet answered; reading pauses beyond. */
@@ -61,6 +66,7 @@ export interface UserResolver {
 }
 
 const DEFAULT_MAX_TCP_CONNECTIONS = 256;
+const DEFAULT_USER_FORWARDS = { perSecond: 300, burst: 600 };
 const DEFAULT_MAX_PIPELINED = 16;
 /** Unsent reply bytes of one TCP connection beyond which reading pauses (a client not reading). */
 const TCP_WRITE_HIGH_WATER = 64 * 1024;
@@ -107,6 +113,11 @@ function reverseAddress(name: string): string | undefined {
 export function createUserResolver(options: UserResolverOptions): UserResolver {
   const { directory, logger } = options;
   const limiter = createSourceLimiter(options.limits ?? DEFAULT_SOURCE_LIMITS);
+  const forwards = options.userForwards ?? DEFAULT_USER_FORWARDS;
+  const userForwards = createSourceLimiter(
+    { queriesPerSecond: forwards.perSecond, burst: forwards.burst, maxInFlight: 0, maxTcpConnections: 0 },
+    1,
+  );
   const maxTcpConnections = options.maxTcpConnections ?? DEFAULT_MAX_TCP_CONNECTIONS;
   const maxPipelined = options.maxPipelined ?? DEFAULT_MAX_PIPELINED;
   let udp: UdpSocket | undefined;
@@ -203,7 +214,9 @@ export function createUserResolver(options: UserResolverOptions): UserResolver {
     }
 
     if (!policyAllowsHost(policy, question.name)) return buildResponse(message, { rcode: Rcode.REFUSED });
-    if (!limiter.acquire(source)) return buildResponse(message, { rcode: Rcode.REFUSED });
+    if (!userForwards.take("user") || !limiter.acquire(source)) {
+      return buildResponse(message, { rcode: Rcode.REFUSED });
+    }
     try {
       return await forward(query, message, question, source, policy, transport);
     } finally {
