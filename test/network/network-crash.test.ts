@@ -82,6 +82,13 @@ async function stateOf(sandboxId: string) {
 const ATTACHED = { address: true, veth: true, netns: true, port: true };
 const DETACHED = { address: false, veth: false, netns: false, port: false };
 
+/** Waits until the process's output (a pipe, read asynchronously) shows `text`; then asserts it. */
+async function outputContains(p: NetworkProcess, text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!p.output().includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  expect(p.output()).toContain(text);
+}
+
 /** Waits for the injected SIGKILL, then starts the service again without crash points. */
 async function crashAndRestart(call: Promise<unknown>): Promise<void> {
   const crashed = network as NetworkProcess;
@@ -91,7 +98,7 @@ async function crashAndRestart(call: Promise<unknown>): Promise<void> {
   );
   expect(outcome).toBe("failed"); // the process died before it could answer
   await crashed.exited;
-  expect(crashed.output()).toContain("crash point network.");
+  await outputContains(crashed, "crash point network.");
   await crashed.stop();
   await start();
 }
@@ -213,7 +220,7 @@ describe("a damaged attachments.json", () => {
     ).toBeUndefined();
     const got = await net.client.getSandboxAddress({ sandboxId: closed.sandboxId });
     expect(got.network?.egress?.mode).toBe(EgressMode.DENY_ALL);
-    expect(net.output()).toContain("attachments file unreadable");
+    await outputContains(net, "attachments file unreadable");
     const doc = JSON.parse(readFileSync(attachmentsPath(), "utf8")) as { sandboxes: unknown[] };
     expect(doc.sandboxes).toHaveLength(2);
     await cleanUp([open.sandboxId, closed.sandboxId]);
