@@ -434,6 +434,66 @@ describe("fairness", () => {
   });
 });
 
+describe("conntrack cap", () => {
+  it("keeps one sandbox below its share of the connection-tracking table", async () => {
+    const g1 = await attach("gina", "g1");
+    const receiver = await startInNetns(
+      topology.wan,
+      [process.execPath, `${fixtures}/udp-flows.mjs`, "recv", WAN.server, "9998"],
+      "ready",
+    );
+    servers.push(receiver);
+    // Slower than the new-flow limit, so only the cap on tracked connections (4096) can stop
+    // them: each flow stays tracked (30 s for unanswered UDP) while the next ones are opened.
+    const flows = 4600;
+    const sent = await inNetns(
+      ns(g1.sandboxId),
+      [process.execPath, `${fixtures}/udp-flows.mjs`, "send", WAN.server, "9998", String(flows), "ct", "400"],
+      120_000,
+    );
+    expect(JSON.parse(sent.stdout)).toEqual({ sent: flows });
+    // What the host's connection-tracking table holds for this sandbox right now.
+    const tracked = await run("ip", [
+      "netns",
+      "exec",
+      topology.host,
+      "grep",
+      "-c",
+      `src=${g1.address} `,
+      "/proc/net/nf_conntrack",
+    ]);
+    const marker = await attach("gina", "g2");
+    await inNetns(ns(marker.sandboxId), [
+      process.execPath,
+      `${fixtures}/udp-flows.mjs`,
+      "send",
+      WAN.server,
+      "9998",
+      "1",
+      "marker",
+    ]);
+    const last = () => {
+      const lines = receiver.output().trim().split("\n");
+      const line = lines[lines.length - 1] ?? "{}";
+      return line.startsWith("{") ? (JSON.parse(line) as Record<string, number>) : {};
+    };
+    const deadline = Date.now() + 10_000;
+    while (last()["marker"] === undefined && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    const passed = last()["ct"] ?? 0;
+    console.log(
+      `conntrack cap: ${flows} UDP flows at 400/s from one sandbox, ${passed} passed, ${tracked.stdout.trim()} tracked`,
+    );
+    expect(last()["marker"]).toBe(1);
+    // Filled up to the cap (the sandbox's flows outnumber it), and never beyond.
+    expect(Number(tracked.stdout.trim())).toBeGreaterThan(3500);
+    expect(Number(tracked.stdout.trim())).toBeLessThanOrEqual(4096);
+    // Some were dropped (not by the new-flow limit: the pace is below it). A flow whose random
+    // source port repeats an earlier one is that connection again, so more than 4096 get through.
+    expect(passed).toBeLessThan(flows);
+  }, 120_000);
+});
+
 describe("egress", () => {
   it("reaches the internet through NAT by default, and deny-all blocks it", async () => {
     const s = await attach("dave", "d1");
