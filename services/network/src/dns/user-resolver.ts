@@ -260,6 +260,7 @@ export function createUserResolver(options: UserResolverOptions): UserResolver {
     socket.on("drain", resumeIfRoom);
     const respond = async (query: Buffer) => {
       try {
+        if (socket.destroyed) return; // queued behind a connection that is gone: no work for it
         // Over the rate: REFUSED (dropping would stall every later reply on this connection).
         const reply = limiter.take(source)
           ? await answer(query, source, "tcp")
