@@ -111,9 +111,11 @@ export async function startInNetns(
   netns: string,
   args: readonly string[],
   readyText?: string,
+  env?: Record<string, string>,
 ): Promise<NetnsProcess> {
   const child = spawn("nsenter", [`--net=/run/netns/${netns}`, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
   });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
@@ -225,6 +227,10 @@ export async function hostLinks(hostNetns: string): Promise<string[]> {
 export interface NetworkProcess {
   client: ServiceClient<typeof NetworkService>["client"];
   stateDir: string;
+  /** The service's pid (nsenter execs it, so it is the child's). */
+  pid: number | undefined;
+  /** Resolves when the process has exited (a crash point, a kill or a stop). */
+  exited: Promise<void>;
   output(): string;
   stop(): Promise<void>;
   kill(): Promise<void>;
@@ -236,6 +242,8 @@ export interface StartNetworkOptions {
   stateDir?: string;
   pool: string;
   upstreams: readonly string[];
+  /** Extra environment, e.g. BHATTI_CRASH_AT. */
+  env?: Record<string, string>;
 }
 
 /** The real network bundle, inside the stand-in host netns, talking to the real store. */
@@ -243,16 +251,25 @@ export async function startNetworkProcess(options: StartNetworkOptions): Promise
   const stateDir = options.stateDir ?? mkdtempSync(join(tmpdir(), "bhatti-test-network-"));
   const configFile = join(stateDir, "config.yaml");
   writeFileSync(configFile, "");
-  const proc = await startInNetns(options.hostNetns, [
-    process.execPath,
-    networkBundle,
-    `--config=${configFile}`,
-    `--state-dir=${stateDir}`,
-    `--socket-dir=${options.socketDir}`,
-    `--network-pool=${options.pool}`,
-    `--dns-upstreams=${options.upstreams.join(",")}`,
-    "--log-level=debug",
-  ]);
+  const proc = await startInNetns(
+    options.hostNetns,
+    [
+      process.execPath,
+      networkBundle,
+      `--config=${configFile}`,
+      `--state-dir=${stateDir}`,
+      `--socket-dir=${options.socketDir}`,
+      `--network-pool=${options.pool}`,
+      `--dns-upstreams=${options.upstreams.join(",")}`,
+      "--log-level=debug",
+    ],
+    undefined,
+    options.env,
+  );
+  const exited = new Promise<void>((resolve) => {
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) resolve();
+    else proc.child.once("exit", () => resolve());
+  });
   const { client, close } = createServiceClient(NetworkService, join(options.socketDir, "network.sock"), {
     defaultTimeoutMs: 15_000,
   });
@@ -274,6 +291,8 @@ export async function startNetworkProcess(options: StartNetworkOptions): Promise
   return {
     client,
     stateDir,
+    pid: proc.child.pid,
+    exited,
     output: proc.output,
     async stop() {
       close();

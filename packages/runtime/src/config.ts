@@ -236,7 +236,7 @@ export const configKeys = {
   ),
   dns_upstreams: listKey(
     [],
-    "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the nameservers in /etc/resolv.conf.",
+    "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the public nameservers in /etc/resolv.conf (loopback, link-local and private ones are skipped: they would answer host-internal names to every tenant), else 1.1.1.1 and 8.8.8.8.",
   ),
 } as const;
 

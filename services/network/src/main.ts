@@ -5,16 +5,18 @@ import { createAttachmentFile } from "./adapters/attachment-file.js";
 import { enableIpForward } from "./adapters/ip-forward.js";
 import { createIpLink } from "./adapters/ip-link.js";
 import { createNftables } from "./adapters/nftables.js";
-import { hostResolvers } from "./adapters/resolv-conf.js";
+import { defaultUpstreamHosts, hostResolvers } from "./adapters/resolv-conf.js";
 import { createStoreAddressing } from "./adapters/store-addressing.js";
 import { createNetworkHandlers } from "./api/network-handlers.js";
-import { type Upstream, parseUpstream } from "./dns/dns-forwarder.js";
+import { type Upstream, createUpstreamClient, parseUpstream } from "./dns/dns-forwarder.js";
 import { createUserResolver } from "./dns/user-resolver.js";
 import { type AddressPlan, createAddressPlan } from "./domain/address-plan.js";
 import { createNetworkManager } from "./domain/network-manager.js";
 
 /** How long the resolvers wait for each upstream (v1: 2 s). */
 const DNS_UPSTREAM_TIMEOUT_MS = 2000;
+/** How long a reading of the host's resolv.conf is used (it is re-read so a change is seen). */
+const RESOLV_CONF_TTL_MS = 5000;
 /** How often Health re-checks that the product's nft table is still there. */
 const NFT_CHECK_INTERVAL_MS = 5000;
 
@@ -34,9 +36,29 @@ await runService({
       if (u === undefined) throw new StartupError(`dns_upstreams: "${t}" is not an IPv4 address[:port]`);
       return u;
     });
-    // Re-read resolv.conf on each query when not configured, so a changed host resolver is used.
-    const upstreams = (): readonly Upstream[] =>
-      configured.length > 0 ? configured : hostResolvers().map((h) => ({ host: h, port: 53 }));
+    // Not configured: the host's public resolvers (re-read, so a changed host resolver is
+    // used), never its loopback stub or private VPC resolver (see defaultUpstreamHosts).
+    let fromHost: { upstreams: Upstream[]; readAt: number; skipped: string } | undefined;
+    const upstreams = (): readonly Upstream[] => {
+      if (configured.length > 0) return configured;
+      if (fromHost === undefined || Date.now() - fromHost.readAt > RESOLV_CONF_TTL_MS) {
+        const { hosts, skipped } = defaultUpstreamHosts(hostResolvers());
+        const skippedText = skipped.join(",");
+        if (fromHost === undefined || fromHost.skipped !== skippedText) {
+          logger.warn("dns_upstreams is unset: forwarding to the host's public resolvers only", {
+            upstreams: hosts,
+            skipped_non_public: skipped,
+          });
+        }
+        fromHost = {
+          upstreams: hosts.map((h) => ({ host: h, port: 53 })),
+          readAt: Date.now(),
+          skipped: skippedText,
+        };
+      }
+      return fromHost.upstreams;
+    };
+    const upstream = createUpstreamClient({ upstreams, timeoutMs: DNS_UPSTREAM_TIMEOUT_MS });
     try {
       enableIpForward();
     } catch (e) {
@@ -57,14 +79,16 @@ await runService({
       createResolver: (gateway, directory) =>
         createUserResolver({
           address: gateway,
-          upstreams,
-          timeoutMs: DNS_UPSTREAM_TIMEOUT_MS,
+          upstream,
           directory,
           logger: logger.child({ resolver: gateway }),
         }),
       logger,
     });
-    shutdown.add(() => manager.close());
+    shutdown.add(async () => {
+      await manager.close();
+      upstream.close();
+    });
 
     let nftPresent = false;
     let nftCheckedAt = 0;
@@ -102,6 +126,7 @@ await runService({
                 sandboxes: String(h.sandboxes),
                 resolvers: String(h.resolvers),
                 resolver_errors: String(h.resolverErrors),
+                dns_forwarding: String(upstream.inFlight()),
                 dns_upstreams: upstreams()
                   .map((u) => `${u.host}:${u.port}`)
                   .join(","),

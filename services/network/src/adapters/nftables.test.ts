@@ -27,7 +27,7 @@ describe("nftables scripts", () => {
     expect(await list("inet")).toBe(first);
     expect(first).toContain('"bhbr1" . 10.201.0.1');
     expect(first).toContain("10.201.0.2 . 198.51.100.0/24");
-    expect(await list("bridge")).toContain('"bhv0123456789" . 10.201.0.2');
+    expect(await list("bridge")).toContain('"bhv0123456789" . 02:bb:0a:c9:00:02 . 10.201.0.2');
   });
 
   it("removes elements idempotently, present or not", async () => {

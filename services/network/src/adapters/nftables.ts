@@ -1,5 +1,6 @@
+import { macForAddress } from "../domain/address-plan.js";
 import type { EgressPolicy } from "../domain/egress-policy.js";
-import { ALWAYS_DENIED_RANGES, type Cidr, PRIVATE_RANGES, formatCidr } from "../domain/ipv4.js";
+import { ALWAYS_DENIED_RANGES, type Cidr, PRIVATE_RANGES, formatCidr, parseIpv4 } from "../domain/ipv4.js";
 import { runChecked } from "./command.js";
 
 /**
@@ -24,10 +25,26 @@ export interface SandboxElements {
   policy: EgressPolicy;
 }
 
+/**
+ * Connections one sandbox may have tracked at once (the host's nf_conntrack table is shared:
+ * 262144 by default on this class of host), and new connections per second it may open.
+ * Beyond them its new packets are dropped, so one sandbox cannot fill the table for all.
+ */
+export const CONNTRACK_PER_SANDBOX = 4096;
+export const NEW_FLOWS_PER_SECOND = 500;
+export const NEW_FLOWS_BURST = 1000;
+
 const q = (name: string) => JSON.stringify(name);
 const ranges = (cidrs: readonly Cidr[]) => cidrs.map(formatCidr).join(", ");
 
-/** The whole rule set; loaded atomically (an existing product table is replaced). */
+/**
+ * The whole rule set; loaded atomically (an existing product table is replaced).
+ *
+ * `from_port`: source MAC, IP and ARP sender must all be the port's own. The bridge's
+ * prerouting hook runs before it learns a frame's source MAC, so a dropped frame never
+ * enters the FDB: a port can only ever teach the bridge its own MAC (no FDB flooding or
+ * poisoning). `sandbox_fairness`: per-sandbox conntrack and new-flow limits.
+ */
 export function baseRuleset(poolCidr: string): string {
   return `table inet ${NFT_TABLE} {
   set bridges { type ifname; }
@@ -40,13 +57,20 @@ export function baseRuleset(poolCidr: string): string {
   set allow_list { type ipv4_addr; }
   set allowed_cidrs { type ipv4_addr . ipv4_addr; flags interval; }
   set allowed_names { type ipv4_addr . ipv4_addr; flags timeout; }
+  set conntrack_per_source { type ipv4_addr; size 65535; flags dynamic; }
+  set new_flows_per_source { type ipv4_addr; size 65535; flags dynamic,timeout; timeout 60s; }
 
   chain forward {
     type filter hook forward priority filter; policy accept;
     iifname @bridges jump from_sandbox
     oifname @bridges jump to_sandbox
   }
+  chain sandbox_fairness {
+    ct state new add @conntrack_per_source { ip saddr ct count over ${CONNTRACK_PER_SANDBOX} } drop
+    ct state new update @new_flows_per_source { ip saddr limit rate over ${NEW_FLOWS_PER_SECOND}/second burst ${NEW_FLOWS_BURST} packets } drop
+  }
   chain from_sandbox {
+    jump sandbox_fairness
     iifname . oifname @same_bridge accept
     oifname @bridges drop
     meta nfproto ipv6 drop
@@ -69,6 +93,7 @@ export function baseRuleset(poolCidr: string): string {
     ip daddr @gateways iifname != "lo" drop
   }
   chain sandbox_to_host {
+    jump sandbox_fairness
     ct state established,related accept
     iifname . ip daddr @bridge_gateways udp dport 53 accept
     iifname . ip daddr @bridge_gateways tcp dport 53 accept
@@ -82,15 +107,16 @@ export function baseRuleset(poolCidr: string): string {
 }
 table bridge ${NFT_TABLE} {
   set ports { type ifname; }
-  set port_addresses { type ifname . ipv4_addr; }
+  set port_addresses { type ifname . ether_addr . ipv4_addr; }
+  set port_macs { type ifname . ether_addr; }
   chain prerouting {
     type filter hook prerouting priority filter; policy accept;
     iifname @ports jump from_port
   }
   chain from_port {
-    iifname . ip saddr @port_addresses return
-    iifname . arp saddr ip @port_addresses return
-    arp saddr ip 0.0.0.0 return
+    iifname . ether saddr . ip saddr @port_addresses return
+    iifname . ether saddr . arp saddr ip @port_addresses iifname . arp saddr ether . arp saddr ip @port_addresses return
+    iifname . ether saddr @port_macs iifname . arp saddr ether @port_macs arp saddr ip 0.0.0.0 return
     drop
   }
 }`;
@@ -134,9 +160,12 @@ function policyItems(address: string, policy: EgressPolicy): ["inet", string, st
 }
 
 function sandboxItems(s: SandboxElements): ["inet" | "bridge", string, string][] {
+  // The sandbox's MAC is derived from its address (address-plan), on every kind of port.
+  const mac = macForAddress(parseIpv4(s.address) ?? 0);
   return [
     ["bridge", "ports", q(s.port)],
-    ["bridge", "port_addresses", `${q(s.port)} . ${s.address}`],
+    ["bridge", "port_addresses", `${q(s.port)} . ${mac} . ${s.address}`],
+    ["bridge", "port_macs", `${q(s.port)} . ${mac}`],
     ...policyItems(s.address, s.policy),
   ];
 }

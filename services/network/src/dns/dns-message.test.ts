@@ -40,7 +40,7 @@ describe("dns message codec", () => {
   it("follows compression pointers and refuses loops", () => {
     // "a.b" at 0, then a pointer to offset 2 ("b").
     const buf = Buffer.from([1, 0x61, 1, 0x62, 0, 0xc0, 2]);
-    expect(readName(buf, 5)).toEqual({ name: "b", next: 7 });
+    expect(readName(buf, 5)).toEqual({ name: "b", next: 7, plain: true });
     const loop = Buffer.from([0xc0, 0]);
     expect(() => readName(loop, 0)).toThrow(DnsFormatError);
   });
@@ -52,6 +52,35 @@ describe("dns message codec", () => {
           parseMessage(Buffer.from(bytes));
         } catch (e) {
           expect(e).toBeInstanceOf(DnsFormatError);
+        }
+      }),
+    );
+  });
+
+  it("answers any query that parses, echoing its question bytes (labels with dots, odd bytes)", () => {
+    const label = fc.uint8Array({ minLength: 1, maxLength: 63 });
+    fc.assert(
+      fc.property(fc.array(label, { maxLength: 4 }), fc.integer({ min: 0, max: 65535 }), (labels, type) => {
+        const name = Buffer.concat([
+          ...labels.map((l) => Buffer.concat([Buffer.from([l.length]), l])),
+          Buffer.from([0]),
+        ]);
+        const header = Buffer.from([0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        const tail = Buffer.from([type >> 8, type & 0xff, 0, 1]);
+        let query: ReturnType<typeof parseMessage>;
+        try {
+          query = parseMessage(Buffer.concat([header, name, tail]));
+        } catch (e) {
+          expect(e).toBeInstanceOf(DnsFormatError); // longer than 255 bytes
+          return;
+        }
+        for (const rcode of [Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NXDOMAIN]) {
+          const reply = buildResponse(query, {
+            rcode,
+            answers: [{ type: DnsType.A, ttl: 5, value: "10.0.0.1" }],
+          });
+          expect(reply.subarray(12, 12 + name.length + 4)).toEqual(Buffer.concat([name, tail]));
+          expect(parseMessage(reply).answers[0]?.address).toBe("10.0.0.1");
         }
       }),
     );

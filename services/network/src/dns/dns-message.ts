@@ -18,6 +18,11 @@ export interface DnsQuestion {
   name: string;
   type: number;
   class: number;
+  /**
+   * False when a wire label holds a byte that a dotted name cannot show faithfully (a dot, a
+   * control byte, a space...): such a name must not be matched against names or policies.
+   */
+  plain: boolean;
 }
 
 export interface DnsRecord {
@@ -36,6 +41,8 @@ export interface DnsMessage {
   flags: number;
   questions: DnsQuestion[];
   answers: DnsRecord[];
+  /** The first question's wire bytes (name, type, class) as received; echoed in responses. */
+  questionBytes: Buffer | undefined;
 }
 
 export class DnsFormatError extends Error {
@@ -51,13 +58,17 @@ function need(buf: Buffer, offset: number, length: number): void {
   if (offset + length > buf.length) throw new DnsFormatError("message is truncated");
 }
 
+/** Label bytes that a dotted, lowercase name shows faithfully. */
+const plainLabel = /^[a-z0-9_-]+$/;
+
 /** Reads a possibly compressed name; returns it and the offset after it in the original place. */
-export function readName(buf: Buffer, start: number): { name: string; next: number } {
+export function readName(buf: Buffer, start: number): { name: string; next: number; plain: boolean } {
   const labels: string[] = [];
   let offset = start;
   let next = -1;
   let jumps = 0;
   let length = 0;
+  let plain = true;
   for (;;) {
     need(buf, offset, 1);
     const len = buf[offset] ?? 0;
@@ -72,12 +83,14 @@ export function readName(buf: Buffer, start: number): { name: string; next: numb
     offset++;
     if (len === 0) break;
     need(buf, offset, len);
-    labels.push(buf.toString("latin1", offset, offset + len).toLowerCase());
+    const label = buf.toString("latin1", offset, offset + len).toLowerCase();
+    if (!plainLabel.test(label)) plain = false;
+    labels.push(label);
     length += len + 1;
     if (length > 255) throw new DnsFormatError("name too long");
     offset += len;
   }
-  return { name: labels.join("."), next: next === -1 ? offset : next };
+  return { name: labels.join("."), next: next === -1 ? offset : next, plain };
 }
 
 export function parseMessage(buf: Buffer): DnsMessage {
@@ -88,10 +101,13 @@ export function parseMessage(buf: Buffer): DnsMessage {
   const ancount = buf.readUInt16BE(6);
   let offset = 12;
   const questions: DnsQuestion[] = [];
+  let questionBytes: Buffer | undefined;
   for (let i = 0; i < qdcount; i++) {
-    const { name, next } = readName(buf, offset);
+    const { name, next, plain } = readName(buf, offset);
     need(buf, next, 4);
-    questions.push({ name, type: buf.readUInt16BE(next), class: buf.readUInt16BE(next + 2) });
+    questions.push({ name, type: buf.readUInt16BE(next), class: buf.readUInt16BE(next + 2), plain });
+    // A copy: a response must not keep the whole received buffer alive.
+    if (i === 0) questionBytes = Buffer.from(buf.subarray(offset, next + 4));
     offset = next + 4;
   }
   const answers: DnsRecord[] = [];
@@ -116,7 +132,7 @@ export function parseMessage(buf: Buffer): DnsMessage {
     answers.push(record);
     offset = rdata + rdlength;
   }
-  return { id, flags, questions, answers };
+  return { id, flags, questions, answers, questionBytes };
 }
 
 export function encodeName(name: string): Buffer {
@@ -130,12 +146,16 @@ export function encodeName(name: string): Buffer {
 }
 
 export interface AnswerRecord {
-  name: string;
+  /** The owner name; undefined means the question's name (written as a pointer to it). */
+  name?: string;
   type: number;
   ttl: number;
   /** A: dotted address; PTR/CNAME: a name. */
   value: string;
 }
+
+/** A compression pointer to the first question's name, which always starts at offset 12. */
+const QUESTION_NAME_POINTER = Buffer.from([0xc0, 12]);
 
 function encodeRecord(r: AnswerRecord): Buffer {
   const rdata = r.type === DnsType.A ? Buffer.from(r.value.split(".").map(Number)) : encodeName(r.value);
@@ -144,7 +164,8 @@ function encodeRecord(r: AnswerRecord): Buffer {
   fixed.writeUInt16BE(DnsClass.IN, 2);
   fixed.writeUInt32BE(r.ttl, 4);
   fixed.writeUInt16BE(rdata.length, 8);
-  return Buffer.concat([encodeName(r.name), fixed, rdata]);
+  const owner = r.name === undefined ? QUESTION_NAME_POINTER : encodeName(r.name);
+  return Buffer.concat([owner, fixed, rdata]);
 }
 
 export interface ResponseOptions {
@@ -153,25 +174,26 @@ export interface ResponseOptions {
   answers?: readonly AnswerRecord[];
 }
 
-/** A response to `query` that echoes its id, opcode, RD bit and first question. */
+/**
+ * A response to `query` that echoes its id, opcode, RD bit and first question. The question
+ * is echoed as the bytes received, never re-encoded, so any name that parsed can be answered.
+ */
 export function buildResponse(query: DnsMessage, options: ResponseOptions): Buffer {
   const answers = options.answers ?? [];
+  if (answers.some((a) => a.name === undefined) && query.questionBytes === undefined) {
+    throw new DnsFormatError("an answer names the question, but there is none");
+  }
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.id, 0);
   header.writeUInt16BE(
     QR | (query.flags & 0x7800) | (options.authoritative ? AA : 0) | (query.flags & RD) | RA | options.rcode,
     2,
   );
-  const question = query.questions[0];
+  const question = query.questionBytes;
   header.writeUInt16BE(question === undefined ? 0 : 1, 4);
   header.writeUInt16BE(answers.length, 6);
   const parts: Buffer[] = [header];
-  if (question !== undefined) {
-    const qfixed = Buffer.alloc(4);
-    qfixed.writeUInt16BE(question.type, 0);
-    qfixed.writeUInt16BE(question.class, 2);
-    parts.push(encodeName(question.name), qfixed);
-  }
+  if (question !== undefined) parts.push(question);
   for (const a of answers) parts.push(encodeRecord(a));
   return Buffer.concat(parts);
 }

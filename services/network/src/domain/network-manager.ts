@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, crashPoint } from "@bhatti/runtime";
 import type { AttachmentFile, AttachmentRecord } from "../adapters/attachment-file.js";
 import type { IpLink, NetnsSpec } from "../adapters/ip-link.js";
 import { type Nftables, type SandboxElements, type UserElements, nftScripts } from "../adapters/nftables.js";
@@ -125,6 +125,7 @@ const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
 const userIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 /** Resolved allow-list addresses stay open at least this long (clients cache beyond TTLs). */
 const MIN_RESOLVED_SECONDS = 300;
+const denyAllInput: EgressPolicyInput = { mode: "deny-all", allowCidrs: [], allowHosts: [] };
 const MAX_RESOLVED_SECONDS = 86_400;
 
 function invalid(message: string): ConnectError {
@@ -224,12 +225,12 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
     return {
       addressesOf: (name) =>
         mine()
-          .filter((s) => s.name.toLowerCase() === name)
+          .filter((s) => s.name !== "" && s.name.toLowerCase() === name)
           .map((s) => s.address),
-      nameOf: (address) =>
-        mine()
-          .find((s) => s.address === address)
-          ?.name.toLowerCase(),
+      nameOf: (address) => {
+        const name = mine().find((s) => s.address === address)?.name;
+        return name === undefined || name === "" ? undefined : name.toLowerCase();
+      },
       policyOf: (address) => mine().find((s) => s.address === address)?.policy,
       allowResolved: (address, ips, ttl) => {
         const s = mine().find((m) => m.address === address);
@@ -365,13 +366,35 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
 
   // --- readiness and reconciliation ---
 
+  /** The kind of the devices a sandbox has in the inventory, if it has any. */
+  function adoptableKind(
+    sandboxId: string,
+    inventory: { links: ReadonlyMap<string, number>; netns: ReadonlySet<string> },
+  ): AttachmentKind | undefined {
+    if (inventory.links.has(tapName(sandboxId))) return "tap";
+    if (inventory.links.has(vethName(sandboxId)) || inventory.netns.has(netnsName(sandboxId))) return "netns";
+    return undefined;
+  }
+
   async function reconcile(): Promise<void> {
     const addresses = await addressing.list();
     storeReachable = true;
-    const records = new Map(file.load().map((r) => [r.sandboxId, r]));
+    const loaded = file.load();
+    const records = new Map(loaded.records.map((r) => [r.sandboxId, r]));
     const inventory = await ip.inventory();
+    // Without the file, a sandbox whose address the store holds and whose devices exist was
+    // attached (a fresh install has neither): it is adopted, not removed as an orphan.
+    const recovering = loaded.source !== "file";
+    if (loaded.source === "backup" || loaded.source === "lost") {
+      logger.error("attachments file unreadable: recovering from its backup and the store", {
+        path: file.path,
+        source: loaded.source,
+        problems: loaded.problems,
+      });
+    }
 
     sandboxes.clear();
+    const adopted: string[] = [];
     for (const a of addresses) {
       if (a.subnetIndex < 1 || a.subnetIndex > plan.maxIndex) {
         logger.warn("address outside the configured pool; ignored", {
@@ -380,7 +403,24 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         });
         continue;
       }
-      sandboxes.set(a.sandboxId, stateFromAddress(a, records.get(a.sandboxId)));
+      let record = records.get(a.sandboxId);
+      if (record === undefined && recovering) {
+        const kind = adoptableKind(a.sandboxId, inventory);
+        if (kind !== undefined) {
+          // Name and policy are lost: no DNS name, and deny-all until the next attach or
+          // SetEgressPolicy says otherwise (fail closed).
+          record = { sandboxId: a.sandboxId, userId: a.userId, name: "", kind, egress: denyAllInput };
+          adopted.push(a.sandboxId);
+        }
+      }
+      sandboxes.set(a.sandboxId, stateFromAddress(a, record));
+    }
+    if (adopted.length > 0) {
+      logger.error("adopted sandboxes without an attachment record: deny-all, no DNS name", {
+        path: file.path,
+        source: loaded.source,
+        sandbox_ids: adopted,
+      });
     }
     const attached = [...sandboxes.values()].filter((s) => s.devices);
     const userStates = new Map<string, UserState>();
@@ -458,7 +498,12 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       await createDevices(s.sandboxId, s.kind ?? "netns", u, s.address);
       recreated++;
     }
-    saveRecords();
+    try {
+      saveRecords();
+    } catch (e) {
+      // The network is in place; attaches will fail until the file can be written again.
+      logger.error("could not write the attachments file after reconciling", { path: file.path, error: e });
+    }
     logger.info("reconciled", {
       sandboxes: attached.length,
       addresses_without_record: sandboxes.size - attached.length,
@@ -672,6 +717,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
       }
       sandboxes.set(sandboxId, s);
       saveRecords(); // before the sandbox is usable, so a crash leaves something to reconcile
+      crashPoint("network.attach.recorded");
       const u =
         known ??
         (await userLock.run(userId, async () => {
@@ -701,6 +747,7 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
           ? timed("nft_done_ms", nft.apply(nftScripts.addSandbox(sandboxElements(state))))
           : undefined,
       ]);
+      crashPoint("network.attach.devices");
       if (!restrictive) addAntiSpoofingLater(state);
       phases["total_ms"] = Math.round((performance.now() - started) * 10) / 10;
       logger.debug("attached", { sandbox_id: sandboxId, address: state.address, ...phases });
@@ -819,8 +866,10 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
             sandboxes.set(sandboxId, s); // still attached; a retry finishes the job
             throw e;
           }
+          crashPoint("network.detach.devices");
           await leaveUser(s.userId, sandboxId);
           saveRecords();
+          crashPoint("network.detach.recorded");
         }
         const released = await noteStore(addressing.release(sandboxId));
         return s !== undefined || released;
