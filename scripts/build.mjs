@@ -15,7 +15,7 @@ const common = {
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node20",
+  target: "node24",
   conditions: ["source"],
   external: ["better-sqlite3", "node-pty"],
   banner: { js: requireShim },
@@ -46,7 +46,7 @@ await Promise.all(
 if (existsSync(join(root, "cli/src/bhatti.ts"))) {
   await build({
     ...common,
-    entryPoints: { bhatti: "cli/src/bhatti.ts" },
+    entryPoints: { bhatti: "cli/src/bhatti-launcher.ts" },
     outdir: "cli/dist",
     splitting: true,
     outExtension: { ".js": ".mjs" },

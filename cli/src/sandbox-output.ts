@@ -1,4 +1,4 @@
-import type { Sandbox } from "@bhatti/proto";
+import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { formatDuration } from "./format-duration.js";
 

@@ -7,7 +7,7 @@ import { emit, printJson, printTable } from "../output.js";
 import { sandboxClient } from "../sandbox-client.js";
 import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
 import { age, sandboxJson, statusText, thermalText } from "../sandbox-output.js";
-import type { Sandbox } from "@bhatti/proto";
+import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
 
 function printSandbox(options: GlobalOptions, s: Sandbox): void {
   emit(options, sandboxJson(s), () => {
