@@ -146,14 +146,15 @@ export function createConnectHttpClient<S extends DescService>(
   const prefix = base.pathname.replace(/\/+$/, "");
 
   /** Sends one request; resolves with the response once its headers arrived. */
-  const send = async (
+  const send = (
     method: DescMethod,
     contentType: string,
     body: Buffer,
     call: CallOptions,
   ): Promise<{ res: IncomingMessage; req: ClientRequest; timedOut: () => boolean }> => {
-    // https (and with it tls) is loaded only for an https gateway URL.
-    const { request } = secure ? await import("node:https") : await import("node:http");
+    // https (and with it tls) is loaded only for an https gateway URL. getBuiltinModule, not
+    // import(): an ESM import of node:http reads every export, and some of them load undici.
+    const { request } = secure ? process.getBuiltinModule("node:https") : process.getBuiltinModule("node:http");
     const timeoutMs = call.timeoutMs ?? options.defaultTimeoutMs;
     const reqOptions: RequestOptions = {
       host: base.hostname.replace(/^\[|\]$/g, ""),
