@@ -74,17 +74,33 @@ await Promise.all(
     .map((e) => build({ ...common, entryPoints: [e.in], outfile: e.out })),
 );
 
-// The CLI is split so that `bhatti version` and `--help` load only commander; each
-// command's heavier code (Connect, generated descriptors) is imported lazily.
+// The CLI: a launcher (bhatti.mjs, one file, no chunks to resolve) that answers `bhatti version`
+// itself and otherwise turns on the compile cache and imports the command line (bhatti-main.mjs).
+// That one is split so each command's heavier code (the Connect client, one service's generated
+// descriptors, yaml...) is imported only by the command that needs it.
 if (existsSync(join(root, "cli/src/bhatti.ts"))) {
   // Chunk names carry content hashes: without this, every build would leave the old ones behind.
   rmSync(join(root, "cli/dist"), { recursive: true, force: true });
   await build({
     ...common,
-    entryPoints: { bhatti: "cli/src/bhatti-launcher.ts" },
+    entryPoints: { "bhatti-main": "cli/src/bhatti.ts" },
     outdir: "cli/dist",
     splitting: true,
     outExtension: { ".js": ".mjs" },
-    banner: { js: `#!/usr/bin/env node\n${requireShim}` },
+  });
+  await build({
+    ...common,
+    entryPoints: ["cli/src/bhatti-launcher.ts"],
+    outfile: "cli/dist/bhatti.mjs",
+    banner: { js: "#!/usr/bin/env node" },
+    plugins: [
+      lazyBuiltins,
+      {
+        name: "main-stays-external",
+        setup(b) {
+          b.onResolve({ filter: /^\.\/bhatti\.js$/ }, () => ({ path: "./bhatti-main.mjs", external: true }));
+        },
+      },
+    ],
   });
 }

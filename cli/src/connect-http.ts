@@ -154,7 +154,9 @@ export function createConnectHttpClient<S extends DescService>(
   ): Promise<{ res: IncomingMessage; req: ClientRequest; timedOut: () => boolean }> => {
     // https (and with it tls) is loaded only for an https gateway URL. getBuiltinModule, not
     // import(): an ESM import of node:http reads every export, and some of them load undici.
-    const { request } = secure ? process.getBuiltinModule("node:https") : process.getBuiltinModule("node:http");
+    const { request } = secure
+      ? process.getBuiltinModule("node:https")
+      : process.getBuiltinModule("node:http");
     const timeoutMs = call.timeoutMs ?? options.defaultTimeoutMs;
     const reqOptions: RequestOptions = {
       host: base.hostname.replace(/^\[|\]$/g, ""),
