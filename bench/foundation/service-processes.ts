@@ -1,5 +1,7 @@
-// Start-up time and idle RSS of every service process, run with the Node that runs this file
-// (compare `node` 20 and 24 by running it with each). Each process is spawned the way
+// Start-up time and idle RSS of every service process. By default with the Node that runs this
+// file and this checkout's bundles; BENCH_TARGETS="label=node:root,…" compares several (e.g.
+// node 20 with a checkout built for it against node 24 with this one), alternating run by run so
+// every target sees the same machine load. Each process is spawned the way
 // `bhatti serve` spawns it (same flags, same start order, its dependencies already up) inside a
 // stand-in host netns with test names; start-up is spawn until its Health answers (the gateway:
 // GET /health), idle RSS is VmRSS once all five are up and have been left alone for a second.
@@ -18,6 +20,18 @@ import { RUNSC_PATH, createGvisorTestEnv } from "../../test/engine-conformance/g
 import { percentiles } from "./stats.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
+interface Target {
+  label: string;
+  node: string;
+  root: string;
+}
+const targets: Target[] = (process.env["BENCH_TARGETS"] ?? `${process.version}=${process.execPath}:${root}`)
+  .split(",")
+  .map((t) => {
+    const [label, rest] = t.split("=") as [string, string];
+    const [node, dir] = rest.split(":") as [string, string];
+    return { label, node, root: dir };
+  });
 const runs = Number(process.env["BENCH_RUNS"] ?? 5);
 const TIERS = [["store"], ["network"], ["vmm"], ["thermal", "gateway"]] as const;
 type Name = (typeof TIERS)[number][number];
@@ -45,13 +59,18 @@ function stop(child: ChildProcess): Promise<void> {
 }
 
 const env = await createGvisorTestEnv();
-const startup: Record<Name, number[]> = { store: [], network: [], vmm: [], thermal: [], gateway: [] };
-const rss: Record<Name, number[]> = { store: [], network: [], vmm: [], thermal: [], gateway: [] };
+const empty = (): Record<Name, number[]> => ({ store: [], network: [], vmm: [], thermal: [], gateway: [] });
+const startupOf = new Map(targets.map((t) => [t.label, empty()]));
+const rssOf = new Map(targets.map((t) => [t.label, empty()]));
 try {
   const init = env.options.init as Extract<GuestInit, { kind: "agent" }>;
   const hostNetns = env.hostNetnsPath.split("/").pop() as string;
   writeFileSync(join(env.stateDir, "config.yaml"), "");
-  for (let run = 0; run < runs; run++) {
+  for (let i = 0; i < runs * targets.length; i++) {
+    const run = i;
+    const target = targets[i % targets.length] as Target;
+    const startup = startupOf.get(target.label) as Record<Name, number[]>;
+    const rss = rssOf.get(target.label) as Record<Name, number[]>;
     const socketDir = join(env.stateDir, `s${run}`);
     const stateDir = join(env.stateDir, `state${run}`);
     const port = 18_000 + Math.floor(Math.random() * 20_000);
@@ -87,7 +106,7 @@ try {
       const t = process.hrtime.bigint();
       const child = spawn(
         "nsenter",
-        [`--net=${env.hostNetnsPath}`, "--", process.execPath, join(root, SCRIPT[name]), ...args],
+        [`--net=${env.hostNetnsPath}`, "--", target.node, join(target.root, SCRIPT[name]), ...args],
         {
           stdio: ["ignore", "ignore", "pipe"],
         },
@@ -132,20 +151,26 @@ try {
   await env.teardown();
 }
 
-process.stdout.write(`\nService processes on Node ${process.version} (${runs} runs)\n`);
-process.stdout.write(
-  `${"".padEnd(10)}${"start p50 ms".padStart(14)}${"p95".padStart(8)}${"idle RSS p50 MiB".padStart(18)}${"max".padStart(8)}\n`,
-);
-for (const [tier] of TIERS.entries()) {
-  for (const name of TIERS[tier] ?? []) {
-    const s = percentiles(startup[name]);
-    const r = percentiles(rss[name]);
-    process.stdout.write(
-      `${name.padEnd(10)}${s.p50.toFixed(1).padStart(14)}${s.p95.toFixed(1).padStart(8)}${r.p50.toFixed(1).padStart(18)}${Math.max(
-        ...rss[name],
-      )
-        .toFixed(1)
-        .padStart(8)}\n`,
-    );
+for (const target of targets) {
+  const startup = startupOf.get(target.label) as Record<Name, number[]>;
+  const rss = rssOf.get(target.label) as Record<Name, number[]>;
+  process.stdout.write(
+    `\nService processes, ${target.label} (${target.node}, ${target.root}; ${runs} runs)\n`,
+  );
+  process.stdout.write(
+    `${"".padEnd(10)}${"start p50 ms".padStart(14)}${"p95".padStart(8)}${"idle RSS p50 MiB".padStart(18)}${"max".padStart(8)}\n`,
+  );
+  for (const tier of TIERS) {
+    for (const name of tier) {
+      const s = percentiles(startup[name]);
+      const r = percentiles(rss[name]);
+      process.stdout.write(
+        `${name.padEnd(10)}${s.p50.toFixed(1).padStart(14)}${s.p95.toFixed(1).padStart(8)}${r.p50.toFixed(1).padStart(18)}${Math.max(
+          ...rss[name],
+        )
+          .toFixed(1)
+          .padStart(8)}\n`,
+      );
+    }
   }
 }
