@@ -8,9 +8,11 @@ import { dirname, join } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-// ESM bundles of CJS dependencies (commander, ws...) need a real `require`.
+// ESM bundles of CJS dependencies (ws, yaml...) need a real `require`. Created on first use: every
+// chunk gets this banner, and createRequire (module paths for the chunk's directory) costs a
+// little each time, which added up over a command's dozen chunks.
 const requireShim =
-  'const require = process.getBuiltinModule("node:module").createRequire(import.meta.url);';
+  'let __bhattiRequire; const require = (id) => (__bhattiRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url))(id);';
 
 // Built-in modules are not ESM-imported: an ESM import of a built-in makes Node evaluate every
 // export of it, getters included (node:fs loads fs/promises and readline, node:http loads undici,

@@ -19,6 +19,7 @@ interface CliRun {
   code: number | null;
   stdout: string;
   stderr: string;
+  stdoutBytes: Buffer;
 }
 
 describe.skipIf(gvisorFactory.unavailable() !== undefined)("bhatti CLI commands exit when done", () => {
@@ -43,7 +44,11 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("bhatti CLI commands 
       );
       let stdout = "";
       let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      const bytes: Buffer[] = [];
+      child.stdout.on("data", (d: Buffer) => {
+        bytes.push(d);
+        stdout += d.toString();
+      });
       child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
@@ -58,7 +63,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("bhatti CLI commands 
       child.once("exit", (code) => {
         clearTimeout(timer);
         // The pipes may still hold the last bytes; 'close' follows 'exit' once they are read.
-        child.once("close", () => resolve({ code, stdout, stderr }));
+        child.once("close", () => resolve({ code, stdout, stderr, stdoutBytes: Buffer.concat(bytes) }));
       });
     });
 
@@ -103,6 +108,12 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("bhatti CLI commands 
     expect(r.code).toBe(3);
     expect(r.stdout).toBe("out\n");
     expect(r.stderr).toBe("err\n");
+  });
+
+  it("exec passes output bytes through unchanged (not UTF-8 text)", async () => {
+    const r = await cli(["exec", "exits", "--", "printf", "\\377\\000\\376ok"]);
+    expect(r.code).toBe(0);
+    expect([...r.stdoutBytes]).toEqual([0xff, 0x00, 0xfe, 0x6f, 0x6b]);
   });
 
   it("list, info and file ls exit after printing", async () => {

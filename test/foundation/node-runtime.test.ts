@@ -3,7 +3,7 @@
 // package (which carries its own Node, run through its own loader, as in a busybox-only image)
 // both report a Node >= 24, the same one that runs the tests.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,8 +40,18 @@ describe("Node runtime", () => {
     expect(v.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(v.node).toBe(process.versions.node);
     expect(major(v.node)).toBeGreaterThanOrEqual(24);
-    // The compile cache went to the private cache dir under this HOME, nowhere else.
-    expect(existsSync(join(home, ".cache/bhatti/compile-cache"))).toBe(true);
+  });
+
+  it("a command that loads the command line keeps Node's compile cache in a private dir under HOME", () => {
+    const home = tempDir();
+    execFileSync("sh", ["-c", 'exec node "$0" --help', bhatti], {
+      encoding: "utf8",
+      env: { ...process.env, HOME: home, XDG_CACHE_HOME: "" },
+    });
+    const dir = join(home, ".cache/bhatti/compile-cache");
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    // Node writes one subdirectory per Node version, holding the cached code.
+    expect(readdirSync(dir).some((d) => d.startsWith(`${process.version}-`))).toBe(true);
   });
 
   it("the agent package carries this Node and runs it with an empty environment through its own loader", () => {
