@@ -8,6 +8,9 @@
 // "The gateway call itself" is measured in the same run by rest-call.mjs: a node:http-only
 // process making the equivalent REST call and timing just that call.
 //
+// BENCH_BEFORE_CLI=NODE:BUNDLE adds the same three commands run by another node and CLI bundle
+// (e.g. /usr/bin/node:/path/to/node20-checkout/cli/dist/bhatti.mjs), interleaved, for before/after.
+//
 //   node --conditions=source --import tsx bench/cli/cli-bench.ts [--runs 20]
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,17 +48,13 @@ try {
     BHATTI_TOKEN: product.userKey,
   };
   const url = `http://127.0.0.1:${product.port}`;
-  const run = (args: readonly string[]): Promise<Timed> =>
+  const run = (args: readonly string[], node = process.execPath): Promise<Timed> =>
     new Promise((resolve, reject) => {
       const t = process.hrtime.bigint();
-      const child = spawn(
-        "nsenter",
-        [`--net=${product.env.hostNetnsPath}`, "--", process.execPath, ...args],
-        {
-          env,
-          stdio: ["ignore", "pipe", "pipe"],
-        },
-      );
+      const child = spawn("nsenter", [`--net=${product.env.hostNetnsPath}`, "--", node, ...args], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       let stdout = "";
       let stderr = "";
       child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -80,6 +79,17 @@ try {
     },
     { name: "bhatti exec bench -- true", args: [bhatti, "exec", "bench", "--", "true"] },
   ] as const;
+  const [beforeNode, beforeCli] = (process.env["BENCH_BEFORE_CLI"] ?? "").split(":");
+  const before =
+    beforeNode !== undefined && beforeCli !== undefined
+      ? [
+          { name: "before: bhatti version", args: [beforeCli, "version"] },
+          { name: "before: bhatti list", args: [beforeCli, "list"] },
+          { name: "before: bhatti exec … true", args: [beforeCli, "exec", "bench", "--", "true"] },
+        ]
+      : [];
+  const beforeTotal = before.map(() => [] as number[]);
+  for (const c of before) for (let i = 0; i < 3; i++) await run(c.args, beforeNode);
   const total = cases.map(() => [] as number[]);
   const call = cases.map(() => [] as number[]);
   // Warm-up: page cache, the compile cache, the sandbox's agent connection.
@@ -90,6 +100,7 @@ try {
       total[j]?.push(r.ms);
       if ("call" in c) call[j]?.push(Number(r.stdout.trim()));
     }
+    for (const [j, c] of before.entries()) beforeTotal[j]?.push((await run(c.args, beforeNode)).ms);
   }
 
   const p = (j: number) => percentiles(total[j] ?? []);
@@ -106,6 +117,10 @@ try {
         `${"  of which the call itself".padEnd(32)}${fmt(k.p50)}${fmt(k.p95)}${fmt(k.p99)}\n`,
       );
     }
+  }
+  for (const [j, c] of before.entries()) {
+    const s = percentiles(beforeTotal[j] ?? []);
+    process.stdout.write(`${c.name.padEnd(32)}${fmt(s.p50)}${fmt(s.p95)}${fmt(s.p99)}  (${beforeNode})\n`);
   }
   const floor = p(0).p50;
   const verdict = (ok: boolean) => (ok ? "ok" : "MISSED");
