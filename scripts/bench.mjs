@@ -15,6 +15,8 @@ const benches = [
   ["foundation", "bench/foundation/health-rpc.ts"],
   ["foundation", "bench/foundation/cli-startup.ts"],
   ["foundation", "bench/foundation/serve-startup.ts"],
+  ["foundation", "bench/foundation/service-processes.ts"],
+  ["cli", "bench/cli/cli-bench.ts"],
   ["agent", "bench/agent/agent-bench.ts"],
   ["agent", "bench/agent/sudo-bench.ts"],
   ["store", "bench/store/store-rpc.ts"],

@@ -2,26 +2,61 @@
 // Bundles every runnable part with esbuild. Type checking is separate (`npm run typecheck`).
 // Native modules stay external and are loaded from node_modules at run time.
 import { build } from "esbuild";
+import { isBuiltin } from "node:module";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
-// ESM bundles of CJS dependencies (commander, ws...) need a real `require`.
+// ESM bundles of CJS dependencies (ws, yaml...) need a real `require`. Created on first use: every
+// chunk gets this banner, and createRequire (module paths for the chunk's directory) costs a
+// little each time, which added up over a command's dozen chunks.
 const requireShim =
-  'import { createRequire as __bhattiCreateRequire } from "node:module"; const require = __bhattiCreateRequire(import.meta.url);';
+  'let __bhattiRequire; const require = (id) => (__bhattiRequire ??= process.getBuiltinModule("node:module").createRequire(import.meta.url))(id);';
+
+// Built-in modules are not ESM-imported: an ESM import of a built-in makes Node evaluate every
+// export of it, getters included (node:fs loads fs/promises and readline, node:http loads undici,
+// node:util the diff and colors code...), and loads it even when nothing of it runs (commander's
+// child_process, for a command that spawns nothing). That was most of `bhatti version`'s time.
+// Instead each built-in is a CJS stub whose exports load the module on first use, through
+// process.getBuiltinModule(). Modules that are themselves functions (events, stream...) and
+// node:process (the global) are passed through as they are.
+const builtinStub = (id) => {
+  const mod = process.getBuiltinModule(id);
+  const get = `process.getBuiltinModule(${JSON.stringify(id)})`;
+  if (typeof mod === "function" || id === "process" || id === "node:process") return `module.exports = ${get};`;
+  const keys = JSON.stringify(Object.getOwnPropertyNames(mod).filter((k) => k !== "default"));
+  return `let m;
+const load = () => (m ??= ${get});
+for (const k of ${keys}) {
+  Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k], set: (v) => { load()[k] = v; } });
+}`;
+};
+const lazyBuiltins = {
+  name: "lazy-builtins",
+  setup(b) {
+    b.onResolve({ filter: /^[a-z_:/]+$/ }, (args) =>
+      isBuiltin(args.path) ? { path: args.path, namespace: "node-builtin" } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: "node-builtin" }, (args) => ({
+      contents: builtinStub(args.path),
+      loader: "js",
+    }));
+  },
+};
 
 const common = {
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node20",
+  target: "node24",
   conditions: ["source"],
   external: ["better-sqlite3", "node-pty"],
   banner: { js: requireShim },
   sourcemap: "linked",
   logLevel: "warning",
   absWorkingDir: root,
+  plugins: [lazyBuiltins],
 };
 
 const entries = [
@@ -33,7 +68,7 @@ const entries = [
   { in: "agent/src/agent.ts", out: "agent/dist/agent.js", optional: true },
 ];
 
-import { existsSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 
 await Promise.all(
   entries
@@ -41,15 +76,33 @@ await Promise.all(
     .map((e) => build({ ...common, entryPoints: [e.in], outfile: e.out })),
 );
 
-// The CLI is split so that `bhatti version` and `--help` load only commander; each
-// command's heavier code (Connect, generated descriptors) is imported lazily.
+// The CLI: a launcher (bhatti.mjs, one file, no chunks to resolve) that answers `bhatti version`
+// itself and otherwise turns on the compile cache and imports the command line (bhatti-main.mjs).
+// That one is split so each command's heavier code (the Connect client, one service's generated
+// descriptors, yaml...) is imported only by the command that needs it.
 if (existsSync(join(root, "cli/src/bhatti.ts"))) {
+  // Chunk names carry content hashes: without this, every build would leave the old ones behind.
+  rmSync(join(root, "cli/dist"), { recursive: true, force: true });
   await build({
     ...common,
-    entryPoints: { bhatti: "cli/src/bhatti.ts" },
+    entryPoints: { "bhatti-main": "cli/src/bhatti.ts" },
     outdir: "cli/dist",
     splitting: true,
     outExtension: { ".js": ".mjs" },
-    banner: { js: `#!/usr/bin/env node\n${requireShim}` },
+  });
+  await build({
+    ...common,
+    entryPoints: ["cli/src/bhatti-launcher.ts"],
+    outfile: "cli/dist/bhatti.mjs",
+    banner: { js: "#!/usr/bin/env node" },
+    plugins: [
+      lazyBuiltins,
+      {
+        name: "main-stays-external",
+        setup(b) {
+          b.onResolve({ filter: /^\.\/bhatti\.js$/ }, () => ({ path: "./bhatti-main.mjs", external: true }));
+        },
+      },
+    ],
   });
 }

@@ -55,7 +55,7 @@ await build({
   bundle: true,
   platform: "node",
   format: "esm",
-  target: "node20",
+  target: "node24",
   conditions: ["source"],
   external: ["node-pty"],
   banner: {

@@ -43,7 +43,7 @@ export async function buildSudoShim(out, mountPoint = "/.bhatti") {
     bundle: true,
     platform: "node",
     format: "esm",
-    target: "node20",
+    target: "node24",
     conditions: ["source"],
     logLevel: "warning",
   });

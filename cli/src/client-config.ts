@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { parse as parseYaml } from "yaml";
 import { CliError } from "./cli-error.js";
 import type { GlobalOptions } from "./global-options.js";
 
@@ -21,6 +21,37 @@ export function clientConfigPath(env: NodeJS.ProcessEnv = process.env): string {
   return override !== undefined && override !== "" ? override : join(homedir(), ".bhatti", "config.yaml");
 }
 
+/**
+ * The client config as `bhatti setup` writes it: `key: value` lines (plain or simply quoted
+ * scalars), blank lines and comments. Undefined for anything else, which goes to the YAML parser.
+ * Every command reads this file, and loading the YAML parser is a good part of a command's start.
+ */
+function parseFlatConfig(text: string): Record<string, string> | undefined {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const t = line.trim();
+    if (t === "" || t.startsWith("#")) continue;
+    const m =
+      /^([A-Za-z_][A-Za-z0-9_]*):[ \t]+(?:"([^"\\]*)"|'([^']*)'|([^\s"'#&*!|>%@`[\]{},][^#]*?))[ \t]*$/.exec(
+        line,
+      );
+    if (m === null || m[1] === undefined || m[1] in out) return undefined;
+    const plain = m[4];
+    // Plain scalars YAML would read as something else (null, booleans, numbers, nested maps).
+    if (plain !== undefined && (/^(?:~|null|true|false|[-+.0-9])/i.test(plain) || plain.includes(": "))) {
+      return undefined;
+    }
+    out[m[1]] = m[2] ?? m[3] ?? plain ?? "";
+  }
+  return out;
+}
+
+function parseYaml(text: string): unknown {
+  // Loaded only for a config that is not the flat form (see parseFlatConfig).
+  const yaml = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  return yaml.parse(text);
+}
+
 function readClientConfigFile(path: string): { api_url?: string; auth_token?: string } {
   let text: string;
   try {
@@ -29,9 +60,9 @@ function readClientConfigFile(path: string): { api_url?: string; auth_token?: st
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return {};
     throw new CliError(`cannot read client config ${path}: ${(e as Error).message}`);
   }
-  let doc: unknown;
+  let doc: unknown = parseFlatConfig(text);
   try {
-    doc = parseYaml(text);
+    doc ??= parseYaml(text);
   } catch (e) {
     throw new CliError(`client config ${path} is not valid YAML: ${(e as Error).message.split("\n")[0]}`);
   }

@@ -1,7 +1,6 @@
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, type Interceptor, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { type ClientConfig, resolveClientConfig } from "./client-config.js";
+import { type GatewayClient, createConnectHttpClient } from "./connect-http.js";
 import type { GlobalOptions } from "./global-options.js";
 
 export interface GatewayClientOptions {
@@ -11,23 +10,20 @@ export interface GatewayClientOptions {
 
 /**
  * A Connect client for one public service, over HTTP/1.1 to the gateway, with the Bearer key.
- * Import this module lazily (inside an action) so `bhatti version` stays fast.
+ * Import this module lazily (inside an action) so `bhatti version` stays fast, and pass the one
+ * service's descriptor from its own generated file (`@bhatti/proto/v1/<file>`): importing the
+ * whole of `@bhatti/proto` builds the descriptors of every service.
  */
 export function createGatewayClient<S extends DescService>(
   service: S,
   options: GlobalOptions,
   clientOptions: GatewayClientOptions = {},
-): { client: Client<S>; config: ClientConfig } {
+): { client: GatewayClient<S>; config: ClientConfig } {
   const config = resolveClientConfig(options);
-  const bearer: Interceptor = (next) => (req) => {
-    if (config.token !== undefined) req.header.set("authorization", `Bearer ${config.token}`);
-    return next(req);
-  };
-  const transport = createConnectTransport({
-    httpVersion: "1.1",
+  const client = createConnectHttpClient(service, {
     baseUrl: config.url,
-    interceptors: [bearer],
+    headers: config.token !== undefined ? { authorization: `Bearer ${config.token}` } : {},
     defaultTimeoutMs: clientOptions.defaultTimeoutMs ?? 60_000,
   });
-  return { client: createClient(service, transport), config };
+  return { client, config };
 }

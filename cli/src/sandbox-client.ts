@@ -1,6 +1,6 @@
-import { SandboxService } from "@bhatti/proto";
-import type { Client } from "@connectrpc/connect";
+import { SandboxService } from "@bhatti/proto/v1/sandbox_pb";
 import type { ClientConfig } from "./client-config.js";
+import type { GatewayClient } from "./connect-http.js";
 import { createGatewayClient } from "./gateway-client.js";
 import type { GlobalOptions } from "./global-options.js";
 
@@ -8,6 +8,6 @@ import type { GlobalOptions } from "./global-options.js";
 export function sandboxClient(
   options: GlobalOptions,
   timeoutMs = 300_000,
-): { client: Client<typeof SandboxService>; config: ClientConfig } {
+): { client: GatewayClient<typeof SandboxService>; config: ClientConfig } {
   return createGatewayClient(SandboxService, options, { defaultTimeoutMs: timeoutMs });
 }

@@ -1,9 +1,8 @@
-import type { Sandbox } from "@bhatti/proto";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { formatDuration } from "./format-duration.js";
+import { type SandboxView, dateOf } from "./sandbox-view.js";
 
 /** A sandbox as `--json` prints it: the REST API's field names. */
-export function sandboxJson(s: Sandbox): Record<string, unknown> {
+export function sandboxJson(s: SandboxView): Record<string, unknown> {
   return {
     id: s.id,
     name: s.name,
@@ -20,13 +19,13 @@ export function sandboxJson(s: Sandbox): Record<string, unknown> {
     keep_hot: s.keepHot,
     labels: s.labels,
     created_by: s.createdBy,
-    created_at: s.createdAt === undefined ? "" : timestampDate(s.createdAt).toISOString(),
-    ...(s.stoppedAt !== undefined ? { stopped_at: timestampDate(s.stoppedAt).toISOString() } : {}),
+    created_at: s.createdAt === undefined ? "" : dateOf(s.createdAt).toISOString(),
+    ...(s.stoppedAt !== undefined ? { stopped_at: dateOf(s.stoppedAt).toISOString() } : {}),
   };
 }
 
 /** "running (hot)", "stopped". */
-export function statusText(s: Sandbox): string {
+export function statusText(s: SandboxView): string {
   return s.thermal !== "" && s.status === "running" ? `${s.status} (${s.thermal})` : s.status;
 }
 
@@ -34,16 +33,16 @@ export function statusText(s: Sandbox): string {
  * What `inspect` prints after "thermal": "warm (since 2m15s ago)", for running and stopped
  * (cold) sandboxes; undefined when the server did not say.
  */
-export function thermalText(s: Sandbox, now = Date.now()): string | undefined {
+export function thermalText(s: SandboxView, now = Date.now()): string | undefined {
   if (s.thermal === "" || (s.status !== "running" && s.status !== "stopped")) return undefined;
   if (s.thermalSinceMs <= 0n) return s.thermal;
   return `${s.thermal} (since ${formatDuration(now - Number(s.thermalSinceMs))} ago)`;
 }
 
 /** "3m", "2h", "5d" since a time. */
-export function age(s: Sandbox, now = Date.now()): string {
+export function age(s: SandboxView, now = Date.now()): string {
   if (s.createdAt === undefined) return "-";
-  const sec = Math.max(0, Math.round((now - timestampDate(s.createdAt).getTime()) / 1000));
+  const sec = Math.max(0, Math.round((now - dateOf(s.createdAt).getTime()) / 1000));
   if (sec < 60) return `${sec}s`;
   if (sec < 3600) return `${Math.floor(sec / 60)}m`;
   if (sec < 86_400) return `${Math.floor(sec / 3600)}h`;

@@ -12,7 +12,7 @@ import { type EngineFactory, type EngineHarness, testSpec } from "./engine-facto
  */
 export function defineEngineConformance(factory: EngineFactory): void {
   const skip = factory.unavailable();
-  describe.skipIf(skip !== undefined).sequential(`engine conformance: ${factory.name}`, () => {
+  describe.skipIf(skip !== undefined)(`engine conformance: ${factory.name}`, () => {
     let h: EngineHarness;
     let engine: Engine;
     const events: EngineEvent[] = [];
@@ -45,7 +45,7 @@ export function defineEngineConformance(factory: EngineFactory): void {
       }
     }, 120_000);
 
-    describe.sequential("agent, thermal, snapshot and reliability (one shared sandbox)", () => {
+    describe("agent, thermal, snapshot and reliability (one shared sandbox)", () => {
       let sb: SandboxInfo;
 
       it("create returns a running, hot sandbox once its agent answers", async () => {

@@ -24,7 +24,7 @@ const bundle = fileURLToPath(new URL("../../services/vmm/dist/main.js", import.m
  * with its local network: Connect API, errors, and a SIGKILL + restart that must not disturb a
  * running sandbox (it is adopted with the same address, token and memory).
  */
-describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("vmm-service process", () => {
+describe.skipIf(gvisorFactory.unavailable() !== undefined)("vmm-service process", () => {
   let env: GvisorTestEnv;
   let proc: ChildProcess | undefined;
   let socketDir: string;

@@ -22,7 +22,7 @@ const isHot = (s: SandboxJson) => s.thermal === "hot";
  * thresholds: warm after 1 s idle, cold 3 s later, one review every 200 ms, and at most one cold
  * wake at a time (so the 503 path can be reached with two sandboxes).
  */
-describe.skipIf(gvisorFactory.unavailable() !== undefined).sequential("thermal service (product)", () => {
+describe.skipIf(gvisorFactory.unavailable() !== undefined)("thermal service (product)", () => {
   let product: Product;
 
   const create = async (name: string, extra: Record<string, unknown> = {}) => {

@@ -28,7 +28,16 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
 const canRun = process.getuid?.() === 0 && existsSync("/usr/bin/tini-static") && existsSync("/bin/busybox");
-const hasRunsc = canRun && ["/usr/bin/runsc", "/usr/local/bin/runsc"].some((p) => existsSync(p));
+// Where install.sh puts runsc (scripts/install-runsc.sh), or the usual places.
+const RUNSC = [
+  process.env["BHATTI_RUNSC_PATH"],
+  "/usr/local/lib/bhatti/runsc",
+  "/usr/bin/runsc",
+  "/usr/local/bin/runsc",
+]
+  .filter((p): p is string => p !== undefined && p !== "")
+  .find((p) => existsSync(p));
+const hasRunsc = canRun && RUNSC !== undefined;
 
 /** A rootfs holding only busybox-static (no libc, no Node). */
 function makeBusyboxRootfs(rootfs: string): void {
@@ -429,7 +438,7 @@ describe.skipIf(!hasRunsc)("agent package under gVisor (runsc, --network=none)",
   let started = false;
 
   const runsc = (...args: string[]) =>
-    execFileSync("runsc", ["--root", runscRoot, "--platform=ptrace", "--network=none", ...args], {
+    execFileSync(RUNSC as string, ["--root", runscRoot, "--platform=ptrace", "--network=none", ...args], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
       timeout: 60_000,
@@ -512,7 +521,7 @@ s.on("end", () => {
     const log = openSync(join(work, "runsc.log"), "w");
     try {
       const result = spawnSync(
-        "runsc",
+        RUNSC as string,
         [
           "--root",
           runscRoot,
@@ -570,6 +579,21 @@ s.on("end", () => {
     expect(frames.filter((f) => f.type !== 0x02 && f.type !== 0x08)).toEqual([
       { type: 0x05, text: "\u0000\u0000\u0000\u0000" },
     ]);
+  }, 60_000);
+
+  it("runs the Node it carries (the host's, >= 24) under gVisor", () => {
+    const version = runsc(
+      "exec",
+      id,
+      "/.bhatti/lib/ld-linux-x86-64.so.2",
+      "--library-path",
+      "/.bhatti/lib",
+      "/.bhatti/node",
+      "-p",
+      "process.version",
+    ).trim();
+    expect(version).toBe(process.version);
+    expect(Number(version.slice(1).split(".")[0])).toBeGreaterThanOrEqual(24);
   }, 60_000);
 
   it("stops on SIGTERM to PID 1", async () => {

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { AdminService, type MetricsSnapshot, UserService } from "@bhatti/proto";
+import { AdminService, type MetricsSnapshot } from "@bhatti/proto/v1/admin_pb";
+import { UserService } from "@bhatti/proto/v1/user_pb";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";

@@ -1,4 +1,4 @@
-import { AdminService } from "@bhatti/proto";
+import { AdminService } from "@bhatti/proto/v1/admin_pb";
 import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";

@@ -2,9 +2,17 @@ import { fstatSync } from "node:fs";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
 import { printJson } from "../output.js";
-import { sandboxClient } from "../sandbox-client.js";
+import { jsonServiceClient } from "../connect-json.js";
 
 const MAX_STDIN = 16 * 1024 * 1024;
+
+/** One SandboxServiceExecResponse in proto3 JSON: the `event` oneof, bytes as base64. */
+interface ExecEventJson {
+  stdout?: string;
+  stderr?: string;
+  exitCode?: number;
+  detached?: { pid?: number; outputFile?: string };
+}
 
 async function readStdin(): Promise<Buffer> {
   const parts: Buffer[] = [];
@@ -52,14 +60,15 @@ export async function runExec(
   const timeout = opts["timeout"] as number | undefined;
   // The deadline of the call outlives the command's own (the server kills it first).
   const timeoutSec = timeout !== undefined && timeout >= 1 && timeout <= 86_400 ? timeout : 300;
-  const { client } = sandboxClient(options, (timeoutSec + 120) * 1000);
-  const stream = client.exec({
+  // Connect's JSON encoding (bytes as base64): no protobuf descriptors to build for exec.
+  const client = jsonServiceClient("bhatti.v1.SandboxService", options, (timeoutSec + 120) * 1000);
+  const stream = client.serverStream("Exec", {
     sandbox,
     cmd: argv,
     timeoutSec: timeout ?? 0,
     env: (opts["env"] as Record<string, string> | undefined) ?? {},
     cwd: (opts["cwd"] as string | undefined) ?? "",
-    stdin,
+    stdin: Buffer.from(stdin).toString("base64"),
     detach,
     outputFile: (opts["outputFile"] as string | undefined) ?? "",
   });
@@ -68,24 +77,23 @@ export async function runExec(
   const stderr: Buffer[] = [];
   let exitCode: number | undefined;
   for await (const msg of stream) {
-    const ev = msg.event;
-    switch (ev.case) {
-      case "stdout":
-        if (options.json === true) stdout.push(Buffer.from(ev.value));
-        else await write(process.stdout, ev.value);
-        break;
-      case "stderr":
-        if (options.json === true) stderr.push(Buffer.from(ev.value));
-        else await write(process.stderr, ev.value);
-        break;
-      case "exitCode":
-        exitCode = ev.value;
-        break;
-      case "detached":
-        if (options.json === true)
-          printJson({ pid: ev.value.pid, output_file: ev.value.outputFile, detached: true });
-        else process.stdout.write(`pid: ${ev.value.pid}\noutput: ${ev.value.outputFile}\n`);
-        return;
+    const ev = msg as ExecEventJson;
+    if (ev.stdout !== undefined) {
+      const data = Buffer.from(ev.stdout, "base64");
+      if (options.json === true) stdout.push(data);
+      else await write(process.stdout, data);
+    } else if (ev.stderr !== undefined) {
+      const data = Buffer.from(ev.stderr, "base64");
+      if (options.json === true) stderr.push(data);
+      else await write(process.stderr, data);
+    } else if (ev.exitCode !== undefined) {
+      exitCode = ev.exitCode;
+    } else if (ev.detached !== undefined) {
+      const pid = ev.detached.pid ?? 0;
+      const outputFile = ev.detached.outputFile ?? "";
+      if (options.json === true) printJson({ pid, output_file: outputFile, detached: true });
+      else process.stdout.write(`pid: ${pid}\noutput: ${outputFile}\n`);
+      return;
     }
   }
   if (exitCode === undefined) throw new CliError("the command's stream ended without an exit code");

@@ -6,8 +6,8 @@ import type { GlobalOptions } from "../global-options.js";
 import { emit, printJson, printTable } from "../output.js";
 import { sandboxClient } from "../sandbox-client.js";
 import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
-import { age, sandboxJson, statusText, thermalText } from "../sandbox-output.js";
-import type { Sandbox } from "@bhatti/proto";
+import { sandboxJson, statusText, thermalText } from "../sandbox-output.js";
+import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
 
 function printSandbox(options: GlobalOptions, s: Sandbox): void {
   emit(options, sandboxJson(s), () => {
@@ -74,44 +74,6 @@ export async function runCreate(options: GlobalOptions, opts: Record<string, unk
   }
   if (res.existing) process.stderr.write(`sandbox ${s.name} already exists\n`);
   printSandbox(options, s);
-}
-
-export async function runList(
-  options: GlobalOptions,
-  opts: { label?: Record<string, string>; output?: string },
-): Promise<void> {
-  const { client } = sandboxClient(options, 30_000);
-  const { sandboxes } = await client.listSandboxes({ labels: opts.label ?? {} });
-  if (Object.keys(opts.label ?? {}).length === 0) writeSandboxNames(sandboxes.map((s) => s.name));
-  emit(options, sandboxes.map(sandboxJson), () => {
-    if (sandboxes.length === 0) {
-      process.stdout.write("no sandboxes (create one with: bhatti create --name NAME)\n");
-      return;
-    }
-    const wide = opts.output === "wide";
-    printTable(
-      wide
-        ? ["NAME", "ID", "STATUS", "IP", "IMAGE", "CPUS", "MEMORY", "AGE", "LABELS"]
-        : ["NAME", "STATUS", "IP", "AGE"],
-      sandboxes.map((s) =>
-        wide
-          ? [
-              s.name,
-              s.id,
-              statusText(s),
-              s.ip || "-",
-              s.image,
-              String(s.cpus),
-              `${s.memoryMb}MB`,
-              age(s),
-              Object.entries(s.labels)
-                .map(([k, v]) => `${k}=${v}`)
-                .join(","),
-            ]
-          : [s.name, statusText(s), s.ip || "-", age(s)],
-      ),
-    );
-  });
 }
 
 export async function runInspect(options: GlobalOptions, sandbox: string): Promise<void> {

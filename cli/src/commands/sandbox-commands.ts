@@ -30,7 +30,7 @@ export function registerSandboxCommands(program: Command): void {
     .option("--label <k=v>", "only sandboxes with this label (repeatable)", collectKeyValue("--label"))
     .option("-o, --output <format>", "wide: more columns")
     .action(async (opts: { label?: Record<string, string>; output?: string }, command: Command) => {
-      const { runList } = await import("./sandbox-actions.js");
+      const { runList } = await import("./sandbox-list-action.js");
       await runList(globalOptionsOf(command), opts);
     });
 

@@ -1,4 +1,4 @@
-import { SecretService } from "@bhatti/proto";
+import { SecretService } from "@bhatti/proto/v1/secret_pb";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { createInterface } from "node:readline";
-import { SandboxService } from "@bhatti/proto";
+import { SandboxService } from "@bhatti/proto/v1/sandbox_pb";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { stringify } from "yaml";
 import { CliError } from "../cli-error.js";

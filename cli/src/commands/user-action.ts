@@ -1,4 +1,4 @@
-import { type User, UserService } from "@bhatti/proto";
+import { type User, UserService } from "@bhatti/proto/v1/user_pb";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";

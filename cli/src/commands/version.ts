@@ -1,16 +1,11 @@
-import { BHATTI_VERSION } from "@bhatti/runtime/version";
 import type { Command } from "commander";
 import { globalOptionsOf } from "../global-options.js";
-import { emit } from "../output.js";
+import { printVersion } from "../version-output.js";
 
-/** `bhatti version`: the CLI's version, without touching the network. */
+/** `bhatti version`: the CLI's version and the Node running it, without touching the network. */
 export function registerVersionCommand(program: Command): void {
   program
     .command("version")
     .description("print the bhatti version")
-    .action((_options: unknown, command: Command) => {
-      emit(globalOptionsOf(command), { version: BHATTI_VERSION }, () =>
-        process.stdout.write(`bhatti ${BHATTI_VERSION}\n`),
-      );
-    });
+    .action((_options: unknown, command: Command) => printVersion(globalOptionsOf(command)));
 }

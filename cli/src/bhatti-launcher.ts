@@ -1,0 +1,17 @@
+// The `bhatti` executable (cli/dist/bhatti.mjs). It turns on Node's compile cache before any of
+// the CLI's code is loaded, then runs the CLI (./bhatti.ts): static imports would be compiled
+// before the cache existed, so the CLI comes in through import(). `bhatti version` (with or
+// without --json) needs no command parser and is answered here.
+import * as nodeModule from "node:module";
+import { compileCacheDir } from "./compile-cache.js";
+import { printVersion } from "./version-output.js";
+
+const args = process.argv.slice(2).join(" ");
+if (args === "version" || args === "version --json" || args === "--json version") {
+  printVersion({ json: args !== "version" });
+} else {
+  const dir = compileCacheDir();
+  // enableCompileCache exists from Node 22.1; older Nodes just run uncached.
+  if (dir !== undefined) nodeModule.enableCompileCache?.(dir);
+  await import("./bhatti.js");
+}
