@@ -60,159 +60,155 @@ function streamExec(product: Product, key: string, id: string, cmd: string[]) {
  * rotating a key closes the WebSockets and ends the NDJSON streams opened with it, and one user
  * waking many cold sandboxes cannot take every cold-wake slot from another user.
  */
-describe
-  .skipIf(gvisorFactory.unavailable() !== undefined)
-  .sequential("revocation and cold-wake share (product)", () => {
-    let product: Product;
-    let otherName: string;
-    let otherKey: string;
-    const otherSandboxes: string[] = [];
+describe.skipIf(gvisorFactory.unavailable() !== undefined)("revocation and cold-wake share (product)", () => {
+  let product: Product;
+  let otherName: string;
+  let otherKey: string;
+  const otherSandboxes: string[] = [];
 
-    const as = (key: string) => ({ authorization: `Bearer ${key}` });
-    const create = async (name: string, key: string) => {
-      const res = await product.http("POST", "/sandboxes", {
-        body: { name, image: "busybox" },
-        headers: as(key),
-      });
-      expect(res.status, res.text).toBe(201);
-      return res.json<SandboxJson>();
-    };
-    const execAs = async (key: string, id: string) => {
-      const res = await product.http("POST", `/sandboxes/${id}/exec`, {
-        body: { cmd: ["true"] },
-        headers: as(key),
-      });
-      return { status: res.status, text: res.text };
-    };
+  const as = (key: string) => ({ authorization: `Bearer ${key}` });
+  const create = async (name: string, key: string) => {
+    const res = await product.http("POST", "/sandboxes", {
+      body: { name, image: "busybox" },
+      headers: as(key),
+    });
+    expect(res.status, res.text).toBe(201);
+    return res.json<SandboxJson>();
+  };
+  const execAs = async (key: string, id: string) => {
+    const res = await product.http("POST", `/sandboxes/${id}/exec`, {
+      body: { cmd: ["true"] },
+      headers: as(key),
+    });
+    return { status: res.status, text: res.text };
+  };
 
-    beforeAll(async () => {
-      product = await startProduct({
-        flags: [
-          "--thermal-warm-after=1000ms",
-          "--thermal-cold-after=2000ms",
-          "--thermal-tick=200ms",
-          // Two slots: each user may hold one.
-          "--thermal-max-cold-wakes=2",
-        ],
-      });
-      otherName = `other-${product.env.runId}`;
-      const user = await product.http("POST", "/users", {
-        body: {
-          name: otherName,
-          limits: { creates_per_minute: 1000, execs_per_minute: 10_000, max_sandboxes: 10 },
-        },
-      });
-      expect(user.status, user.text).toBe(201);
-      otherKey = user.json<{ api_key: string }>().api_key;
-    }, 180_000);
+  beforeAll(async () => {
+    product = await startProduct({
+      flags: [
+        "--thermal-warm-after=1000ms",
+        "--thermal-cold-after=2000ms",
+        "--thermal-tick=200ms",
+        // Two slots: each user may hold one.
+        "--thermal-max-cold-wakes=2",
+      ],
+    });
+    otherName = `other-${product.env.runId}`;
+    const user = await product.http("POST", "/users", {
+      body: {
+        name: otherName,
+        limits: { creates_per_minute: 1000, execs_per_minute: 10_000, max_sandboxes: 10 },
+      },
+    });
+    expect(user.status, user.text).toBe(201);
+    otherKey = user.json<{ api_key: string }>().api_key;
+  }, 180_000);
 
-    afterAll(async () => {
-      if (product === undefined) return;
-      const vmm = product.childPid("services/vmm/dist");
-      if (vmm !== undefined) process.kill(vmm, "SIGCONT");
-      for (const id of otherSandboxes) {
-        await product.http("DELETE", `/sandboxes/${id}`, { headers: as(otherKey) }).catch(() => undefined);
-      }
-      await product.dispose();
-    }, 180_000);
+  afterAll(async () => {
+    if (product === undefined) return;
+    const vmm = product.childPid("services/vmm/dist");
+    if (vmm !== undefined) process.kill(vmm, "SIGCONT");
+    for (const id of otherSandboxes) {
+      await product.http("DELETE", `/sandboxes/${id}`, { headers: as(otherKey) }).catch(() => undefined);
+    }
+    await product.dispose();
+  }, 180_000);
 
-    it("rotating a key closes its WebSocket (1008) and ends its NDJSON stream; other users keep theirs", async () => {
-      const mine = await create("revoke-mine", otherKey);
-      otherSandboxes.push(mine.id);
-      const theirs = await create("revoke-theirs", product.userKey);
+  it("rotating a key closes its WebSocket (1008) and ends its NDJSON stream; other users keep theirs", async () => {
+    const mine = await create("revoke-mine", otherKey);
+    otherSandboxes.push(mine.id);
+    const theirs = await create("revoke-theirs", product.userKey);
 
-      const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
-      const open = (key: string, id: string) =>
-        new Promise<WebSocket>((resolve, reject) => {
-          const ws = new WebSocket(`ws+unix://${ep.path}:/sandboxes/${id}/ws`, { headers: as(key) });
-          ws.once("open", () => resolve(ws));
-          ws.once("error", reject);
-          ws.once("unexpected-response", (_req, res) =>
-            reject(new Error(`upgrade refused: ${res.statusCode}`)),
-          );
-        });
-      const ws = await open(otherKey, mine.id);
-      const closed = new Promise<{ code: number; reason: string }>((resolve) =>
-        ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
-      );
-      const bystander = await open(product.userKey, theirs.id);
-      const stream = streamExec(product, otherKey, mine.id, ["sh", "-c", "echo ready; sleep 120"]);
-      expect(await stream.started).toBe(200);
-      await waitFor("the stream's first line", async () => (stream.lines.length > 0 ? true : undefined));
-      expect(stream.lines[0]).toEqual({ type: "stdout", data: "ready\n" });
-
-      const rotated = await product.http("POST", `/users/${otherName}/rotate-key`);
-      expect(rotated.status, rotated.text).toBe(200);
-      const newKey = rotated.json<{ api_key: string }>().api_key;
-
-      expect(await closed).toEqual({ code: 1008, reason: "api key revoked" });
-      const how = await stream.ended;
-      expect(["end", "aborted", "close"]).toContain(how);
-      expect(stream.lines.at(-1)).toEqual({ type: "error", data: "api key revoked" });
-      expect(stream.lines.some((l) => l["type"] === "exit")).toBe(false);
-
-      // The old key is refused; the new one works; another user's socket is untouched.
-      expect((await product.http("GET", "/sandboxes", { headers: as(otherKey) })).status).toBe(401);
-      otherKey = newKey;
-      expect((await product.http("GET", `/sandboxes/${mine.id}`, { headers: as(otherKey) })).status).toBe(
-        200,
-      );
-      expect(bystander.readyState).toBe(WebSocket.OPEN);
-      bystander.close();
-      await product.http("DELETE", `/sandboxes/${theirs.id}`);
-    }, 180_000);
-
-    it("a user waking many cold sandboxes holds at most its share of the cold-wake slots", async () => {
-      const [a1, a2] = [await create("share-a1", product.userKey), await create("share-a2", product.userKey)];
-      const b1 = await create("share-b1", otherKey);
-      otherSandboxes.push(b1.id);
-      await Promise.all([a1, a2].map((s) => waitForSandbox(product, s.id, isCold, 60_000)));
-      await waitFor(
-        "the other user's sandbox to go cold",
-        async () => {
-          const res = await product.http("GET", `/sandboxes/${b1.id}`, { headers: as(otherKey) });
-          return res.status === 200 && isCold(res.json<SandboxJson>()) ? true : undefined;
-        },
-        60_000,
-      );
-
-      // With the vmm stopped, a wake that got a slot stays in flight, holding it.
-      const vmm = product.childPid("services/vmm/dist");
-      expect(vmm).toBeDefined();
-      process.kill(vmm as number, "SIGSTOP");
-      let refusedA: { status: number; text: string };
-      let heldA: Promise<{ status: number; text: string }>;
-      let b: Promise<{ status: number; text: string }>;
-      try {
-        const pa1 = execAs(product.userKey, a1.id);
-        const pa2 = execAs(product.userKey, a2.id);
-        // One of the user's two wakes is refused at once (its share is one slot); the other waits.
-        const first = await Promise.race([
-          pa1.then((r) => ({ r, held: pa2 })),
-          pa2.then((r) => ({ r, held: pa1 })),
-        ]);
-        refusedA = first.r;
-        heldA = first.held;
-        expect(refusedA.status, refusedA.text).toBe(503);
-        expect(refusedA.text).toMatch(/server busy/);
-
-        // The other user's wake still finds a slot. Its wake has reached the thermal service (and
-        // been admitted or refused) once the service saw activity on the sandbox.
-        const thermal = product.thermal().client;
-        const seen = (await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n;
-        b = execAs(otherKey, b1.id);
-        await waitFor("the wake of the other user's sandbox to reach the thermal service", async () =>
-          ((await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n) > seen
-            ? true
-            : undefined,
+    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    const open = (key: string, id: string) =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`ws+unix://${ep.path}:/sandboxes/${id}/ws`, { headers: as(key) });
+        ws.once("open", () => resolve(ws));
+        ws.once("error", reject);
+        ws.once("unexpected-response", (_req, res) =>
+          reject(new Error(`upgrade refused: ${res.statusCode}`)),
         );
-      } finally {
-        process.kill(vmm as number, "SIGCONT");
-      }
-      const rb = await b;
-      expect(rb.status, rb.text).toBe(200);
-      const ra = await heldA;
-      expect(ra.status, ra.text).toBe(200);
-      for (const s of [a1, a2]) await product.http("DELETE", `/sandboxes/${s.id}`);
-    }, 240_000);
-  });
+      });
+    const ws = await open(otherKey, mine.id);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+      ws.once("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+    const bystander = await open(product.userKey, theirs.id);
+    const stream = streamExec(product, otherKey, mine.id, ["sh", "-c", "echo ready; sleep 120"]);
+    expect(await stream.started).toBe(200);
+    await waitFor("the stream's first line", async () => (stream.lines.length > 0 ? true : undefined));
+    expect(stream.lines[0]).toEqual({ type: "stdout", data: "ready\n" });
+
+    const rotated = await product.http("POST", `/users/${otherName}/rotate-key`);
+    expect(rotated.status, rotated.text).toBe(200);
+    const newKey = rotated.json<{ api_key: string }>().api_key;
+
+    expect(await closed).toEqual({ code: 1008, reason: "api key revoked" });
+    const how = await stream.ended;
+    expect(["end", "aborted", "close"]).toContain(how);
+    expect(stream.lines.at(-1)).toEqual({ type: "error", data: "api key revoked" });
+    expect(stream.lines.some((l) => l["type"] === "exit")).toBe(false);
+
+    // The old key is refused; the new one works; another user's socket is untouched.
+    expect((await product.http("GET", "/sandboxes", { headers: as(otherKey) })).status).toBe(401);
+    otherKey = newKey;
+    expect((await product.http("GET", `/sandboxes/${mine.id}`, { headers: as(otherKey) })).status).toBe(200);
+    expect(bystander.readyState).toBe(WebSocket.OPEN);
+    bystander.close();
+    await product.http("DELETE", `/sandboxes/${theirs.id}`);
+  }, 180_000);
+
+  it("a user waking many cold sandboxes holds at most its share of the cold-wake slots", async () => {
+    const [a1, a2] = [await create("share-a1", product.userKey), await create("share-a2", product.userKey)];
+    const b1 = await create("share-b1", otherKey);
+    otherSandboxes.push(b1.id);
+    await Promise.all([a1, a2].map((s) => waitForSandbox(product, s.id, isCold, 60_000)));
+    await waitFor(
+      "the other user's sandbox to go cold",
+      async () => {
+        const res = await product.http("GET", `/sandboxes/${b1.id}`, { headers: as(otherKey) });
+        return res.status === 200 && isCold(res.json<SandboxJson>()) ? true : undefined;
+      },
+      60_000,
+    );
+
+    // With the vmm stopped, a wake that got a slot stays in flight, holding it.
+    const vmm = product.childPid("services/vmm/dist");
+    expect(vmm).toBeDefined();
+    process.kill(vmm as number, "SIGSTOP");
+    let refusedA: { status: number; text: string };
+    let heldA: Promise<{ status: number; text: string }>;
+    let b: Promise<{ status: number; text: string }>;
+    try {
+      const pa1 = execAs(product.userKey, a1.id);
+      const pa2 = execAs(product.userKey, a2.id);
+      // One of the user's two wakes is refused at once (its share is one slot); the other waits.
+      const first = await Promise.race([
+        pa1.then((r) => ({ r, held: pa2 })),
+        pa2.then((r) => ({ r, held: pa1 })),
+      ]);
+      refusedA = first.r;
+      heldA = first.held;
+      expect(refusedA.status, refusedA.text).toBe(503);
+      expect(refusedA.text).toMatch(/server busy/);
+
+      // The other user's wake still finds a slot. Its wake has reached the thermal service (and
+      // been admitted or refused) once the service saw activity on the sandbox.
+      const thermal = product.thermal().client;
+      const seen = (await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n;
+      b = execAs(otherKey, b1.id);
+      await waitFor("the wake of the other user's sandbox to reach the thermal service", async () =>
+        ((await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n) > seen
+          ? true
+          : undefined,
+      );
+    } finally {
+      process.kill(vmm as number, "SIGCONT");
+    }
+    const rb = await b;
+    expect(rb.status, rb.text).toBe(200);
+    const ra = await heldA;
+    expect(ra.status, ra.text).toBe(200);
+    for (const s of [a1, a2]) await product.http("DELETE", `/sandboxes/${s.id}`);
+  }, 240_000);
+});

@@ -41,9 +41,9 @@ const producer = (tag: string) => [
  * callers a 504 at the deadline, not a hang; the gateway stays the same process throughout and
  * keeps serving another tenant.
  */
-describe
-  .skipIf(gvisorFactory.unavailable() !== undefined)
-  .sequential("streams: backpressure, disconnects, stopped agent (product)", () => {
+describe.skipIf(gvisorFactory.unavailable() !== undefined)(
+  "streams: backpressure, disconnects, stopped agent (product)",
+  () => {
     let product: Product;
     let pid: number;
     let sandbox: string;
@@ -367,4 +367,5 @@ describe
         expect(gatewayPid(product)).toBe(pid);
       });
     });
-  });
+  },
+);
