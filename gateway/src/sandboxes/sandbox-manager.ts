@@ -1,5 +1,5 @@
 import { type SandboxRecord, ThermalState, type VmmSandbox, VmmSandboxStatus } from "@bhatti/proto";
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, crashPoint } from "@bhatti/runtime";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
@@ -210,6 +210,9 @@ export function createSandboxManager(deps: {
         throw e;
       }
       if (row === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      // A crash from here on leaves a `creating` row: the vmm's reconciler completes it from the
+      // engine or deletes it once it is older than the create deadline.
+      crashPoint("gateway.create.after-row-insert");
       const id = row.id;
       try {
         let secrets: Record<string, string> = {};
@@ -241,6 +244,7 @@ export function createSandboxManager(deps: {
           { timeoutMs: CREATE_TIMEOUT_MS },
         );
         if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
+        crashPoint("gateway.create.after-vmm-create");
         const updated = await store.updateSandbox({
           userId: user.id,
           sandbox: id,
@@ -304,7 +308,15 @@ export function createSandboxManager(deps: {
       const record = await getRecord(user, ref);
       refs.forget(record.id);
       wake.forget(record.id);
+      // The row says `destroying` before anything is torn down: if this process (or the vmm or
+      // the store) dies halfway, the vmm's reconciler finishes the destroy instead of leaving a
+      // row that points at nothing.
+      if (record.status !== "destroying") {
+        await store.updateSandbox({ userId: user.id, sandbox: record.id, status: "destroying" });
+      }
+      crashPoint("gateway.destroy.after-mark");
       await vmm.destroySandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      crashPoint("gateway.destroy.after-vmm-destroy");
       const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
       return sandbox ?? record;
     },
@@ -313,6 +325,8 @@ export function createSandboxManager(deps: {
       const record = await getRecord(user, ref);
       wake.markNotHot(record.id);
       const { sandbox: sb } = await vmm.stopSandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      // From here the vmm's event sync writes the row even if this process dies.
+      crashPoint("gateway.stop.after-vmm-stop");
       wake.markNotHot(record.id);
       const { sandbox } = await store.updateSandbox({
         userId: user.id,
@@ -331,6 +345,7 @@ export function createSandboxManager(deps: {
         { id: record.id, force },
         { timeoutMs: LIFECYCLE_TIMEOUT_MS },
       );
+      crashPoint("gateway.start.after-vmm-start");
       if (sb !== undefined && sb.thermal === ThermalState.HOT) wake.markHot(sb);
       const { sandbox } = await store.updateSandbox({
         userId: user.id,
