@@ -9,10 +9,7 @@ import type { Logger } from "./logger.js";
  * at its cause, and this is only the net under them, so one tenant's stray rejection cannot end
  * every other tenant's streams. Installing it twice is harmless.
  */
-export function installProcessFaultPolicy(
-  logger: Logger,
-  options: { exit?: (code: number) => void } = {},
-): void {
+export function installProcessFaultPolicy(logger: Logger, options: { exit?: (code: number) => void } = {}): void {
   if (installed) return;
   installed = true;
   const exit = options.exit ?? ((code: number) => process.exit(code));
