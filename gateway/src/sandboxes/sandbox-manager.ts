@@ -73,6 +73,21 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
 }
 
 const CREATE_TIMEOUT_MS = 180_000;
+/** How long a rollback step waits for a restarting service (the supervisor restarts in < 1 s at first). */
+const ROLLBACK_RETRY_MS = 15_000;
+
+/** Runs `call`, retrying while the service is Unavailable (restarting), for up to ROLLBACK_RETRY_MS. */
+async function whileUnavailable<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ROLLBACK_RETRY_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      return await call();
+    } catch (e) {
+      if (ConnectError.from(e).code !== Code.Unavailable || Date.now() + delay > deadline) throw e;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
 const LIFECYCLE_TIMEOUT_MS = 180_000;
 
 export function createSandboxManager(deps: {
@@ -113,21 +128,28 @@ export function createSandboxManager(deps: {
     }
   };
 
-  /** Undoes a create that failed after its row existed, so no half-created sandbox remains. */
+  /**
+   * Undoes a create that failed after its row existed, so no half-created sandbox remains. The
+   * usual cause is the vmm or the store dying mid-create; the supervisor restarts it within
+   * seconds, so each step waits for it (bounded) instead of giving up at once. What still fails
+   * is settled by the vmm's reconciler (orphan sandboxes, `creating` rows).
+   */
   const rollback = async (user: AuthenticatedUser, id: string, cause: unknown) => {
     logger.warn("sandbox create failed; rolling back", {
       sandbox_id: id,
       error: ConnectError.from(cause).rawMessage,
     });
     try {
-      await vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      await whileUnavailable(() => vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS }));
     } catch (e) {
       logger.error("rollback: vmm destroy failed", { sandbox_id: id, error: e });
     }
     try {
-      await store.deleteSandbox({ userId: user.id, sandbox: id });
+      await whileUnavailable(() => store.deleteSandbox({ userId: user.id, sandbox: id }));
     } catch (e) {
-      logger.error("rollback: deleting the row failed", { sandbox_id: id, error: e });
+      if (ConnectError.from(e).code !== Code.NotFound) {
+        logger.error("rollback: deleting the row failed", { sandbox_id: id, error: e });
+      }
     }
     wake.forget(id);
   };
@@ -317,8 +339,14 @@ export function createSandboxManager(deps: {
       crashPoint("gateway.destroy.after-mark");
       await vmm.destroySandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
       crashPoint("gateway.destroy.after-vmm-destroy");
-      const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
-      return sandbox ?? record;
+      try {
+        const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
+        return sandbox ?? record;
+      } catch (e) {
+        // The vmm's reconciler finished this destroy first (it was slower than the grace period).
+        if (ConnectError.from(e).code === Code.NotFound) return record;
+        throw e;
+      }
     },
 
     async stop(user, ref) {
