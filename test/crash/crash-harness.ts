@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type SandboxRecord, StoreService } from "@bhatti/proto";
+import { type SandboxRecord, StoreService, VmmService } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
 import { mountedPaths } from "../../services/vmm/src/adapters/rootfs.js";
 import { RUNSC_PATH } from "../engine-conformance/gvisor-factory.js";
@@ -67,6 +67,9 @@ export async function startCrashProduct(options: {
     throw e;
   }
   const store = createServiceClient(StoreService, join(product.socketDir, "store.sock"), {
+    defaultTimeoutMs: 10_000,
+  });
+  const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"), {
     defaultTimeoutMs: 10_000,
   });
   const seen = new Set<string>();
@@ -186,12 +189,19 @@ export async function startCrashProduct(options: {
         const pid = crash.fired(point) ? crash.pid(p) : undefined;
         if (pid !== undefined && pid !== oldPid) {
           try {
-            const [gw, th, st] = await Promise.all([
+            const [gw, th, st, vm] = await Promise.all([
               product.http("GET", "/health"),
               product.thermal().client.health({}, { timeoutMs: 2_000 }),
               store.client.health({}, { timeoutMs: 2_000 }),
+              vmm.client.health({}, { timeoutMs: 2_000 }),
             ]);
-            if (gw.status === 200 && th.health?.ready === true && st.health?.ready === true) return;
+            if (
+              gw.status === 200 &&
+              th.health?.ready === true &&
+              st.health?.ready === true &&
+              vm.health?.ready === true
+            )
+              return;
           } catch {
             // still coming up
           }
@@ -225,6 +235,10 @@ export async function startCrashProduct(options: {
     async dispose() {
       try {
         store.close();
+        vmm.close();
+        // For a failed run: the product's whole output next to the test's own.
+        const logTo = process.env["BHATTI_CRASH_LOG"];
+        if (logTo !== undefined) writeFileSync(logTo, product.output(), { flag: "a" });
         await product.dispose();
       } finally {
         rmSync(onceDir, { recursive: true, force: true });

@@ -48,6 +48,11 @@ function hasImage(dir: string): boolean {
   }
 }
 
+/** True when `checkpoint.tmp` holds an image that `stop` finished and marked complete. */
+export function checkpointTmpComplete(layout: SandboxLayout): boolean {
+  return existsSync(join(layout.checkpointTmp, CHECKPOINT_COMPLETE)) && hasImage(layout.checkpointTmp);
+}
+
 /**
  * What to do with a `checkpoint.tmp` found at adoption of a sandbox that is no longer running:
  * a complete one (the crash came between the kill and the rename) becomes the checkpoint, an
@@ -55,7 +60,7 @@ function hasImage(dir: string): boolean {
  */
 export function settleCheckpointTmp(layout: SandboxLayout): boolean {
   if (!existsSync(layout.checkpointTmp)) return false;
-  if (existsSync(join(layout.checkpointTmp, CHECKPOINT_COMPLETE)) && hasImage(layout.checkpointTmp)) {
+  if (checkpointTmpComplete(layout)) {
     commitCheckpoint(layout);
     return true;
   }

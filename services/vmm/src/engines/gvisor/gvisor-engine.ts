@@ -51,6 +51,7 @@ import { type SandboxLayout, sandboxLayout } from "./layout.js";
 import { buildOciSpec } from "./oci-spec.js";
 import {
   commitCheckpoint,
+  checkpointTmpComplete,
   discardCheckpointTmp,
   markCheckpointComplete,
   quarantineSandboxDir,
@@ -536,8 +537,12 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         }
         const r = probe.record;
         known.add(id);
+        // `runsc checkpoint` ends the sandbox once the image is written, even if runsc still calls
+        // it running (seen in the crash matrix): a complete checkpoint.tmp means the stop got that
+        // far, and the sandbox is cold whatever runsc says (#26).
+        const checkpointed = checkpointTmpComplete(layout);
         // A frozen sandbox cannot answer runsc (its control server is frozen too): ask the cgroup.
-        if (cgroups.isFrozen(id) && cgroups.pids(id).length > 0) {
+        if (!checkpointed && cgroups.isFrozen(id) && cgroups.pids(id).length > 0) {
           r.thermal = "warm";
           r.warmBy = "freeze";
           r.status = "running";
@@ -550,12 +555,16 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           } catch (e) {
             stateError = e;
           }
+          if (checkpointed) {
+            stateError = undefined;
+            s ??= { id, status: "stopped", pid: 0 };
+          }
           if (stateError !== undefined) {
             // Never kill what we cannot see: keep it, marked unknown, for an operator or destroy.
             r.status = "unknown";
             r.restoreError = `runsc state failed at adoption: ${(stateError as Error).message}`;
             report.unknown.push(id);
-          } else if (s && (s.status === "running" || s.status === "paused")) {
+          } else if (!checkpointed && s && (s.status === "running" || s.status === "paused")) {
             if (s.status === "paused") {
               r.thermal = "warm";
               r.warmBy = "runsc";
@@ -565,6 +574,13 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             }
             r.status = "running";
             discardCheckpointTmp(layout);
+            // A restore that was cut off after runsc restored it: the memory is live, so the old
+            // image no longer matches the disk (as start does once the agent answers).
+            if (existsSync(layout.checkpoint)) {
+              rmSync(layout.checkpoint, { recursive: true, force: true });
+              delete r.checkpointBytes;
+              delete r.restoreError;
+            }
             report.running.push(id);
           } else {
             if (s) await killSandbox(id).catch(() => undefined);
