@@ -189,11 +189,14 @@ export async function startCrashProduct(options: {
         const pid = crash.fired(point) ? crash.pid(p) : undefined;
         if (pid !== undefined && pid !== oldPid) {
           try {
-            const [gw, th, st, vm] = await Promise.all([
-              product.http("GET", "/health"),
-              product.thermal().client.health({}, { timeoutMs: 2_000 }),
-              store.client.health({}, { timeoutMs: 2_000 }),
-              vmm.client.health({}, { timeoutMs: 2_000 }),
+            const [gw, th, st, vm] = await Promise.race([
+              new Promise<never>((_, reject) => setTimeout(() => reject(new Error("health timeout")), 5_000)),
+              Promise.all([
+                product.http("GET", "/health"),
+                product.thermal().client.health({}, { timeoutMs: 2_000 }),
+                store.client.health({}, { timeoutMs: 2_000 }),
+                vmm.client.health({}, { timeoutMs: 2_000 }),
+              ]),
             ]);
             if (
               gw.status === 200 &&

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exec } from "../thermal/product-harness.js";
+import { exec, waitForSandbox } from "../thermal/product-harness.js";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
 import { type CrashProcess, type CrashProduct, startCrashProduct } from "./crash-harness.js";
 
@@ -32,7 +32,7 @@ async function create(c: CrashProduct, name = nextName("ok")): Promise<Created> 
 
 /** The sandbox answers an exec through the public API (waking it if cold). */
 async function expectUsable(c: CrashProduct, id: string): Promise<void> {
-  const r = await exec(c.product, id, ["echo", "usable"]);
+  const r = await within(60_000, `exec in ${id}`, exec(c.product, id, ["echo", "usable"]));
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   expect(r.body.exit_code).toBe(0);
   expect(r.body.stdout).toBe("usable\n");
@@ -45,11 +45,30 @@ async function expectUsable(c: CrashProduct, id: string): Promise<void> {
  * a gateway matter, not crash consistency.)
  */
 async function expectUsablePinned(c: CrashProduct, id: string): Promise<void> {
-  const pin = await c.product.http("PATCH", `/sandboxes/${id}`, { body: { keep_hot: true } });
+  const pin = await within(
+    60_000,
+    `PATCH keep_hot on ${id}`,
+    c.product.http("PATCH", `/sandboxes/${id}`, { body: { keep_hot: true } }),
+  );
   expect(pin.status, pin.text).toBe(200);
   await expectUsable(c, id);
   const unpin = await c.product.http("PATCH", `/sandboxes/${id}`, { body: { keep_hot: false } });
   expect(unpin.status, unpin.text).toBe(200);
+}
+
+/** `p`, or a clear error naming what hung (the product's HTTP calls have no deadline of their own). */
+async function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Every sandbox still listed is usable. */
@@ -340,7 +359,12 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     beforeAll(async () => {
       c = await startCrashProduct({
         points,
-        flags: ["--thermal-warm-after=2s", "--thermal-cold-after=3s", "--thermal-tick=500ms"],
+        flags: [
+          "--thermal-warm-after=2s",
+          "--thermal-cold-after=3s",
+          "--thermal-tick=500ms",
+          "--log-level=debug",
+        ],
       });
     });
     afterAll(async () => {
@@ -369,11 +393,15 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
         expect(rowNamed(woken.rows, s.name)).toBeDefined();
         await expectUsablePinned(c, s.id);
 
-        // Killed right before a checkpoint: the restarted service takes it up again.
+        // Killed right before a checkpoint.
         const pid2 = c.pid("thermal") as number;
         c.arm("thermal.stop.before-vmm-stop");
         await c.waitRestarted("thermal", "thermal.stop.before-vmm-stop", pid2);
         await c.waitConsistent();
+        // The restarted service takes the checkpoint up again: wait for it to finish (an exec
+        // racing a policy checkpoint is a separate matter, see expectUsablePinned).
+        await waitForSandbox(c.product, s.id, (x) => x.status === "stopped" && x.thermal === "cold", 60_000);
+        expect(rowNamed(await c.waitConsistent(), s.name)?.status).toBe("stopped");
         await expectUsablePinned(c, s.id);
         const destroyed = await c.product.http("DELETE", `/sandboxes/${s.id}`);
         expect(destroyed.status).toBe(200);
