@@ -266,6 +266,21 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     );
 
     it(
+      "a running sandbox whose row is gone (a rollback while the vmm was down) is destroyed after the grace period",
+      async () => {
+        const orphan = await create(c);
+        await c.store.client.deleteSandbox({ anyUser: true, sandbox: orphan.id });
+        // Consistent only once the vmm destroyed it: its dir, runsc container, netns and veth gone.
+        const rows = await c.waitConsistent();
+        expect(rows.find((r) => r.id === orphan.id)).toBeUndefined();
+        expect(c.product.output()).toContain(
+          `"msg":"destroyed a sandbox that has no store row","sandbox_id":"${orphan.id}"`,
+        );
+      },
+      T,
+    );
+
+    it(
       "destroy: killed mid-release, the destroy is finished",
       async () => {
         const { rows } = await crashDuring(c, "vmm", "vmm.release.after-kill", () =>
