@@ -57,6 +57,8 @@ export interface Product {
 export interface ProductOptions {
   /** Extra `bhatti serve` flags (thermal thresholds...). */
   flags: readonly string[];
+  /** Extra environment for `bhatti serve` and its children (crash points...). */
+  env?: Readonly<Record<string, string>>;
 }
 
 function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number) {
@@ -82,6 +84,7 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     ...process.env,
     BHATTI_CLIENT_CONFIG: clientConfig,
     BHATTI_URL: `http://127.0.0.1:${port}`,
+    ...options.env,
   };
   const baseArgs = [
     `--net=${env.hostNetnsPath}`,

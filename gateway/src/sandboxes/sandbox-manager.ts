@@ -1,5 +1,5 @@
 import { type SandboxRecord, ThermalState, type VmmSandbox, VmmSandboxStatus } from "@bhatti/proto";
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, crashPoint } from "@bhatti/runtime";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
@@ -73,6 +73,21 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
 }
 
 const CREATE_TIMEOUT_MS = 180_000;
+/** How long a rollback step waits for a restarting service (the supervisor restarts in < 1 s at first). */
+const ROLLBACK_RETRY_MS = 15_000;
+
+/** Runs `call`, retrying while the service is Unavailable (restarting), for up to ROLLBACK_RETRY_MS. */
+async function whileUnavailable<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + ROLLBACK_RETRY_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 2_000)) {
+    try {
+      return await call();
+    } catch (e) {
+      if (ConnectError.from(e).code !== Code.Unavailable || Date.now() + delay > deadline) throw e;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
 const LIFECYCLE_TIMEOUT_MS = 180_000;
 
 export function createSandboxManager(deps: {
@@ -113,21 +128,28 @@ export function createSandboxManager(deps: {
     }
   };
 
-  /** Undoes a create that failed after its row existed, so no half-created sandbox remains. */
+  /**
+   * Undoes a create that failed after its row existed, so no half-created sandbox remains. The
+   * usual cause is the vmm or the store dying mid-create; the supervisor restarts it within
+   * seconds, so each step waits for it (bounded) instead of giving up at once. What still fails
+   * is settled by the vmm's reconciler (orphan sandboxes, `creating` rows).
+   */
   const rollback = async (user: AuthenticatedUser, id: string, cause: unknown) => {
     logger.warn("sandbox create failed; rolling back", {
       sandbox_id: id,
       error: ConnectError.from(cause).rawMessage,
     });
     try {
-      await vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      await whileUnavailable(() => vmm.destroySandbox({ id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS }));
     } catch (e) {
       logger.error("rollback: vmm destroy failed", { sandbox_id: id, error: e });
     }
     try {
-      await store.deleteSandbox({ userId: user.id, sandbox: id });
+      await whileUnavailable(() => store.deleteSandbox({ userId: user.id, sandbox: id }));
     } catch (e) {
-      logger.error("rollback: deleting the row failed", { sandbox_id: id, error: e });
+      if (ConnectError.from(e).code !== Code.NotFound) {
+        logger.error("rollback: deleting the row failed", { sandbox_id: id, error: e });
+      }
     }
     wake.forget(id);
   };
@@ -210,6 +232,9 @@ export function createSandboxManager(deps: {
         throw e;
       }
       if (row === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
+      // A crash from here on leaves a `creating` row: the vmm's reconciler completes it from the
+      // engine or deletes it once it is older than the create deadline.
+      crashPoint("gateway.create.after-row-insert");
       const id = row.id;
       try {
         let secrets: Record<string, string> = {};
@@ -242,6 +267,7 @@ export function createSandboxManager(deps: {
           { timeoutMs: CREATE_TIMEOUT_MS },
         );
         if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
+        crashPoint("gateway.create.after-vmm-create");
         const updated = await store.updateSandbox({
           userId: user.id,
           sandbox: id,
@@ -305,15 +331,31 @@ export function createSandboxManager(deps: {
       const record = await getRecord(user, ref);
       refs.forget(record.id);
       wake.forget(record.id);
+      // The row says `destroying` before anything is torn down: if this process (or the vmm or
+      // the store) dies halfway, the vmm's reconciler finishes the destroy instead of leaving a
+      // row that points at nothing.
+      if (record.status !== "destroying") {
+        await store.updateSandbox({ userId: user.id, sandbox: record.id, status: "destroying" });
+      }
+      crashPoint("gateway.destroy.after-mark");
       await vmm.destroySandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
-      const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
-      return sandbox ?? record;
+      crashPoint("gateway.destroy.after-vmm-destroy");
+      try {
+        const { sandbox } = await store.deleteSandbox({ userId: user.id, sandbox: record.id });
+        return sandbox ?? record;
+      } catch (e) {
+        // The vmm's reconciler finished this destroy first (it was slower than the grace period).
+        if (ConnectError.from(e).code === Code.NotFound) return record;
+        throw e;
+      }
     },
 
     async stop(user, ref) {
       const record = await getRecord(user, ref);
       wake.markNotHot(record.id);
       const { sandbox: sb } = await vmm.stopSandbox({ id: record.id }, { timeoutMs: LIFECYCLE_TIMEOUT_MS });
+      // From here the vmm's event sync writes the row even if this process dies.
+      crashPoint("gateway.stop.after-vmm-stop");
       wake.markNotHot(record.id);
       const { sandbox } = await store.updateSandbox({
         userId: user.id,
@@ -332,6 +374,7 @@ export function createSandboxManager(deps: {
         { id: record.id, force },
         { timeoutMs: LIFECYCLE_TIMEOUT_MS },
       );
+      crashPoint("gateway.start.after-vmm-start");
       if (sb !== undefined && sb.thermal === ThermalState.HOT) wake.markHot(sb);
       const { sandbox } = await store.updateSandbox({
         userId: user.id,

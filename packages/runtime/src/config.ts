@@ -147,6 +147,10 @@ export const configKeys = {
     "none",
     'Tests/development only: "netns=<host netns>,bridge=<name>,subnet=<a.b.c>" makes the vmm wire sandboxes itself instead of asking the network service; "none" = use the network service.',
   ),
+  vmm_orphan_grace: durationKey(
+    "5m",
+    "How long the vmm waits before it settles what a crash left: destroys an engine sandbox that has no store row, deletes a `creating` row the engine never finished, finishes a `destroying` row. Must exceed the gateway's create deadline (3 min)",
+  ),
   runsc_platform: enumKey(
     ["ptrace", "systrap"] as const,
     "ptrace",

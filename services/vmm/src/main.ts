@@ -80,12 +80,17 @@ await runService({
       defaultTimeoutMs: 5_000,
     });
     shutdown.add(() => store.close());
-    const sync = createStoreSync(store.client, engine, logger);
+    const sync = createStoreSync(store.client, engine, logger, {
+      graceMs: config.vmm_orphan_grace,
+      creating: (id) => engine.isCreating(id),
+    });
     sync
       .reconcile()
-      .then((r) => logger.info("reconciled with the store", r))
+      .then((r) => logger.info("reconciled with the store", { ...r }))
       .catch((e: unknown) => logger.warn("store reconcile skipped", { error: (e as Error).message }));
     shutdown.add(sync.follow());
+    // What a crash left is settled once it is older than the grace period: sweep a few times per period.
+    shutdown.add(sync.every(Math.min(60_000, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)))));
 
     return vmmRoutes({
       engine,

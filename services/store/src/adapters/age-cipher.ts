@@ -8,6 +8,7 @@ import {
   statSync,
   writeSync,
 } from "node:fs";
+import { dirname } from "node:path";
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 
 /** Encrypts secret values at rest under the server's age X25519 identity. */
@@ -55,6 +56,14 @@ export async function loadOrCreateAgeIdentity(keyPath: string): Promise<SecretCi
       closeSync(fd);
     }
     renameSync(tmp, keyPath);
+    // Without this a power loss can lose the rename: the next start would generate a new key
+    // and every secret encrypted under this one would be unreadable (untested mode 17).
+    const dirFd = openSync(dirname(keyPath), "r");
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
   } else if (!/^AGE-SECRET-KEY-1[0-9A-Z]+$/.test(identity)) {
     throw new AgeKeyError(`age key ${keyPath} does not hold an X25519 identity; refusing to replace it`);
   }

@@ -1,4 +1,13 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 
@@ -27,6 +36,13 @@ export function writeClientConfig(path: string, apiUrl: string, authToken: strin
   });
   chmodSync(tmp, 0o600);
   renameSync(tmp, path);
+  // The rename is durable only once the directory is synced (the file itself was flushed).
+  const dirFd = openSync(dir, "r");
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
 
 /** `http://<listen>`, with a wildcard listen address made reachable locally. */

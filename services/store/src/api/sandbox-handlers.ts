@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SandboxRecordSchema, StoreService } from "@bhatti/proto";
+import { crashPoint } from "@bhatti/runtime";
 import { type SandboxChanges, type SandboxRegistry, type SandboxRow, scopeOf } from "../domain/sandboxes.js";
 import { fromTimestamp, optionalTimestamp, toTimestamp } from "./convert.js";
 
@@ -57,6 +58,8 @@ export function createSandboxHandlers(sandboxes: SandboxRegistry): SandboxMethod
         agentToken: req.agentToken,
         ip: req.ip,
       });
+      // Committed, but the caller never hears of it.
+      crashPoint("store.createSandbox.after-commit");
       return { sandbox: sandboxToProto(row) };
     },
     getSandbox: (req) => ({
@@ -80,12 +83,16 @@ export function createSandboxHandlers(sandboxes: SandboxRegistry): SandboxMethod
       if (req.thermalState !== undefined) changes.thermalState = req.thermalState;
       const lastActivityAt = fromTimestamp(req.lastActivityAt);
       if (lastActivityAt !== undefined) changes.lastActivityAt = lastActivityAt;
-      return {
-        sandbox: sandboxToProto(sandboxes.update(scopeOf(req.userId, req.anyUser), req.sandbox, changes)),
-      };
+      if (req.status !== undefined) crashPoint(`store.updateSandbox.before-commit.${req.status}`);
+      const row = sandboxes.update(scopeOf(req.userId, req.anyUser), req.sandbox, changes);
+      if (req.status !== undefined) crashPoint(`store.updateSandbox.after-commit.${req.status}`);
+      return { sandbox: sandboxToProto(row) };
     },
-    deleteSandbox: (req) => ({
-      sandbox: sandboxToProto(sandboxes.delete(scopeOf(req.userId, req.anyUser), req.sandbox)),
-    }),
+    deleteSandbox(req) {
+      crashPoint("store.deleteSandbox.before-commit");
+      const row = sandboxes.delete(scopeOf(req.userId, req.anyUser), req.sandbox);
+      crashPoint("store.deleteSandbox.after-commit");
+      return { sandbox: sandboxToProto(row) };
+    },
   };
 }

@@ -1,4 +1,4 @@
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, crashPoint } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type FailureCounters, createFailureCounters } from "./failure-counters.js";
 import { type Pin, type PinRegistry, createPinRegistry } from "./pin-registry.js";
@@ -155,6 +155,7 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
   const pause = async (id: string, kind: "thermal.pause" | "thermal.force_pause", meta: object) => {
     const t0 = performance.now();
     const info = await vmm.pause(id);
+    crashPoint("thermal.pause.after-vmm-pause");
     setEngine(info);
     emit([
       {
@@ -213,7 +214,9 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
     if (isPinned(id)) return;
     const t0 = performance.now();
     try {
+      crashPoint("thermal.stop.before-vmm-stop");
       const after = await vmm.stop(id);
+      crashPoint("thermal.stop.after-vmm-stop");
       setEngine(after);
       snapshotFailures.reset(id);
       const ms = Math.round((performance.now() - t0) * 100) / 100;
@@ -404,6 +407,7 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
       const p = (async () => {
         try {
           const r = await vmm.ensureHot(id);
+          crashPoint("thermal.start.after-vmm-wake");
           const info = engines.get(id);
           if (info !== undefined)
             engines.set(id, { ...info, thermal: "hot", status: "running", thermalSince: now() });

@@ -8,14 +8,13 @@ import {
   openSync,
   mkdirSync,
   readdirSync,
-  renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { type AgentBootConfig, DEFAULT_SUDO_SOCKET } from "@bhatti/agent-protocol";
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, crashPoint } from "@bhatti/runtime";
 import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
 import {
   AGENT_MOUNT_POINT,
@@ -57,7 +56,15 @@ import {
   sandboxDiskBytes,
   unmountSandboxFs,
 } from "./sandbox-disk.js";
-import { type GvisorSandboxRecord, readRecord, writeRecord } from "./sandbox-record.js";
+import {
+  commitCheckpoint,
+  checkpointTmpComplete,
+  discardCheckpointTmp,
+  markCheckpointComplete,
+  quarantineSandboxDir,
+  settleCheckpointTmp,
+} from "./adoption-files.js";
+import { type GvisorSandboxRecord, probeRecord, writeRecord } from "./sandbox-record.js";
 
 export interface GvisorEngineOptions {
   /** Holds `sandboxes/`, `runsc/` (runsc's --root) and `images/`. */
@@ -107,6 +114,8 @@ export interface GvisorEngine extends Engine {
   readonly sandboxesDir: string;
   /** A client for the sandbox's agent through the engine's dialer (the caller closes it). */
   agentClient(id: string): Promise<AgentClient>;
+  /** True while a create of `id` is in flight (not yet listed). */
+  isCreating(id: string): boolean;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -296,6 +305,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       }
     };
     if (acquired.runsc) await step("runsc delete", () => killSandbox(id));
+    crashPoint("vmm.release.after-kill");
     await step("cgroups", () => cgroups.remove(id));
     if (acquired.mount) await step("unmount", () => unmountSandboxFs(layout));
     if (acquired.network) await step("network detach", () => options.network.detach(id));
@@ -432,6 +442,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       if (!existsSync(img) || statSync(img).size === 0)
         throw new Error("checkpoint image is missing or empty");
       syncDir(layout.checkpointTmp);
+      markCheckpointComplete(layout);
     } catch (e) {
       rmSync(layout.checkpointTmp, { recursive: true, force: true });
       // quiesceForCheckpoint left it paused by runsc: let it run again.
@@ -451,9 +462,12 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       writeRecord(layout.record, r);
       throw new EngineError("internal", r.restoreError);
     }
+    crashPoint("vmm.stop.after-checkpoint");
     await killSandbox(r.id);
-    rmSync(layout.checkpoint, { recursive: true, force: true });
-    renameSync(layout.checkpointTmp, layout.checkpoint);
+    // A crash from here to setThermal leaves a complete checkpoint.tmp that adoption promotes.
+    crashPoint("vmm.stop.after-kill");
+    commitCheckpoint(layout);
+    crashPoint("vmm.stop.after-rename");
     await unmountSandboxFs(layout);
     r.checkpointBytes = dirBytes(layout.checkpoint);
     setThermal(r, "cold");
@@ -491,11 +505,13 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         throw new Error(`network gave address ${net.address}, expected ${r.address}`);
       await runsc.delete(r.id);
       const procs = cgroups.ensureUnified(r.id);
+      crashPoint("vmm.start.before-restore");
       await runsc.restore(r.id, layout.bundle, layout.checkpoint, {
         cgroupProcs: [procs],
         logFile: layout.log,
         timeoutMs: 120_000,
       });
+      crashPoint("vmm.start.after-restore");
       await waitReady(r);
     } catch (e) {
       await killSandbox(r.id).catch(() => undefined);
@@ -545,21 +561,41 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       }
       const known = new Set<string>();
       for (const id of dirs) {
+        if (id.startsWith(".")) continue; // .quarantine
         if (sandboxes.has(id) || pending.has(id)) {
           known.add(id);
           continue;
         }
         const layout = layoutOf(id);
-        const r = readRecord(layout.record);
-        if (!r || r.id !== id) {
-          // A create that never finished: nothing to keep.
+        const probe = probeRecord(layout.record, id);
+        if (probe.kind === "missing") {
+          // The record is written last, once the agent answered: a create that never finished,
+          // whose caller got an error. Nothing in it was ever handed to anyone.
           await release(id, layout, { dir: true, mount: true, network: true, runsc: true });
           report.removed.push(id);
           continue;
         }
+        if (probe.kind === "unreadable") {
+          // Without the record the sandbox cannot be served (no token, no address), but its disk
+          // and checkpoint may be somebody's work: stop what runs, keep the files aside (#10).
+          await release(id, layout, { dir: false, mount: true, network: true, runsc: true });
+          const target = quarantineSandboxDir(sandboxesDir, id, `engine.json unreadable: ${probe.reason}`);
+          log?.error("sandbox record unreadable; directory quarantined", {
+            sandbox: id,
+            reason: probe.reason,
+            quarantined_to: target,
+          });
+          report.removed.push(id);
+          continue;
+        }
+        const r = probe.record;
         known.add(id);
+        // `runsc checkpoint` ends the sandbox once the image is written, even if runsc still calls
+        // it running (seen in the crash matrix): a complete checkpoint.tmp means the stop got that
+        // far, and the sandbox is cold whatever runsc says (#26).
+        const checkpointed = checkpointTmpComplete(layout);
         // A frozen sandbox cannot answer runsc (its control server is frozen too): ask the cgroup.
-        if (cgroups.isFrozen(id) && cgroups.pids(id).length > 0) {
+        if (!checkpointed && cgroups.isFrozen(id) && cgroups.pids(id).length > 0) {
           r.thermal = "warm";
           r.warmBy = "freeze";
           r.status = "running";
@@ -572,12 +608,16 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           } catch (e) {
             stateError = e;
           }
+          if (checkpointed) {
+            stateError = undefined;
+            s ??= { id, status: "stopped", pid: 0 };
+          }
           if (stateError !== undefined) {
             // Never kill what we cannot see: keep it, marked unknown, for an operator or destroy.
             r.status = "unknown";
             r.restoreError = `runsc state failed at adoption: ${(stateError as Error).message}`;
             report.unknown.push(id);
-          } else if (s && (s.status === "running" || s.status === "paused")) {
+          } else if (!checkpointed && s && (s.status === "running" || s.status === "paused")) {
             if (s.status === "paused") {
               r.thermal = "warm";
               r.warmBy = "runsc";
@@ -586,11 +626,25 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
               delete r.warmBy;
             }
             r.status = "running";
+            discardCheckpointTmp(layout);
+            // A restore that was cut off after runsc restored it: the memory is live, so the old
+            // image no longer matches the disk (as start does once the agent answers).
+            if (existsSync(layout.checkpoint)) {
+              rmSync(layout.checkpoint, { recursive: true, force: true });
+              delete r.checkpointBytes;
+              delete r.restoreError;
+            }
             report.running.push(id);
           } else {
             if (s) await killSandbox(id).catch(() => undefined);
             await cgroups.kill(id).catch(() => undefined);
             await unmountSandboxFs(layout).catch(() => undefined);
+            // A crash between the kill and the rename of a stop: the image is complete (#26).
+            if (settleCheckpointTmp(layout)) {
+              delete r.restoreError;
+              r.checkpointBytes = dirBytes(layout.checkpoint);
+              log?.info("promoted a complete checkpoint.tmp at adoption", { sandbox: id });
+            }
             if (existsSync(join(layout.checkpoint, "checkpoint.img"))) {
               if (r.thermal !== "cold") r.thermalSince = Date.now();
               r.thermal = "cold";
@@ -687,12 +741,15 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           const procs = cgroups.ensureUnified(spec.id);
           acquired.runsc = true;
           await runsc.run(spec.id, layout.bundle, { cgroupProcs: [procs], logFile: layout.log });
+          crashPoint("vmm.create.after-runsc-run");
           const tStarted = performance.now();
           await waitReady(r);
           const tReady = performance.now();
           // The agent has read the boot config (secrets); make sure it is gone from disk.
           rmSync(layout.bootConfig, { force: true });
+          crashPoint("vmm.create.before-write-record");
           writeRecord(layout.record, r);
+          crashPoint("vmm.create.after-write-record");
           sandboxes.set(r.id, r);
           emit(
             "sandbox.created",
@@ -814,6 +871,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     agentEndpoint: (id) => endpointOf(mustGet(id)),
 
     agentClient: (id) => agentClientOf(mustGet(id), true),
+
+    isCreating: (id) => pending.has(id),
 
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {

@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { SandboxStatus, ThermalState } from "../../engine/engine.js";
 
 /**
@@ -35,6 +36,42 @@ export interface GvisorSandboxRecord {
   checkpointBytes?: number;
 }
 
+/** What adoption finds at a sandbox's record path. */
+export type RecordProbe =
+  | { kind: "ok"; record: GvisorSandboxRecord }
+  /** No record file (and no temp file): the create never finished, the record is written last. */
+  | { kind: "missing" }
+  /** A record (or its temp file) exists but cannot be used: never delete what it describes. */
+  | { kind: "unreadable"; reason: string };
+
+export function probeRecord(path: string, expectedId: string): RecordProbe {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") {
+      return { kind: "unreadable", reason: (e as Error).message };
+    }
+    // A temp file without the record: a crash during the first write, after the agent was up.
+    try {
+      readFileSync(`${path}.tmp`);
+      return { kind: "unreadable", reason: "only engine.json.tmp exists" };
+    } catch {
+      return { kind: "missing" };
+    }
+  }
+  try {
+    const r = JSON.parse(text) as GvisorSandboxRecord;
+    if (r.version !== 1 || typeof r.id !== "string") {
+      return { kind: "unreadable", reason: "not a version 1 record" };
+    }
+    if (r.id !== expectedId) return { kind: "unreadable", reason: `record names sandbox ${r.id}` };
+    return { kind: "ok", record: r };
+  } catch (e) {
+    return { kind: "unreadable", reason: text.length === 0 ? "empty file" : (e as Error).message };
+  }
+}
+
 export function readRecord(path: string): GvisorSandboxRecord | undefined {
   try {
     const r = JSON.parse(readFileSync(path, "utf8")) as GvisorSandboxRecord;
@@ -44,7 +81,35 @@ export function readRecord(path: string): GvisorSandboxRecord | undefined {
   }
 }
 
+/**
+ * Replaces the record atomically and durably: the temp file is fsynced before the rename and the
+ * directory after it, so a power loss leaves either the old record or the new one, never an
+ * empty file (finding #10).
+ */
 export function writeRecord(path: string, record: GvisorSandboxRecord): void {
-  writeFileSync(`${path}.tmp`, JSON.stringify(record, null, 2), { mode: 0o600 });
-  renameSync(`${path}.tmp`, path);
+  writeFileDurably(path, JSON.stringify(record, null, 2), 0o600);
+}
+
+/** Writes `path` through `<path>.tmp` with fsync of the file, rename, then fsync of the directory. */
+export function writeFileDurably(path: string, content: string, mode: number): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeFileSync(fd, content);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+  fsyncDirectory(dirname(path));
+}
+
+/** fsyncs a directory so a rename or create inside it survives a power loss. */
+export function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
