@@ -226,7 +226,23 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
       ]);
       logger.info("checkpointed warm sandbox to cold", { sandbox_id: id, ms });
     } catch (e) {
-      const error = ConnectError.from(e).rawMessage;
+      const err = ConnectError.from(e);
+      const error = err.rawMessage;
+      // Unavailable means the host (not the sandbox) could not take the checkpoint now: the vmm
+      // refused for lack of disk, or was restarting. The sandbox stays warm and is tried again
+      // at a later review; it must not count towards being marked unknown.
+      if (err.code === Code.Unavailable) {
+        emit([
+          {
+            type: "thermal.snapshot_failed",
+            sandboxId: id,
+            userId: userOf(id),
+            meta: { deferred: true, error },
+          },
+        ]);
+        logger.warn("cold snapshot deferred: host unavailable", { sandbox_id: id, error });
+        return;
+      }
       const failures = snapshotFailures.increment(id);
       emit([
         {
