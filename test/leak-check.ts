@@ -4,12 +4,17 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-/** Name prefixes of network devices the product creates in the root netns (bridges, veths, taps). */
-const PRODUCT_LINK_PREFIXES = ["bhbr", "bhv", "bhtap"] as const;
-/** Test-created devices start with `bt`. */
+// Only test names are looked at: a real `bhatti serve` on the same machine (cgroup parent
+// `bhatti`, `bhbr*`/`bhv*`/`bhtap*` devices, `bhatti-*` netns, nft table `bhatti`) is the
+// product's installed state, never a test's leak. Tests and their harnesses use these instead.
+/** Test-created devices and network namespaces start with `bt` (`bt-…` for namespaces). */
 const TEST_LINK_PREFIX = "bt";
+const TEST_NETNS_PREFIX = "bt-";
+/** Test nft tables: `bt_<run>` (serve-harness). */
+const TEST_NFT_TABLE_PREFIX = "bt_";
 const TEMP_PREFIX = "bhatti-test-";
-const CGROUP_NAMES = ["bhatti-test", "bhatti"] as const;
+/** Test cgroup parents live below `bhatti-test/`. */
+const TEST_CGROUP_PARENT = "bhatti-test";
 
 const leaks: string[] = [];
 
@@ -26,7 +31,7 @@ function checkNetns(): void {
   if (out === undefined) return;
   for (const line of out.split("\n")) {
     const name = line.split(" ")[0] ?? "";
-    if (name.startsWith("bt-") || name.startsWith("bhatti-")) leaks.push(`network namespace ${name}`);
+    if (name.startsWith(TEST_NETNS_PREFIX)) leaks.push(`network namespace ${name}`);
   }
 }
 
@@ -37,7 +42,7 @@ function checkLinks(): void {
     // "12: name@peer: <...>"
     const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
     if (name === undefined) continue;
-    if (name.startsWith(TEST_LINK_PREFIX) || PRODUCT_LINK_PREFIXES.some((p) => name.startsWith(p))) {
+    if (name.startsWith(TEST_LINK_PREFIX)) {
       leaks.push(`network link ${name} in the root namespace`);
     }
   }
@@ -64,14 +69,22 @@ function checkCgroups(): void {
   if (!existsSync(base)) return;
   const hierarchies = [base, ...readdirSync(base).map((d) => join(base, d))];
   for (const dir of hierarchies) {
-    for (const name of CGROUP_NAMES) {
-      const path = join(dir, name);
-      try {
-        if (statSync(path).isDirectory()) leaks.push(`cgroup ${path}`);
-      } catch {
-        // absent: fine
-      }
+    const path = join(dir, TEST_CGROUP_PARENT);
+    try {
+      if (statSync(path).isDirectory()) leaks.push(`cgroup ${path}`);
+    } catch {
+      // absent: fine
     }
+  }
+}
+
+function checkNftTables(): void {
+  const out = command("nft", ["list", "tables"]);
+  if (out === undefined) return;
+  for (const line of out.split("\n")) {
+    // "table inet bt_1a2b3c"
+    const [, family, name] = line.trim().split(/\s+/);
+    if (name?.startsWith(TEST_NFT_TABLE_PREFIX)) leaks.push(`nft table ${family} ${name}`);
   }
 }
 
@@ -109,6 +122,7 @@ checkNetns();
 checkLinks();
 checkRunsc();
 checkCgroups();
+checkNftTables();
 checkMountsAndTempDirs();
 checkLoopDevices();
 

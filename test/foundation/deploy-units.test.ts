@@ -29,6 +29,9 @@ describe("systemd units", () => {
       expect(script, unit).toBeDefined();
       expect(existsSync(join(repoRoot, script ?? "")), `${unit}: ${script}`).toBe(true);
       expect(text).toMatch(/^Restart=always$/m);
+      // A crash loop never ends in systemd giving up (security review #17).
+      expect(text, unit).toMatch(/^StartLimitIntervalSec=0$/m);
+      expect(text, unit).not.toMatch(/^StartLimitBurst=/m);
       expect(text).toMatch(/^WantedBy=bhatti\.target$/m);
     }
   });

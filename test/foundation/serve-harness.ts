@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { type Dirent, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -84,10 +85,76 @@ export function pidsMentioning(needle: string): number[] {
   return pids;
 }
 
+/**
+ * Host-visible names of a test's `bhatti serve` (it runs in the root netns): its own cgroup
+ * parent, nft tables, device and netns prefixes and address pool, never the product defaults,
+ * so that a real server on the same machine is neither touched nor reported as a leak.
+ */
+export interface TestNames {
+  readonly runId: string;
+  readonly flags: readonly string[];
+}
+
+export function testNames(): TestNames {
+  const bytes = randomBytes(3);
+  const runId = bytes.toString("hex");
+  return {
+    runId,
+    flags: [
+      `--cgroup-parent=bhatti-test/serve-${runId}`,
+      `--network-nft-table=bt_${runId}`,
+      "--network-link-prefix=bt",
+      `--network-netns-prefix=bt-${runId}-`,
+      // One of 16 /20s in 10.250.0.0/16: not the product's 10.201.0.0/16.
+      `--network-pool=10.250.${16 * ((bytes[0] ?? 0) % 16)}.0/20`,
+    ],
+  };
+}
+
+function removeCgroupTree(dir: string): void {
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeCgroupTree(join(dir, e.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // busy (the leak check reports it) or gone
+  }
+}
+
+/** Removes what a stopped test serve leaves by design: its nft tables and its cgroup parent. */
+export async function removeTestNames(names: TestNames): Promise<void> {
+  for (const family of ["inet", "bridge"]) {
+    await new Promise<void>((ok) =>
+      execFile("nft", ["delete", "table", family, `bt_${names.runId}`], () => ok()),
+    );
+  }
+  let hierarchies: string[] = [];
+  try {
+    hierarchies = readdirSync("/sys/fs/cgroup");
+  } catch {
+    return;
+  }
+  for (const h of ["", ...hierarchies]) {
+    removeCgroupTree(join("/sys/fs/cgroup", h, "bhatti-test", `serve-${names.runId}`));
+    try {
+      // The shared parent goes with the last run using it.
+      rmdirSync(join("/sys/fs/cgroup", h, "bhatti-test"));
+    } catch {
+      // absent or still in use
+    }
+  }
+}
+
 export interface ServeInstance {
   readonly process: ChildProcess;
   readonly dir: string;
   readonly socketDir: string;
+  readonly names: TestNames;
   readonly port: number;
   readonly url: string;
   /** Env that points the CLI at this instance and its admin key. */
@@ -107,6 +174,7 @@ export async function startServe(options: ServeOptions): Promise<ServeInstance> 
   const port = options.port ?? (await freePort());
   const socketDir = join(options.dir, "s");
   const clientConfig = join(options.dir, "client.yaml");
+  const names = testNames();
   const child = spawn(
     process.execPath,
     [
@@ -117,6 +185,7 @@ export async function startServe(options: ServeOptions): Promise<ServeInstance> 
       `--listen=127.0.0.1:${port}`,
       `--client-config-file=${clientConfig}`,
       "--log-level=info",
+      ...names.flags,
       ...(options.extraArgs ?? []),
     ],
     { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, BHATTI_CLIENT_CONFIG: clientConfig } },
@@ -136,6 +205,7 @@ export async function startServe(options: ServeOptions): Promise<ServeInstance> 
     process: child,
     dir: options.dir,
     socketDir,
+    names,
     port,
     url,
     cliEnv: { BHATTI_CLIENT_CONFIG: clientConfig, BHATTI_URL: url },
@@ -200,5 +270,6 @@ export async function cleanupServe(dir: string, instances: readonly ServeInstanc
     async () => (pidsMentioning(dir).length === 0 ? true : undefined),
     10_000,
   );
+  for (const i of instances) await removeTestNames(i.names);
   rmSync(dir, { recursive: true, force: true });
 }

@@ -215,7 +215,7 @@ export async function removeProductDevices(hostNetns: string, sandboxIds: Iterab
     if (/^bhbr\d+$/.test(name)) await run("ip", ["-n", hostNetns, "link", "del", name]);
   }
   for (const id of sandboxIds) {
-    if (existsSync(`/run/netns/bhatti-${id}`)) await run("ip", ["netns", "del", `bhatti-${id}`]);
+    if (existsSync(`/run/netns/bt-${id}`)) await run("ip", ["netns", "del", `bt-${id}`]);
   }
 }
 
@@ -260,6 +260,8 @@ export async function startNetworkProcess(options: StartNetworkOptions): Promise
       `--state-dir=${stateDir}`,
       `--socket-dir=${options.socketDir}`,
       `--network-pool=${options.pool}`,
+      // Sandbox netns live in the shared /run/netns: test names (`bt-<id>`), never the product's.
+      "--network-netns-prefix=bt-",
       `--dns-upstreams=${options.upstreams.join(",")}`,
       "--log-level=debug",
     ],

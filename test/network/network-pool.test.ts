@@ -99,7 +99,7 @@ describe("address pool", () => {
       expect(existsSync(n.netnsPath)).toBe(true);
     }
     // Every one of them is wired: the last one reaches the first.
-    expect(await ping(`bhatti-${nets[19]?.sandboxId}`, nets[0]?.address ?? "")).toBe(true);
+    expect(await ping(`bt-${nets[19]?.sandboxId}`, nets[0]?.address ?? "")).toBe(true);
   });
 
   it("recovers when the store holds an address the service did not know about", async () => {
@@ -117,11 +117,11 @@ describe("address pool", () => {
       const net = await attach("pool-a", "after-guess");
       expect(net.address.endsWith(".23")).toBe(true);
       const addrs = JSON.parse(
-        (await run("ip", ["-n", `bhatti-${net.sandboxId}`, "-j", "-4", "addr", "show", "dev", "eth0"]))
+        (await run("ip", ["-n", `bt-${net.sandboxId}`, "-j", "-4", "addr", "show", "dev", "eth0"]))
           .stdout,
       ) as { addr_info: { local: string }[] }[];
       expect(addrs[0]?.addr_info.map((a) => a.local)).toEqual([net.address]);
-      expect(await ping(`bhatti-${net.sandboxId}`, net.gateway)).toBe(true);
+      expect(await ping(`bt-${net.sandboxId}`, net.gateway)).toBe(true);
       await network.client.detachSandbox({ sandboxId: net.sandboxId });
     } finally {
       await store.client.releaseAddress({ sandboxId: foreign });
@@ -162,7 +162,7 @@ describe("address pool", () => {
       );
       expect(err?.code).toBe(Code.ResourceExhausted);
       expect(err?.rawMessage).toContain(POOL);
-      expect(existsSync(`/run/netns/bhatti-${sandboxId}`)).toBe(false);
+      expect(existsSync(`/run/netns/bt-${sandboxId}`)).toBe(false);
 
       // Both /24s of the pool now belong to users: a third user gets none.
       const third = randomSandboxId();
@@ -242,7 +242,7 @@ describe("reconciliation after a restart", () => {
     expect(links).toContain(keep.hostInterface);
     expect(links).toContain(broken.hostInterface);
 
-    const from = (n: { sandboxId: string }) => `bhatti-${n.sandboxId}`;
+    const from = (n: { sandboxId: string }) => `bt-${n.sandboxId}`;
     expect(await ping(from(keep), keep.gateway)).toBe(true);
     expect(await ping(from(broken), keep.address)).toBe(true);
     expect(await httpGet(from(keep), `http://${WAN.server}/`)).toContain("hello");
@@ -266,7 +266,7 @@ describe("reconciliation after a restart", () => {
     for (const a of addresses.addresses) await network.client.detachSandbox({ sandboxId: a.sandboxId });
     const links = await hostLinks(topology.host);
     expect(links.filter((l) => /^(bhv|bhbr|bhtap)/.test(l))).toEqual([]);
-    for (const id of usedIds) expect(existsSync(`/run/netns/bhatti-${id}`)).toBe(false);
+    for (const id of usedIds) expect(existsSync(`/run/netns/bt-${id}`)).toBe(false);
     const ports = await run("ip", [
       "netns",
       "exec",

@@ -41,7 +41,7 @@ let apiListener: NetnsProcess;
 const servers: NetnsProcess[] = [];
 const usedIds = new Set<string>();
 
-const ns = (id: string) => `bhatti-${id}`;
+const ns = (id: string) => `bt-${id}`;
 
 async function attach(
   userId: string,
@@ -111,7 +111,7 @@ afterAll(async () => {
 describe("attach", () => {
   it("returns the contract the vmm needs and re-applies the address on a second call", async () => {
     const net = await attach("contract-user", "first");
-    expect(net.netnsPath).toBe(`/run/netns/bhatti-${net.sandboxId}`);
+    expect(net.netnsPath).toBe(`/run/netns/bt-${net.sandboxId}`);
     expect(net.interfaceName).toBe("eth0");
     expect(net.hostInterface).toBe(`bhv${net.sandboxId.slice(0, 10)}`);
     expect(net.address).toMatch(/^10\.211\.\d+\.2$/);

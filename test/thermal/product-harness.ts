@@ -103,6 +103,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     `--cgroup-parent=${env.options.cgroupParent}`,
     "--default-image=busybox",
     `--vmm-local-network=netns=${hostNetns},bridge=btbr${env.runId},subnet=${subnet}`,
+    // The network service runs in the test netns; /run/netns is shared, so test names there too.
+    "--network-netns-prefix=bt-",
     "--log-level=info",
   ];
   let args = [...baseArgs, ...options.flags];

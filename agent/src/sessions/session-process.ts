@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
+import type { Socket } from "node:net";
 import type { IPty } from "node-pty";
 import type { CommandSpec } from "../exec/command-spec.js";
 import { exitCodeOf } from "../exec/command-spec.js";
@@ -26,6 +27,44 @@ function loadNodePty(): NodePty {
   return nodePty;
 }
 
+/** How long output may stay quiet after the exit before a PTY still held open is closed anyway. */
+const PTY_HELD_OPEN_QUIET_MS = 1_000;
+
+/**
+ * node-pty (1.1.0, unixTerminal.js) destroys the PTY master 200 ms after the child's exit if the
+ * master has not reached EOF by then, throwing away output that is still in the kernel buffer.
+ * On a loaded machine the last bytes a child wrote before exiting routinely arrive later than
+ * that (the PTY flip buffer is pushed by a kworker; the event loop may be descheduled), so a
+ * session's final output went missing. The master reports EIO only once the child side is closed
+ * and every byte has been read, so that is the signal to wait for. The early destroy is deferred;
+ * only if a background process keeps the child side open (no EIO ever comes) is the master closed,
+ * after the output has been quiet for PTY_HELD_OPEN_QUIET_MS.
+ */
+function deferEarlyDestroy(pty: IPty): void {
+  const socket = (pty as unknown as { _socket?: Socket })._socket;
+  if (socket === undefined || typeof socket.destroy !== "function") return;
+  const destroy = socket.destroy.bind(socket);
+  let fallback: NodeJS.Timeout | undefined;
+  const armFallback = () => {
+    if (fallback !== undefined) clearTimeout(fallback);
+    fallback = setTimeout(() => {
+      // A paused master (a slow client) is not quiet: its output is waiting to be read.
+      if (socket.isPaused()) armFallback();
+      else destroy();
+    }, PTY_HELD_OPEN_QUIET_MS);
+  };
+  socket.destroy = ((error?: Error) => {
+    // Stream-internal calls (EIO, end of stream) and any call once reading is over go through.
+    if (error !== undefined || socket.destroyed || socket.readableEnded) return destroy(error);
+    socket.on("data", armFallback);
+    armFallback();
+    return socket;
+  }) as Socket["destroy"];
+  socket.once("close", () => {
+    if (fallback !== undefined) clearTimeout(fallback);
+  });
+}
+
 export function spawnPtyProcess(spec: CommandSpec, rows: number, cols: number): SessionProcess {
   const pty: IPty = loadNodePty().spawn(spec.path, spec.args, {
     name: spec.env["TERM"] ?? "xterm-256color",
@@ -37,6 +76,7 @@ export function spawnPtyProcess(spec: CommandSpec, rows: number, cols: number): 
     encoding: null,
     ...spec.credentials,
   } as Parameters<NodePty["spawn"]>[2]);
+  deferEarlyDestroy(pty);
   return {
     pid: pty.pid,
     write: (data) =>

@@ -134,7 +134,8 @@ export async function runAdminMetrics(
 
 export async function runAdminBackup(options: GlobalOptions, path: string): Promise<void> {
   const { client } = createGatewayClient(AdminService, options, { defaultTimeoutMs: 600_000 });
-  const res = await client.backup({ path: resolve(path) });
+  // A bare file name is the server's to place (its backup_dir); a path is made absolute.
+  const res = await client.backup({ path: path.includes("/") ? resolve(path) : path });
   emit(
     options,
     { path: res.path, size_bytes: Number(res.sizeBytes), schema_version: res.schemaVersion },

@@ -40,7 +40,9 @@ export function registerAdminEventsCommands(program: Command): void {
     });
   admin
     .command("backup <path>")
-    .description("write a consistent copy of the database to PATH on the server host (must not exist)")
+    .description(
+      "write a consistent copy of the database (0600, must not exist) to the server's backup_dir: NAME, or a path in that directory",
+    )
     .action(async (path: string, _options: unknown, command: Command) => {
       const { runAdminBackup } = await import("./admin-events-action.js");
       await runAdminBackup(globalOptionsOf(command), path);

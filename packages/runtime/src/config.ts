@@ -33,6 +33,17 @@ export const stringKey = (def: string, doc: string): KeySpec<string> => ({
   },
 });
 
+/** A string that must match `pattern` (names the product creates on the host). */
+export const patternKey = (def: string, pattern: RegExp, doc: string): KeySpec<string> => ({
+  type: "string",
+  default: def,
+  doc,
+  parse(raw) {
+    if (typeof raw === "string" && pattern.test(raw)) return raw;
+    throw new Error(`expected a string matching ${pattern.source}`);
+  },
+});
+
 export const integerKey = (
   def: number,
   doc: string,
@@ -175,6 +186,25 @@ export const configKeys = {
   network_pool: stringKey(
     "10.201.0.0/16",
     "IPv4 CIDR (a /8 to /24 on a /24 boundary) from which each user gets a /24 by subnet index (index 1 = the first /24); the bridge gateway is .1, sandboxes get .2 to .254.",
+  ),
+  network_nft_table: patternKey(
+    "bhatti",
+    /^[a-z][a-z0-9_]{0,31}$/,
+    "Name of the network service's own nftables tables (`inet` and `bridge` families); tests use their own.",
+  ),
+  network_link_prefix: patternKey(
+    "bh",
+    /^[a-z]{2}$/,
+    "Two letters that start the network devices the product creates: `<p>br<n>` bridges, `<p>v…` veths, `<p>tap…` TAPs; reconciliation only touches devices with this prefix. Tests use `bt`.",
+  ),
+  network_netns_prefix: patternKey(
+    "bhatti-",
+    /^[a-z][a-z0-9-]{0,15}$/,
+    "Prefix of the sandboxes' network namespaces under /run/netns (`<prefix><sandbox id>`). Tests use `bt-…`.",
+  ),
+  backup_dir: stringKey(
+    "",
+    "Directory where the admin Backup writes database copies (created 0700); empty = `<state_dir>/backups`. Backups outside it are refused.",
   ),
   thermal_warm_after: durationKey(
     "30s",

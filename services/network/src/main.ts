@@ -4,13 +4,14 @@ import { StartupError, processHealth, runService, serviceSocketPath } from "@bha
 import { createAttachmentFile } from "./adapters/attachment-file.js";
 import { enableIpForward } from "./adapters/ip-forward.js";
 import { createIpLink } from "./adapters/ip-link.js";
-import { createNftables } from "./adapters/nftables.js";
+import { createNftables, setNftTableName } from "./adapters/nftables.js";
 import { defaultUpstreamHosts, hostResolvers } from "./adapters/resolv-conf.js";
 import { createStoreAddressing } from "./adapters/store-addressing.js";
 import { createNetworkHandlers } from "./api/network-handlers.js";
 import { type Upstream, createUpstreamClient, parseUpstream } from "./dns/dns-forwarder.js";
 import { createUserResolver } from "./dns/user-resolver.js";
 import { type AddressPlan, createAddressPlan } from "./domain/address-plan.js";
+import { setDeviceNamePrefixes } from "./domain/device-names.js";
 import { createNetworkManager } from "./domain/network-manager.js";
 
 /** How long the resolvers wait for each upstream (v1: 2 s). */
@@ -25,6 +26,8 @@ const NFT_CHECK_INTERVAL_MS = 5000;
 await runService({
   name: "network",
   async setup({ config, logger, shutdown }) {
+    setNftTableName(config.network_nft_table);
+    setDeviceNamePrefixes(config.network_link_prefix, config.network_netns_prefix);
     let plan: AddressPlan;
     try {
       plan = createAddressPlan(config.network_pool);
@@ -112,7 +115,7 @@ await runService({
                 {
                   name: "nftables",
                   ready: h.ready && nftPresent,
-                  detail: nftPresent ? "table inet bhatti" : "table missing",
+                  detail: nftPresent ? `table inet ${config.network_nft_table}` : "table missing",
                 },
                 {
                   name: "store",

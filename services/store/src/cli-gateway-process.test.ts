@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -174,9 +174,14 @@ describe("bhatti user/secret/admin commands through the gateway", () => {
     expect((JSON.parse(metrics.stdout) as { current: { users_total: number } }).current.users_total).toBe(3);
     const human = await cli(["admin", "metrics"]);
     expect(human.stdout).toMatch(/users:\s+3/);
-    const target = join(store.stateDir, "admin-backup.db");
-    const backup = await cli(["admin", "backup", target]);
-    expect(backup.code).toBe(0);
+    // A bare name lands in the server's backup directory (default <state_dir>/backups), 0600.
+    const backup = await cli(["admin", "backup", "admin-backup.db"]);
+    expect(backup.code, backup.stderr).toBe(0);
+    const target = join(store.stateDir, "backups", "admin-backup.db");
     expect(existsSync(target)).toBe(true);
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    const outside = await cli(["admin", "backup", join(store.stateDir, "elsewhere.db")]);
+    expect(outside.code).not.toBe(0);
+    expect(existsSync(join(store.stateDir, "elsewhere.db"))).toBe(false);
   });
 });

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { StoreService } from "@bhatti/proto";
 import { StartupError, processHealth, runService } from "@bhatti/runtime";
 import { AgeKeyError } from "./adapters/age-cipher.js";
@@ -64,7 +65,13 @@ await runService({
         ...createEventHandlers(store.events, store.users),
         ...createSandboxHandlers(store.sandboxes),
         ...createSecretHandlers(store.secrets),
-        ...createAdminHandlers(store.db, store.users, store.events, store.metrics),
+        ...createAdminHandlers(
+          store.db,
+          store.users,
+          store.events,
+          store.metrics,
+          config.backup_dir === "" ? join(config.state_dir, "backups") : config.backup_dir,
+        ),
         ...createVolumeHandlers(store.volumes),
         ...createImageHandlers(store.images),
         ...createSnapshotHandlers(store.snapshots),

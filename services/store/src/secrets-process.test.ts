@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parse as parseYaml } from "yaml";
@@ -160,16 +160,52 @@ describe("store process: secrets and cross-user isolation", () => {
     expect(metrics.current?.sandboxesByStatus).toEqual({ creating: 2 });
     expect(metrics.current?.hostMemTotalMb).toBeGreaterThan(0n);
     expect(metrics.current?.hostDiskAvailableMb).toBeGreaterThan(0n);
-    const path = join(store.stateDir, "backup.db");
+    const backupDir = join(store.stateDir, "backups");
+    const path = join(backupDir, "backup.db");
     const res = await store.client.backup({ actingUserId: adminId, path });
+    expect(res.path).toBe(path);
     expect(res.sizeBytes).toBeGreaterThan(0n);
     expect(res.schemaVersion).toBeGreaterThanOrEqual(1);
+    // Key hashes and agent tokens: only root may read it, in a 0700 directory.
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(statSync(backupDir).mode & 0o777).toBe(0o700);
     expect((await errorOf(store.client.backup({ actingUserId: adminId, path })))?.code).toBe(
       Code.AlreadyExists,
     );
-    expect((await errorOf(store.client.backup({ actingUserId: adminId, path: "rel.db" })))?.code).toBe(
-      Code.InvalidArgument,
+    // A bare file name goes to the backup directory.
+    const named = await store.client.backup({ actingUserId: adminId, path: "named.db" });
+    expect(named.path).toBe(join(backupDir, "named.db"));
+    // Anywhere else on the host is refused, and nothing is written there.
+    for (const outside of [
+      join(store.stateDir, "x.db"),
+      "/etc/bhatti-backup-test.db",
+      join(backupDir, "..", "up.db"),
+      join(backupDir, "sub", "deeper.db"),
+      "sub/rel.db",
+      ".hidden.db",
+    ]) {
+      expect(
+        (await errorOf(store.client.backup({ actingUserId: adminId, path: outside })))?.code,
+        outside,
+      ).toBe(Code.InvalidArgument);
+    }
+    expect(existsSync(join(store.stateDir, "x.db"))).toBe(false);
+    expect(existsSync("/etc/bhatti-backup-test.db")).toBe(false);
+    // A symlink planted in the directory is refused, not followed: its target stays untouched.
+    const victim = join(store.stateDir, "victim");
+    writeFileSync(victim, "untouched");
+    symlinkSync(victim, join(backupDir, "planted.db"));
+    expect(
+      (await errorOf(store.client.backup({ actingUserId: adminId, path: join(backupDir, "planted.db") })))
+        ?.code,
+    ).toBe(Code.AlreadyExists);
+    expect(readFileSync(victim, "utf8")).toBe("untouched");
+    // A dangling symlink too (O_EXCL never creates through it).
+    symlinkSync(join(store.stateDir, "would-be-created"), join(backupDir, "dangling.db"));
+    expect((await errorOf(store.client.backup({ actingUserId: adminId, path: "dangling.db" })))?.code).toBe(
+      Code.AlreadyExists,
     );
+    expect(existsSync(join(store.stateDir, "would-be-created"))).toBe(false);
     const { openStoreDatabase } = await import("./adapters/sqlite-database.js");
     const copy = openStoreDatabase(path);
     try {

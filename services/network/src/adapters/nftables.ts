@@ -10,7 +10,12 @@ import { runChecked } from "./command.js";
  * set is fixed; sandboxes and users are set elements, so attaching a sandbox never adds a
  * rule and the rule count does not grow with the number of sandboxes.
  */
-export const NFT_TABLE = "bhatti";
+export let NFT_TABLE = "bhatti";
+
+/** Applies the configured table name (network_nft_table); call before the rule set is loaded. */
+export function setNftTableName(name: string): void {
+  NFT_TABLE = name;
+}
 
 export interface UserElements {
   bridge: string;

@@ -3,10 +3,20 @@
  * (IFNAMSIZ - 1) and carry a product prefix so inventory and cleanup never touch anything else.
  */
 export const NETNS_DIR = "/run/netns";
-export const NETNS_PREFIX = "bhatti-";
-export const VETH_PREFIX = "bhv";
-export const TAP_PREFIX = "bhtap";
-export const BRIDGE_PREFIX = "bhbr";
+// Product defaults; set once at startup from the config (network_link_prefix,
+// network_netns_prefix) so that tests beside a real server use names of their own.
+export let NETNS_PREFIX = "bhatti-";
+export let VETH_PREFIX = "bhv";
+export let TAP_PREFIX = "bhtap";
+export let BRIDGE_PREFIX = "bhbr";
+
+/** Applies the configured prefixes; call before anything is named (network main). */
+export function setDeviceNamePrefixes(linkPrefix: string, netnsPrefix: string): void {
+  NETNS_PREFIX = netnsPrefix;
+  VETH_PREFIX = `${linkPrefix}v`;
+  TAP_PREFIX = `${linkPrefix}tap`;
+  BRIDGE_PREFIX = `${linkPrefix}br`;
+}
 /** The interface inside a sandbox's netns. */
 export const SANDBOX_INTERFACE = "eth0";
 

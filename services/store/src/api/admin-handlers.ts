@@ -34,6 +34,8 @@ export function createAdminHandlers(
   users: UserDirectory,
   events: EventLog,
   metrics: MetricsRecorder,
+  /** The only directory backups are written to (config backup_dir). */
+  backupDir: string,
 ): AdminMethods {
   return {
     getMetrics(req) {
@@ -47,7 +49,7 @@ export function createAdminHandlers(
     },
     async backup(req) {
       users.requireAdmin(req.actingUserId);
-      const result = await backupDatabase(db, events, req.path);
+      const result = await backupDatabase(db, events, backupDir, req.path);
       return { path: result.path, sizeBytes: BigInt(result.sizeBytes), schemaVersion: result.schemaVersion };
     },
   };
