@@ -62,10 +62,20 @@ export async function waitFor<T>(
   }
 }
 
+/**
+ * True while the process runs. A zombie has exited (it only waits for its new parent, PID 1
+ * after its supervisor was SIGKILLed, to reap it), so it counts as gone.
+ */
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces or parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }

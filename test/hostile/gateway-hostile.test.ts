@@ -82,7 +82,7 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
     expect(product.childPid("gateway/dist")).toBe(gatewayPid);
     expect(faultsLogged()).toEqual([]);
     const list = await product.http("GET", "/sandboxes");
-    expect(list.status).toBe(200);
+    expect(list.status, `GET /sandboxes answered ${JSON.stringify(list).slice(0, 300)}`).toBe(200);
   };
 
   /** Per fuzz run: cheaper, and not subject to the good tenant's read rate (admins are exempt). */
