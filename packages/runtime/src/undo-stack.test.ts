@@ -14,7 +14,7 @@ describe("undo stack", () => {
     const failures = await stack.rollback();
     expect(undone).toEqual(["netns", "dir"]);
     expect(failures.map((f) => f.what)).toEqual(["mount"]);
-    expect((failures[0]?.error as Error).message).toBe("busy");
+    expect(failures[0]?.error).toEqual(new Error("busy"));
     expect(stack.size).toBe(0);
     expect(await stack.rollback()).toEqual([]);
   });
