@@ -1,21 +1,52 @@
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
 import { type Logger, crashPoint } from "@bhatti/runtime";
-import { rmSync } from "node:fs";
+import type { GuestInit } from "../../adapters/agent-launch.js";
 import { type SandboxCgroups, createSandboxCgroups } from "../../adapters/cgroups.js";
+import type { GuestDialer } from "../../adapters/guest-dialer.js";
 import { type ImageRegistry, createImageRegistry } from "../../adapters/image-registry.js";
 import { ensureReadOnlyBind } from "../../adapters/read-only-bind.js";
 import { type Runsc, createRunsc } from "../../adapters/runsc.js";
+import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
 import type { AgentEndpoint, EngineEvent, SandboxInfo, ThermalState } from "../../engine/engine.js";
 import { EngineError, isEngineError } from "../../engine/engine-error.js";
 import type { BundleHost } from "./bundle.js";
 import { readLogTail } from "./disk.js";
-import type { GvisorEngineOptions } from "./gvisor-engine.js";
 import { type HostAdmission, createHostAdmission } from "./host-admission.js";
 import { type SandboxLayout, sandboxLayout } from "./layout.js";
 import { SENTRY_OVERHEAD_MB } from "./oci-spec.js";
 import { unmountSandboxFs } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+
+export interface GvisorEngineOptions {
+  /** Holds `sandboxes/`, `runsc/` (runsc's --root) and `images/`. */
+  stateDir: string;
+  runscPath: string;
+  /** tini, the reaping parent of each sandbox (default /usr/bin/tini). */
+  tiniPath?: string;
+  platform: "ptrace" | "systrap";
+  /** Parent of every sandbox cgroup ("bhatti"; tests use "bhatti-test/<run>"). */
+  cgroupParent: string;
+  network: SandboxNetwork;
+  dialer: GuestDialer;
+  init: GuestInit;
+  /** Checkpoint compression (default none). */
+  checkpointCompression?: "none" | "flate-best-speed";
+  /** Warm = cgroup v2 freeze (default; measured faster) or `runsc pause`. */
+  warmMethod?: "freeze" | "runsc";
+  /** How long create and restore wait for the agent. */
+  readyTimeoutMs?: number;
+  /** Overrides `<stateDir>/images`. */
+  imagesDir?: string;
+  /** Disk of a sandbox created without `diskSizeMb`, MiB (default 4096). */
+  defaultDiskSizeMb?: number;
+  /** Host memory kept out of sandbox admission, MiB (default 1024). */
+  hostMemoryReserveMb?: number;
+  /** Free space kept on the state disk by admission and checkpoints, MiB (default 2048). */
+  hostDiskReserveMb?: number;
+  logger?: Logger;
+}
 
 export const CONTROL_PORT = 1024;
 export const FORWARD_PORT = 1025;

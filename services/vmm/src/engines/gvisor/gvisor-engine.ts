@@ -1,14 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { type Logger, crashPoint, createUndoStack } from "@bhatti/runtime";
+import { crashPoint, createUndoStack } from "@bhatti/runtime";
 import type { AgentClient } from "@bhatti/agent-client";
-import type { GuestInit } from "../../adapters/agent-launch.js";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
-import type { GuestDialer } from "../../adapters/guest-dialer.js";
 import type { ImageRegistry } from "../../adapters/image-registry.js";
 import type { Runsc } from "../../adapters/runsc.js";
-import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
 import type {
   EnsureHotResult,
   Engine,
@@ -23,7 +20,7 @@ import { SANDBOX_ID, validateSpec } from "../../engine/spec-validation.js";
 import { adoptAll } from "./adoption.js";
 import { writeBootConfig, writeBundle } from "./bundle.js";
 import { dirBytes } from "./disk.js";
-import { asEngineError, createGvisorContext } from "./engine-context.js";
+import { type GvisorEngineOptions, asEngineError, createGvisorContext } from "./engine-context.js";
 import { doStartAdmitted, doStop } from "./persist.js";
 import {
   MAX_DISK_SIZE_MB,
@@ -34,34 +31,7 @@ import {
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 
-export interface GvisorEngineOptions {
-  /** Holds `sandboxes/`, `runsc/` (runsc's --root) and `images/`. */
-  stateDir: string;
-  runscPath: string;
-  /** tini, the reaping parent of each sandbox (default /usr/bin/tini). */
-  tiniPath?: string;
-  platform: "ptrace" | "systrap";
-  /** Parent of every sandbox cgroup ("bhatti"; tests use "bhatti-test/<run>"). */
-  cgroupParent: string;
-  network: SandboxNetwork;
-  dialer: GuestDialer;
-  init: GuestInit;
-  /** Checkpoint compression (default none). */
-  checkpointCompression?: "none" | "flate-best-speed";
-  /** Warm = cgroup v2 freeze (default; measured faster) or `runsc pause`. */
-  warmMethod?: "freeze" | "runsc";
-  /** How long create and restore wait for the agent. */
-  readyTimeoutMs?: number;
-  /** Overrides `<stateDir>/images`. */
-  imagesDir?: string;
-  /** Disk of a sandbox created without `diskSizeMb`, MiB (default 4096). */
-  defaultDiskSizeMb?: number;
-  /** Host memory kept out of sandbox admission, MiB (default 1024). */
-  hostMemoryReserveMb?: number;
-  /** Free space kept on the state disk by admission and checkpoints, MiB (default 2048). */
-  hostDiskReserveMb?: number;
-  logger?: Logger;
-}
+export type { GvisorEngineOptions } from "./engine-context.js";
 
 export const DEFAULT_DISK_SIZE_MB = 4096;
 
