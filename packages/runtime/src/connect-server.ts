@@ -11,6 +11,8 @@ export interface ConnectServerOptions {
   socketPath: string;
   routes: (router: ConnectRouter) => void;
   logger: Logger;
+  /** The service's own interceptors (e.g. its error mapping), run inside the request context. */
+  interceptors?: readonly Interceptor[];
 }
 
 export interface ConnectServer {
@@ -59,7 +61,7 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   await reclaimSocketPath(socketPath);
   const handler = connectNodeAdapter({
     routes: options.routes,
-    interceptors: [requestContextInterceptor(logger)],
+    interceptors: [requestContextInterceptor(logger), ...(options.interceptors ?? [])],
   });
   const server = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();

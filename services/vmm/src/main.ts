@@ -1,12 +1,13 @@
 import { join } from "node:path";
-import { StoreService } from "@bhatti/proto";
+import { StoreService, VmmService } from "@bhatti/proto";
 import { StartupError, createServiceClient, runService, serviceSocketPath } from "@bhatti/runtime";
 import { createAgentInit } from "./adapters/agent-launch.js";
 import { createDirectDialer } from "./adapters/guest-dialer.js";
 import { createLocalNetnsNetwork } from "./adapters/local-netns-network.js";
 import { createNetworkServiceNetwork } from "./adapters/network-service-client.js";
 import type { SandboxNetwork } from "./adapters/sandbox-network.js";
-import { vmmRoutes } from "./api/vmm-routes.js";
+import { engineErrorInterceptor } from "./api/engine-error-interceptor.js";
+import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
 
@@ -92,7 +93,7 @@ await runService({
     // What a crash left is settled once it is older than the grace period: sweep a few times per period.
     shutdown.add(sync.every(Math.min(60_000, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)))));
 
-    return vmmRoutes({
+    const handlers = createVmmHandlers({
       engine,
       images: engine.images,
       defaultImage: config.default_image,
@@ -106,5 +107,9 @@ await runService({
         }
       },
     });
+    return {
+      routes: (router) => router.service(VmmService, handlers),
+      interceptors: [engineErrorInterceptor],
+    };
   },
 });

@@ -53,21 +53,6 @@ export function checkpointTmpComplete(layout: SandboxLayout): boolean {
   return existsSync(join(layout.checkpointTmp, CHECKPOINT_COMPLETE)) && hasImage(layout.checkpointTmp);
 }
 
-/**
- * What to do with a `checkpoint.tmp` found at adoption of a sandbox that is no longer running:
- * a complete one (the crash came between the kill and the rename) becomes the checkpoint, an
- * incomplete one is removed. Returns true when a checkpoint was promoted.
- */
-export function settleCheckpointTmp(layout: SandboxLayout): boolean {
-  if (!existsSync(layout.checkpointTmp)) return false;
-  if (checkpointTmpComplete(layout)) {
-    commitCheckpoint(layout);
-    return true;
-  }
-  rmSync(layout.checkpointTmp, { recursive: true, force: true });
-  return false;
-}
-
 /** Removes a leftover `checkpoint.tmp` of a sandbox that is still running (a checkpoint cut short). */
 export function discardCheckpointTmp(layout: SandboxLayout): void {
   rmSync(layout.checkpointTmp, { recursive: true, force: true });

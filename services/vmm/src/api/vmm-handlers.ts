@@ -1,0 +1,117 @@
+import { randomBytes } from "node:crypto";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { VmmService } from "@bhatti/proto";
+import { processHealth } from "@bhatti/runtime";
+import type { Engine, EngineEvent } from "../engine/engine.js";
+import { SANDBOX_ID } from "../engine/spec-validation.js";
+import type { ImageRegistry } from "../adapters/image-registry.js";
+import { infoToProto, specFromProto, thermalToProto } from "./proto-mapping.js";
+
+export interface VmmHandlersOptions {
+  engine: Engine;
+  images: ImageRegistry;
+  defaultImage: string;
+  /** Extra facts for Health (e.g. store reachability). */
+  facts: () => Promise<Record<string, string>>;
+}
+
+function requireId(id: string): string {
+  if (!SANDBOX_ID.test(id))
+    throw new ConnectError(`sandbox id must be 16 lowercase hex chars, got "${id}"`, Code.InvalidArgument);
+  return id;
+}
+
+/**
+ * The VmmService handlers, Health included: thin translation between Connect and the Engine.
+ * Engine errors are mapped by `engineErrorInterceptor`, once for every call.
+ */
+export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<typeof VmmService> {
+  const { engine, images } = options;
+  return {
+    async health() {
+      const h = await engine.health();
+      const deps = [{ name: "engine", ready: h.ready, detail: h.detail }];
+      return { health: processHealth("vmm", deps, { ...h.facts, ...(await options.facts()) }) };
+    },
+    async createSandbox(req) {
+      const id = req.spec?.id ? requireId(req.spec.id) : randomBytes(8).toString("hex");
+      const created = await engine.create(specFromProto(req.spec, id, options.defaultImage));
+      return { sandbox: infoToProto(created) };
+    },
+    destroySandbox: async (req) => ({ existed: await engine.destroy(requireId(req.id)) }),
+    pauseSandbox: async (req) => ({ sandbox: infoToProto(await engine.pause(requireId(req.id))) }),
+    resumeSandbox: async (req) => ({ sandbox: infoToProto(await engine.resume(requireId(req.id))) }),
+    stopSandbox: async (req) => ({ sandbox: infoToProto(await engine.stop(requireId(req.id))) }),
+    startSandbox: async (req) => ({
+      sandbox: infoToProto(await engine.start(requireId(req.id), { force: req.force })),
+    }),
+    async ensureHot(req) {
+      const r = await engine.ensureHot(requireId(req.id));
+      return { sandbox: infoToProto(r.info), from: thermalToProto(r.from), wakeMs: r.wakeMs };
+    },
+    async getSandboxStatus(req) {
+      const i = engine.status(requireId(req.id));
+      if (!i) throw new ConnectError(`sandbox ${req.id} not found`, Code.NotFound);
+      return { sandbox: infoToProto(i) };
+    },
+    listSandboxes: async (req) => ({
+      sandboxes: engine
+        .list()
+        .filter((s) => req.userId === "" || s.userId === req.userId)
+        .map(infoToProto),
+    }),
+    async sandboxStats(req) {
+      const s = await engine.stats(requireId(req.id));
+      return {
+        thermal: thermalToProto(s.thermal),
+        memoryBytes: BigInt(s.memoryBytes),
+        memoryLimitBytes: BigInt(s.memoryLimitBytes),
+        cpuUsageNs: BigInt(s.cpuUsageNs),
+        tasks: s.tasks,
+        diskBytes: BigInt(s.diskBytes),
+      };
+    },
+    listImages: async () => ({
+      images: images.list().map((i) => ({
+        name: i.name,
+        description: i.description,
+        sizeBytes: BigInt(i.sizeBytes),
+        builtAt: i.builtAt,
+        source: i.source,
+        isDefault: i.name === options.defaultImage,
+      })),
+    }),
+    async *watchEvents(req, ctx) {
+      const queue: EngineEvent[] = [];
+      let wake: (() => void) | undefined;
+      const off = engine.onEvent((e) => {
+        if (req.sandboxId !== "" && e.sandboxId !== req.sandboxId) return;
+        queue.push(e);
+        wake?.();
+      });
+      const aborted = new Promise<void>((resolve) =>
+        ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+      );
+      try {
+        while (!ctx.signal.aborted) {
+          const e = queue.shift();
+          if (e) {
+            yield {
+              kind: e.kind,
+              sandboxId: e.sandboxId,
+              atMs: BigInt(e.at),
+              thermal: thermalToProto(e.thermal),
+              durationMs: e.durationMs,
+              detail: e.detail,
+            };
+            continue;
+          }
+          await Promise.race([new Promise<void>((resolve) => (wake = resolve)), aborted]);
+          wake = undefined;
+        }
+      } finally {
+        off();
+      }
+    },
+  };
+}

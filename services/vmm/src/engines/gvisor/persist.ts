@@ -1,0 +1,149 @@
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { crashPoint } from "@bhatti/runtime";
+import { EngineError } from "../../engine/engine-error.js";
+import { commitCheckpoint, markCheckpointComplete } from "./adoption-files.js";
+import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
+import { dirBytes, syncDir } from "./disk.js";
+import { CONTROL_PORT, type GvisorContext } from "./engine-context.js";
+import { mountSandboxFs, unmountSandboxFs } from "./sandbox-disk.js";
+import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+
+/**
+ * Checkpoint and restore (cold ↔ hot), as Firecracker keeps snapshots in `persist.rs` apart from
+ * building a VM. Each function runs inside the sandbox's serializer.
+ */
+
+/** hot/warm → cold: checkpoint into `checkpoint.tmp`, kill, rename over `checkpoint` (#26). */
+export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promise<void> {
+  if (r.thermal === "cold") return;
+  const { runsc, options, log } = ctx;
+  const layout = ctx.layoutOf(r.id);
+  // Refused before anything changes: the sandbox stays as it is (hot or warm).
+  ctx.admission.checkCheckpointSpace(r.id, r.memoryMb);
+  const t0 = performance.now();
+  await ctx.resume(r);
+  rmSync(layout.checkpointTmp, { recursive: true, force: true });
+  mkdirSync(layout.checkpointTmp, { recursive: true, mode: 0o700 });
+  try {
+    await quiesceForCheckpoint({
+      id: r.id,
+      dialer: options.dialer,
+      runsc,
+      host: r.address,
+      controlPort: CONTROL_PORT,
+      agentToken: options.init.kind === "agent" ? r.token : undefined,
+      timeoutMs: 5_000,
+      log,
+    });
+    await runsc.checkpoint(r.id, layout.checkpointTmp);
+    const img = join(layout.checkpointTmp, "checkpoint.img");
+    if (!existsSync(img) || statSync(img).size === 0) throw new Error("checkpoint image is missing or empty");
+    syncDir(layout.checkpointTmp);
+    markCheckpointComplete(layout);
+  } catch (e) {
+    rmSync(layout.checkpointTmp, { recursive: true, force: true });
+    // quiesceForCheckpoint left it paused by runsc: let it run again.
+    if ((await runsc.state(r.id).catch(() => undefined))?.status === "paused")
+      await runsc.resume(r.id).catch(() => undefined);
+    // Keep the sandbox alive when the checkpoint failed (v1 R5/R6): park it warm.
+    const s = await runsc.state(r.id).catch(() => undefined);
+    if (s?.status === "running") {
+      await ctx.pause(r).catch(() => undefined);
+      throw new EngineError(
+        "internal",
+        `checkpoint failed, sandbox kept alive (warm): ${(e as Error).message}`,
+      );
+    }
+    r.restoreError = `checkpoint failed and the sandbox died: ${(e as Error).message}`;
+    r.status = "unknown";
+    writeRecord(layout.record, r);
+    throw new EngineError("internal", r.restoreError);
+  }
+  crashPoint("vmm.stop.after-checkpoint");
+  await ctx.killSandbox(r.id);
+  // A crash from here to setThermal leaves a complete checkpoint.tmp that adoption promotes.
+  crashPoint("vmm.stop.after-kill");
+  commitCheckpoint(layout);
+  crashPoint("vmm.stop.after-rename");
+  await unmountSandboxFs(layout);
+  r.checkpointBytes = dirBytes(layout.checkpoint);
+  ctx.setThermal(r, "cold");
+  ctx.emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes`);
+}
+
+/** cold → hot: restore from `checkpoint` (warm → hot is a resume); `force` retries a failed restore. */
+export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force: boolean): Promise<void> {
+  if (r.thermal === "warm") return ctx.resume(r);
+  if (r.thermal === "hot") return;
+  if (r.restoreError !== undefined && !force) {
+    throw new EngineError(
+      "failed_precondition",
+      `sandbox ${r.id} failed to restore (${r.restoreError}); run \`bhatti start --force\` to retry, or destroy and recreate it`,
+    );
+  }
+  const { runsc, cgroups, options } = ctx;
+  const layout = ctx.layoutOf(r.id);
+  if (!existsSync(join(layout.checkpoint, "checkpoint.img"))) {
+    r.status = "unknown";
+    r.restoreError = "no checkpoint on disk";
+    writeRecord(layout.record, r);
+    throw new EngineError("failed_precondition", `sandbox ${r.id} has no checkpoint to restore`);
+  }
+  delete r.restoreError;
+  const t0 = performance.now();
+  try {
+    await ctx.ensureAgentPackage();
+    await mountSandboxFs(layout, r.imageRootfs);
+    const net = await options.network.attach({
+      sandboxId: r.id,
+      userId: r.userId,
+      sandboxName: r.name,
+      requestedAddress: r.address,
+    });
+    if (net.address !== r.address)
+      throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+    await runsc.delete(r.id);
+    const procs = cgroups.ensureUnified(r.id);
+    crashPoint("vmm.start.before-restore");
+    await runsc.restore(r.id, layout.bundle, layout.checkpoint, {
+      cgroupProcs: [procs],
+      logFile: layout.log,
+      timeoutMs: 120_000,
+    });
+    crashPoint("vmm.start.after-restore");
+    await ctx.waitReady(r);
+  } catch (e) {
+    await ctx.killSandbox(r.id).catch(() => undefined);
+    r.restoreError = (e as Error).message;
+    r.status = "unknown";
+    writeRecord(layout.record, r);
+    ctx.emit("thermal.restore_failed", r, performance.now() - t0, r.restoreError);
+    throw new EngineError("internal", `restore of sandbox ${r.id} failed: ${r.restoreError}`, { cause: e });
+  }
+  // The restored memory is live now; the old image no longer matches the disk.
+  rmSync(layout.checkpoint, { recursive: true, force: true });
+  delete r.checkpointBytes;
+  ctx.setThermal(r, "hot");
+  ctx.emit("thermal.restore", r, performance.now() - t0);
+}
+
+/** doStart behind host admission: a restore that will really run must fit the host (#25). */
+export async function doStartAdmitted(
+  ctx: GvisorContext,
+  r: GvisorSandboxRecord,
+  force: boolean,
+): Promise<void> {
+  if (r.thermal !== "cold" || (r.restoreError !== undefined && !force)) return doStart(ctx, r, force);
+  const admitted = ctx.admission.admit(
+    r.id,
+    "restore",
+    { memoryMb: r.memoryMb, diskMb: 0 },
+    ctx.committedMemoryMb(),
+  );
+  try {
+    await doStart(ctx, r, force);
+  } finally {
+    admitted.release();
+  }
+}
