@@ -11,6 +11,11 @@ export interface ConnectServerOptions {
   socketPath: string;
   routes: (router: ConnectRouter) => void;
   logger: Logger;
+  /**
+   * The service's own interceptors (for example its error mapping), run inside the request
+   * context interceptor, so they see the request id and what they throw is logged once.
+   */
+  interceptors?: readonly Interceptor[] | undefined;
 }
 
 export interface ConnectServer {
@@ -59,7 +64,7 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
   await reclaimSocketPath(socketPath);
   const handler = connectNodeAdapter({
     routes: options.routes,
-    interceptors: [requestContextInterceptor(logger)],
+    interceptors: [requestContextInterceptor(logger), ...(options.interceptors ?? [])],
   });
   const server = http2.createServer(handler);
   const sessions = new Set<http2.Http2Session>();

@@ -1,5 +1,5 @@
 import { accessSync, constants, mkdirSync } from "node:fs";
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { ConfigError, type ServerConfig, loadConfig } from "./config.js";
 import { startConnectServer } from "./connect-server.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -15,10 +15,16 @@ export interface ServiceContext {
   readonly shutdown: ShutdownController;
 }
 
+/** A service's Connect routes, with the server interceptors of that service (error mapping). */
+export interface ServiceRoutes {
+  routes: (router: ConnectRouter) => void;
+  interceptors?: readonly Interceptor[];
+}
+
 export interface ServiceDefinition {
   name: ServiceName;
   /** Builds the service (opening what it owns) and returns its Connect routes. */
-  setup(ctx: ServiceContext): Promise<(router: ConnectRouter) => void>;
+  setup(ctx: ServiceContext): Promise<ServiceRoutes | ((router: ConnectRouter) => void)>;
 }
 
 /** A fatal start-up problem: printed as one clear line, exit code 1. */
@@ -58,11 +64,14 @@ export async function runService(definition: ServiceDefinition, argv = process.a
   try {
     ensureWritableDir(config.state_dir, "state dir", 0o700);
     ensureWritableDir(config.socket_dir, "socket dir");
-    const routes = await definition.setup({ name: definition.name, config, logger, shutdown });
+    const served = await definition.setup({ name: definition.name, config, logger, shutdown });
+    const { routes, interceptors } =
+      typeof served === "function" ? { routes: served, interceptors: undefined } : served;
     const server = await startConnectServer({
       socketPath: serviceSocketPath(config.socket_dir, definition.name),
       routes,
       logger,
+      interceptors,
     });
     shutdown.add(() => server.close());
   } catch (e) {
