@@ -59,7 +59,7 @@ async function attach(userId: string, name: string): Promise<Sandbox> {
   });
   const n = res.network;
   if (n === undefined) throw new Error("no network");
-  return { sandboxId, netns: `bhatti-${sandboxId}`, address: n.address, gateway: n.gateway };
+  return { sandboxId, netns: `bt-${sandboxId}`, address: n.address, gateway: n.gateway };
 }
 
 /** Runs the hostile client inside the attacker's netns. */

@@ -74,7 +74,7 @@ async function stateOf(sandboxId: string) {
   return {
     address: addresses.addresses.some((a) => a.sandboxId === sandboxId),
     veth: links.includes(veth),
-    netns: existsSync(`/run/netns/bhatti-${sandboxId}`),
+    netns: existsSync(`/run/netns/bt-${sandboxId}`),
     port: (await nftSet("bridge", "ports")).includes(veth),
   };
 }
@@ -139,7 +139,7 @@ describe("SIGKILL mid-attach and mid-detach", () => {
       const got = await (network as NetworkProcess).client.getSandboxAddress({
         sandboxId: request.sandboxId,
       });
-      expect(await ping(`bhatti-${request.sandboxId}`, sibling.address)).toBe(true);
+      expect(await ping(`bt-${request.sandboxId}`, sibling.address)).toBe(true);
       expect(got.network?.address).not.toBe(sibling.address);
       // The vmm saw the attach fail and rolls back with a detach.
       await (network as NetworkProcess).client.detachSandbox({ sandboxId: request.sandboxId });
@@ -164,7 +164,7 @@ describe("SIGKILL mid-attach and mid-detach", () => {
     const victim = await attach("victim");
     await crashAndRestart((network as NetworkProcess).client.detachSandbox({ sandboxId: victim.sandboxId }));
     expect(await stateOf(victim.sandboxId)).toEqual(ATTACHED);
-    expect(await ping(`bhatti-${victim.sandboxId}`, victim.gateway)).toBe(true);
+    expect(await ping(`bt-${victim.sandboxId}`, victim.gateway)).toBe(true);
     await (network as NetworkProcess).client.detachSandbox({ sandboxId: victim.sandboxId });
     expect(await stateOf(victim.sandboxId)).toEqual(DETACHED);
   });
@@ -214,10 +214,8 @@ describe("a damaged attachments.json", () => {
     expect(await stateOf(closed.sandboxId)).toEqual(ATTACHED);
     // The backup is the copy before the last save: it has "open" but not "closed", which is
     // adopted from the store and the kernel, deny-all.
-    expect(await httpGet(`bhatti-${open.sandboxId}`, `http://${WAN.server}/`)).toContain("hello");
-    expect(
-      await httpGet(`bhatti-${closed.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT),
-    ).toBeUndefined();
+    expect(await httpGet(`bt-${open.sandboxId}`, `http://${WAN.server}/`)).toContain("hello");
+    expect(await httpGet(`bt-${closed.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT)).toBeUndefined();
     const got = await net.client.getSandboxAddress({ sandboxId: closed.sandboxId });
     expect(got.network?.egress?.mode).toBe(EgressMode.DENY_ALL);
     await outputContains(net, "attachments file unreadable");
@@ -234,15 +232,15 @@ describe("a damaged attachments.json", () => {
     const net = network as NetworkProcess;
     expect(await stateOf(open.sandboxId)).toEqual(ATTACHED);
     expect(await stateOf(closed.sandboxId)).toEqual(ATTACHED);
-    expect(await ping(`bhatti-${open.sandboxId}`, open.gateway)).toBe(true);
+    expect(await ping(`bt-${open.sandboxId}`, open.gateway)).toBe(true);
     // Fail closed: the policy was lost, so the sandbox is deny-all until told otherwise.
-    expect(await httpGet(`bhatti-${open.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT)).toBeUndefined();
+    expect(await httpGet(`bt-${open.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT)).toBeUndefined();
     expect((await net.client.health({})).health?.ready).toBe(true);
     await net.client.setEgressPolicy({
       sandboxId: open.sandboxId,
       egress: { mode: EgressMode.ALLOW_ALL, allowCidrs: [], allowHosts: [] },
     });
-    expect(await httpGet(`bhatti-${open.sandboxId}`, `http://${WAN.server}/`)).toContain("hello");
+    expect(await httpGet(`bt-${open.sandboxId}`, `http://${WAN.server}/`)).toContain("hello");
     await cleanUp([open.sandboxId, closed.sandboxId]);
   });
 
@@ -253,7 +251,7 @@ describe("a damaged attachments.json", () => {
     });
     expect(await stateOf(open.sandboxId)).toEqual(ATTACHED);
     expect(await stateOf(closed.sandboxId)).toEqual(ATTACHED);
-    expect(await ping(`bhatti-${open.sandboxId}`, closed.address)).toBe(true);
+    expect(await ping(`bt-${open.sandboxId}`, closed.address)).toBe(true);
     expect(existsSync(attachmentsPath())).toBe(true);
     await cleanUp([open.sandboxId, closed.sandboxId]);
   });
