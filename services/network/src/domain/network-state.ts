@@ -12,7 +12,8 @@ import {
 } from "./egress-policy.js";
 import { formatIpv4, parseIpv4 } from "./ipv4.js";
 
-/** The in-memory model of the service: the sandboxes with an address, and the users' networks. */
+// The service's in-memory model (the sandboxes with an address, the users' networks) and the
+// views of it that the firewall, the attachments file and the API need.
 
 export type AttachmentKind = "netns" | "tap";
 
