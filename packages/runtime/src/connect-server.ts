@@ -11,11 +11,8 @@ export interface ConnectServerOptions {
   socketPath: string;
   routes: (router: ConnectRouter) => void;
   logger: Logger;
-  /**
-   * The service's own interceptors (for example its error mapping), run inside the request
-   * context interceptor, so they see the request id and what they throw is logged once.
-   */
-  interceptors?: readonly Interceptor[] | undefined;
+  /** The service's own interceptors (e.g. its error mapping), run inside the request context. */
+  interceptors?: readonly Interceptor[];
 }
 
 export interface ConnectServer {

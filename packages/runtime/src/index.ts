@@ -53,7 +53,6 @@ export {
   runService,
   type ServiceContext,
   type ServiceDefinition,
-  type ServiceRoutes,
 } from "./service-main.js";
 export { parseListenAddress, type ListenAddress } from "./listen-address.js";
 export { crashPoint, crashPointsArmed } from "./crash-point.js";

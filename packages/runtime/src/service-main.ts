@@ -15,7 +15,7 @@ export interface ServiceContext {
   readonly shutdown: ShutdownController;
 }
 
-/** A service's Connect routes, with the server interceptors of that service (error mapping). */
+/** A service's Connect routes and the server interceptors that apply to them. */
 export interface ServiceRoutes {
   routes: (router: ConnectRouter) => void;
   interceptors?: readonly Interceptor[];
@@ -23,8 +23,8 @@ export interface ServiceRoutes {
 
 export interface ServiceDefinition {
   name: ServiceName;
-  /** Builds the service (opening what it owns) and returns its Connect routes. */
-  setup(ctx: ServiceContext): Promise<ServiceRoutes | ((router: ConnectRouter) => void)>;
+  /** Builds the service (opening what it owns) and returns its Connect routes (and interceptors). */
+  setup(ctx: ServiceContext): Promise<((router: ConnectRouter) => void) | ServiceRoutes>;
 }
 
 /** A fatal start-up problem: printed as one clear line, exit code 1. */
@@ -65,8 +65,7 @@ export async function runService(definition: ServiceDefinition, argv = process.a
     ensureWritableDir(config.state_dir, "state dir", 0o700);
     ensureWritableDir(config.socket_dir, "socket dir");
     const served = await definition.setup({ name: definition.name, config, logger, shutdown });
-    const { routes, interceptors } =
-      typeof served === "function" ? { routes: served, interceptors: undefined } : served;
+    const { routes, interceptors = [] } = typeof served === "function" ? { routes: served } : served;
     const server = await startConnectServer({
       socketPath: serviceSocketPath(config.socket_dir, definition.name),
       routes,
