@@ -215,9 +215,7 @@ describe("a damaged attachments.json", () => {
     // The backup is the copy before the last save: it has "open" but not "closed", which is
     // adopted from the store and the kernel, deny-all.
     expect(await httpGet(`bt-${open.sandboxId}`, `http://${WAN.server}/`)).toContain("hello");
-    expect(
-      await httpGet(`bt-${closed.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT),
-    ).toBeUndefined();
+    expect(await httpGet(`bt-${closed.sandboxId}`, `http://${WAN.server}/`, BLOCKED_WAIT)).toBeUndefined();
     const got = await net.client.getSandboxAddress({ sandboxId: closed.sandboxId });
     expect(got.network?.egress?.mode).toBe(EgressMode.DENY_ALL);
     await outputContains(net, "attachments file unreadable");

@@ -211,6 +211,40 @@ describe("attach", () => {
       rmSync(blocker, { recursive: true, force: true });
     }
   });
+
+  it("rolls back a failed attach of a user's second sandbox, and keeps the first and the bridge", async () => {
+    const first = await attach("rollback-pair", "kept");
+    const sandboxId = randomSandboxId();
+    usedIds.add(sandboxId);
+    const request = { sandboxId, userId: "rollback-pair", sandboxName: "doomed", kind: AttachmentKind.NETNS };
+    // The user's bridge is up, so the netns is made while the store reserves: that step fails.
+    const blocker = `/run/netns/${ns(sandboxId)}`;
+    mkdirSync(blocker, { recursive: true });
+    try {
+      const err = await network.client.attachSandbox(request).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(err).toBeDefined();
+      const links = await hostLinks(topology.host);
+      expect(links.some((l) => l.startsWith(`bhv${sandboxId.slice(0, 10)}`))).toBe(false);
+      expect(links).toContain(first.bridge);
+      expect(links).toContain(first.hostInterface);
+      const addresses = await store.client.listAddresses({});
+      expect(addresses.addresses.some((a) => a.sandboxId === sandboxId)).toBe(false);
+      expect(await nftSet("bridges")).toContain(first.bridge);
+      expect(await ping(ns(first.sandboxId), first.gateway)).toBe(true);
+    } finally {
+      rmSync(blocker, { recursive: true, force: true });
+    }
+    // Nothing of the failed attempt is left in the way of the next one.
+    const retried = (await network.client.attachSandbox(request)).network;
+    expect(retried?.bridge).toBe(first.bridge);
+    expect(await ping(ns(sandboxId), first.address)).toBe(true);
+    await network.client.detachSandbox({ sandboxId });
+    await network.client.detachSandbox({ sandboxId: first.sandboxId });
+    expect(await hostLinks(topology.host)).not.toContain(first.bridge);
+  });
 });
 
 describe("attach kinds and restore", () => {

@@ -110,6 +110,48 @@ describe("Connect over a Unix socket", () => {
     }
   });
 
+  it("runs the service's interceptors inside the request context", async () => {
+    class Missing extends Error {}
+    const sock = join(dir, "mapped.sock");
+    const seen: string[] = [];
+    servers.push(
+      await startConnectServer({
+        socketPath: sock,
+        logger,
+        routes: (r) =>
+          r.service(StoreService, {
+            health: () => {
+              throw new Missing("no such thing");
+            },
+          }),
+        // The service's error mapping: a domain error becomes its Connect code, with its message.
+        interceptors: [
+          (next) => async (req) => {
+            try {
+              return await next(req);
+            } catch (e) {
+              seen.push(currentRequestId() ?? "none");
+              if (e instanceof Missing) throw new ConnectError(e.message, Code.NotFound);
+              throw e;
+            }
+          },
+        ],
+      }),
+    );
+    const { client, close } = createServiceClient(StoreService, sock);
+    try {
+      const err = await withRequestId("req_00000000000000aa", () =>
+        client.health({}).catch((e: unknown) => ConnectError.from(e)),
+      );
+      expect(err).toBeInstanceOf(ConnectError);
+      expect((err as ConnectError).code).toBe(Code.NotFound);
+      expect((err as ConnectError).rawMessage).toBe("no such thing");
+      expect(seen).toEqual(["req_00000000000000aa"]);
+    } finally {
+      close();
+    }
+  });
+
   it("applies a deadline to every call", async () => {
     const sock = join(dir, "slow.sock");
     servers.push(

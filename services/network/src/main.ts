@@ -1,12 +1,13 @@
 import { join } from "node:path";
 import { NetworkService } from "@bhatti/proto";
-import { StartupError, processHealth, runService, serviceSocketPath } from "@bhatti/runtime";
+import { StartupError, runService, serviceSocketPath } from "@bhatti/runtime";
 import { createAttachmentFile } from "./adapters/attachment-file.js";
 import { enableIpForward } from "./adapters/ip-forward.js";
 import { createIpLink } from "./adapters/ip-link.js";
 import { createNftables, setNftTableName } from "./adapters/nftables.js";
 import { defaultUpstreamHosts, hostResolvers } from "./adapters/resolv-conf.js";
 import { createStoreAddressing } from "./adapters/store-addressing.js";
+import { networkErrorInterceptor } from "./api/network-error-interceptor.js";
 import { createNetworkHandlers } from "./api/network-handlers.js";
 import { type Upstream, createUpstreamClient, parseUpstream } from "./dns/dns-forwarder.js";
 import { createUserResolver } from "./dns/user-resolver.js";
@@ -18,8 +19,6 @@ import { createNetworkManager } from "./domain/network-manager.js";
 const DNS_UPSTREAM_TIMEOUT_MS = 2000;
 /** How long a reading of the host's resolv.conf is used (it is re-read so a change is seen). */
 const RESOLV_CONF_TTL_MS = 5000;
-/** How often Health re-checks that the product's nft table is still there. */
-const NFT_CHECK_INTERVAL_MS = 5000;
 
 // The network process: serves NetworkService on <socket_dir>/network.sock. It must run in the
 // network namespace whose bridges, firewall and forwarding it manages (the host's).
@@ -93,51 +92,17 @@ await runService({
       upstream.close();
     });
 
-    let nftPresent = false;
-    let nftCheckedAt = 0;
-    const refreshNft = () => {
-      nftCheckedAt = Date.now();
-      void nft.tablePresent().then((present) => {
-        nftPresent = present;
-      });
+    const handlers = createNetworkHandlers({
+      manager,
+      plan,
+      nft,
+      nftTable: config.network_nft_table,
+      upstream,
+      upstreams,
+    });
+    return {
+      routes: (router) => router.service(NetworkService, handlers),
+      interceptors: [networkErrorInterceptor],
     };
-    void manager.ready.then(refreshNft, () => undefined);
-
-    return (router) =>
-      router.service(NetworkService, {
-        health: () => {
-          if (Date.now() - nftCheckedAt > NFT_CHECK_INTERVAL_MS) refreshNft();
-          const h = manager.health();
-          return {
-            health: processHealth(
-              "network",
-              [
-                {
-                  name: "nftables",
-                  ready: h.ready && nftPresent,
-                  detail: nftPresent ? `table inet ${config.network_nft_table}` : "table missing",
-                },
-                {
-                  name: "store",
-                  ready: h.ready && h.storeReachable,
-                  detail: h.reconcileError ?? (h.ready ? "reconciled" : "reconciling"),
-                },
-              ],
-              {
-                pool: plan.poolText,
-                users: String(h.users),
-                sandboxes: String(h.sandboxes),
-                resolvers: String(h.resolvers),
-                resolver_errors: String(h.resolverErrors),
-                dns_forwarding: String(upstream.inFlight()),
-                dns_upstreams: upstreams()
-                  .map((u) => `${u.host}:${u.port}`)
-                  .join(","),
-              },
-            ),
-          };
-        },
-        ...createNetworkHandlers(manager),
-      });
   },
 });

@@ -1,5 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import {
   AttachmentKind,
   type EgressPolicy as EgressPolicyMessage,
@@ -7,12 +7,26 @@ import {
   type NetworkService,
   type SandboxNetworkSchema,
 } from "@bhatti/proto";
-import type { EgressPolicyInput } from "../domain/egress-policy.js";
+import { processHealth } from "@bhatti/runtime";
+import type { Nftables } from "../adapters/nftables.js";
+import type { Upstream, UpstreamClient } from "../dns/dns-forwarder.js";
+import type { AddressPlan } from "../domain/address-plan.js";
+import type { AttachRequest } from "../domain/attach.js";
+import { isSandboxId } from "../domain/device-names.js";
+import { type EgressPolicy, type EgressPolicyInput, validateEgressPolicy } from "../domain/egress-policy.js";
+import { parseIpv4 } from "../domain/ipv4.js";
 import type {
   AttachmentKind as Kind,
   NetworkManager,
   SandboxNetworkView,
 } from "../domain/network-manager.js";
+
+/** How often Health re-checks that the product's nft table is still there. */
+const NFT_CHECK_INTERVAL_MS = 5000;
+
+const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+const userIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
+const allowAllInput: EgressPolicyInput = { mode: "allow-all", allowCidrs: [], allowHosts: [] };
 
 const modeToText: Record<EgressMode, EgressPolicyInput["mode"]> = {
   [EgressMode.UNSPECIFIED]: "allow-all",
@@ -55,32 +69,121 @@ function networkToMessage(v: SandboxNetworkView): MessageInitShape<typeof Sandbo
   };
 }
 
-/** NetworkService RPCs (Health is added by main.ts). */
-export function createNetworkHandlers(
-  manager: NetworkManager,
-): Omit<ServiceImpl<typeof NetworkService>, "health"> {
+// --- request validation (a bad policy throws InvalidPolicyError, mapped by the interceptor) ---
+
+function invalid(message: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument);
+}
+
+function sandboxIdOf(id: string): string {
+  if (!isSandboxId(id)) throw invalid(`sandbox_id "${id}" is not 16 lowercase hex chars`);
+  return id;
+}
+
+/** No policy in the message: undefined (the domain decides what that means). */
+function policyOf(m: EgressPolicyMessage | undefined): EgressPolicy | undefined {
+  const input = policyFromMessage(m);
+  return input === undefined ? undefined : validateEgressPolicy(input);
+}
+
+function requestedAddressOf(plan: AddressPlan, address: string): AttachRequest["requested"] {
+  if (address === "") return undefined;
+  const n = parseIpv4(address);
+  const located = n === undefined ? undefined : plan.locate(n);
+  if (located === undefined) {
+    throw invalid(`requested_address "${address}" is not a usable address of pool ${plan.poolText}`);
+  }
+  return { address, ...located };
+}
+
+export interface NetworkHandlersDeps {
+  manager: NetworkManager;
+  plan: AddressPlan;
+  /** For Health: the product's nft table (its name, and whether it is there). */
+  nft: Pick<Nftables, "tablePresent">;
+  nftTable: string;
+  /** For Health: the DNS forwarder and the upstreams it uses now. */
+  upstream: Pick<UpstreamClient, "inFlight">;
+  upstreams(): readonly Upstream[];
+}
+
+/** NetworkService, Health included. Domain errors become Connect codes in networkErrorInterceptor. */
+export function createNetworkHandlers(deps: NetworkHandlersDeps): ServiceImpl<typeof NetworkService> {
+  const { manager, plan } = deps;
+  let nftPresent = false;
+  let nftCheckedAt = 0;
+  const refreshNft = () => {
+    nftCheckedAt = Date.now();
+    void deps.nft.tablePresent().then((present) => {
+      nftPresent = present;
+    });
+  };
+  void manager.ready.then(refreshNft, () => undefined);
+
   return {
+    health() {
+      if (Date.now() - nftCheckedAt > NFT_CHECK_INTERVAL_MS) refreshNft();
+      const h = manager.health();
+      return {
+        health: processHealth(
+          "network",
+          [
+            {
+              name: "nftables",
+              ready: h.ready && nftPresent,
+              detail: nftPresent ? `table inet ${deps.nftTable}` : "table missing",
+            },
+            {
+              name: "store",
+              ready: h.ready && h.storeReachable,
+              detail: h.reconcileError ?? (h.ready ? "reconciled" : "reconciling"),
+            },
+          ],
+          {
+            pool: plan.poolText,
+            users: String(h.users),
+            sandboxes: String(h.sandboxes),
+            resolvers: String(h.resolvers),
+            resolver_errors: String(h.resolverErrors),
+            dns_forwarding: String(deps.upstream.inFlight()),
+            dns_upstreams: deps
+              .upstreams()
+              .map((u) => `${u.host}:${u.port}`)
+              .join(","),
+          },
+        ),
+      };
+    },
+
     async attachSandbox(req) {
+      const sandboxId = sandboxIdOf(req.sandboxId);
+      if (!userIdPattern.test(req.userId)) throw invalid(`user_id "${req.userId}" is invalid`);
+      if (!namePattern.test(req.sandboxName)) throw invalid(`sandbox_name "${req.sandboxName}" is invalid`);
+      const kind = kindFromMessage(req.kind);
+      if (kind === undefined) throw invalid("kind must be NETNS or TAP");
       const network = await manager.attach({
-        sandboxId: req.sandboxId,
+        sandboxId,
         userId: req.userId,
         name: req.sandboxName,
-        kind: kindFromMessage(req.kind),
-        egress: policyFromMessage(req.egress),
-        requestedAddress: req.requestedAddress,
+        kind,
+        policy: policyOf(req.egress),
+        requested: requestedAddressOf(plan, req.requestedAddress),
       });
       return { network: networkToMessage(network) };
     },
+
     async detachSandbox(req) {
-      return { detached: await manager.detach(req.sandboxId) };
+      return { detached: await manager.detach(sandboxIdOf(req.sandboxId)) };
     },
+
     async getSandboxAddress(req) {
-      return { network: networkToMessage(await manager.get(req.sandboxId)) };
+      return { network: networkToMessage(await manager.get(sandboxIdOf(req.sandboxId))) };
     },
+
     async setEgressPolicy(req) {
-      return {
-        egress: policyToMessage(await manager.setEgressPolicy(req.sandboxId, policyFromMessage(req.egress))),
-      };
+      const sandboxId = sandboxIdOf(req.sandboxId);
+      const policy = validateEgressPolicy(policyFromMessage(req.egress) ?? allowAllInput);
+      return { egress: policyToMessage(await manager.setEgressPolicy(sandboxId, policy)) };
     },
   };
 }
