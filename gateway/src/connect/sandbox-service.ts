@@ -7,7 +7,6 @@ import { AgentLimits } from "@bhatti/agent-protocol";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import type { RateClass } from "../limits/rate-limiter.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { checkCreateInput, checkSandboxName, parseFileMode } from "../sandboxes/create-input.js";
 import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
@@ -42,7 +41,7 @@ function sessionInfoMessage(s: AgentSessionInfo) {
 
 /** The public SandboxService: the same operations as the REST routes, for the CLI. */
 export function registerSandboxService(router: ConnectRouter, gw: GatewayContext): void {
-  const { sandboxes, wake, limiter } = sandboxRuntimeOf(gw);
+  const { sandboxes, wake, limiter } = gw.runtime;
   const caller = (ctx: HandlerContext, cls: RateClass): AuthenticatedUser => {
     const user = callerOf(ctx);
     limiter.take(user.record, cls);

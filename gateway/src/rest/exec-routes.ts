@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endNdjsonStream } from "../auth/live-sessions.js";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
 import { type ExecInput, startExec } from "../sandboxes/sandbox-exec.js";
@@ -62,7 +61,7 @@ async function writeLine(ctx: RestContext, value: unknown): Promise<void> {
 
 /** `POST /sandboxes/:id/exec`: JSON result, NDJSON stream (`Accept: application/x-ndjson`), or detached. */
 export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  const { sandboxes, wake } = gw.runtime;
   router.add(
     "POST",
     "/sandboxes/:id/exec",

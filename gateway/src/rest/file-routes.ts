@@ -2,7 +2,6 @@ import { pipeline } from "node:stream/promises";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { parseFileMode } from "../sandboxes/create-input.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { requestSignal } from "./client-gone.js";
@@ -18,7 +17,7 @@ function requiredPath(ctx: RestContext): string {
 
 /** `/sandboxes/:id/files`: GET (read or `ls=true`), PUT (atomic write), HEAD (stat) — v1 §5.7. */
 export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  const { sandboxes, wake } = gw.runtime;
 
   router.add(
     "GET",

@@ -1,5 +1,4 @@
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
@@ -8,7 +7,7 @@ import { sandboxRef, userRoute } from "./user-route.js";
 
 /** `GET /sandboxes/:id/sessions`: the agent's SessionInfo list (wakes the sandbox). */
 export function registerSessionRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  const { sandboxes, wake } = gw.runtime;
   router.add(
     "GET",
     "/sandboxes/:id/sessions",
