@@ -20,7 +20,11 @@ export interface SandboxRuntime {
 }
 
 /** Built once per gateway, by createGateway. */
-export function createSandboxRuntime(clients: ServiceClients, config: ServerConfig, logger: Logger): SandboxRuntime {
+export function createSandboxRuntime(
+  clients: ServiceClients,
+  config: ServerConfig,
+  logger: Logger,
+): SandboxRuntime {
   const wake = createWakeController(clients, logger.child({ component: "wake" }), {
     agentOperationTimeoutMs: config.agent_op_timeout,
   });

@@ -71,7 +71,12 @@ export interface SandboxAgent {
     signal: AbortSignal,
   ): Promise<{ pid: number; outputFile: string }>;
   /** Size and mode come back before any content, so errors come back before a body. */
-  readFile(user: AuthenticatedUser, ref: string, input: ReadFileCall, signal: AbortSignal): Promise<FileReadStream>;
+  readFile(
+    user: AuthenticatedUser,
+    ref: string,
+    input: ReadFileCall,
+    signal: AbortSignal,
+  ): Promise<FileReadStream & { sandboxId: string }>;
   writeFile(user: AuthenticatedUser, ref: string, input: WriteFileCall, signal: AbortSignal): Promise<void>;
   listDir(user: AuthenticatedUser, ref: string, path: string, signal: AbortSignal): Promise<FileInfo[]>;
   stat(user: AuthenticatedUser, ref: string, path: string, signal: AbortSignal): Promise<FileInfo>;
@@ -140,22 +145,31 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
       return onAgent(user, ref, signal, (agent) =>
         agent.execDetached(input.cmd, {
           ...commandOptions(input),
-          ...(input.outputFile !== undefined && input.outputFile !== "" ? { outputFile: input.outputFile } : {}),
+          ...(input.outputFile !== undefined && input.outputFile !== ""
+            ? { outputFile: input.outputFile }
+            : {}),
           signal,
         }),
       );
     },
 
-    readFile(user, ref, input, signal) {
+    async readFile(user, ref, input, signal) {
       requirePath(input.path);
-      return onAgent(user, ref, signal, (agent) =>
-        agent.readFile(input.path, {
-          offset: input.offset ?? 0,
-          limit: input.limit ?? 0,
-          maxBytes: input.maxBytes ?? 0,
-          signal,
-        }),
+      const sandboxId = await sandboxes.resolveId(user, ref);
+      const file = await translatingAgentErrors(() =>
+        wake.withAgent(
+          sandboxId,
+          (agent) =>
+            agent.readFile(input.path, {
+              offset: input.offset ?? 0,
+              limit: input.limit ?? 0,
+              maxBytes: input.maxBytes ?? 0,
+              signal,
+            }),
+          { signal },
+        ),
       );
+      return { ...file, sandboxId };
     },
 
     async writeFile(user, ref, input, signal) {
@@ -164,7 +178,9 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
       checkWriteSize("bytes" in content ? content.bytes.byteLength : content.size);
       const mode = parseFileMode(input.mode).toString(8).padStart(4, "0");
       if ("bytes" in content) {
-        await onAgent(user, ref, signal, (agent) => agent.writeFile(input.path, content.bytes, { mode, signal }));
+        await onAgent(user, ref, signal, (agent) =>
+          agent.writeFile(input.path, content.bytes, { mode, signal }),
+        );
         return;
       }
       // A stream is read once, so the call is never retried on a fresh connection (withAgent would).
