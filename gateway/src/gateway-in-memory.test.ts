@@ -39,7 +39,7 @@ describe("gateway operations with in-memory service fakes", () => {
   let badAgent: net.Server;
   /** Store GetSandbox calls: a request refused by a limit never resolves the sandbox. */
   let lookups: string[];
-  let vmmWakes: string[] = [];
+  const vmmWakes: string[] = [];
   let thermalReach: "up" | "unreachable" | "answers-unavailable" = "up";
 
   beforeAll(async () => {
