@@ -1,4 +1,4 @@
-import type { FileReadStream } from "@bhatti/agent-client";
+import type { AgentClient, FileReadStream } from "@bhatti/agent-client";
 import { AgentLimits, type FileInfo, type SessionInfo } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
@@ -119,10 +119,10 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
     user: AuthenticatedUser,
     ref: string,
     signal: AbortSignal,
-    op: (agent: Parameters<Parameters<WakeController["withAgent"]>[1]>[0]) => Promise<T>,
+    op: (agent: AgentClient, sandboxId: string) => Promise<T>,
   ): Promise<T> => {
     const id = await sandboxes.resolveId(user, ref);
-    return translatingAgentErrors(() => wake.withAgent(id, op, { signal }));
+    return translatingAgentErrors(() => wake.withAgent(id, (agent) => op(agent, id), { signal }));
   };
 
   return {
@@ -153,23 +153,17 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
       );
     },
 
-    async readFile(user, ref, input, signal) {
+    readFile(user, ref, input, signal) {
       requirePath(input.path);
-      const sandboxId = await sandboxes.resolveId(user, ref);
-      const file = await translatingAgentErrors(() =>
-        wake.withAgent(
-          sandboxId,
-          (agent) =>
-            agent.readFile(input.path, {
-              offset: input.offset ?? 0,
-              limit: input.limit ?? 0,
-              maxBytes: input.maxBytes ?? 0,
-              signal,
-            }),
-          { signal },
-        ),
-      );
-      return { ...file, sandboxId };
+      return onAgent(user, ref, signal, async (agent, sandboxId) => {
+        const file = await agent.readFile(input.path, {
+          offset: input.offset ?? 0,
+          limit: input.limit ?? 0,
+          maxBytes: input.maxBytes ?? 0,
+          signal,
+        });
+        return { ...file, sandboxId };
+      });
     },
 
     async writeFile(user, ref, input, signal) {
