@@ -21,7 +21,7 @@ export interface Gateway {
   readonly server: http.Server;
   /** The REST router (routes are registered from rest/routes.ts; tests may add their own). */
   readonly rest: RestRouter;
-  /** Stops accepting requests, ends idle keep-alive connections and closes the service clients. */
+  /** Stops accepting requests, ends idle keep-alive connections and closes the service clients it dialed. */
   close(): Promise<void>;
 }
 
