@@ -1,5 +1,6 @@
 import type { Logger, ServerConfig } from "@bhatti/runtime";
 import type { RequestAuth } from "./auth/request-auth.js";
+import type { SandboxRuntime } from "./sandbox-runtime.js";
 import type { ServiceClients } from "./service-clients.js";
 
 /** What every Connect service and REST route of the gateway is built from. */
@@ -8,6 +9,8 @@ export interface GatewayContext {
   readonly logger: Logger;
   readonly clients: ServiceClients;
   readonly auth: RequestAuth;
+  /** Sandbox operations, wake control and rate limits, shared by every surface. */
+  readonly runtime: SandboxRuntime;
   /** Connect procedures (`package.Service/Method`) callable without an API key. */
   readonly publicProcedures: Set<string>;
 }

@@ -1,44 +1,46 @@
-import type { GatewayContext } from "./gateway-context.js";
+import type { Logger, ServerConfig } from "@bhatti/runtime";
 import { type RateLimiter, createRateLimiter } from "./limits/rate-limiter.js";
+import { type SandboxAgent, createSandboxAgent } from "./sandboxes/sandbox-agent.js";
 import { type SandboxManager, createSandboxManager } from "./sandboxes/sandbox-manager.js";
 import { type SandboxRefCache, createSandboxRefCache } from "./sandboxes/sandbox-ref-cache.js";
+import type { ServiceClients } from "./service-clients.js";
 import { type WakeController, createWakeController } from "./wake/wake-controller.js";
 
 /** What the sandbox routes of every surface (REST, WebSocket, Connect) share in one gateway. */
 export interface SandboxRuntime {
   readonly wake: WakeController;
+  /** Sandbox CRUD and lifecycle. */
   readonly sandboxes: SandboxManager;
+  /** Exec, files and sessions inside a sandbox. */
+  readonly agent: SandboxAgent;
   readonly refs: SandboxRefCache;
   readonly limiter: RateLimiter;
+  /** Stops the wake controller's watches and reports. */
+  close(): void;
 }
 
-const runtimes = new WeakMap<GatewayContext, SandboxRuntime>();
-
-/** The gateway's sandbox runtime, created on first use. */
-export function sandboxRuntimeOf(gw: GatewayContext): SandboxRuntime {
-  let runtime = runtimes.get(gw);
-  if (runtime === undefined) {
-    const wake = createWakeController(gw.clients, gw.logger.child({ component: "wake" }), {
-      agentOperationTimeoutMs: gw.config.agent_op_timeout,
-    });
-    const refs = createSandboxRefCache();
-    runtime = {
-      wake,
-      refs,
-      limiter: createRateLimiter({
-        lifecycle: {
-          capacity: gw.config.rate_lifecycle_burst,
-          perMinute: gw.config.rate_lifecycle_per_minute,
-        },
-      }),
-      sandboxes: createSandboxManager({ clients: gw.clients, wake, refs, logger: gw.logger }),
-    };
-    runtimes.set(gw, runtime);
-  }
-  return runtime;
-}
-
-export function closeSandboxRuntime(gw: GatewayContext): void {
-  runtimes.get(gw)?.wake.close();
-  runtimes.delete(gw);
+/** Built once per gateway, by createGateway. */
+export function createSandboxRuntime(
+  clients: ServiceClients,
+  config: ServerConfig,
+  logger: Logger,
+): SandboxRuntime {
+  const wake = createWakeController(clients, logger.child({ component: "wake" }), {
+    agentOperationTimeoutMs: config.agent_op_timeout,
+  });
+  const refs = createSandboxRefCache();
+  const sandboxes = createSandboxManager({ clients, wake, refs, logger });
+  return {
+    wake,
+    refs,
+    sandboxes,
+    agent: createSandboxAgent({ sandboxes, wake }),
+    limiter: createRateLimiter({
+      lifecycle: {
+        capacity: config.rate_lifecycle_burst,
+        perMinute: config.rate_lifecycle_per_minute,
+      },
+    }),
+    close: () => wake.close(),
+  };
 }

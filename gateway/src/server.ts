@@ -11,8 +11,8 @@ import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
-import { closeSandboxRuntime } from "./sandbox-runtime.js";
-import { createServiceClients } from "./service-clients.js";
+import { createSandboxRuntime } from "./sandbox-runtime.js";
+import { type ServiceClients, createServiceClients } from "./service-clients.js";
 import { registerWebSocketRoutes } from "./ws/websocket-routes.js";
 
 export interface Gateway {
@@ -21,8 +21,17 @@ export interface Gateway {
   readonly server: http.Server;
   /** The REST router (routes are registered from rest/routes.ts; tests may add their own). */
   readonly rest: RestRouter;
-  /** Stops accepting requests, ends idle keep-alive connections and closes the service clients. */
+  /** Stops accepting requests, ends idle keep-alive connections and closes the service clients it dialed. */
   close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /**
+   * The internal services' clients (tests pass in-memory fakes made with `createRouterTransport`).
+   * Injected clients stay the caller's to close; by default the gateway dials the Unix sockets
+   * under `socket_dir` and closes them itself.
+   */
+  clients?: ServiceClients;
 }
 
 /**
@@ -30,15 +39,17 @@ export interface Gateway {
  * server, so curl and browsers work. Connect procedures are matched first; every other
  * path goes to the REST router.
  */
-export function createGateway(config: ServerConfig, logger: Logger): Gateway {
-  const clients = createServiceClients(config);
+export function createGateway(config: ServerConfig, logger: Logger, options: GatewayOptions = {}): Gateway {
+  const ownsClients = options.clients === undefined;
+  const clients = options.clients ?? createServiceClients(config);
   const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)), {
     unauthenticatedLimiter: createIpRateLimiter({
       capacity: config.rate_unauthenticated_burst,
       perMinute: config.rate_unauthenticated_per_minute,
     }),
   });
-  const context: GatewayContext = { config, logger, clients, auth, publicProcedures: new Set() };
+  const runtime = createSandboxRuntime(clients, config, logger);
+  const context: GatewayContext = { config, logger, clients, auth, runtime, publicProcedures: new Set() };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);
   const connect = createBoundedConnectHandler(context, {
@@ -60,12 +71,14 @@ export function createGateway(config: ServerConfig, logger: Logger): Gateway {
     close() {
       closing ??= new Promise<void>((resolve) => {
         websockets.close();
-        closeSandboxRuntime(context);
+        runtime.close();
         server.close(() => resolve());
         server.closeIdleConnections();
         // Connections still busy after a grace period are cut so shutdown is bounded.
         setTimeout(() => server.closeAllConnections(), 2_000).unref();
-      }).finally(() => clients.close());
+      }).finally(() => {
+        if (ownsClients) clients.close();
+      });
       return closing;
     },
   };

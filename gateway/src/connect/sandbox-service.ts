@@ -3,19 +3,13 @@ import type { FileInfo as AgentFileInfo, SessionInfo as AgentSessionInfo } from 
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { AgentLimits } from "@bhatti/agent-protocol";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import type { RateClass } from "../limits/rate-limiter.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
-import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { checkCreateInput, checkSandboxName, parseFileMode } from "../sandboxes/create-input.js";
-import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
-import { startExec } from "../sandboxes/sandbox-exec.js";
 import { sandboxMessage } from "../sandboxes/sandbox-view.js";
 import { callerOf } from "./auth-interceptor.js";
 
-const MAX_EXEC_STDIN = 16 * 1024 * 1024;
 const READ_CHUNK = 256 * 1024;
 
 function fileInfoMessage(f: AgentFileInfo): FileInfo {
@@ -42,7 +36,7 @@ function sessionInfoMessage(s: AgentSessionInfo) {
 
 /** The public SandboxService: the same operations as the REST routes, for the CLI. */
 export function registerSandboxService(router: ConnectRouter, gw: GatewayContext): void {
-  const { sandboxes, wake, limiter } = sandboxRuntimeOf(gw);
+  const { sandboxes, agent, limiter } = gw.runtime;
   const caller = (ctx: HandlerContext, cls: RateClass): AuthenticatedUser => {
     const user = callerOf(ctx);
     limiter.take(user.record, cls);
@@ -115,36 +109,23 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
 
     async *exec(req, ctx) {
       const user = caller(ctx, "exec");
-      if (req.cmd.length === 0) throw new ConnectError("cmd required", Code.InvalidArgument);
-      if (req.stdin.byteLength > MAX_EXEC_STDIN) {
-        throw new ConnectError(`stdin larger than ${MAX_EXEC_STDIN} bytes`, Code.InvalidArgument);
-      }
-      const id = await sandboxes.resolveId(user, req.sandbox);
+      const command = { cmd: req.cmd, env: req.env, cwd: req.cwd, stdin: req.stdin };
       if (req.detach) {
-        const started = await translatingAgentErrors(() =>
-          wake.withAgent(
-            id,
-            (agent) =>
-              agent.execDetached(req.cmd, {
-                env: req.env,
-                ...(req.cwd !== "" ? { cwd: req.cwd } : {}),
-                ...(req.outputFile !== "" ? { outputFile: req.outputFile } : {}),
-                signal: ctx.signal,
-              }),
-            { signal: ctx.signal },
-          ),
+        const started = await agent.execDetached(
+          user,
+          req.sandbox,
+          { ...command, outputFile: req.outputFile },
+          ctx.signal,
         );
         yield { event: { case: "detached", value: { pid: started.pid, outputFile: started.outputFile } } };
         return;
       }
-      const events = await startExec(wake, id, {
-        cmd: req.cmd,
-        timeoutSec: effectiveExecTimeoutSec(req.timeoutSec),
-        env: req.env,
-        cwd: req.cwd,
-        stdin: req.stdin,
-        signal: ctx.signal,
-      });
+      const events = await agent.exec(
+        user,
+        req.sandbox,
+        { ...command, timeoutSec: req.timeoutSec },
+        ctx.signal,
+      );
       const stop = () => void events.return(undefined).catch(() => undefined);
       ctx.signal.addEventListener("abort", stop, { once: true });
       // Revoking the key ends the stream with Unauthenticated, even while the command is quiet.
@@ -171,29 +152,17 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
 
     async listSessions(req, ctx) {
       const user = caller(ctx, "read");
-      const id = await sandboxes.resolveId(user, req.sandbox);
-      const sessions = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.listSessions({ signal: ctx.signal }), { signal: ctx.signal }),
-      );
+      const sessions = await agent.listSessions(user, req.sandbox, ctx.signal);
       return { sessions: sessions.map(sessionInfoMessage) };
     },
 
     async *readFile(req, ctx) {
       const user = caller(ctx, "read");
-      if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
-      const id = await sandboxes.resolveId(user, req.sandbox);
-      const file = await translatingAgentErrors(() =>
-        wake.withAgent(
-          id,
-          (a) =>
-            a.readFile(req.path, {
-              offset: req.offset,
-              limit: req.limit,
-              maxBytes: Number(req.maxBytes),
-              signal: ctx.signal,
-            }),
-          { signal: ctx.signal },
-        ),
+      const file = await agent.readFile(
+        user,
+        req.sandbox,
+        { path: req.path, offset: req.offset, limit: req.limit, maxBytes: Number(req.maxBytes) },
+        ctx.signal,
       );
       yield { size: BigInt(file.size), mode: file.mode };
       for await (const chunk of file.content) {
@@ -205,41 +174,24 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
 
     async writeFile(req, ctx) {
       const user = caller(ctx, "exec");
-      if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
-      if (req.content.byteLength > AgentLimits.maxWriteBytes) {
-        throw new ConnectError(
-          `file too large: ${req.content.byteLength} bytes (max ${AgentLimits.maxWriteBytes})`,
-          Code.InvalidArgument,
-        );
-      }
-      const mode = parseFileMode(req.mode).toString(8).padStart(4, "0");
-      const id = await sandboxes.resolveId(user, req.sandbox);
-      await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.writeFile(req.path, req.content, { mode, signal: ctx.signal }), {
-          signal: ctx.signal,
-        }),
+      await agent.writeFile(
+        user,
+        req.sandbox,
+        { path: req.path, mode: req.mode, content: { bytes: req.content } },
+        ctx.signal,
       );
       return {};
     },
 
     async listFiles(req, ctx) {
       const user = caller(ctx, "read");
-      if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
-      const id = await sandboxes.resolveId(user, req.sandbox);
-      const entries = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.listDir(req.path, { signal: ctx.signal }), { signal: ctx.signal }),
-      );
+      const entries = await agent.listDir(user, req.sandbox, req.path, ctx.signal);
       return { files: entries.map(fileInfoMessage) };
     },
 
     async statFile(req, ctx) {
       const user = caller(ctx, "read");
-      if (req.path === "") throw new ConnectError("path required", Code.InvalidArgument);
-      const id = await sandboxes.resolveId(user, req.sandbox);
-      const info = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.stat(req.path, { signal: ctx.signal }), { signal: ctx.signal }),
-      );
-      return { file: fileInfoMessage(info) };
+      return { file: fileInfoMessage(await agent.stat(user, req.sandbox, req.path, ctx.signal)) };
     },
 
     async listImages(_req, ctx) {

@@ -3,7 +3,6 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../auth/request-auth.js";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, userRoute } from "./user-route.js";
@@ -106,7 +105,7 @@ function timeParam(ctx: RestContext, name: string): Date | undefined {
 /** Users, events and metrics for admins (the store checks the acting user too). */
 export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): void {
   const { store } = gw.clients;
-  const { limiter } = sandboxRuntimeOf(gw);
+  const { limiter } = gw.runtime;
 
   router.add(
     "GET",

@@ -1,10 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endNdjsonStream } from "../auth/live-sessions.js";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
-import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
-import { effectiveExecTimeoutSec } from "../sandboxes/exec-timeout.js";
-import { type ExecInput, startExec } from "../sandboxes/sandbox-exec.js";
+import type { DetachedExecCall } from "../sandboxes/sandbox-agent.js";
 import { requestSignal, writableOrGone } from "./client-gone.js";
 import { readJsonBody, sendJson } from "./json-body.js";
 import type { RestContext } from "./router.js";
@@ -14,9 +11,8 @@ import { sandboxRef, userRoute } from "./user-route.js";
 /** Buffered results keep at most this much output (v1: 10 MB). */
 const MAX_BUFFERED_OUTPUT = 10 * 1024 * 1024;
 
-interface ExecBody extends ExecInput {
+interface ExecBody extends DetachedExecCall {
   detach: boolean;
-  outputFile: string;
 }
 
 function execBodyFromJson(raw: unknown): ExecBody {
@@ -25,7 +21,7 @@ function execBodyFromJson(raw: unknown): ExecBody {
   }
   const body = raw as Record<string, unknown>;
   const cmd = body["cmd"];
-  if (!Array.isArray(cmd) || cmd.length === 0) throw new ConnectError("cmd required", Code.InvalidArgument);
+  if (!Array.isArray(cmd)) throw new ConnectError("cmd required", Code.InvalidArgument);
   if (!cmd.every((a) => typeof a === "string")) {
     throw new ConnectError("cmd must be a list of strings", Code.InvalidArgument);
   }
@@ -43,7 +39,7 @@ function execBodyFromJson(raw: unknown): ExecBody {
   const outputFile = body["output_file"];
   return {
     cmd,
-    timeoutSec: effectiveExecTimeoutSec(body["timeout_sec"]),
+    timeoutSec: body["timeout_sec"],
     ...(env !== undefined ? { env: env as Record<string, string> } : {}),
     ...(typeof cwd === "string" && cwd !== "" ? { cwd } : {}),
     detach: body["detach"] === true,
@@ -62,34 +58,21 @@ async function writeLine(ctx: RestContext, value: unknown): Promise<void> {
 
 /** `POST /sandboxes/:id/exec`: JSON result, NDJSON stream (`Accept: application/x-ndjson`), or detached. */
 export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  const { agent } = gw.runtime;
   router.add(
     "POST",
     "/sandboxes/:id/exec",
     userRoute(gw, "exec", async (ctx, user) => {
       const body = execBodyFromJson(await readJsonBody(ctx.req));
-      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
       const signal = requestSignal(ctx);
 
       if (body.detach) {
-        const started = await translatingAgentErrors(() =>
-          wake.withAgent(
-            id,
-            (agent) =>
-              agent.execDetached(body.cmd, {
-                ...(body.env !== undefined ? { env: body.env } : {}),
-                ...(body.cwd !== undefined ? { cwd: body.cwd } : {}),
-                ...(body.outputFile !== "" ? { outputFile: body.outputFile } : {}),
-                signal,
-              }),
-            { signal },
-          ),
-        );
+        const started = await agent.execDetached(user, sandboxRef(ctx), body, signal);
         sendJson(ctx.res, 200, { pid: started.pid, output_file: started.outputFile, detached: true });
         return;
       }
 
-      const events = await startExec(wake, id, { ...body, signal });
+      const events = await agent.exec(user, sandboxRef(ctx), body, signal);
       // Streaming only when Accept is exactly application/x-ndjson (v1).
       if (ctx.req.headers.accept === "application/x-ndjson") {
         ctx.res.writeHead(200, {

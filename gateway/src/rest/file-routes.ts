@@ -2,36 +2,23 @@ import { pipeline } from "node:stream/promises";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
-import { parseFileMode } from "../sandboxes/create-input.js";
-import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, sandboxRef, userRoute } from "./user-route.js";
 
-function requiredPath(ctx: RestContext): string {
-  const path = queryParam(ctx, "path");
-  if (path === undefined || path === "") throw new ConnectError("path required", Code.InvalidArgument);
-  return path;
-}
-
 /** `/sandboxes/:id/files`: GET (read or `ls=true`), PUT (atomic write), HEAD (stat) — v1 §5.7. */
 export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, wake } = sandboxRuntimeOf(gw);
+  const { agent } = gw.runtime;
+  const pathOf = (ctx: RestContext): string => queryParam(ctx, "path") ?? "";
 
   router.add(
     "GET",
     "/sandboxes/:id/files",
     userRoute(gw, "read", async (ctx, user) => {
-      const path = requiredPath(ctx);
-      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
       const signal = requestSignal(ctx);
       if (queryParam(ctx, "ls") === "true") {
-        const entries = await translatingAgentErrors(() =>
-          wake.withAgent(id, (a) => a.listDir(path, { signal }), { signal }),
-        );
-        sendJson(ctx.res, 200, entries);
+        sendJson(ctx.res, 200, await agent.listDir(user, sandboxRef(ctx), pathOf(ctx), signal));
         return;
       }
       const offset = intParam(ctx, "offset") ?? 0;
@@ -39,8 +26,11 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       const maxBytes = intParam(ctx, "max_bytes") ?? 0;
       const partial = offset > 0 || limit > 0 || maxBytes > 0;
       // The agent answers size and mode before any content, so errors come back before a body.
-      const file = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.readFile(path, { offset, limit, maxBytes, signal }), { signal }),
+      const file = await agent.readFile(
+        user,
+        sandboxRef(ctx),
+        { path: pathOf(ctx), offset, limit, maxBytes },
+        signal,
       );
       const headers: Record<string, string | number> = {
         "content-type": "application/octet-stream",
@@ -54,7 +44,8 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       try {
         await pipeline(file.content, ctx.res);
       } catch (e) {
-        if (!signal.aborted) gw.logger.warn("file read failed mid-stream", { sandbox_id: id, error: e });
+        if (!signal.aborted)
+          gw.logger.warn("file read failed mid-stream", { sandbox_id: file.sandboxId, error: e });
         ctx.res.destroy();
       }
     }),
@@ -64,12 +55,7 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
     "HEAD",
     "/sandboxes/:id/files",
     userRoute(gw, "read", async (ctx, user) => {
-      const path = requiredPath(ctx);
-      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
-      const signal = requestSignal(ctx);
-      const info = await translatingAgentErrors(() =>
-        wake.withAgent(id, (a) => a.stat(path, { signal }), { signal }),
-      );
+      const info = await agent.stat(user, sandboxRef(ctx), pathOf(ctx), requestSignal(ctx));
       ctx.res.writeHead(200, {
         "x-file-size": info.size,
         "x-file-mode": info.mode,
@@ -83,7 +69,6 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
     "PUT",
     "/sandboxes/:id/files",
     userRoute(gw, "exec", async (ctx, user) => {
-      const path = requiredPath(ctx);
       const lengthHeader = ctx.req.headers["content-length"];
       if (lengthHeader === undefined || ctx.req.headers["transfer-encoding"] !== undefined) {
         throw new ConnectError(
@@ -94,18 +79,11 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       const size = Number(lengthHeader);
       if (!Number.isSafeInteger(size) || size < 0)
         throw new ConnectError("invalid Content-Length", Code.InvalidArgument);
-      if (size > AgentLimits.maxWriteBytes) {
-        throw new ConnectError(
-          `file too large: ${size} bytes (max ${AgentLimits.maxWriteBytes})`,
-          Code.InvalidArgument,
-        );
-      }
-      const mode = parseFileMode(queryParam(ctx, "mode") ?? "");
-      const id = await sandboxes.resolveId(user, sandboxRef(ctx));
-      const signal = requestSignal(ctx);
-      const agent = await wake.ensureHot(id);
-      await translatingAgentErrors(() =>
-        agent.writeFileStream(path, ctx.req, size, { mode: mode.toString(8).padStart(4, "0"), signal }),
+      await agent.writeFile(
+        user,
+        sandboxRef(ctx),
+        { path: pathOf(ctx), mode: queryParam(ctx, "mode") ?? "", content: { stream: ctx.req, size } },
+        requestSignal(ctx),
       );
       sendJson(ctx.res, 200, { status: "ok" });
     }),

@@ -1,6 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { checkSandboxName, createInputFromJson } from "../sandboxes/create-input.js";
 import type { SandboxUpdate } from "../sandboxes/sandbox-manager.js";
 import { sandboxJson } from "../sandboxes/sandbox-view.js";
@@ -61,7 +60,7 @@ function updateFromJson(raw: unknown): SandboxUpdate {
 
 /** Sandboxes CRUD, stop and start (v1 §5.2). */
 export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): void {
-  const { sandboxes, limiter } = sandboxRuntimeOf(gw);
+  const { sandboxes, limiter } = gw.runtime;
 
   router.add(
     "GET",

@@ -3,7 +3,6 @@ import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import type { RateClass } from "../limits/rate-limiter.js";
 import { retryAfterOf } from "../limits/rate-limiter.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import type { RestContext, RestHandler } from "./router.js";
 
 /** Sandbox quotas do not refill with time; clients are told to come back in a minute. */
@@ -18,7 +17,7 @@ export function userRoute(
   cls: RateClass,
   handler: (ctx: RestContext, user: AuthenticatedUser) => Promise<void> | void,
 ): RestHandler {
-  const { limiter } = sandboxRuntimeOf(gw);
+  const { limiter } = gw.runtime;
   return async (ctx) => {
     const user = ctx.user;
     if (user === undefined) throw new ConnectError("authorization required", Code.Unauthenticated);

@@ -1,6 +1,6 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
 import { ThermalState, type VmmSandbox } from "@bhatti/proto";
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
 import { type ActivityReporter, createActivityReporter } from "./activity-reporter.js";
@@ -123,11 +123,6 @@ export class WakeBusyError extends ConnectError {
   constructor() {
     super("server busy, retry shortly", Code.Unavailable, { "retry-after": "2" });
   }
-}
-
-/** The thermal service itself is unreachable (down or restarting), as opposed to refusing. */
-function isTransportUnavailable(err: ConnectError): boolean {
-  return err.code === Code.Unavailable && err.rawMessage.startsWith("service unavailable");
 }
 
 const thermalName: Record<number, string> = {
@@ -268,7 +263,8 @@ export function createWakeController(
         } catch (e) {
           const err = ConnectError.from(e);
           if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
-          if (!isTransportUnavailable(err)) throw err;
+          // Only when the thermal service itself is unreachable (down or restarting), not refusing.
+          if (!isServiceUnreachable(err)) throw err;
           logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
           res = await wakeThroughVmm(sandboxId);
         }

@@ -6,7 +6,7 @@ import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
-import { keepAlive } from "./keepalive.js";
+import { holdWhileOpen } from "./interactive-socket.js";
 
 export interface ExecSocketOptions {
   sandboxId: string;
@@ -83,17 +83,8 @@ export async function serveExecSocket(
   options: ExecSocketOptions,
 ): Promise<void> {
   const { wake, clients, logger } = deps;
-  const release = wake.interactive.attach(options.sandboxId);
-  const stopKeepalive = keepAlive(ws);
-  const activity = setInterval(() => wake.touch(options.sandboxId), 10_000);
-  activity.unref();
   let session: SessionConnection | undefined;
-  ws.once("close", () => {
-    release();
-    stopKeepalive();
-    clearInterval(activity);
-    session?.detach();
-  });
+  holdWhileOpen(ws, wake, options.sandboxId, () => session?.detach());
   const fail = (message: string) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify({ type: "error", message }));

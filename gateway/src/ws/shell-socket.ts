@@ -6,7 +6,7 @@ import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
-import { keepAlive } from "./keepalive.js";
+import { holdWhileOpen } from "./interactive-socket.js";
 
 export interface ShellSocketOptions {
   sandboxId: string;
@@ -62,19 +62,10 @@ export async function serveShellSocket(
   options: ShellSocketOptions,
 ): Promise<void> {
   const { wake, clients, logger } = deps;
-  const release = wake.interactive.attach(options.sandboxId);
-  const stopKeepalive = keepAlive(ws);
-  const activity = setInterval(() => wake.touch(options.sandboxId), 10_000);
-  activity.unref();
   const startedAt = Date.now();
   let session: SessionConnection | undefined;
   let reattach = false;
-  ws.once("close", () => {
-    release();
-    stopKeepalive();
-    clearInterval(activity);
-    session?.detach();
-  });
+  holdWhileOpen(ws, wake, options.sandboxId, () => session?.detach());
 
   try {
     const agent = await wake.ensureHot(options.sandboxId);

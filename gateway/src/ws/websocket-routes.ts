@@ -7,7 +7,6 @@ import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
 import { retryAfterOf } from "../limits/rate-limiter.js";
 import { cleanPath } from "../rest/clean-path.js";
-import { sandboxRuntimeOf } from "../sandbox-runtime.js";
 import { serveExecSocket } from "./exec-socket.js";
 import { serveShellSocket } from "./shell-socket.js";
 
@@ -61,7 +60,7 @@ const execPattern = /^\/sandboxes\/([^/]+)\/exec\/ws$/;
  */
 export function registerWebSocketRoutes(server: Server, gw: GatewayContext): WebSocketRoutes {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
-  const { sandboxes, wake, limiter } = sandboxRuntimeOf(gw);
+  const { sandboxes, wake, limiter } = gw.runtime;
   const deps = { wake, clients: gw.clients, logger: gw.logger };
 
   const handle = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {

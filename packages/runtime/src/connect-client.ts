@@ -24,24 +24,47 @@ export interface ServiceClient<S extends DescService> {
 
 const unavailableErrnos = new Set(["ENOENT", "ECONNREFUSED", "ECONNRESET", "EPIPE"]);
 
+const unreachableBrand: unique symbol = Symbol("bhatti.serviceUnreachable");
+
 /**
- * The service is down (no socket file, nobody listening, or it went away mid-call):
- * callers see Unavailable, which they may retry, instead of a generic Internal.
+ * This process could not reach the service (no socket file, nobody listening, or it went away
+ * mid-call), as opposed to the service answering Unavailable itself (busy, or one of *its*
+ * dependencies down). Code Unavailable, so callers may retry; test with `instanceof` or
+ * `isServiceUnreachable`, never with the message. It never crosses the wire: a service that
+ * passes it on sends a plain Unavailable.
+ */
+export class ServiceUnreachableError extends ConnectError {
+  readonly [unreachableBrand] = true;
+
+  constructor(message: string, cause: unknown) {
+    super(`service unavailable: ${message}`, Code.Unavailable, undefined, undefined, cause);
+  }
+
+  // ConnectError's own check accepts any ConnectError (it duck-types across copies of the
+  // library); this subclass must only accept its own instances.
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return isServiceUnreachable(v);
+  }
+}
+
+export function isServiceUnreachable(e: unknown): e is ServiceUnreachableError {
+  return (
+    typeof e === "object" && e !== null && (e as { [unreachableBrand]?: unknown })[unreachableBrand] === true
+  );
+}
+
+/**
+ * The service is down: callers see Unavailable (ServiceUnreachableError), which they may retry,
+ * instead of a generic Internal.
  */
 const unreachableIsUnavailable: Interceptor = (next) => async (req) => {
   try {
     return await next(req);
   } catch (e) {
+    if (isServiceUnreachable(e)) throw e;
     const err = ConnectError.from(e);
-    if (err.code !== Code.Unavailable && hasUnavailableErrno(e)) {
-      throw new ConnectError(
-        `service unavailable: ${err.rawMessage}`,
-        Code.Unavailable,
-        undefined,
-        undefined,
-        e,
-      );
-    }
+    // Marked whatever code the transport chose: only a socket error, never an answer, says so.
+    if (hasUnavailableErrno(e)) throw new ServiceUnreachableError(err.rawMessage, e);
     throw err;
   }
 };

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { StoreService } from "@bhatti/proto";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createServiceClient } from "./connect-client.js";
+import { ServiceUnreachableError, createServiceClient, isServiceUnreachable } from "./connect-client.js";
 import { startConnectServer, type ConnectServer } from "./connect-server.js";
 import { processHealth } from "./health.js";
 import { createLogger } from "./logger.js";
@@ -65,6 +65,39 @@ describe("Connect over a Unix socket", () => {
       expect((err as ConnectError).code).toBe(Code.Unavailable);
     } finally {
       close();
+    }
+  });
+
+  it("tells an unreachable service from one that answers Unavailable, by type", async () => {
+    const absent = createServiceClient(StoreService, join(dir, "absent.sock"));
+    const sock = join(dir, "busy.sock");
+    servers.push(
+      await startConnectServer({
+        socketPath: sock,
+        logger,
+        routes: (r) =>
+          r.service(StoreService, {
+            health: () => {
+              // The text an unreachable service gets, sent as an answer: still an answer.
+              throw new ConnectError("service unavailable: its own dependency is down", Code.Unavailable);
+            },
+          }),
+      }),
+    );
+    const busy = createServiceClient(StoreService, sock);
+    try {
+      const down = await absent.client.health({}).catch((e: unknown) => e);
+      expect(isServiceUnreachable(down)).toBe(true);
+      expect(down).toBeInstanceOf(ServiceUnreachableError);
+      expect(down).toBeInstanceOf(ConnectError);
+      expect((down as ConnectError).code).toBe(Code.Unavailable);
+      const answered = await busy.client.health({}).catch((e: unknown) => e);
+      expect((answered as ConnectError).code).toBe(Code.Unavailable);
+      expect(isServiceUnreachable(answered)).toBe(false);
+      expect(answered instanceof ServiceUnreachableError).toBe(false);
+    } finally {
+      absent.close();
+      busy.close();
     }
   });
 

@@ -37,7 +37,13 @@ export {
   type ConnectServer,
   type ConnectServerOptions,
 } from "./connect-server.js";
-export { createServiceClient, type ServiceClient, type ServiceClientOptions } from "./connect-client.js";
+export {
+  ServiceUnreachableError,
+  createServiceClient,
+  isServiceUnreachable,
+  type ServiceClient,
+  type ServiceClientOptions,
+} from "./connect-client.js";
 export { installShutdown, type ShutdownController, type ShutdownStep } from "./shutdown.js";
 export { processHealth, type DependencyStatus } from "./health.js";
 export {
