@@ -86,6 +86,20 @@ describe("scanImports", () => {
     expect(specs(source)).toEqual(["./in-template.js", "./after.js"]);
   });
 
+  it("keeps line numbers right through multi-line comments, templates and continued strings", () => {
+    const source = [
+      "/* one", // 1
+      "   two */", // 2
+      "const t = `a", // 3
+      "b ${`c", // 4
+      "d`}`;", // 5
+      'const s = "x\\', // 6
+      'y";', // 7
+      'import { z } from "./z.js";', // 8
+    ].join("\n");
+    expect(scanImports(source).map((r) => [r.specifier, r.line])).toEqual([["./z.js", 8]]);
+  });
+
   it("does not take properties or object keys named import or require for imports", () => {
     const source = `
       import.meta.url;

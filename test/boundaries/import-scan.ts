@@ -62,6 +62,7 @@ export function tokenize(source: string): Token[] {
     while (i < source.length) {
       const c = source[i]!;
       if (c === "\\") {
+        if (source[i + 1] === "\n") line++;
         i += 2;
         continue;
       }
@@ -101,6 +102,7 @@ export function tokenize(source: string): Token[] {
       i++;
       while (i < source.length && source[i] !== c) {
         if (source[i] === "\\") {
+          if (source[i + 1] === "\n") line++; // a line continuation
           value += source[i + 1] ?? "";
           i += 2;
           continue;
