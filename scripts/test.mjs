@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, lint, proto drift check, build, every vitest suite, then the leak check.
+// `npm test`: typecheck, lint, the dependency rule, proto drift check, build, every vitest suite,
+// then the leak check.
 // Each non-vitest step counts as one test. The last line of output is always `N passed, N failed`.
 //
 // Generated proto code (proto/src/gen) is committed; the drift step regenerates it with
@@ -59,6 +60,16 @@ step("lint", () => {
   const buf = run(bin("buf"), ["lint"]);
   return biome && buf;
 });
+// Layering, package boundaries and import cycles (test/boundaries/dependency-rule.ts): one line
+// per problem, naming the file and the offending import.
+step("dependency rule", () =>
+  run(process.execPath, [
+    "--conditions=source",
+    "--import",
+    "tsx",
+    join(root, "test/boundaries/check-boundaries.ts"),
+  ]),
+);
 step("proto drift", () => {
   const gen = join(root, "proto/src/gen");
   const git = spawnSync("git", ["status", "--porcelain", "--", "proto/src/gen"], {

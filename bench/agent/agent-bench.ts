@@ -7,7 +7,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { open, readFile, rename, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { AGENT_NODE_FLAGS, createAgentClient } from "@bhatti/agent-client";
-import { AGENT_BUNDLE, startAgentProcess } from "../../agent/src/testing/agent-process.js";
+import { AGENT_BUNDLE, startAgentProcess } from "@bhatti/agent/testing";
 
 const nIndex = process.argv.indexOf("--n");
 const N = nIndex > 0 ? Number(process.argv[nIndex + 1]) : 300;

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { FrameReader, FrameType, encodeJsonFrame } from "@bhatti/agent-protocol";
-import { startAgentProcess } from "../../agent/src/testing/agent-process.js";
+import { startAgentProcess } from "@bhatti/agent/testing";
 
 const nIndex = process.argv.indexOf("--n");
 const N = nIndex > 0 ? Number(process.argv[nIndex + 1]) : 60;

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { createAgentClient } from "@bhatti/agent-client";
 import { StoreService, VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
-import { startProduct } from "../../test/thermal/product-harness.js";
+import { startProduct } from "@bhatti/test/thermal/product-harness";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -6,8 +6,8 @@ import {
   gatewayPid,
   openStream,
   rssBytes,
-} from "../../test/hostile/stream-harness.js";
-import { type Product, startProduct } from "../../test/thermal/product-harness.js";
+} from "@bhatti/test/hostile/stream-harness";
+import { type Product, startProduct } from "@bhatti/test/thermal/product-harness";
 
 /**
  * Gateway memory while clients stall: CLIENTS clients (half WebSocket exec, half NDJSON exec)

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startProduct, waitForSandbox } from "../../test/thermal/product-harness.js";
+import { startProduct, waitForSandbox } from "@bhatti/test/thermal/product-harness";
 import { percentiles } from "../foundation/stats.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));

@@ -4,10 +4,10 @@
 //
 //   node --conditions=source --import tsx bench/engine/engine.ts [--n 30] [--quick]
 import type { AgentClient } from "@bhatti/agent-client";
-import { createGvisorEngine } from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
-import type { Engine, SandboxInfo } from "../../services/vmm/src/engine/engine.js";
-import { testSpec } from "../../test/engine-conformance/engine-factory.js";
-import { createGvisorTestEnv } from "../../test/engine-conformance/gvisor-factory.js";
+import { createGvisorEngine } from "@bhatti/service-vmm/gvisor";
+import type { Engine, SandboxInfo } from "@bhatti/service-vmm/engine";
+import { testSpec } from "@bhatti/test/engine-conformance/engine-factory";
+import { createGvisorTestEnv } from "@bhatti/test/engine-conformance/gvisor-factory";
 import { createAgentClient } from "@bhatti/agent-client";
 
 const arg = (name: string, def: number) => {

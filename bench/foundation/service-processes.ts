@@ -15,8 +15,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { NetworkService, StoreService, ThermalService, VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
-import type { GuestInit } from "../../services/vmm/src/adapters/agent-launch.js";
-import { RUNSC_PATH, createGvisorTestEnv } from "../../test/engine-conformance/gvisor-factory.js";
+import type { GuestInit } from "@bhatti/service-vmm/adapters";
+import { RUNSC_PATH, createGvisorTestEnv } from "@bhatti/test/engine-conformance/gvisor-factory";
 import { percentiles } from "./stats.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));

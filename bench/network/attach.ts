@@ -6,7 +6,7 @@
 //   node --conditions=source --import tsx bench/network/attach.ts [iterations]
 import { dirname } from "node:path";
 import { AttachmentKind } from "@bhatti/proto";
-import { removeTestDir, startStoreProcess } from "../../services/store/src/testing/store-process.js";
+import { removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 import {
   type NetworkProcess,
   WAN,
@@ -15,7 +15,7 @@ import {
   removeDir,
   run,
   startNetworkProcess,
-} from "../../test/network/harness.js";
+} from "@bhatti/test/network/harness";
 import { percentiles, report } from "../foundation/stats.js";
 
 const iterations = Number(process.argv[2] ?? 40);

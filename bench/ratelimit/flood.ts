@@ -12,12 +12,7 @@ import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  cleanupServe,
-  makeTestDir,
-  startServe,
-  waitAllHealthy,
-} from "../../test/foundation/serve-harness.js";
+import { cleanupServe, makeTestDir, startServe, waitAllHealthy } from "@bhatti/test/foundation/serve-harness";
 import { percentiles } from "../foundation/stats.js";
 
 const arg = (name: string, def: number) => {

@@ -6,7 +6,7 @@ import {
   exec,
   startProduct,
   waitForSandbox,
-} from "../../test/thermal/product-harness.js";
+} from "@bhatti/test/thermal/product-harness";
 
 /**
  * Thermal benchmarks through the whole product (`bhatti serve`, gvisor, REST), each with

@@ -3,11 +3,12 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFile
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  CHECKPOINT_COMPLETE,
   type GvisorEngine,
+  QUARANTINE_DIR,
   createGvisorEngine,
-} from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
-import { CHECKPOINT_COMPLETE, QUARANTINE_DIR } from "../../services/vmm/src/engines/gvisor/adoption-files.js";
-import { sandboxLayout } from "../../services/vmm/src/engines/gvisor/layout.js";
+  sandboxLayout,
+} from "@bhatti/service-vmm/gvisor";
 import {
   type GvisorTestEnv,
   createGvisorTestEnv,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type SandboxRecord, StoreService, VmmService } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
-import { mountedPaths } from "../../services/vmm/src/adapters/rootfs.js";
+import { mountedPaths } from "@bhatti/service-vmm/adapters";
 import { RUNSC_PATH } from "../engine-conformance/gvisor-factory.js";
 import { type HttpResult, type Product, startProduct } from "../thermal/product-harness.js";
 

@@ -1,7 +1,6 @@
 import type { AgentClient } from "@bhatti/agent-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Engine, EngineEvent, SandboxInfo } from "../../services/vmm/src/engine/engine.js";
-import { isEngineError } from "../../services/vmm/src/engine/engine-error.js";
+import { type Engine, type EngineEvent, type SandboxInfo, isEngineError } from "@bhatti/service-vmm/engine";
 import { type EngineFactory, type EngineHarness, testSpec } from "./engine-factory.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { AgentClient } from "@bhatti/agent-client";
-import type { Engine, SandboxSpec } from "../../services/vmm/src/engine/engine.js";
+import type { Engine, SandboxSpec } from "@bhatti/service-vmm/engine";
 
 /**
  * What the conformance suite needs from an engine under test. One factory per engine

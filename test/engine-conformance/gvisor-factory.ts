@@ -16,15 +16,14 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
 import { createAgentClient } from "@bhatti/agent-client";
-import { createAgentInit } from "../../services/vmm/src/adapters/agent-launch.js";
-import { createNetnsDialer } from "../../services/vmm/src/adapters/guest-dialer.js";
-import { createLocalNetnsNetwork } from "../../services/vmm/src/adapters/local-netns-network.js";
-import { loopDevicesBackedBy } from "../../services/vmm/src/adapters/loop-disk.js";
-import { mountedPaths } from "../../services/vmm/src/adapters/rootfs.js";
 import {
-  createGvisorEngine,
-  type GvisorEngineOptions,
-} from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
+  createAgentInit,
+  createLocalNetnsNetwork,
+  createNetnsDialer,
+  loopDevicesBackedBy,
+  mountedPaths,
+} from "@bhatti/service-vmm/adapters";
+import { createGvisorEngine, type GvisorEngineOptions } from "@bhatti/service-vmm/gvisor";
 import { buildAgentPackage } from "./agent-package.js";
 import { type EngineFactory, type EngineHarness, usedSandboxIds } from "./engine-factory.js";
 

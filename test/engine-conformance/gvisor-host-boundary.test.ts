@@ -15,15 +15,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createAgentClient } from "@bhatti/agent-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { freeBytes, loopDevicesBackedBy } from "../../services/vmm/src/adapters/loop-disk.js";
-import { DEFAULT_LOG_CAP_BYTES } from "../../services/vmm/src/adapters/runsc.js";
-import type { SandboxInfo } from "../../services/vmm/src/engine/engine.js";
-import { isEngineError } from "../../services/vmm/src/engine/engine-error.js";
-import {
-  type GvisorEngine,
-  createGvisorEngine,
-} from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
-import { readMeminfoMb } from "../../services/vmm/src/engines/gvisor/host-admission.js";
+import { DEFAULT_LOG_CAP_BYTES, freeBytes, loopDevicesBackedBy } from "@bhatti/service-vmm/adapters";
+import { type SandboxInfo, isEngineError } from "@bhatti/service-vmm/engine";
+import { type GvisorEngine, createGvisorEngine, readMeminfoMb } from "@bhatti/service-vmm/gvisor";
 import { testSpec } from "./engine-factory.js";
 import { type GvisorTestEnv, createGvisorTestEnv, gvisorFactory, gvisorLeaks } from "./gvisor-factory.js";
 

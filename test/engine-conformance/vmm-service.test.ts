@@ -7,7 +7,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ThermalState, VmmSandboxStatus, VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { GuestInit } from "../../services/vmm/src/adapters/agent-launch.js";
+import type { GuestInit } from "@bhatti/service-vmm/adapters";
 import {
   gvisorFactory,
   type GvisorTestEnv,

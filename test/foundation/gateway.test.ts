@@ -6,7 +6,7 @@ import { createLogger, createServiceClient, loadConfig, type ServerConfig } from
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Gateway, createGateway } from "../../gateway/src/server.js";
+import { type Gateway, createGateway } from "@bhatti/gateway";
 import { makeTestDir, repoRoot, waitFor } from "./serve-harness.js";
 
 // The gateway in this process against a real store process: auth, REST errors and Connect.

@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { createLogger, loadConfig } from "@bhatti/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { createGateway } from "../../gateway/src/server.js";
-import { openApiJson } from "../../gateway/src/openapi/openapi-document.js";
+import { createGateway, openApiJson } from "@bhatti/gateway";
 import {
   type ServeInstance,
   cleanupServe,

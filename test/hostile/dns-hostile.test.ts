@@ -10,11 +10,7 @@ import { dirname, join } from "node:path";
 import { AttachmentKind } from "@bhatti/proto";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type StoreProcess,
-  removeTestDir,
-  startStoreProcess,
-} from "../../services/store/src/testing/store-process.js";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 import {
   type NetworkProcess,
   type Topology,

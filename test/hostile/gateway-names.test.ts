@@ -1,9 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { checkSandboxName } from "../../gateway/src/sandboxes/create-input.js";
-import { effectiveExecTimeoutSec } from "../../gateway/src/sandboxes/exec-timeout.js";
-import type { SandboxSpec } from "../../services/vmm/src/engine/engine.js";
-import { validateSpec } from "../../services/vmm/src/engine/spec-validation.js";
+import { checkSandboxName, effectiveExecTimeoutSec } from "@bhatti/gateway";
+import { type SandboxSpec, validateSpec } from "@bhatti/service-vmm/engine";
 
 const spec = (name: string): SandboxSpec => ({
   id: "0123456789abcdef",

@@ -4,16 +4,12 @@ import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type ApiKeyLookup,
+  type ServiceClients,
   createApiKeyAuthenticator,
+  createStoreApiKeyLookup,
   keyDigest,
-} from "../../gateway/src/auth/api-key-authenticator.js";
-import { createStoreApiKeyLookup } from "../../gateway/src/auth/store-api-key-lookup.js";
-import type { ServiceClients } from "../../gateway/src/service-clients.js";
-import {
-  type StoreProcess,
-  removeTestDir,
-  startStoreProcess,
-} from "../../services/store/src/testing/store-process.js";
+} from "@bhatti/gateway";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 
 const origin = { remoteAddr: "127.0.0.1", path: "/sandboxes" };
 

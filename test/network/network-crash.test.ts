@@ -6,11 +6,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AttachmentKind, EgressMode } from "@bhatti/proto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import {
-  type StoreProcess,
-  removeTestDir,
-  startStoreProcess,
-} from "../../services/store/src/testing/store-process.js";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 import {
   BLOCKED_WAIT,
   type NetworkProcess,

@@ -7,11 +7,7 @@ import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AttachmentKind, EgressMode } from "@bhatti/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type StoreProcess,
-  removeTestDir,
-  startStoreProcess,
-} from "../../services/store/src/testing/store-process.js";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 import {
   BLOCKED_WAIT,
   type NetworkProcess,
@@ -117,8 +113,7 @@ describe("address pool", () => {
       const net = await attach("pool-a", "after-guess");
       expect(net.address.endsWith(".23")).toBe(true);
       const addrs = JSON.parse(
-        (await run("ip", ["-n", `bt-${net.sandboxId}`, "-j", "-4", "addr", "show", "dev", "eth0"]))
-          .stdout,
+        (await run("ip", ["-n", `bt-${net.sandboxId}`, "-j", "-4", "addr", "show", "dev", "eth0"])).stdout,
       ) as { addr_info: { local: string }[] }[];
       expect(addrs[0]?.addr_info.map((a) => a.local)).toEqual([net.address]);
       expect(await ping(`bt-${net.sandboxId}`, net.gateway)).toBe(true);

@@ -6,11 +6,7 @@ import { dirname } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AttachmentKind, EgressMode } from "@bhatti/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type StoreProcess,
-  removeTestDir,
-  startStoreProcess,
-} from "../../services/store/src/testing/store-process.js";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 import {
   BLOCKED_WAIT,
   type NetnsProcess,

@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { ThermalService } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
 import { WebSocket } from "ws";
-import type { GuestInit } from "../../services/vmm/src/adapters/agent-launch.js";
+import type { GuestInit } from "@bhatti/service-vmm/adapters";
 import { type GvisorTestEnv, RUNSC_PATH, createGvisorTestEnv } from "../engine-conformance/gvisor-factory.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));

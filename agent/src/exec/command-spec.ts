@@ -2,7 +2,6 @@ import { accessSync, constants as fsConstants, statSync } from "node:fs";
 import { constants } from "node:os";
 import { isAbsolute, join } from "node:path";
 import type { ExecRequest } from "@bhatti/agent-protocol";
-import type { AgentContext } from "../agent-context.js";
 import {
   ROOT_IDENTITY,
   buildCommandEnv,
@@ -12,6 +11,23 @@ import {
   isDirectory,
   type ExecIdentity,
 } from "../identity.js";
+
+/**
+ * The agent's defaults a command is resolved against. Declared here, and extended by AgentContext,
+ * so that resolving a command does not depend on the whole agent (that import closed a cycle
+ * agent-context → session-registry → session-process → command-spec → agent-context).
+ */
+export interface ExecDefaults {
+  /** Commands run as this user unless the request asks for root and `allowRoot` is set. */
+  user: ExecIdentity;
+  allowRoot: boolean;
+  /** Default working directory. */
+  workdir: string;
+  /** Environment inherited by every command before the defaults (standalone mode: the agent's own). */
+  baseEnv: Readonly<Record<string, string | undefined>>;
+  /** Boot-config env plus secrets. */
+  configEnv: Readonly<Record<string, string>>;
+}
 
 /** What to start, as whom, where: resolved once from an EXEC_REQ. */
 export interface CommandSpec {
@@ -40,7 +56,7 @@ export class CommandSpecError extends Error {
 export type ExecChannel = "control" | "sudo";
 
 export function resolveCommandSpec(
-  ctx: AgentContext,
+  ctx: ExecDefaults,
   req: ExecRequest,
   channel: ExecChannel = "control",
 ): CommandSpec {

@@ -6,7 +6,17 @@ import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import type { AdminEventsFlags } from "./admin-events.js";
+
+/** The command's flags, declared here so the command imports the action (lazily), never the reverse. */
+export interface AdminEventsFlags {
+  type?: string;
+  since?: string;
+  until?: string;
+  sandbox?: string;
+  user?: string;
+  limit?: string;
+  count?: boolean;
+}
 
 const units: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 

@@ -1,16 +1,7 @@
 import type { Command } from "commander";
 import { commandGroup } from "../command-group.js";
 import { globalOptionsOf } from "../global-options.js";
-
-export interface AdminEventsFlags {
-  type?: string;
-  since?: string;
-  until?: string;
-  sandbox?: string;
-  user?: string;
-  limit?: string;
-  count?: boolean;
-}
+import type { AdminEventsFlags } from "./admin-events-action.js";
 
 /** `bhatti admin events|metrics|backup`: the store's records, for operators (admin key required). */
 export function registerAdminEventsCommands(program: Command): void {

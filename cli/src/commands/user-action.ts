@@ -3,7 +3,18 @@ import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
 import { confirmDestructive } from "./confirm-action.js";
-import type { UserLimitFlags } from "./user.js";
+
+/** The command's flags, declared here so the command imports the action (lazily), never the reverse. */
+export interface UserLimitFlags {
+  maxSandboxes?: number;
+  maxCpus?: number;
+  maxMemory?: number;
+  maxVolumeStorage?: number;
+  maxSnapshots?: number;
+  maxImages?: number;
+  createsPerMinute?: number;
+  execsPerMinute?: number;
+}
 
 function limitsUpdate(flags: UserLimitFlags) {
   const out: Record<string, number> = {};

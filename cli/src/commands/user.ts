@@ -1,23 +1,13 @@
 import type { Command } from "commander";
 import { commandGroup } from "../command-group.js";
 import { globalOptionsOf } from "../global-options.js";
+import type { UserLimitFlags } from "./user-action.js";
 
 const toCount = (flag: string) => (raw: string) => {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got "${raw}"`);
   return n;
 };
-
-export interface UserLimitFlags {
-  maxSandboxes?: number;
-  maxCpus?: number;
-  maxMemory?: number;
-  maxVolumeStorage?: number;
-  maxSnapshots?: number;
-  maxImages?: number;
-  createsPerMinute?: number;
-  execsPerMinute?: number;
-}
 
 function limitOptions(cmd: Command): Command {
   return cmd

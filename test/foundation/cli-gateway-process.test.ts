@@ -5,9 +5,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse as parseYaml } from "yaml";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type StoreProcess, removeTestDir, startStoreProcess } from "./testing/store-process.js";
+import { type StoreProcess, removeTestDir, startStoreProcess } from "@bhatti/service-store/testing";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 
 async function freePort(): Promise<number> {
   const server = createServer();

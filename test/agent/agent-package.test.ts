@@ -26,7 +26,7 @@ import { type AgentClient, agentLaunchArgv, createAgentClient } from "@bhatti/ag
 import type { AgentBootConfig } from "@bhatti/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const canRun = process.getuid?.() === 0 && existsSync("/usr/bin/tini-static") && existsSync("/bin/busybox");
 // Where install.sh puts runsc (scripts/install-runsc.sh), or the usual places.
 const RUNSC = [

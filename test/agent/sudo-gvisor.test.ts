@@ -21,7 +21,7 @@ import { agentLaunchArgv } from "@bhatti/agent-client";
 import type { AgentBootConfig } from "@bhatti/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../../..");
+const repoRoot = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const RUNSC = "/usr/local/lib/bhatti/runsc";
 const IMAGE_ROOTFS = "/var/lib/bhatti/images/minimal/rootfs";
 const canRun =
