@@ -1,9 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isEngineError } from "../../services/vmm/src/engine/engine-error.js";
-import {
-  type GvisorEngine,
-  createGvisorEngine,
-} from "../../services/vmm/src/engines/gvisor/gvisor-engine.js";
+import { isEngineError } from "@bhatti/service-vmm/engine";
+import { type GvisorEngine, createGvisorEngine } from "@bhatti/service-vmm/gvisor";
 import { testSpec } from "./engine-factory.js";
 import { type GvisorTestEnv, createGvisorTestEnv, gvisorFactory, gvisorLeaks } from "./gvisor-factory.js";
 
