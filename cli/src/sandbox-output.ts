@@ -1,27 +1,10 @@
+import { type SandboxJson, sandboxJson as restSandboxJson } from "@bhatti/proto/rest-json";
 import { formatDuration } from "./format-duration.js";
 import { type SandboxView, dateOf } from "./sandbox-view.js";
 
-/** A sandbox as `--json` prints it: the REST API's field names. */
-export function sandboxJson(s: SandboxView): Record<string, unknown> {
-  return {
-    id: s.id,
-    name: s.name,
-    status: s.status,
-    ...(s.thermal !== "" ? { thermal: s.thermal } : {}),
-    ...(s.thermal !== "" && s.thermalSinceMs > 0n
-      ? { thermal_since: new Date(Number(s.thermalSinceMs)).toISOString() }
-      : {}),
-    ip: s.ip,
-    image: s.image,
-    cpus: s.cpus,
-    memory_mb: s.memoryMb,
-    disk_size_mb: s.diskSizeMb,
-    keep_hot: s.keepHot,
-    labels: s.labels,
-    created_by: s.createdBy,
-    created_at: s.createdAt === undefined ? "" : dateOf(s.createdAt).toISOString(),
-    ...(s.stoppedAt !== undefined ? { stopped_at: dateOf(s.stoppedAt).toISOString() } : {}),
-  };
+/** A sandbox as `--json` prints it: the REST API's JSON, built by the same function as the gateway's. */
+export function sandboxJson(s: SandboxView): SandboxJson {
+  return restSandboxJson(s);
 }
 
 /** "running (hot)", "stopped". */

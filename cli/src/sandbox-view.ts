@@ -22,6 +22,9 @@ export type SandboxView = Pick<
   | "keepHot"
   | "labels"
   | "createdBy"
+  | "templateId"
+  | "engineId"
+  | "engineMetaJson"
 > & { readonly createdAt?: TimestampLike | undefined; readonly stoppedAt?: TimestampLike | undefined };
 
 /** As @bufbuild/protobuf's timestampDate (milliseconds, nanos rounded). */
@@ -62,6 +65,9 @@ export function sandboxFromJson(json: unknown): SandboxView {
     keepHot: o["keepHot"] === true,
     labels: typeof labels === "object" && labels !== null ? { ...(labels as Record<string, string>) } : {},
     createdBy: str("createdBy"),
+    templateId: str("templateId"),
+    engineId: str("engineId"),
+    engineMetaJson: str("engineMetaJson"),
     createdAt: timestampFromJson(o["createdAt"]),
     stoppedAt: timestampFromJson(o["stoppedAt"]),
   };

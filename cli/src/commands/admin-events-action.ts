@@ -1,7 +1,8 @@
 import { resolve } from "node:path";
-import { AdminService, type MetricsSnapshot } from "@bhatti/proto/v1/admin_pb";
+import { eventJson, metricsJson } from "@bhatti/proto/rest-json";
+import { AdminService } from "@bhatti/proto/v1/admin_pb";
 import { UserService } from "@bhatti/proto/v1/user_pb";
-import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
@@ -36,8 +37,6 @@ function parseLimit(raw: string | undefined, fallback: number): number {
   return n;
 }
 
-const iso = (ts: Timestamp | undefined) => (ts ? timestampDate(ts).toISOString() : "");
-
 export async function runAdminEvents(options: GlobalOptions, flags: AdminEventsFlags): Promise<void> {
   const { client } = createGatewayClient(AdminService, options);
   let userId = flags.user ?? "";
@@ -61,14 +60,7 @@ export async function runAdminEvents(options: GlobalOptions, flags: AdminEventsF
     emit(options, { count: Number(res.total) }, () => process.stdout.write(`${res.total}\n`));
     return;
   }
-  const rows = res.events.map((e) => ({
-    id: Number(e.id),
-    ts: iso(e.ts),
-    type: e.type,
-    user_id: e.userId,
-    sandbox_id: e.sandboxId,
-    meta: JSON.parse(e.metaJson || "{}") as unknown,
-  }));
+  const rows = res.events.map(eventJson);
   emit(options, { events: rows, total: Number(res.total) }, () => {
     printTable(
       ["TIME", "TYPE", "USER", "SANDBOX", "DETAILS"],
@@ -77,25 +69,6 @@ export async function runAdminEvents(options: GlobalOptions, flags: AdminEventsF
     if (res.total > BigInt(rows.length))
       process.stderr.write(`(${rows.length} of ${res.total}; use --limit)\n`);
   });
-}
-
-function metricsJson(m: MetricsSnapshot | undefined) {
-  if (!m) return undefined;
-  return {
-    ts: iso(m.ts),
-    sandboxes_total: m.sandboxesTotal,
-    sandboxes_by_status: m.sandboxesByStatus,
-    sandboxes_by_thermal: m.sandboxesByThermal,
-    users_total: m.usersTotal,
-    users_with_sandboxes: m.usersWithSandboxes,
-    sandboxes_per_user: m.sandboxesPerUser,
-    host_mem_total_mb: Number(m.hostMemTotalMb),
-    host_mem_available_mb: Number(m.hostMemAvailableMb),
-    host_disk_total_mb: Number(m.hostDiskTotalMb),
-    host_disk_available_mb: Number(m.hostDiskAvailableMb),
-    host_load_1m: m.hostLoad1m,
-    events_total: Number(m.eventsTotal),
-  };
 }
 
 const counts = (map: Record<string, number>) =>
@@ -112,7 +85,7 @@ export async function runAdminMetrics(
     ...(flags.since ? { since: parseSince("--since", flags.since) } : {}),
     limit: parseLimit(flags.limit, 20),
   });
-  const current = metricsJson(res.current);
+  const current = res.current === undefined ? undefined : metricsJson(res.current);
   const history = res.history.map(metricsJson);
   emit(options, { current, history }, () => {
     if (!current) return;

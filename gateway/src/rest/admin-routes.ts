@@ -1,34 +1,12 @@
-import type { Event, MetricsSnapshot, User, UserLimitsUpdate } from "@bhatti/proto";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { UserLimitsUpdate } from "@bhatti/proto";
+import { eventJson, metricsJson, userJson } from "@bhatti/proto/rest-json";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../auth/request-auth.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, userRoute } from "./user-route.js";
-
-const iso = (t: { seconds: bigint; nanos: number } | undefined) =>
-  t === undefined ? "" : timestampDate(t as Parameters<typeof timestampDate>[0]).toISOString();
-
-export function userJson(u: User): Record<string, unknown> {
-  const l = u.limits;
-  return {
-    id: u.id,
-    name: u.name,
-    is_admin: u.isAdmin,
-    created_at: iso(u.createdAt),
-    limits: {
-      max_sandboxes: l?.maxSandboxes ?? 0,
-      max_cpus_per_sandbox: l?.maxCpusPerSandbox ?? 0,
-      max_memory_mb_per_sandbox: l?.maxMemoryMbPerSandbox ?? 0,
-      max_volume_storage_mb: l?.maxVolumeStorageMb ?? 0,
-      max_snapshots: l?.maxSnapshots ?? 0,
-      max_images: l?.maxImages ?? 0,
-      creates_per_minute: l?.createsPerMinute ?? 0,
-      execs_per_minute: l?.execsPerMinute ?? 0,
-    },
-  };
-}
 
 const limitKeys = {
   max_sandboxes: "maxSandboxes",
@@ -57,34 +35,6 @@ function limitsFromJson(raw: unknown): Partial<Record<(typeof limitKeys)[keyof t
     out[field] = value;
   }
   return out;
-}
-
-function eventJson(e: Event): Record<string, unknown> {
-  let meta: unknown = {};
-  try {
-    meta = JSON.parse(e.metaJson || "{}");
-  } catch {
-    meta = {};
-  }
-  return { id: Number(e.id), ts: iso(e.ts), type: e.type, user_id: e.userId, sandbox_id: e.sandboxId, meta };
-}
-
-function metricsJson(m: MetricsSnapshot): Record<string, unknown> {
-  return {
-    ts: iso(m.ts),
-    sandboxes_total: m.sandboxesTotal,
-    sandboxes_by_status: m.sandboxesByStatus,
-    sandboxes_by_thermal: m.sandboxesByThermal,
-    users_total: m.usersTotal,
-    users_with_sandboxes: m.usersWithSandboxes,
-    sandboxes_per_user: m.sandboxesPerUser,
-    host_mem_total_mb: Number(m.hostMemTotalMb),
-    host_mem_available_mb: Number(m.hostMemAvailableMb),
-    host_disk_total_mb: Number(m.hostDiskTotalMb),
-    host_disk_available_mb: Number(m.hostDiskAvailableMb),
-    host_load_1m: m.hostLoad1m,
-    events_total: Number(m.eventsTotal),
-  };
 }
 
 /** `since`/`until` as RFC 3339 or a relative duration like `24h`, `7d`, `30m`. */

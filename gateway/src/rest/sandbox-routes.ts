@@ -1,8 +1,9 @@
+import { sandboxJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { checkSandboxName, createInputFromJson } from "../sandboxes/create-input.js";
 import type { SandboxUpdate } from "../sandboxes/sandbox-manager.js";
-import { sandboxJson } from "../sandboxes/sandbox-view.js";
+import { sandboxMessage } from "../sandboxes/sandbox-view.js";
 import { readJsonBody, readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { sandboxRef, userRoute } from "./user-route.js";
@@ -67,7 +68,11 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "/sandboxes",
     userRoute(gw, "read", async (ctx, user) => {
       const list = await sandboxes.list(user, labelFilter(ctx));
-      sendJson(ctx.res, 200, list.map(sandboxJson));
+      sendJson(
+        ctx.res,
+        200,
+        list.map((state) => sandboxJson(sandboxMessage(state))),
+      );
     }),
   );
 
@@ -78,7 +83,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
       const input = createInputFromJson(await readJsonBody(ctx.req));
       const { state, existing } = await sandboxes.create(user, input);
       if (existing) ctx.res.setHeader("X-Bhatti-Existing", "true");
-      sendJson(ctx.res, existing ? 200 : 201, sandboxJson(state));
+      sendJson(ctx.res, existing ? 200 : 201, sandboxJson(sandboxMessage(state)));
     }),
   );
 
@@ -86,7 +91,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "GET",
     "/sandboxes/:id",
     userRoute(gw, "read", async (ctx, user) => {
-      sendJson(ctx.res, 200, sandboxJson(await sandboxes.get(user, sandboxRef(ctx))));
+      sendJson(ctx.res, 200, sandboxJson(sandboxMessage(await sandboxes.get(user, sandboxRef(ctx)))));
     }),
   );
 
@@ -97,7 +102,11 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
       const update = updateFromJson(await readJsonBody(ctx.req));
       // keep_hot wakes or releases a sandbox: a lifecycle operation, unlike a rename or labels.
       if (update.keepHot !== undefined) limiter.take(user.record, "lifecycle");
-      sendJson(ctx.res, 200, sandboxJson(await sandboxes.update(user, sandboxRef(ctx), update)));
+      sendJson(
+        ctx.res,
+        200,
+        sandboxJson(sandboxMessage(await sandboxes.update(user, sandboxRef(ctx), update))),
+      );
     }),
   );
 
@@ -114,7 +123,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "POST",
     "/sandboxes/:id/stop",
     userRoute(gw, "lifecycle", async (ctx, user) => {
-      sendJson(ctx.res, 200, sandboxJson(await sandboxes.stop(user, sandboxRef(ctx))));
+      sendJson(ctx.res, 200, sandboxJson(sandboxMessage(await sandboxes.stop(user, sandboxRef(ctx)))));
     }),
   );
 
@@ -123,7 +132,11 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     "/sandboxes/:id/start",
     userRoute(gw, "lifecycle", async (ctx, user) => {
       const force = (await readJsonObject(ctx.req))["force"] === true;
-      sendJson(ctx.res, 200, sandboxJson(await sandboxes.start(user, sandboxRef(ctx), force)));
+      sendJson(
+        ctx.res,
+        200,
+        sandboxJson(sandboxMessage(await sandboxes.start(user, sandboxRef(ctx), force))),
+      );
     }),
   );
 }

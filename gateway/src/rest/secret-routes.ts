@@ -1,19 +1,9 @@
-import type { SecretInfo } from "@bhatti/proto";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { secretJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
 import { userRoute } from "./user-route.js";
-
-/** A secret record without its value (values are never returned). */
-export function secretJson(s: SecretInfo): Record<string, string> {
-  return {
-    name: s.name,
-    created_at: s.createdAt === undefined ? "" : timestampDate(s.createdAt).toISOString(),
-    updated_at: s.updatedAt === undefined ? "" : timestampDate(s.updatedAt).toISOString(),
-  };
-}
 
 /** `/secrets`: the caller's own secrets, through the store. */
 export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): void {

@@ -1,0 +1,186 @@
+// The public REST API's JSON shapes (v1 field names), each one function of the proto message.
+// The gateway's REST routes and `bhatti --json` both print through these, so the two never drift;
+// the OpenAPI schemas in gateway/src/openapi describe exactly these objects.
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
+import type { Sandbox } from "./gen/bhatti/v1/sandbox_pb.js";
+import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
+import type { User } from "./gen/bhatti/v1/user_pb.js";
+
+/** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
+export interface TimestampLike {
+  readonly seconds: bigint;
+  readonly nanos: number;
+}
+
+/** ISO 8601 with milliseconds; "" when unset (v1 writes "" for a missing time). */
+export function isoTime(t: TimestampLike | undefined): string {
+  return t === undefined ? "" : timestampDate(t as Parameters<typeof timestampDate>[0]).toISOString();
+}
+
+/** A JSON object from its text; {} for anything else, so a bad row never breaks a listing. */
+function parseObject(json: string): Record<string, unknown> {
+  try {
+    const v: unknown = JSON.parse(json || "{}");
+    return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The fields of a Sandbox the JSON is built from: a Sandbox message is one. */
+export type SandboxFields = Pick<
+  Sandbox,
+  | "id"
+  | "name"
+  | "templateId"
+  | "engineId"
+  | "engineMetaJson"
+  | "status"
+  | "thermal"
+  | "thermalSinceMs"
+  | "ip"
+  | "image"
+  | "cpus"
+  | "memoryMb"
+  | "diskSizeMb"
+  | "keepHot"
+  | "labels"
+  | "createdBy"
+> & { readonly createdAt?: TimestampLike | undefined; readonly stoppedAt?: TimestampLike | undefined };
+
+/** The REST API's Sandbox JSON (v1 field names; internal fields never appear). */
+export interface SandboxJson {
+  id: string;
+  name: string;
+  template_id: string;
+  engine_id: string;
+  status: string;
+  ip: string;
+  engine_meta: Record<string, unknown>;
+  created_by: string;
+  created_at: string;
+  stopped_at?: string;
+  keep_hot: boolean;
+  cpus: number;
+  memory_mb: number;
+  disk_size_mb: number;
+  image: string;
+  labels?: Record<string, string>;
+  thermal?: string;
+  /** ISO 8601: when the sandbox entered its thermal state. */
+  thermal_since?: string;
+}
+
+export function sandboxJson(s: SandboxFields): SandboxJson {
+  const out: SandboxJson = {
+    id: s.id,
+    name: s.name,
+    template_id: s.templateId,
+    engine_id: s.engineId,
+    status: s.status,
+    ip: s.ip,
+    engine_meta: parseObject(s.engineMetaJson),
+    created_by: s.createdBy,
+    created_at: isoTime(s.createdAt),
+    keep_hot: s.keepHot,
+    cpus: s.cpus,
+    memory_mb: s.memoryMb,
+    disk_size_mb: s.diskSizeMb,
+    image: s.image,
+  };
+  if (s.stoppedAt !== undefined) out.stopped_at = isoTime(s.stoppedAt);
+  if (Object.keys(s.labels).length > 0) out.labels = { ...s.labels };
+  if (s.thermal !== "") out.thermal = s.thermal;
+  if (s.thermal !== "" && s.thermalSinceMs > 0n)
+    out.thermal_since = new Date(Number(s.thermalSinceMs)).toISOString();
+  return out;
+}
+
+/** The admin metrics snapshot as `/admin/metrics` and `bhatti admin metrics --json` print it. */
+export interface MetricsJson {
+  ts: string;
+  sandboxes_total: number;
+  sandboxes_by_status: Record<string, number>;
+  sandboxes_by_thermal: Record<string, number>;
+  users_total: number;
+  users_with_sandboxes: number;
+  sandboxes_per_user: Record<string, number>;
+  host_mem_total_mb: number;
+  host_mem_available_mb: number;
+  host_disk_total_mb: number;
+  host_disk_available_mb: number;
+  host_load_1m: number;
+  events_total: number;
+}
+
+export function metricsJson(m: MetricsSnapshot): MetricsJson {
+  return {
+    ts: isoTime(m.ts),
+    sandboxes_total: m.sandboxesTotal,
+    sandboxes_by_status: m.sandboxesByStatus,
+    sandboxes_by_thermal: m.sandboxesByThermal,
+    users_total: m.usersTotal,
+    users_with_sandboxes: m.usersWithSandboxes,
+    sandboxes_per_user: m.sandboxesPerUser,
+    host_mem_total_mb: Number(m.hostMemTotalMb),
+    host_mem_available_mb: Number(m.hostMemAvailableMb),
+    host_disk_total_mb: Number(m.hostDiskTotalMb),
+    host_disk_available_mb: Number(m.hostDiskAvailableMb),
+    host_load_1m: m.hostLoad1m,
+    events_total: Number(m.eventsTotal),
+  };
+}
+
+/** One audit event (`/admin/events`, `bhatti admin events --json`). */
+export interface EventJson {
+  id: number;
+  ts: string;
+  type: string;
+  user_id: string;
+  sandbox_id: string;
+  meta: unknown;
+}
+
+export function eventJson(e: Event): EventJson {
+  let meta: unknown = {};
+  try {
+    meta = JSON.parse(e.metaJson || "{}");
+  } catch {
+    meta = {};
+  }
+  return {
+    id: Number(e.id),
+    ts: isoTime(e.ts),
+    type: e.type,
+    user_id: e.userId,
+    sandbox_id: e.sandboxId,
+    meta,
+  };
+}
+
+/** A user with its limits (`/users`); API keys are added by the routes that mint one. */
+export function userJson(u: User): Record<string, unknown> {
+  const l = u.limits;
+  return {
+    id: u.id,
+    name: u.name,
+    is_admin: u.isAdmin,
+    created_at: isoTime(u.createdAt),
+    limits: {
+      max_sandboxes: l?.maxSandboxes ?? 0,
+      max_cpus_per_sandbox: l?.maxCpusPerSandbox ?? 0,
+      max_memory_mb_per_sandbox: l?.maxMemoryMbPerSandbox ?? 0,
+      max_volume_storage_mb: l?.maxVolumeStorageMb ?? 0,
+      max_snapshots: l?.maxSnapshots ?? 0,
+      max_images: l?.maxImages ?? 0,
+      creates_per_minute: l?.createsPerMinute ?? 0,
+      execs_per_minute: l?.execsPerMinute ?? 0,
+    },
+  };
+}
+
+/** A secret record without its value (values are never returned). */
+export function secretJson(s: SecretInfo): Record<string, string> {
+  return { name: s.name, created_at: isoTime(s.createdAt), updated_at: isoTime(s.updatedAt) };
+}
