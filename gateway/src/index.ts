@@ -3,7 +3,7 @@
 // The product starts the gateway from main.ts; nothing else in the product imports it.
 export { type ApiKeyLookup, createApiKeyAuthenticator, keyDigest } from "./auth/api-key-authenticator.js";
 export { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
-export { openApiJson } from "./openapi/openapi-document.js";
+export { openApiJson } from "./openapi/documented-routes.js";
 export { checkSandboxName } from "./sandboxes/create-input.js";
 export { effectiveExecTimeoutSec } from "./sandboxes/exec-timeout.js";
 export { type Gateway, createGateway } from "./server.js";

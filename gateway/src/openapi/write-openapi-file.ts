@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { openApiJson } from "./openapi-document.js";
+import { openApiJson } from "./documented-routes.js";
 
 // Regenerates docs/openapi.json:
 //   node --conditions=source --import tsx gateway/src/openapi/write-openapi-file.ts

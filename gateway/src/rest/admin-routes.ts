@@ -1,3 +1,4 @@
+import { arrayOf, common, error, json, jsonBody, op, ref } from "../openapi/schemas.js";
 import type { UserLimitsUpdate } from "@bhatti/proto";
 import { eventJson, metricsJson, userJson } from "@bhatti/proto/rest-json";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -72,6 +73,13 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
         })),
       );
     }),
+    {
+      doc: op("List users (admin)", {
+        "200": json(arrayOf("User"), "Users"),
+        "403": error("Admin only"),
+        ...common,
+      }),
+    },
   );
 
   router.add(
@@ -93,6 +101,28 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       if (res.user === undefined) throw new ConnectError("store returned no user", Code.Internal);
       sendJson(ctx.res, 201, { ...userJson(res.user), api_key: res.apiKey });
     }),
+    {
+      doc: op(
+        "Create a user (admin); the API key is returned once",
+        {
+          "201": json(ref("User"), "Created"),
+          "403": error("Admin only"),
+          "409": error("Name in use"),
+          ...common,
+        },
+        {
+          requestBody: jsonBody({
+            type: "object",
+            required: ["name"],
+            properties: {
+              name: { type: "string" },
+              is_admin: { type: "boolean" },
+              limits: ref("UserLimits"),
+            },
+          }),
+        },
+      ),
+    },
   );
 
   router.add(
@@ -103,6 +133,15 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       if (found === undefined) throw new ConnectError("user not found", Code.NotFound);
       sendJson(ctx.res, 200, userJson(found));
     }),
+    {
+      doc: op(
+        "Get a user (admins any, others themselves)",
+        { "200": json(ref("User"), "User"), "404": error("Not found"), ...common },
+        {
+          parameters: [{ name: "user", in: "path", required: true, schema: { type: "string" } }],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -121,6 +160,16 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       gw.auth.authenticator.forgetUser(res.user.id);
       sendJson(ctx.res, 200, userJson(res.user));
     }),
+    {
+      doc: op(
+        "Update a user's limits (admin)",
+        { "200": json(ref("User"), "User"), "403": error("Admin only"), ...common },
+        {
+          parameters: [{ name: "user", in: "path", required: true, schema: { type: "string" } }],
+          requestBody: jsonBody({ type: "object", properties: { limits: ref("UserLimits") } }),
+        },
+      ),
+    },
   );
 
   router.add(
@@ -133,6 +182,18 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       gw.auth.revokeKey(res.revokedKeySha256);
       sendJson(ctx.res, 200, { status: "deleted" });
     }),
+    {
+      doc: op(
+        "Delete a user (admin; refused while it owns sandboxes or secrets)",
+        {
+          "200": json({ type: "object" }, "Deleted"),
+          "403": error("Admin only"),
+          "409": error("Still owns resources"),
+          ...common,
+        },
+        { parameters: [{ name: "user", in: "path", required: true, schema: { type: "string" } }] },
+      ),
+    },
   );
 
   router.add(
@@ -144,6 +205,15 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       if (res.user === undefined) throw new ConnectError("store returned no user", Code.Internal);
       sendJson(ctx.res, 200, { ...userJson(res.user), api_key: res.apiKey });
     }),
+    {
+      doc: op(
+        "Replace a user's API key (the old one fails at once)",
+        { "200": json(ref("User"), "New key"), ...common },
+        {
+          parameters: [{ name: "user", in: "path", required: true, schema: { type: "string" } }],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -167,6 +237,26 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
       });
       sendJson(ctx.res, 200, { events: res.events.map(eventJson), total: Number(res.total) });
     }),
+    {
+      doc: op(
+        "Query events newest first (admin)",
+        {
+          "200": json(
+            { type: "object", properties: { events: arrayOf("Event"), total: { type: "integer" } } },
+            "Events",
+          ),
+          "403": error("Admin only"),
+          ...common,
+        },
+        {
+          parameters: ["type", "user", "sandbox", "since", "until", "limit", "before_id"].map((name) => ({
+            name,
+            in: "query",
+            schema: { type: "string" },
+          })),
+        },
+      ),
+    },
   );
 
   router.add(
@@ -185,5 +275,17 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
         history: res.history.map(metricsJson),
       });
     }),
+    {
+      doc: op(
+        "Live metrics and history (admin)",
+        { "200": json({ type: "object" }, "Metrics"), "403": error("Admin only"), ...common },
+        {
+          parameters: [
+            { name: "since", in: "query", schema: { type: "string" } },
+            { name: "limit", in: "query", schema: { type: "integer" } },
+          ],
+        },
+      ),
+    },
   );
 }

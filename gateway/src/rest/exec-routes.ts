@@ -1,3 +1,4 @@
+import { error, idParam, jsonBody, onSandbox, op, ref } from "../openapi/schemas.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endNdjsonStream } from "../auth/live-sessions.js";
 import type { GatewayContext } from "../gateway-context.js";
@@ -138,5 +139,22 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
         stderr: Buffer.concat(stderr).toString("utf8"),
       });
     }),
+    {
+      doc: op(
+        "Run a command (JSON result; NDJSON stream with Accept: application/x-ndjson; or detached)",
+        {
+          "200": {
+            description: "Result, stream or detached pid",
+            content: {
+              "application/json": { schema: { oneOf: [ref("ExecResult"), ref("ExecDetached")] } },
+              "application/x-ndjson": { schema: ref("ExecEvent") },
+            },
+          },
+          "400": error("cmd required"),
+          ...onSandbox,
+        },
+        { parameters: [idParam], requestBody: jsonBody(ref("ExecRequest")) },
+      ),
+    },
   );
 }

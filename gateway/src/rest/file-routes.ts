@@ -1,3 +1,4 @@
+import { arrayOf, error, idParam, json, onSandbox, op, pathQuery } from "../openapi/schemas.js";
 import { pipeline } from "node:stream/promises";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -49,6 +50,36 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
         ctx.res.destroy();
       }
     }),
+    {
+      doc: op(
+        "Read a file (raw bytes) or list a directory (ls=true)",
+        {
+          "200": {
+            description: "Content (X-File-Size always; Content-Length only for full reads) or FileInfo[]",
+            headers: {
+              "X-File-Size": { schema: { type: "integer" } },
+              "X-File-Mode": { schema: { type: "string" } },
+            },
+            content: {
+              "application/octet-stream": { schema: { type: "string", format: "binary" } },
+              "application/json": { schema: arrayOf("FileInfo") },
+            },
+          },
+          "400": error("path required, or not a regular file / directory"),
+          ...onSandbox,
+        },
+        {
+          parameters: [
+            idParam,
+            pathQuery,
+            { name: "ls", in: "query", schema: { type: "boolean" } },
+            { name: "offset", in: "query", description: "1-based first line", schema: { type: "integer" } },
+            { name: "limit", in: "query", description: "Maximum lines", schema: { type: "integer" } },
+            { name: "max_bytes", in: "query", schema: { type: "integer" } },
+          ],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -63,6 +94,23 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       });
       ctx.res.end();
     }),
+    {
+      doc: op(
+        "Stat a path",
+        {
+          "200": {
+            description: "Exists",
+            headers: {
+              "X-File-Size": { schema: { type: "integer" } },
+              "X-File-Mode": { schema: { type: "string" } },
+              "X-File-IsDir": { schema: { type: "boolean" } },
+            },
+          },
+          ...onSandbox,
+        },
+        { parameters: [idParam, pathQuery] },
+      ),
+    },
   );
 
   router.add(
@@ -87,6 +135,27 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       );
       sendJson(ctx.res, 200, { status: "ok" });
     }),
-    { maxBodyBytes: AgentLimits.maxWriteBytes },
+    {
+      doc: op(
+        "Write a file atomically (Content-Length required)",
+        {
+          "200": json({ type: "object", properties: { status: { const: "ok" } } }, "Written"),
+          "400": error("Bad path, size or chunked body"),
+          ...onSandbox,
+        },
+        {
+          parameters: [
+            idParam,
+            pathQuery,
+            { name: "mode", in: "query", schema: { type: "string", default: "0644" } },
+          ],
+          requestBody: {
+            required: true,
+            content: { "application/octet-stream": { schema: { type: "string", format: "binary" } } },
+          },
+        },
+      ),
+      maxBodyBytes: AgentLimits.maxWriteBytes,
+    },
   );
 }

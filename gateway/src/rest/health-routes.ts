@@ -1,9 +1,12 @@
 import type { GatewayContext } from "../gateway-context.js";
+import { json, op } from "../openapi/schemas.js";
 import { formatUptime } from "../uptime.js";
 import { sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
 
 const startedAt = Date.now();
+
+const healthSchema = { type: "object", properties: { status: { const: "ok" }, uptime: { type: "string" } } };
 
 /** `GET /health`: the only unauthenticated REST route, same body as v1. */
 export function registerHealthRoutes(router: RestRouter, _gw: GatewayContext): void {
@@ -11,6 +14,6 @@ export function registerHealthRoutes(router: RestRouter, _gw: GatewayContext): v
     "GET",
     "/health",
     ({ res }) => sendJson(res, 200, { status: "ok", uptime: formatUptime(Date.now() - startedAt) }),
-    { public: true },
+    { public: true, doc: op("Liveness (no auth)", { "200": json(healthSchema, "Healthy") }) },
   );
 }

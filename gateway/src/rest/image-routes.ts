@@ -1,3 +1,4 @@
+import { arrayOf, common, json, op } from "../openapi/schemas.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
@@ -23,5 +24,6 @@ export function registerImageRoutes(router: RestRouter, gw: GatewayContext): voi
         })),
       );
     }),
+    { doc: op("List images", { "200": json(arrayOf("Image"), "Images"), ...common }) },
   );
 }

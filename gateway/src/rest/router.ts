@@ -26,19 +26,48 @@ export interface RestContext {
 
 export type RestHandler = (ctx: RestContext) => Promise<void> | void;
 
+/**
+ * A route's OpenAPI operation: what /openapi.json says about it. The router keeps it next to the
+ * handler, so the document lists exactly the routes that are served (fastify's route `schema`).
+ */
+export interface RouteDoc {
+  readonly summary: string;
+  readonly parameters?: readonly Record<string, unknown>[];
+  readonly requestBody?: Record<string, unknown>;
+  /** By HTTP status ("200", "404"...): description, headers and content schemas. */
+  readonly responses: Readonly<Record<string, Record<string, unknown>>>;
+}
+
 export interface RouteOptions {
   /** Served without an API key (only /health in v1). */
   public?: boolean;
   /** The largest request body the route reads (default: the 1 MiB JSON cap), checked before auth. */
   maxBodyBytes?: number;
+  /** The operation in the OpenAPI document; a route without one is left out of it. */
+  doc?: RouteDoc;
+}
+
+/** A registered route as router.list() returns it. */
+export interface RouteEntry {
+  readonly method: HttpMethod;
+  readonly pattern: string;
+  readonly public: boolean;
+  /** Served on the server's upgrade event (ws/websocket-routes.ts), never by handle(). */
+  readonly websocket: boolean;
+  readonly doc: RouteDoc | undefined;
 }
 
 export interface RestRouter {
   add(method: HttpMethod, pattern: string, handler: RestHandler, options?: RouteOptions): void;
+  /**
+   * Records a WebSocket endpoint (a GET answered with 101) so that list() and the document show it;
+   * the upgrade itself is served by ws/websocket-routes.ts, and a plain GET stays a 404.
+   */
+  addWebSocket(pattern: string, doc: RouteDoc): void;
   /** Handles a request that no Connect procedure matched. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
-  /** Every registered route (method and pattern), e.g. to check the OpenAPI document. */
-  list(): { method: HttpMethod; pattern: string; public: boolean }[];
+  /** Every registered route in registration order, WebSockets included: the OpenAPI document's source. */
+  list(): RouteEntry[];
 }
 
 interface Route {
@@ -48,6 +77,7 @@ interface Route {
   readonly handler: RestHandler;
   readonly public: boolean;
   readonly maxBodyBytes: number;
+  readonly doc: RouteDoc | undefined;
 }
 
 function match(segments: readonly string[], parts: readonly string[]): Record<string, string> | undefined {
@@ -101,6 +131,8 @@ const splitPath = (path: string) => path.split("/").filter((s) => s.length > 0);
  */
 export function createRestRouter(gw: GatewayContext): RestRouter {
   const routes: Route[] = [];
+  /** Routes and WebSocket endpoints in registration order, for list(). */
+  const order: (Route | { pattern: string; doc: RouteDoc })[] = [];
 
   const fail = (req: IncomingMessage, res: ServerResponse, requestId: string, e: unknown) => {
     drainRefusedBody(req, res);
@@ -120,16 +152,27 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
 
   return {
     add(method, pattern, handler, options = {}) {
-      routes.push({
+      const route: Route = {
         method,
         pattern,
         segments: splitPath(pattern),
         handler,
         public: options.public === true,
         maxBodyBytes: options.maxBodyBytes ?? MAX_JSON_BODY_BYTES,
-      });
+        doc: options.doc,
+      };
+      routes.push(route);
+      order.push(route);
     },
-    list: () => routes.map((r) => ({ method: r.method, pattern: r.pattern, public: r.public })),
+    addWebSocket(pattern, doc) {
+      order.push({ pattern, doc });
+    },
+    list: () =>
+      order.map((r) =>
+        "handler" in r
+          ? { method: r.method, pattern: r.pattern, public: r.public, websocket: false, doc: r.doc }
+          : { method: "GET", pattern: r.pattern, public: false, websocket: true, doc: r.doc },
+      ),
     async handle(req, res) {
       const requestId =
         sanitizeRequestId(req.headers[REQUEST_ID_HEADER] as string | undefined) ?? newRequestId();

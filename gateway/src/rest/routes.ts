@@ -8,6 +8,7 @@ import { registerOpenApiRoutes } from "./openapi-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
+import { registerWebSocketDocs } from "../ws/websocket-docs.js";
 import type { RestRouter } from "./router.js";
 
 /** Every REST route, one registration per file (add yours here). */
@@ -17,6 +18,7 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerExecRoutes(router, gw);
   registerFileRoutes(router, gw);
   registerSessionRoutes(router, gw);
+  registerWebSocketDocs(router);
   registerSecretRoutes(router, gw);
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);

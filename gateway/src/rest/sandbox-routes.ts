@@ -1,3 +1,4 @@
+import { arrayOf, common, error, idParam, json, jsonBody, onSandbox, op, ref } from "../openapi/schemas.js";
 import { sandboxJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
@@ -74,6 +75,24 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
         list.map((state) => sandboxJson(sandboxMessage(state))),
       );
     }),
+    {
+      doc: op(
+        "List the caller's sandboxes (never wakes one)",
+        { "200": json(arrayOf("Sandbox"), "Sandboxes"), ...common },
+        {
+          parameters: [
+            {
+              name: "label",
+              in: "query",
+              description: "key=value; repeatable, all must match",
+              schema: { type: "array", items: { type: "string" } },
+              style: "form",
+              explode: true,
+            },
+          ],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -85,6 +104,22 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
       if (existing) ctx.res.setHeader("X-Bhatti-Existing", "true");
       sendJson(ctx.res, existing ? 200 : 201, sandboxJson(sandboxMessage(state)));
     }),
+    {
+      doc: op(
+        "Create a sandbox (idempotent by name)",
+        {
+          "201": json(ref("Sandbox"), "Created"),
+          "200": {
+            ...json(ref("Sandbox"), "A sandbox with this name exists and is returned"),
+            headers: { "X-Bhatti-Existing": { schema: { const: "true" } } },
+          },
+          "400": error("Invalid request, cpus/memory over the limit, or a missing secret"),
+          "501": error("A v1 feature this server does not have (templates, volumes...)"),
+          ...common,
+        },
+        { requestBody: jsonBody(ref("CreateSandbox"), false) },
+      ),
+    },
   );
 
   router.add(
@@ -93,6 +128,15 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     userRoute(gw, "read", async (ctx, user) => {
       sendJson(ctx.res, 200, sandboxJson(sandboxMessage(await sandboxes.get(user, sandboxRef(ctx)))));
     }),
+    {
+      doc: op(
+        "Get a sandbox (never wakes it)",
+        { "200": json(ref("Sandbox"), "Sandbox"), ...onSandbox },
+        {
+          parameters: [idParam],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -108,6 +152,13 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
         sandboxJson(sandboxMessage(await sandboxes.update(user, sandboxRef(ctx), update))),
       );
     }),
+    {
+      doc: op(
+        "Update keep_hot, name or labels (keep_hot=true wakes it)",
+        { "200": json(ref("Sandbox"), "Sandbox"), "409": error("Name in use"), ...onSandbox },
+        { parameters: [idParam], requestBody: jsonBody(ref("UpdateSandbox")) },
+      ),
+    },
   );
 
   router.add(
@@ -117,6 +168,16 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
       await sandboxes.destroy(user, sandboxRef(ctx));
       sendJson(ctx.res, 200, { status: "destroyed" });
     }),
+    {
+      doc: op(
+        "Destroy a sandbox and delete its row",
+        {
+          "200": json({ type: "object", properties: { status: { const: "destroyed" } } }, "Destroyed"),
+          ...onSandbox,
+        },
+        { parameters: [idParam] },
+      ),
+    },
   );
 
   router.add(
@@ -125,6 +186,15 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
     userRoute(gw, "lifecycle", async (ctx, user) => {
       sendJson(ctx.res, 200, sandboxJson(sandboxMessage(await sandboxes.stop(user, sandboxRef(ctx)))));
     }),
+    {
+      doc: op(
+        "Cold-snapshot a sandbox",
+        { "200": json(ref("Sandbox"), "Stopped"), ...onSandbox },
+        {
+          parameters: [idParam],
+        },
+      ),
+    },
   );
 
   router.add(
@@ -138,5 +208,15 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
         sandboxJson(sandboxMessage(await sandboxes.start(user, sandboxRef(ctx), force))),
       );
     }),
+    {
+      doc: op(
+        "Restore a stopped sandbox (force clears the circuit breaker)",
+        { "200": json(ref("Sandbox"), "Started"), "409": error("Circuit breaker open"), ...onSandbox },
+        {
+          parameters: [idParam],
+          requestBody: jsonBody({ type: "object", properties: { force: { type: "boolean" } } }, false),
+        },
+      ),
+    },
   );
 }

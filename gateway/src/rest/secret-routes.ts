@@ -1,3 +1,4 @@
+import { arrayOf, common, error, json, jsonBody, op, ref } from "../openapi/schemas.js";
 import { secretJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
@@ -16,6 +17,7 @@ export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): vo
       const { secrets } = await store.listSecrets({ userId: user.id });
       sendJson(ctx.res, 200, secrets.map(secretJson));
     }),
+    { doc: op("List secret names (never values)", { "200": json(arrayOf("Secret"), "Secrets"), ...common }) },
   );
 
   router.add(
@@ -32,6 +34,24 @@ export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): vo
       if (secret === undefined) throw new ConnectError("store returned no secret", Code.Internal);
       sendJson(ctx.res, created ? 201 : 200, secretJson(secret));
     }),
+    {
+      doc: op(
+        "Create or replace a secret",
+        {
+          "201": json(ref("Secret"), "Created"),
+          "200": json(ref("Secret"), "Replaced"),
+          "400": error("Empty name or value"),
+          ...common,
+        },
+        {
+          requestBody: jsonBody({
+            type: "object",
+            required: ["name", "value"],
+            properties: { name: { type: "string" }, value: { type: "string" } },
+          }),
+        },
+      ),
+    },
   );
 
   router.add(
@@ -41,5 +61,14 @@ export function registerSecretRoutes(router: RestRouter, gw: GatewayContext): vo
       await store.deleteSecret({ userId: user.id, name: ctx.params["name"] ?? "" });
       sendJson(ctx.res, 200, { status: "deleted" });
     }),
+    {
+      doc: op(
+        "Delete a secret",
+        { "200": json({ type: "object" }, "Deleted"), "404": error("No such secret"), ...common },
+        {
+          parameters: [{ name: "name", in: "path", required: true, schema: { type: "string" } }],
+        },
+      ),
+    },
   );
 }

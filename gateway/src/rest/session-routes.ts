@@ -1,3 +1,4 @@
+import { arrayOf, idParam, json, onSandbox, op } from "../openapi/schemas.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
@@ -13,5 +14,14 @@ export function registerSessionRoutes(router: RestRouter, gw: GatewayContext): v
     userRoute(gw, "read", async (ctx, user) => {
       sendJson(ctx.res, 200, await agent.listSessions(user, sandboxRef(ctx), requestSignal(ctx)));
     }),
+    {
+      doc: op(
+        "List TTY and piped sessions",
+        { "200": json(arrayOf("SessionInfo"), "Sessions"), ...onSandbox },
+        {
+          parameters: [idParam],
+        },
+      ),
+    },
   );
 }
