@@ -55,6 +55,7 @@ export const sandboxSchema: Schema = {
     engine_id: { type: "string" },
     status: { type: "string", enum: ["creating", "running", "stopped", "unknown", "destroying"] },
     thermal: { type: "string", enum: ["hot", "warm", "cold"], description: "Present while running." },
+    thermal_since: { type: "string", format: "date-time", description: "When it entered `thermal`." },
     ip: { type: "string" },
     engine_meta: { type: "object" },
     created_by: { type: "string" },
@@ -136,10 +137,12 @@ export const componentSchemas: Record<string, Schema> = {
   },
   ExecResult: {
     type: "object",
+    required: ["exit_code"],
     properties: { exit_code: { type: "integer" }, stdout: { type: "string" }, stderr: { type: "string" } },
   },
   ExecDetached: {
     type: "object",
+    required: ["pid", "detached"],
     properties: { pid: { type: "integer" }, output_file: { type: "string" }, detached: { const: true } },
   },
   ExecEvent: {
@@ -218,6 +221,25 @@ export const componentSchemas: Record<string, Schema> = {
       user_id: { type: "string" },
       sandbox_id: { type: "string" },
       meta: { type: "object" },
+    },
+  },
+  Metrics: {
+    type: "object",
+    required: ["ts", "sandboxes_total", "users_total", "events_total"],
+    properties: {
+      ts: { type: "string", format: "date-time" },
+      sandboxes_total: { type: "integer" },
+      sandboxes_by_status: { type: "object", additionalProperties: { type: "integer" } },
+      sandboxes_by_thermal: { type: "object", additionalProperties: { type: "integer" } },
+      users_total: { type: "integer" },
+      users_with_sandboxes: { type: "integer" },
+      sandboxes_per_user: { type: "object", additionalProperties: { type: "integer" } },
+      host_mem_total_mb: { type: "integer" },
+      host_mem_available_mb: { type: "integer" },
+      host_disk_total_mb: { type: "integer" },
+      host_disk_available_mb: { type: "integer" },
+      host_load_1m: { type: "number" },
+      events_total: { type: "integer" },
     },
   },
   Image: {

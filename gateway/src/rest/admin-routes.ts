@@ -278,7 +278,24 @@ export function registerAdminRoutes(router: RestRouter, gw: GatewayContext): voi
     {
       doc: op(
         "Live metrics and history (admin)",
-        { "200": json({ type: "object" }, "Metrics"), "403": error("Admin only"), ...common },
+        {
+          "200": json(
+            {
+              type: "object",
+              required: ["current", "history"],
+              properties: {
+                current: {
+                  oneOf: [ref("Metrics"), { type: "null" }],
+                  description: "null before the first sample",
+                },
+                history: arrayOf("Metrics"),
+              },
+            },
+            "Metrics",
+          ),
+          "403": error("Admin only"),
+          ...common,
+        },
         {
           parameters: [
             { name: "since", in: "query", schema: { type: "string" } },
