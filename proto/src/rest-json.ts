@@ -3,7 +3,7 @@
 // the OpenAPI schemas in gateway/src/openapi describe exactly these objects.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
-import type { Sandbox } from "./gen/bhatti/v1/sandbox_pb.js";
+import type { Image, Sandbox } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
 
@@ -159,6 +159,20 @@ export function eventJson(e: Event): EventJson {
   };
 }
 
+/** A user limit's REST name → its field in UserLimits (the `limits` object of /users). */
+export const userLimitFields = {
+  max_sandboxes: "maxSandboxes",
+  max_cpus_per_sandbox: "maxCpusPerSandbox",
+  max_memory_mb_per_sandbox: "maxMemoryMbPerSandbox",
+  max_volume_storage_mb: "maxVolumeStorageMb",
+  max_snapshots: "maxSnapshots",
+  max_images: "maxImages",
+  creates_per_minute: "createsPerMinute",
+  execs_per_minute: "execsPerMinute",
+} as const;
+
+export type UserLimitName = keyof typeof userLimitFields;
+
 /** A user with its limits (`/users`); API keys are added by the routes that mint one. */
 export function userJson(u: User): Record<string, unknown> {
   const l = u.limits;
@@ -167,20 +181,36 @@ export function userJson(u: User): Record<string, unknown> {
     name: u.name,
     is_admin: u.isAdmin,
     created_at: isoTime(u.createdAt),
-    limits: {
-      max_sandboxes: l?.maxSandboxes ?? 0,
-      max_cpus_per_sandbox: l?.maxCpusPerSandbox ?? 0,
-      max_memory_mb_per_sandbox: l?.maxMemoryMbPerSandbox ?? 0,
-      max_volume_storage_mb: l?.maxVolumeStorageMb ?? 0,
-      max_snapshots: l?.maxSnapshots ?? 0,
-      max_images: l?.maxImages ?? 0,
-      creates_per_minute: l?.createsPerMinute ?? 0,
-      execs_per_minute: l?.execsPerMinute ?? 0,
-    },
+    limits: Object.fromEntries(
+      Object.entries(userLimitFields).map(([name, field]) => [name, l?.[field] ?? 0]),
+    ) as Record<UserLimitName, number>,
   };
 }
 
 /** A secret record without its value (values are never returned). */
 export function secretJson(s: SecretInfo): Record<string, string> {
   return { name: s.name, created_at: isoTime(s.createdAt), updated_at: isoTime(s.updatedAt) };
+}
+
+/** An image sandboxes can be created from (`/images`, `bhatti image list --json`). */
+export interface ImageJson {
+  name: string;
+  description: string;
+  size_bytes: number;
+  built_at: string;
+  source: string;
+  is_default: boolean;
+}
+
+export function imageJson(
+  i: Pick<Image, "name" | "description" | "sizeBytes" | "builtAt" | "source" | "isDefault">,
+): ImageJson {
+  return {
+    name: i.name,
+    description: i.description,
+    size_bytes: Number(i.sizeBytes),
+    built_at: i.builtAt,
+    source: i.source,
+    is_default: i.isDefault,
+  };
 }

@@ -9,19 +9,14 @@ export function registerImageCommands(program: Command): void {
     .alias("ls")
     .description("list the images sandboxes can be created from")
     .action(async (_opts: unknown, command: Command) => {
-      const [{ sandboxClient }, { emit, printTable }] = await Promise.all([
+      const [{ sandboxClient }, { emit, printTable }, { imageJson }] = await Promise.all([
         import("../sandbox-client.js"),
         import("../output.js"),
+        import("@bhatti/proto/rest-json"),
       ]);
       const options = globalOptionsOf(command);
       const { images } = await sandboxClient(options, 30_000).client.listImages({});
-      const rows = images.map((i) => ({
-        name: i.name,
-        description: i.description,
-        size_bytes: Number(i.sizeBytes),
-        built_at: i.builtAt,
-        is_default: i.isDefault,
-      }));
+      const rows = images.map(imageJson);
       emit(options, rows, () =>
         printTable(
           ["NAME", "DEFAULT", "SIZE", "BUILT", "DESCRIPTION"],

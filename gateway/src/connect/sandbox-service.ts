@@ -204,6 +204,7 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
           sizeBytes: i.sizeBytes,
           builtAt: i.builtAt,
           isDefault: i.isDefault,
+          source: i.source,
         })),
       };
     },

@@ -1,3 +1,4 @@
+import { userLimitFields } from "@bhatti/proto/rest-json";
 import { NAME_PATTERN } from "../sandboxes/create-input.js";
 import type { RouteDoc } from "../rest/router.js";
 
@@ -199,18 +200,7 @@ export const componentSchemas: Record<string, Schema> = {
   },
   UserLimits: {
     type: "object",
-    properties: Object.fromEntries(
-      [
-        "max_sandboxes",
-        "max_cpus_per_sandbox",
-        "max_memory_mb_per_sandbox",
-        "max_volume_storage_mb",
-        "max_snapshots",
-        "max_images",
-        "creates_per_minute",
-        "execs_per_minute",
-      ].map((k) => [k, { type: "integer" }]),
-    ),
+    properties: Object.fromEntries(Object.keys(userLimitFields).map((k) => [k, { type: "integer" }])),
   },
   Event: {
     type: "object",

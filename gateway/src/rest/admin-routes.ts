@@ -1,6 +1,12 @@
 import { arrayOf, common, error, json, jsonBody, op, ref } from "../openapi/schemas.js";
 import type { UserLimitsUpdate } from "@bhatti/proto";
-import { eventJson, metricsJson, userJson } from "@bhatti/proto/rest-json";
+import {
+  type UserLimitName,
+  eventJson,
+  metricsJson,
+  userJson,
+  userLimitFields,
+} from "@bhatti/proto/rest-json";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { requireAdmin } from "../auth/request-auth.js";
@@ -9,25 +15,14 @@ import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, userRoute } from "./user-route.js";
 
-const limitKeys = {
-  max_sandboxes: "maxSandboxes",
-  max_cpus_per_sandbox: "maxCpusPerSandbox",
-  max_memory_mb_per_sandbox: "maxMemoryMbPerSandbox",
-  max_volume_storage_mb: "maxVolumeStorageMb",
-  max_snapshots: "maxSnapshots",
-  max_images: "maxImages",
-  creates_per_minute: "createsPerMinute",
-  execs_per_minute: "execsPerMinute",
-} as const;
-
 /** Limits from a JSON object with v1 names; only keys present are set. */
-function limitsFromJson(raw: unknown): Partial<Record<(typeof limitKeys)[keyof typeof limitKeys], number>> {
+function limitsFromJson(raw: unknown): Partial<Record<(typeof userLimitFields)[UserLimitName], number>> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== "object" || Array.isArray(raw))
     throw new ConnectError("limits must be an object", Code.InvalidArgument);
-  const out: Partial<Record<(typeof limitKeys)[keyof typeof limitKeys], number>> = {};
+  const out: Partial<Record<(typeof userLimitFields)[UserLimitName], number>> = {};
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
-    const field = limitKeys[key as keyof typeof limitKeys];
+    const field = userLimitFields[key as UserLimitName];
     if (field === undefined)
       throw new ConnectError(`unknown limit ${JSON.stringify(key)}`, Code.InvalidArgument);
     if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {

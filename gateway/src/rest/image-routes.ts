@@ -1,3 +1,4 @@
+import { imageJson } from "@bhatti/proto/rest-json";
 import { arrayOf, common, json, op } from "../openapi/schemas.js";
 import type { GatewayContext } from "../gateway-context.js";
 import { sendJson } from "./json-body.js";
@@ -11,18 +12,7 @@ export function registerImageRoutes(router: RestRouter, gw: GatewayContext): voi
     "/images",
     userRoute(gw, "read", async (ctx) => {
       const { images } = await gw.clients.vmm.listImages({});
-      sendJson(
-        ctx.res,
-        200,
-        images.map((i) => ({
-          name: i.name,
-          description: i.description,
-          size_bytes: Number(i.sizeBytes),
-          built_at: i.builtAt,
-          source: i.source,
-          is_default: i.isDefault,
-        })),
-      );
+      sendJson(ctx.res, 200, images.map(imageJson));
     }),
     { doc: op("List images", { "200": json(arrayOf("Image"), "Images"), ...common }) },
   );
