@@ -1,31 +1,12 @@
-import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
+import type { SandboxFields, TimestampLike } from "@bhatti/proto/rest-json";
 
-/** A google.protobuf.Timestamp, from a message or from its JSON form. */
-export interface TimestampLike {
-  readonly seconds: bigint;
-  readonly nanos: number;
-}
+export type { TimestampLike };
 
-/** The fields of a Sandbox the CLI prints: a Sandbox message is one, and so is sandboxFromJson's result. */
-export type SandboxView = Pick<
-  Sandbox,
-  | "id"
-  | "name"
-  | "status"
-  | "thermal"
-  | "thermalSinceMs"
-  | "ip"
-  | "image"
-  | "cpus"
-  | "memoryMb"
-  | "diskSizeMb"
-  | "keepHot"
-  | "labels"
-  | "createdBy"
-  | "templateId"
-  | "engineId"
-  | "engineMetaJson"
-> & { readonly createdAt?: TimestampLike | undefined; readonly stoppedAt?: TimestampLike | undefined };
+/**
+ * The fields of a Sandbox the CLI prints (the ones the REST JSON is built from): a Sandbox message
+ * is one, and so is sandboxFromJson's result.
+ */
+export type SandboxView = SandboxFields;
 
 /** As @bufbuild/protobuf's timestampDate (milliseconds, nanos rounded). */
 export function dateOf(ts: TimestampLike): Date {

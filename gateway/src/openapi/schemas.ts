@@ -1,5 +1,6 @@
 import { userLimitFields } from "@bhatti/proto/rest-json";
 import { NAME_PATTERN } from "../sandboxes/create-input.js";
+import { DEFAULT_EXEC_TIMEOUT_SEC, MAX_EXEC_TIMEOUT_SEC } from "../sandboxes/exec-timeout.js";
 import type { RouteDoc } from "../rest/router.js";
 
 // The schema values the REST routes carry (see RouteDoc in ../rest/router.ts): shared component
@@ -127,8 +128,8 @@ export const componentSchemas: Record<string, Schema> = {
       cmd: { type: "array", items: { type: "string" }, minItems: 1 },
       timeout_sec: {
         type: "integer",
-        default: 300,
-        description: "1..86400; absent or 0 means 300; anything else is a 400.",
+        default: DEFAULT_EXEC_TIMEOUT_SEC,
+        description: `1..${MAX_EXEC_TIMEOUT_SEC}; absent or 0 means ${DEFAULT_EXEC_TIMEOUT_SEC}; anything else is a 400.`,
       },
       detach: { type: "boolean" },
       output_file: { type: "string" },
