@@ -1,11 +1,8 @@
-import { type SandboxJson, sandboxJson as restSandboxJson } from "@bhatti/proto/rest-json";
 import { formatDuration } from "./format-duration.js";
 import { type SandboxView, dateOf } from "./sandbox-view.js";
 
-/** A sandbox as `--json` prints it: the REST API's JSON, built by the same function as the gateway's. */
-export function sandboxJson(s: SandboxView): SandboxJson {
-  return restSandboxJson(s);
-}
+/** A sandbox as `--json` prints it: the REST API's JSON, built by the function the gateway uses. */
+export { sandboxJson } from "@bhatti/proto/rest-json";
 
 /** "running (hot)", "stopped". */
 export function statusText(s: SandboxView): string {
