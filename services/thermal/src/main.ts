@@ -13,12 +13,14 @@ import { createThermalManager } from "./domain/thermal-manager.js";
 await runService({
   name: "thermal",
   async setup({ config, logger, shutdown }) {
-    const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), {
-      defaultTimeoutMs: 5_000,
-    });
-    const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
-      defaultTimeoutMs: 5_000,
-    });
+    // Pause, stop and wake carry their own deadlines (vmm-port.ts); every other call uses rpc_timeout.
+    const clientOptions = { defaultTimeoutMs: config.rpc_timeout };
+    const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), clientOptions);
+    const store = createServiceClient(
+      StoreService,
+      serviceSocketPath(config.socket_dir, "store"),
+      clientOptions,
+    );
     shutdown.add(() => {
       vmm.close();
       store.close();
