@@ -2,9 +2,12 @@
 export * from "./gen/bhatti/v1/health_pb.js";
 export * from "./gen/bhatti/v1/store_pb.js";
 export * from "./gen/bhatti/v1/network_pb.js";
+export * from "./gen/bhatti/v1/thermal_state_pb.js";
 export * from "./gen/bhatti/v1/vmm_pb.js";
 export * from "./gen/bhatti/v1/thermal_pb.js";
 export * from "./gen/bhatti/v1/admin_pb.js";
 export * from "./gen/bhatti/v1/user_pb.js";
 export * from "./gen/bhatti/v1/secret_pb.js";
 export * from "./gen/bhatti/v1/sandbox_pb.js";
+
+export * from "./vocabulary/index.js";

@@ -24,7 +24,7 @@ const protoThermal: Record<Thermal, ThermalState> = {
 function viewToProto(v: SandboxThermalView) {
   return {
     sandboxId: v.sandboxId,
-    thermal: v.thermal,
+    thermal: v.thermal === "" ? ThermalState.UNSPECIFIED : protoThermal[v.thermal],
     thermalSinceMs: BigInt(v.thermalSince),
     status: v.status,
     keepHot: v.keepHot,

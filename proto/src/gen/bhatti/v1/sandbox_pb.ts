@@ -38,7 +38,8 @@ export type Sandbox = Message<"bhatti.v1.Sandbox"> & {
   status: string;
 
   /**
-   * hot | warm | cold; empty when not running.
+   * hot | warm | cold; empty when not running. Text like every enum-like field of the public
+   * API (status too), as in the REST JSON; internally it is ThermalState (thermal_state.proto).
    *
    * @generated from field: string thermal = 4;
    */
