@@ -71,7 +71,7 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
     record: merged,
     // A stopped sandbox is cold: inspect shows it, and since when.
     thermal: status === "running" || status === "stopped" ? (thermalNames[sb.thermal] ?? "") : "",
-    thermalSinceMs: Number(sb.thermalSinceMs),
+    thermalSinceMs: sb.thermalSince === undefined ? 0 : timestampMs(sb.thermalSince),
   };
 }
 

@@ -1,3 +1,4 @@
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { type ThermalService, ThermalState } from "@bhatti/proto";
 import { processHealth } from "@bhatti/runtime";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
@@ -25,10 +26,10 @@ function viewToProto(v: SandboxThermalView) {
   return {
     sandboxId: v.sandboxId,
     thermal: v.thermal === "" ? ThermalState.UNSPECIFIED : protoThermal[v.thermal],
-    thermalSinceMs: BigInt(v.thermalSince),
+    thermalSince: timestampFromMs(v.thermalSince),
     status: v.status,
     keepHot: v.keepHot,
-    lastActivityMs: BigInt(v.lastActivity),
+    lastActivity: timestampFromMs(v.lastActivity),
     interactiveClients: v.pin.interactiveClients,
     inFlight: v.pin.inFlight,
     activityFailures: v.activityFailures,
@@ -71,7 +72,9 @@ export function createThermalHandlers(
     reportActivity(req) {
       if (req.reporter === "") throw new ConnectError("reporter is required", Code.InvalidArgument);
       const activity = new Map<string, number>();
-      for (const a of req.activity) activity.set(requireId(a.sandboxId), Number(a.atMs));
+      for (const a of req.activity) {
+        activity.set(requireId(a.sandboxId), a.at === undefined ? 0 : timestampMs(a.at));
+      }
       const pins = new Map<string, Pin>();
       for (const p of req.pins) {
         pins.set(requireId(p.sandboxId), {

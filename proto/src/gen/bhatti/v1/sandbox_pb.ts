@@ -110,7 +110,8 @@ export type Sandbox = Message<"bhatti.v1.Sandbox"> & {
   engineId: string;
 
   /**
-   * Unix ms when the sandbox entered `thermal`; 0 when unknown or `thermal` is empty.
+   * Unix ms when the sandbox entered `thermal`; 0 when unknown or `thermal` is empty. The one
+   * point in time of the public API that is not a Timestamp: `bhatti --json` and older CLIs read it.
    *
    * @generated from field: int64 thermal_since_ms = 17;
    */

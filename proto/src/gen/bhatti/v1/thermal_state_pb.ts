@@ -15,6 +15,7 @@ export const file_bhatti_v1_thermal_state: GenFile = /*@__PURE__*/
  * One thermal-state type for every internal API (vmm, thermal, store): the enum below. The
  * store keeps it as text in its database and the public API (sandbox.proto, the REST JSON)
  * shows it as "hot" | "warm" | "cold", like every other public enum-like field; the gateway maps.
+ * The names ("hot", …) are defined once in @bhatti/proto (vocabulary/enum-names.ts).
  *
  * @generated from enum bhatti.v1.ThermalState
  */
