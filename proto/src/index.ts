@@ -2,6 +2,7 @@
 export * from "./gen/bhatti/v1/health_pb.js";
 export * from "./gen/bhatti/v1/store_pb.js";
 export * from "./gen/bhatti/v1/network_pb.js";
+export * from "./gen/bhatti/v1/thermal_state_pb.js";
 export * from "./gen/bhatti/v1/vmm_pb.js";
 export * from "./gen/bhatti/v1/thermal_pb.js";
 export * from "./gen/bhatti/v1/admin_pb.js";
@@ -10,3 +11,5 @@ export * from "./gen/bhatti/v1/secret_pb.js";
 export * from "./gen/bhatti/v1/sandbox_pb.js";
 // The public REST JSON shapes, shared by the gateway and `bhatti --json`.
 export * from "./rest-json.js";
+
+export * from "./vocabulary/index.js";

@@ -195,12 +195,14 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("revocation and cold-
       // The other user's wake still finds a slot. Its wake has reached the thermal service (and
       // been admitted or refused) once the service saw activity on the sandbox.
       const thermal = product.thermal().client;
-      const seen = (await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n;
+      const lastActivityMs = async () => {
+        const at = (await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivity;
+        return at === undefined ? 0 : Number(at.seconds) * 1000 + Math.floor(at.nanos / 1e6);
+      };
+      const seen = await lastActivityMs();
       b = execAs(otherKey, b1.id);
       await waitFor("the wake of the other user's sandbox to reach the thermal service", async () =>
-        ((await thermal.getThermal({ sandboxId: b1.id })).sandbox?.lastActivityMs ?? 0n) > seen
-          ? true
-          : undefined,
+        (await lastActivityMs()) > seen ? true : undefined,
       );
     } finally {
       process.kill(vmm as number, "SIGCONT");

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { ThermalState } from "@bhatti/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
 import {
@@ -189,7 +190,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("thermal service (pro
         .client.listThermal({})
         .catch(() => undefined);
       const views = sbs.map((s) => list?.sandboxes.find((x) => x.sandboxId === s.id));
-      if (views.every((v) => v?.thermal === "cold" && v.status === "stopped")) break;
+      if (views.every((v) => v?.thermal === ThermalState.COLD && v.status === "stopped")) break;
       if (Date.now() > deadline) throw new Error(`thermal view never settled: ${JSON.stringify(views)}`);
       await sleep(200);
     }

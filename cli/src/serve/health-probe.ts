@@ -4,6 +4,7 @@ import {
   type ProcessName,
   type ServerConfig,
   createServiceClient,
+  healthProbeTimeoutMs,
   parseListenAddress,
   serviceSocketPath,
 } from "@bhatti/runtime";
@@ -24,9 +25,8 @@ export interface HealthProbe {
   close(): void;
 }
 
-const probeTimeoutMs = 1_000;
-
 function gatewayHealth(config: ServerConfig): Promise<ProbeResult> {
+  const probeTimeoutMs = healthProbeTimeoutMs(config);
   const { host, port } = parseListenAddress(config.listen);
   const target = host === "0.0.0.0" ? "127.0.0.1" : host === "::" ? "::1" : host;
   return new Promise((resolve) => {
@@ -44,10 +44,11 @@ function gatewayHealth(config: ServerConfig): Promise<ProbeResult> {
 /** Asks each service's Health over its Unix socket, and the gateway's GET /health. */
 export function createHealthProbe(config: ServerConfig): HealthProbe {
   const sock = (name: "store" | "network" | "vmm" | "thermal") => serviceSocketPath(config.socket_dir, name);
-  const store = createServiceClient(StoreService, sock("store"));
-  const network = createServiceClient(NetworkService, sock("network"));
-  const vmm = createServiceClient(VmmService, sock("vmm"));
-  const thermal = createServiceClient(ThermalService, sock("thermal"));
+  const clientOptions = { defaultTimeoutMs: config.rpc_timeout };
+  const store = createServiceClient(StoreService, sock("store"), clientOptions);
+  const network = createServiceClient(NetworkService, sock("network"), clientOptions);
+  const vmm = createServiceClient(VmmService, sock("vmm"), clientOptions);
+  const thermal = createServiceClient(ThermalService, sock("thermal"), clientOptions);
   const ask = async (call: () => Promise<{ health?: ServiceHealth | undefined }>): Promise<ProbeResult> => {
     try {
       const { health } = await call();
@@ -63,7 +64,8 @@ export function createHealthProbe(config: ServerConfig): HealthProbe {
       return { up: false, ready: false, detail: (e as Error).message };
     }
   };
-  const opts = { timeoutMs: probeTimeoutMs };
+  // Deliberately shorter than rpc_timeout: a probe that cannot answer soon reports the process not up.
+  const opts = { timeoutMs: healthProbeTimeoutMs(config) };
   return {
     probe(name) {
       switch (name) {

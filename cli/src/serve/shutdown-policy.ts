@@ -2,7 +2,10 @@ import { ThermalService } from "@bhatti/proto";
 import { type Logger, type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 
-/** Upper bound of the whole snapshot step, so a stuck checkpoint cannot block shutdown for ever. */
+/**
+ * Upper bound of the whole snapshot step, so a stuck checkpoint cannot block shutdown for ever.
+ * Deliberately longer than rpc_timeout: it spans every sandbox's checkpoint, not one call.
+ */
 const SNAPSHOT_ALL_TIMEOUT_MS = 5 * 60_000;
 
 /**
@@ -13,7 +16,9 @@ const SNAPSHOT_ALL_TIMEOUT_MS = 5 * 60_000;
  */
 export async function applyShutdownPolicy(config: ServerConfig, logger: Logger): Promise<void> {
   if (config.shutdown_policy !== "snapshot") return;
-  const thermal = createServiceClient(ThermalService, serviceSocketPath(config.socket_dir, "thermal"));
+  const thermal = createServiceClient(ThermalService, serviceSocketPath(config.socket_dir, "thermal"), {
+    defaultTimeoutMs: config.rpc_timeout,
+  });
   const began = Date.now();
   try {
     const r = await thermal.client.snapshotAll({ parallelism: 10 }, { timeoutMs: SNAPSHOT_ALL_TIMEOUT_MS });

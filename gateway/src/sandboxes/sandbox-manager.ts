@@ -58,7 +58,10 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
   if (sb === undefined) {
     return {
       record,
-      thermal: record.status === "running" || record.status === "stopped" ? record.thermalState : "",
+      thermal:
+        record.status === "running" || record.status === "stopped"
+          ? (thermalNames[record.thermalState] ?? "")
+          : "",
       thermalSinceMs: record.thermalSince === undefined ? 0 : timestampMs(record.thermalSince),
     };
   }
@@ -68,7 +71,7 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
     record: merged,
     // A stopped sandbox is cold: inspect shows it, and since when.
     thermal: status === "running" || status === "stopped" ? (thermalNames[sb.thermal] ?? "") : "",
-    thermalSinceMs: Number(sb.thermalSinceMs),
+    thermalSinceMs: sb.thermalSince === undefined ? 0 : timestampMs(sb.thermalSince),
   };
 }
 
@@ -275,7 +278,7 @@ export function createSandboxManager(deps: {
           ip: sb.address,
           engineId: sb.id,
           engineMetaJson: JSON.stringify({ engine: sb.engine }),
-          thermalState: "hot",
+          thermalState: ThermalState.HOT,
         });
         if (updated.sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
         wake.markHot(sb);
@@ -361,7 +364,7 @@ export function createSandboxManager(deps: {
         userId: user.id,
         sandbox: record.id,
         status: "stopped",
-        thermalState: "cold",
+        thermalState: ThermalState.COLD,
       });
       if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
       if (record.status !== "stopped") await appendEvent("sandbox.stopped", sandbox, { reason: "user" });
@@ -380,7 +383,8 @@ export function createSandboxManager(deps: {
         userId: user.id,
         sandbox: record.id,
         status: "running",
-        thermalState: sb !== undefined ? (thermalNames[sb.thermal] ?? "hot") : "hot",
+        thermalState:
+          sb !== undefined && thermalNames[sb.thermal] !== undefined ? sb.thermal : ThermalState.HOT,
         ...(sb !== undefined && sb.address !== "" ? { ip: sb.address } : {}),
       });
       if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);

@@ -1,3 +1,4 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { randomBytes } from "node:crypto";
 import type { ThermalService } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
@@ -73,7 +74,7 @@ export function createActivityReporter(
       const res = await thermal.reportActivity(
         {
           reporter,
-          activity: [...batch].map(([sandboxId, at]) => ({ sandboxId, atMs: BigInt(at) })),
+          activity: [...batch].map(([sandboxId, at]) => ({ sandboxId, at: timestampFromMs(at) })),
           pins,
           pinTtlMs,
         },

@@ -226,7 +226,7 @@ export function createWakeController(
         anyUser: true,
         sandbox: sandboxId,
         status: "running",
-        thermalState: "hot",
+        thermalState: ThermalState.HOT,
       });
       await clients.store.appendEvents({
         events: [

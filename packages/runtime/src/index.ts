@@ -44,6 +44,7 @@ export {
   type ServiceClient,
   type ServiceClientOptions,
 } from "./connect-client.js";
+export { HEALTH_PROBE_TIMEOUT_MS, healthProbeTimeoutMs } from "./rpc-deadlines.js";
 export { installShutdown, type ShutdownController, type ShutdownStep } from "./shutdown.js";
 export { processHealth, type DependencyStatus } from "./health.js";
 export {

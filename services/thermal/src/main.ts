@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { StoreService, VmmService } from "@bhatti/proto";
+import { StoreService, ThermalService, VmmService } from "@bhatti/proto";
 import { createServiceClient, runService, serviceSocketPath } from "@bhatti/runtime";
 import { createAgentActivityProbe } from "./adapters/agent-activity-probe.js";
 import { createStorePort } from "./adapters/store-port.js";
 import { createVmmPort } from "./adapters/vmm-port.js";
-import { thermalRoutes } from "./api/thermal-routes.js";
+import { createThermalHandlers } from "./api/thermal-handlers.js";
 import { createThermalManager } from "./domain/thermal-manager.js";
 
 // The thermal process: decides and drives hot -> warm -> cold and every wake; serves
@@ -13,12 +13,14 @@ import { createThermalManager } from "./domain/thermal-manager.js";
 await runService({
   name: "thermal",
   async setup({ config, logger, shutdown }) {
-    const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), {
-      defaultTimeoutMs: 5_000,
-    });
-    const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
-      defaultTimeoutMs: 5_000,
-    });
+    // Pause, stop and wake carry their own deadlines (vmm-port.ts); every other call uses rpc_timeout.
+    const clientOptions = { defaultTimeoutMs: config.rpc_timeout };
+    const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), clientOptions);
+    const store = createServiceClient(
+      StoreService,
+      serviceSocketPath(config.socket_dir, "store"),
+      clientOptions,
+    );
     shutdown.add(() => {
       vmm.close();
       store.close();
@@ -40,6 +42,7 @@ await runService({
       cold_after_ms: config.thermal_cold_after,
       tick_ms: config.thermal_tick,
     });
-    return thermalRoutes(manager, randomBytes(8).toString("hex"));
+    const handlers = createThermalHandlers(manager, randomBytes(8).toString("hex"));
+    return { routes: (router) => router.service(ThermalService, handlers) };
   },
 });

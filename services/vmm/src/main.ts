@@ -1,6 +1,12 @@
 import { join } from "node:path";
 import { StoreService, VmmService } from "@bhatti/proto";
-import { StartupError, createServiceClient, runService, serviceSocketPath } from "@bhatti/runtime";
+import {
+  StartupError,
+  createServiceClient,
+  healthProbeTimeoutMs,
+  runService,
+  serviceSocketPath,
+} from "@bhatti/runtime";
 import { createAgentInit } from "./adapters/agent-launch.js";
 import { createDirectDialer } from "./adapters/guest-dialer.js";
 import { createLocalNetnsNetwork } from "./adapters/local-netns-network.js";
@@ -10,6 +16,12 @@ import { engineErrorInterceptor } from "./api/engine-error-interceptor.js";
 import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
+
+/**
+ * The deadline of the network service's Health inside the engine's: longer than a plain probe
+ * because that Health re-checks the product's nft table (bounded by rpc_timeout all the same).
+ */
+const NETWORK_HEALTH_TIMEOUT_MS = 2_000;
 
 /** Parses `vmm_local_network` ("netns=…,bridge=…,subnet=…"). */
 function parseLocalNetwork(value: string): { netns: string; bridge: string; subnet: string } {
@@ -44,7 +56,10 @@ await runService({
       await net.setup();
       network = net;
     } else {
-      const net = createNetworkServiceNetwork(serviceSocketPath(config.socket_dir, "network"));
+      const net = createNetworkServiceNetwork(serviceSocketPath(config.socket_dir, "network"), {
+        rpcTimeoutMs: config.rpc_timeout,
+        healthTimeoutMs: healthProbeTimeoutMs(config, NETWORK_HEALTH_TIMEOUT_MS),
+      });
       shutdown.add(() => net.close());
       network = net;
     }
@@ -78,7 +93,7 @@ await runService({
     shutdown.add(() => engine.close());
 
     const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
-      defaultTimeoutMs: 5_000,
+      defaultTimeoutMs: config.rpc_timeout,
     });
     shutdown.add(() => store.close());
     const sync = createStoreSync(store.client, engine, logger, {
@@ -100,7 +115,7 @@ await runService({
       // The store is optional for the vmm (rows are synced best effort): a fact, not a dependency.
       facts: async () => {
         try {
-          const h = await store.client.health({}, { timeoutMs: 1000 });
+          const h = await store.client.health({}, { timeoutMs: healthProbeTimeoutMs(config) });
           return { store: h.health?.ready ? "ready" : "not ready" };
         } catch (e) {
           return { store: `unreachable: ${(e as Error).message}` };

@@ -1,7 +1,14 @@
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { UserLimitsUpdate, UserSchema } from "@bhatti/proto";
+import { ThermalState, type UserLimitsUpdate, type UserSchema, thermalStateOf } from "@bhatti/proto";
+import { THERMAL_STATES } from "../domain/sandboxes.js";
 import { LIMIT_FIELDS, type UserLimits, type UserRow } from "../domain/users.js";
+
+/** A row's thermal state (text in the database) as the proto enum; UNSPECIFIED for unknown text. */
+export function thermalStateOfRow(text: string): ThermalState {
+  const name = THERMAL_STATES.find((t) => t === text);
+  return name === undefined ? ThermalState.UNSPECIFIED : thermalStateOf(name);
+}
 
 export function toTimestamp(iso: string): Timestamp {
   return timestampFromDate(new Date(iso));

@@ -1,9 +1,9 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { SandboxRecordSchema, StoreService } from "@bhatti/proto";
+import { type SandboxRecordSchema, type StoreService, thermalName } from "@bhatti/proto";
 import { crashPoint } from "@bhatti/runtime";
 import { type SandboxChanges, type SandboxRegistry, type SandboxRow, scopeOf } from "../domain/sandboxes.js";
-import { fromTimestamp, optionalTimestamp, toTimestamp } from "./convert.js";
+import { fromTimestamp, optionalTimestamp, thermalStateOfRow, toTimestamp } from "./convert.js";
 
 type SandboxMethods = Pick<
   ServiceImpl<typeof StoreService>,
@@ -30,7 +30,7 @@ export function sandboxToProto(row: SandboxRow): MessageInitShape<typeof Sandbox
     labels: JSON.parse(row.labels) as Record<string, string>,
     engineStateJson: row.engine_state,
     agentToken: row.agent_token,
-    thermalState: row.thermal_state,
+    thermalState: thermalStateOfRow(row.thermal_state),
     thermalSince: toTimestamp(row.thermal_since),
     lastActivityAt: toTimestamp(row.last_activity_at),
     updatedAt: toTimestamp(row.updated_at),
@@ -80,7 +80,8 @@ export function createSandboxHandlers(sandboxes: SandboxRegistry): SandboxMethod
       if (req.engineMetaJson !== undefined) changes.engineMetaJson = req.engineMetaJson;
       if (req.engineStateJson !== undefined) changes.engineStateJson = req.engineStateJson;
       if (req.agentToken !== undefined) changes.agentToken = req.agentToken;
-      if (req.thermalState !== undefined) changes.thermalState = req.thermalState;
+      // UNSPECIFIED has no name: "" is refused by the registry like any unknown state.
+      if (req.thermalState !== undefined) changes.thermalState = thermalName(req.thermalState) ?? "";
       const lastActivityAt = fromTimestamp(req.lastActivityAt);
       if (lastActivityAt !== undefined) changes.lastActivityAt = lastActivityAt;
       if (req.status !== undefined) crashPoint(`store.updateSandbox.before-commit.${req.status}`);

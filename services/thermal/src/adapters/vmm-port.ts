@@ -1,3 +1,4 @@
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ThermalState, type VmmSandbox, VmmSandboxStatus, type VmmService } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
 import { Code, type Client, ConnectError } from "@connectrpc/connect";
@@ -35,7 +36,7 @@ function engineSandboxOf(s: VmmSandbox | undefined): EngineSandbox {
     userId: s.userId,
     thermal: thermalOf(s.thermal) ?? "cold",
     status,
-    thermalSince: Number(s.thermalSinceMs),
+    thermalSince: s.thermalSince === undefined ? 0 : timestampMs(s.thermalSince),
     agent:
       s.agent !== undefined && s.agent.host !== ""
         ? {

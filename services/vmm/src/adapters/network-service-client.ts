@@ -3,9 +3,21 @@ import { AttachmentKind, NetworkService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
 import type { NetworkAttachRequest, NetworkAttachment, SandboxNetwork } from "./sandbox-network.js";
 
+export interface NetworkServiceClientOptions {
+  /** The deadline of every call (the configured `rpc_timeout`). */
+  rpcTimeoutMs: number;
+  /** The (shorter) deadline of the Health call the engine's own Health makes. */
+  healthTimeoutMs: number;
+}
+
 /** SandboxNetwork backed by the network service (NETNS attachments). */
-export function createNetworkServiceNetwork(socketPath: string): SandboxNetwork & { close(): void } {
-  const { client, close } = createServiceClient(NetworkService, socketPath, { defaultTimeoutMs: 15_000 });
+export function createNetworkServiceNetwork(
+  socketPath: string,
+  options: NetworkServiceClientOptions,
+): SandboxNetwork & { close(): void } {
+  const { client, close } = createServiceClient(NetworkService, socketPath, {
+    defaultTimeoutMs: options.rpcTimeoutMs,
+  });
   return {
     close,
     async attach(request: NetworkAttachRequest): Promise<NetworkAttachment> {
@@ -33,7 +45,7 @@ export function createNetworkServiceNetwork(socketPath: string): SandboxNetwork 
     },
     async health() {
       try {
-        const res = await client.health({}, { timeoutMs: 2000 });
+        const res = await client.health({}, { timeoutMs: options.healthTimeoutMs });
         return { ready: res.health?.ready ?? false, detail: res.health?.ready ? "ready" : "not ready" };
       } catch (e) {
         return { ready: false, detail: ConnectError.from(e).rawMessage };

@@ -1,3 +1,4 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -29,8 +30,8 @@ export function infoToProto(info: SandboxInfo): MessageInitShape<typeof VmmSandb
     engine: info.engine,
     status: statusToProto(info.status),
     thermal: thermalToProto(info.thermal),
-    thermalSinceMs: BigInt(info.thermalSince),
-    createdAtMs: BigInt(info.createdAt),
+    thermalSince: timestampFromMs(info.thermalSince),
+    createdAt: timestampFromMs(info.createdAt),
     cpus: info.cpus,
     memoryMb: info.memoryMb,
     userId: info.userId,

@@ -1,3 +1,4 @@
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { VmmService } from "@bhatti/proto";
@@ -99,7 +100,7 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
             yield {
               kind: e.kind,
               sandboxId: e.sandboxId,
-              atMs: BigInt(e.at),
+              at: timestampFromMs(e.at),
               thermal: thermalToProto(e.thermal),
               durationMs: e.durationMs,
               detail: e.detail,

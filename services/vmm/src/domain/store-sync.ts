@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { SandboxRecord, StoreService } from "@bhatti/proto";
+import { type SandboxRecord, type StoreService, thermalStateOf } from "@bhatti/proto";
 import type { Logger, ServiceClient } from "@bhatti/runtime";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Engine, SandboxInfo } from "../engine/engine.js";
@@ -72,7 +72,7 @@ export function createStoreSync(
       anyUser: true,
       sandbox: info.id,
       status: info.status,
-      thermalState: info.thermal,
+      thermalState: thermalStateOf(info.thermal),
       ip: info.address,
       engineId: info.id,
       agentToken: info.agent.token,

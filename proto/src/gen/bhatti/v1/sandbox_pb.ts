@@ -38,7 +38,8 @@ export type Sandbox = Message<"bhatti.v1.Sandbox"> & {
   status: string;
 
   /**
-   * hot | warm | cold; empty when not running.
+   * hot | warm | cold; empty when not running. Text like every enum-like field of the public
+   * API (status too), as in the REST JSON; internally it is ThermalState (thermal_state.proto).
    *
    * @generated from field: string thermal = 4;
    */
@@ -109,7 +110,8 @@ export type Sandbox = Message<"bhatti.v1.Sandbox"> & {
   engineId: string;
 
   /**
-   * Unix ms when the sandbox entered `thermal`; 0 when unknown or `thermal` is empty.
+   * Unix ms when the sandbox entered `thermal`; 0 when unknown or `thermal` is empty. The one
+   * point in time of the public API that is not a Timestamp: `bhatti --json` and older CLIs read it.
    *
    * @generated from field: int64 thermal_since_ms = 17;
    */

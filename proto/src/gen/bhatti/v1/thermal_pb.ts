@@ -6,15 +6,19 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ServiceHealth } from "./health_pb.js";
 import { file_bhatti_v1_health } from "./health_pb.js";
-import type { ThermalState, VmmSandbox } from "./vmm_pb.js";
+import type { ThermalState } from "./thermal_state_pb.js";
+import { file_bhatti_v1_thermal_state } from "./thermal_state_pb.js";
+import type { VmmSandbox } from "./vmm_pb.js";
 import { file_bhatti_v1_vmm } from "./vmm_pb.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file bhatti/v1/thermal.proto.
  */
 export const file_bhatti_v1_thermal: GenFile = /*@__PURE__*/
-  fileDesc("ChdiaGF0dGkvdjEvdGhlcm1hbC5wcm90bxIJYmhhdHRpLnYxIh0KG1RoZXJtYWxTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxUaGVybWFsU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIjQKD1NhbmRib3hBY3Rpdml0eRISCgpzYW5kYm94X2lkGAEgASgJEg0KBWF0X21zGAIgASgDIlAKClNhbmRib3hQaW4SEgoKc2FuZGJveF9pZBgBIAEoCRIbChNpbnRlcmFjdGl2ZV9jbGllbnRzGAIgASgNEhEKCWluX2ZsaWdodBgDIAEoDSKQAQoVUmVwb3J0QWN0aXZpdHlSZXF1ZXN0EhAKCHJlcG9ydGVyGAEgASgJEiwKCGFjdGl2aXR5GAIgAygLMhouYmhhdHRpLnYxLlNhbmRib3hBY3Rpdml0eRIjCgRwaW5zGAMgAygLMhUuYmhhdHRpLnYxLlNhbmRib3hQaW4SEgoKcGluX3R0bF9tcxgEIAEoDSIqChZSZXBvcnRBY3Rpdml0eVJlc3BvbnNlEhAKCGluc3RhbmNlGAEgASgJIiEKC1dha2VSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkibgoMV2FrZVJlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveBIlCgRmcm9tGAIgASgOMhcuYmhhdHRpLnYxLlRoZXJtYWxTdGF0ZRIPCgd3YWtlX21zGAMgASgBIicKEUdldFRoZXJtYWxSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAki8QEKDlNhbmRib3hUaGVybWFsEhIKCnNhbmRib3hfaWQYASABKAkSDwoHdGhlcm1hbBgCIAEoCRIYChB0aGVybWFsX3NpbmNlX21zGAMgASgDEg4KBnN0YXR1cxgEIAEoCRIQCghrZWVwX2hvdBgFIAEoCBIYChBsYXN0X2FjdGl2aXR5X21zGAYgASgDEhsKE2ludGVyYWN0aXZlX2NsaWVudHMYByABKA0SEQoJaW5fZmxpZ2h0GAggASgNEhkKEWFjdGl2aXR5X2ZhaWx1cmVzGAkgASgNEhkKEXNuYXBzaG90X2ZhaWx1cmVzGAogASgNIkAKEkdldFRoZXJtYWxSZXNwb25zZRIqCgdzYW5kYm94GAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hUaGVybWFsIhQKEkxpc3RUaGVybWFsUmVxdWVzdCKuAQoTTGlzdFRoZXJtYWxSZXNwb25zZRIsCglzYW5kYm94ZXMYASADKAsyGS5iaGF0dGkudjEuU2FuZGJveFRoZXJtYWwSOgoGY291bnRzGAIgAygLMiouYmhhdHRpLnYxLkxpc3RUaGVybWFsUmVzcG9uc2UuQ291bnRzRW50cnkaLQoLQ291bnRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASIpChJTbmFwc2hvdEFsbFJlcXVlc3QSEwoLcGFyYWxsZWxpc20YASABKA0iOgoTU25hcHNob3RBbGxSZXNwb25zZRITCgtzbmFwc2hvdHRlZBgBIAMoCRIOCgZmYWlsZWQYAiADKAky4gMKDlRoZXJtYWxTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5UaGVybWFsU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuVGhlcm1hbFNlcnZpY2VIZWFsdGhSZXNwb25zZRJVCg5SZXBvcnRBY3Rpdml0eRIgLmJoYXR0aS52MS5SZXBvcnRBY3Rpdml0eVJlcXVlc3QaIS5iaGF0dGkudjEuUmVwb3J0QWN0aXZpdHlSZXNwb25zZRI3CgRXYWtlEhYuYmhhdHRpLnYxLldha2VSZXF1ZXN0GhcuYmhhdHRpLnYxLldha2VSZXNwb25zZRJJCgpHZXRUaGVybWFsEhwuYmhhdHRpLnYxLkdldFRoZXJtYWxSZXF1ZXN0Gh0uYmhhdHRpLnYxLkdldFRoZXJtYWxSZXNwb25zZRJMCgtMaXN0VGhlcm1hbBIdLmJoYXR0aS52MS5MaXN0VGhlcm1hbFJlcXVlc3QaHi5iaGF0dGkudjEuTGlzdFRoZXJtYWxSZXNwb25zZRJMCgtTbmFwc2hvdEFsbBIdLmJoYXR0aS52MS5TbmFwc2hvdEFsbFJlcXVlc3QaHi5iaGF0dGkudjEuU25hcHNob3RBbGxSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health, file_bhatti_v1_vmm]);
+  fileDesc("ChdiaGF0dGkvdjEvdGhlcm1hbC5wcm90bxIJYmhhdHRpLnYxIh0KG1RoZXJtYWxTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxUaGVybWFsU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIlMKD1NhbmRib3hBY3Rpdml0eRISCgpzYW5kYm94X2lkGAEgASgJEiYKAmF0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEoECAIQAyJQCgpTYW5kYm94UGluEhIKCnNhbmRib3hfaWQYASABKAkSGwoTaW50ZXJhY3RpdmVfY2xpZW50cxgCIAEoDRIRCglpbl9mbGlnaHQYAyABKA0ikAEKFVJlcG9ydEFjdGl2aXR5UmVxdWVzdBIQCghyZXBvcnRlchgBIAEoCRIsCghhY3Rpdml0eRgCIAMoCzIaLmJoYXR0aS52MS5TYW5kYm94QWN0aXZpdHkSIwoEcGlucxgDIAMoCzIVLmJoYXR0aS52MS5TYW5kYm94UGluEhIKCnBpbl90dGxfbXMYBCABKA0iKgoWUmVwb3J0QWN0aXZpdHlSZXNwb25zZRIQCghpbnN0YW5jZRgBIAEoCSIhCgtXYWtlUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIm4KDFdha2VSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3gSJQoEZnJvbRgCIAEoDjIXLmJoYXR0aS52MS5UaGVybWFsU3RhdGUSDwoHd2FrZV9tcxgDIAEoASInChFHZXRUaGVybWFsUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIs4CCg5TYW5kYm94VGhlcm1hbBISCgpzYW5kYm94X2lkGAEgASgJEigKB3RoZXJtYWwYCyABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEjEKDXRoZXJtYWxfc2luY2UYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnN0YXR1cxgEIAEoCRIQCghrZWVwX2hvdBgFIAEoCBIxCg1sYXN0X2FjdGl2aXR5GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIbChNpbnRlcmFjdGl2ZV9jbGllbnRzGAcgASgNEhEKCWluX2ZsaWdodBgIIAEoDRIZChFhY3Rpdml0eV9mYWlsdXJlcxgJIAEoDRIZChFzbmFwc2hvdF9mYWlsdXJlcxgKIAEoDUoECAIQA0oECAMQBEoECAYQByJAChJHZXRUaGVybWFsUmVzcG9uc2USKgoHc2FuZGJveBgBIAEoCzIZLmJoYXR0aS52MS5TYW5kYm94VGhlcm1hbCIUChJMaXN0VGhlcm1hbFJlcXVlc3QirgEKE0xpc3RUaGVybWFsUmVzcG9uc2USLAoJc2FuZGJveGVzGAEgAygLMhkuYmhhdHRpLnYxLlNhbmRib3hUaGVybWFsEjoKBmNvdW50cxgCIAMoCzIqLmJoYXR0aS52MS5MaXN0VGhlcm1hbFJlc3BvbnNlLkNvdW50c0VudHJ5Gi0KC0NvdW50c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEiKQoSU25hcHNob3RBbGxSZXF1ZXN0EhMKC3BhcmFsbGVsaXNtGAEgASgNIjoKE1NuYXBzaG90QWxsUmVzcG9uc2USEwoLc25hcHNob3R0ZWQYASADKAkSDgoGZmFpbGVkGAIgAygJMuIDCg5UaGVybWFsU2VydmljZRJZCgZIZWFsdGgSJi5iaGF0dGkudjEuVGhlcm1hbFNlcnZpY2VIZWFsdGhSZXF1ZXN0GicuYmhhdHRpLnYxLlRoZXJtYWxTZXJ2aWNlSGVhbHRoUmVzcG9uc2USVQoOUmVwb3J0QWN0aXZpdHkSIC5iaGF0dGkudjEuUmVwb3J0QWN0aXZpdHlSZXF1ZXN0GiEuYmhhdHRpLnYxLlJlcG9ydEFjdGl2aXR5UmVzcG9uc2USNwoEV2FrZRIWLmJoYXR0aS52MS5XYWtlUmVxdWVzdBoXLmJoYXR0aS52MS5XYWtlUmVzcG9uc2USSQoKR2V0VGhlcm1hbBIcLmJoYXR0aS52MS5HZXRUaGVybWFsUmVxdWVzdBodLmJoYXR0aS52MS5HZXRUaGVybWFsUmVzcG9uc2USTAoLTGlzdFRoZXJtYWwSHS5iaGF0dGkudjEuTGlzdFRoZXJtYWxSZXF1ZXN0Gh4uYmhhdHRpLnYxLkxpc3RUaGVybWFsUmVzcG9uc2USTAoLU25hcHNob3RBbGwSHS5iaGF0dGkudjEuU25hcHNob3RBbGxSZXF1ZXN0Gh4uYmhhdHRpLnYxLlNuYXBzaG90QWxsUmVzcG9uc2ViBnByb3RvMw", [file_bhatti_v1_health, file_bhatti_v1_thermal_state, file_bhatti_v1_vmm, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.ThermalServiceHealthRequest
@@ -56,11 +60,11 @@ export type SandboxActivity = Message<"bhatti.v1.SandboxActivity"> & {
   sandboxId: string;
 
   /**
-   * Unix ms of the latest touch.
+   * The latest touch.
    *
-   * @generated from field: int64 at_ms = 2;
+   * @generated from field: google.protobuf.Timestamp at = 3;
    */
-  atMs: bigint;
+  at?: Timestamp | undefined;
 };
 
 /**
@@ -236,18 +240,18 @@ export type SandboxThermal = Message<"bhatti.v1.SandboxThermal"> & {
   sandboxId: string;
 
   /**
-   * hot | warm | cold, or "" when the vmm does not know the sandbox.
+   * UNSPECIFIED when the vmm does not know the sandbox.
    *
-   * @generated from field: string thermal = 2;
+   * @generated from field: bhatti.v1.ThermalState thermal = 11;
    */
-  thermal: string;
+  thermal: ThermalState;
 
   /**
-   * Unix ms the sandbox entered `thermal`.
+   * When the sandbox entered `thermal`.
    *
-   * @generated from field: int64 thermal_since_ms = 3;
+   * @generated from field: google.protobuf.Timestamp thermal_since = 12;
    */
-  thermalSinceMs: bigint;
+  thermalSince?: Timestamp | undefined;
 
   /**
    * running | stopped | unknown (the store row's status).
@@ -262,11 +266,11 @@ export type SandboxThermal = Message<"bhatti.v1.SandboxThermal"> & {
   keepHot: boolean;
 
   /**
-   * Unix ms of the latest activity (API touch, agent-reported, proxied traffic).
+   * The latest activity (API touch, agent-reported, proxied traffic).
    *
-   * @generated from field: int64 last_activity_ms = 6;
+   * @generated from field: google.protobuf.Timestamp last_activity = 13;
    */
-  lastActivityMs: bigint;
+  lastActivity?: Timestamp | undefined;
 
   /**
    * @generated from field: uint32 interactive_clients = 7;
@@ -406,6 +410,9 @@ export const SnapshotAllResponseSchema: GenMessage<SnapshotAllResponse> = /*@__P
  * Errors: InvalidArgument (bad id), NotFound (unknown sandbox), ResourceExhausted (too many
  * cold wakes in flight; retry shortly), Unavailable (shutting down, or the vmm is down),
  * FailedPrecondition (the sandbox cannot be woken: restore circuit breaker open, or unknown).
+ *
+ * Types shared by every bhatti proto: a point in time is a google.protobuf.Timestamp; a duration
+ * is a number named with its unit (`*_ms`); the thermal state is ThermalState (thermal_state.proto).
  *
  * @generated from service bhatti.v1.ThermalService
  */
