@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
-import { type Product, type SandboxJson, startProduct } from "./product-harness.js";
+import { type Product, type SandboxJson, eventsOf, startProduct } from "./product-harness.js";
 
 /** A request still unanswered after this long counts as hung (a wake from cold takes seconds). */
 const REQUEST_DEADLINE_MS = 90_000;
@@ -171,6 +171,15 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("requests during a th
     expect(r.failures).toEqual([]);
     // The requests must have raced the stop most of the time, or this test proves nothing.
     expect(landed).toBeGreaterThanOrEqual(CYCLES / 2);
+    // Answered by waiting for the checkpoint and restoring it: one wake from cold per cycle
+    // (events are written asynchronously, so wait for them).
+    let coldWakes = 0;
+    for (const deadline = Date.now() + 30_000; coldWakes < CYCLES && Date.now() < deadline; ) {
+      const wakes = await eventsOf(product, id, "thermal.wake");
+      coldWakes = wakes.filter((e) => e.meta["from_state"] === "cold").length;
+      if (coldWakes < CYCLES) await sleep(500);
+    }
+    expect(coldWakes).toBeGreaterThanOrEqual(CYCLES);
   }, 900_000);
 });
 
