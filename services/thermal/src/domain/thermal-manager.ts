@@ -99,6 +99,8 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
   /** One transition per sandbox at a time (probe+pause or snapshot). */
   const actions = new Map<string, Promise<void>>();
   const wakes = new Map<string, Promise<EngineWake>>();
+  /** Checkpoints (vmm stops) in flight: a wake waits for one, then restores what it left. */
+  const checkpoints = new Map<string, Promise<unknown>>();
   const keepHotAttempts = new Map<string, number>();
   let coldWakes = 0;
   /** Cold wakes in progress per user: one user may hold at most half the slots (at least one). */
@@ -215,7 +217,14 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
     const t0 = performance.now();
     try {
       crashPoint("thermal.stop.before-vmm-stop");
-      const after = await vmm.stop(id);
+      const stopping = vmm.stop(id);
+      checkpoints.set(id, stopping);
+      let after: EngineSandbox;
+      try {
+        after = await stopping;
+      } finally {
+        checkpoints.delete(id);
+      }
       crashPoint("thermal.stop.after-vmm-stop");
       setEngine(after);
       snapshotFailures.reset(id);
@@ -410,6 +419,20 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
       touch(id, now());
       const pending = wakes.get(id);
       if (pending !== undefined) return pending;
+      const checkpoint = checkpoints.get(id);
+      if (checkpoint !== undefined) {
+        // The sandbox is being checkpointed: the vmm finishes that first and then restores it.
+        // Decide (and bound) the wake as the cold wake it will be once the checkpoint is done.
+        // Registered as a wake at once, so that concurrent callers share it.
+        const p = checkpoint
+          .catch(() => undefined)
+          .then(() => {
+            wakes.delete(id);
+            return manager.wake(id);
+          });
+        wakes.set(id, p);
+        return p;
+      }
       const cold = engines.get(id)?.thermal === "cold";
       const owner = userOf(id);
       if (cold && coldWakes >= options.maxColdWakes) return Promise.reject(new WakeBusyError());

@@ -224,7 +224,11 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
 
     ensureHot(id) {
       const r0 = sandboxes.get(id);
-      if (r0?.thermal === "hot") return Promise.resolve({ info: infoOf(r0), from: "hot", wakeMs: 0 });
+      // Only an idle sandbox answers at once: a stop runs its sandbox again (hot) to quiesce it
+      // before the checkpoint, and a caller told "hot" then would dial an agent about to be
+      // paused and killed (reset or hung). Behind a transition, wait for it and wake after.
+      if (r0?.thermal === "hot" && !serializer.busy(id))
+        return Promise.resolve({ info: infoOf(r0), from: "hot", wakeMs: 0 });
       return wakes.do(id, () =>
         serializer.run(id, async () => {
           const r = mustGet(id);
