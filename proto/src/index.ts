@@ -8,3 +8,5 @@ export * from "./gen/bhatti/v1/admin_pb.js";
 export * from "./gen/bhatti/v1/user_pb.js";
 export * from "./gen/bhatti/v1/secret_pb.js";
 export * from "./gen/bhatti/v1/sandbox_pb.js";
+
+export * from "./vocabulary/index.js";

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { AdminService, type MetricsSnapshot } from "@bhatti/proto/v1/admin_pb";
+import { isUserId } from "@bhatti/proto/vocabulary";
 import { UserService } from "@bhatti/proto/v1/user_pb";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
@@ -41,7 +42,7 @@ const iso = (ts: Timestamp | undefined) => (ts ? timestampDate(ts).toISOString()
 export async function runAdminEvents(options: GlobalOptions, flags: AdminEventsFlags): Promise<void> {
   const { client } = createGatewayClient(AdminService, options);
   let userId = flags.user ?? "";
-  if (userId !== "" && !/^[0-9a-f]{16}$/.test(userId)) {
+  if (userId !== "" && !isUserId(userId)) {
     const users = createGatewayClient(UserService, options).client;
     const found = (await users.listUsers({})).users.find((u) => u.user?.name === flags.user);
     if (!found?.user) throw new CliError(`user "${flags.user}" not found`);

@@ -1,3 +1,4 @@
+import { ID_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto";
 import { BHATTI_VERSION } from "@bhatti/runtime";
 
 // The OpenAPI 3.1 description of the REST API. Served at /openapi.json and committed as
@@ -45,7 +46,7 @@ const sandboxSchema: Schema = {
   type: "object",
   required: ["id", "name", "status", "created_by", "created_at", "keep_hot", "cpus", "memory_mb", "image"],
   properties: {
-    id: { type: "string", pattern: "^[0-9a-f]{16}$" },
+    id: { type: "string", pattern: ID_RULE.source },
     name: { type: "string" },
     template_id: { type: "string" },
     engine_id: { type: "string" },
@@ -76,7 +77,7 @@ const schemas: Record<string, Schema> = {
   CreateSandbox: {
     type: "object",
     properties: {
-      name: { type: "string", pattern: "^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$" },
+      name: { type: "string", pattern: SANDBOX_NAME_RULE.source },
       image: { type: "string" },
       cpus: { type: "number", default: 1 },
       memory_mb: { type: "integer", default: 1024 },

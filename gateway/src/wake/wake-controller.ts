@@ -1,5 +1,5 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
-import { ThermalState, type VmmSandbox } from "@bhatti/proto";
+import { ThermalState, type VmmSandbox, thermalName } from "@bhatti/proto";
 import { type Logger, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
@@ -125,12 +125,6 @@ export class WakeBusyError extends ConnectError {
   }
 }
 
-const thermalName: Record<number, string> = {
-  [ThermalState.HOT]: "hot",
-  [ThermalState.WARM]: "warm",
-  [ThermalState.COLD]: "cold",
-};
-
 export function createWakeController(
   clients: ServiceClients,
   logger: Logger,
@@ -234,7 +228,7 @@ export function createWakeController(
             type: "thermal.wake",
             userId: sandbox?.userId ?? "",
             sandboxId,
-            metaJson: JSON.stringify({ from_state: thermalName[from] ?? "unknown", wake_ms: wakeMs }),
+            metaJson: JSON.stringify({ from_state: thermalName(from) ?? "unknown", wake_ms: wakeMs }),
           },
         ],
       });

@@ -64,3 +64,4 @@ export { parseListenAddress, type ListenAddress } from "./listen-address.js";
 export { crashPoint, crashPointsArmed } from "./crash-point.js";
 export { UNCAUGHT_EXCEPTION_EXIT_CODE, installProcessFaultPolicy } from "./process-faults.js";
 export { createUndoStack, type UndoFailure, type UndoStack } from "./undo-stack.js";
+export { requireSandboxId } from "./sandbox-id.js";

@@ -1,25 +1,10 @@
-import { ThermalService, ThermalState } from "@bhatti/proto";
-import { processHealth } from "@bhatti/runtime";
+import { ThermalService, thermalStateOf } from "@bhatti/proto";
+import { processHealth, requireSandboxId } from "@bhatti/runtime";
 import { Code, type ConnectRouter, ConnectError } from "@connectrpc/connect";
 import type { Pin } from "../domain/pin-registry.js";
 import type { SandboxThermalView, ThermalManager } from "../domain/thermal-manager.js";
-import type { Thermal } from "../domain/thermal-policy.js";
 
-const SANDBOX_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PIN_TTL_MS = 30_000;
-
-function requireId(id: string): string {
-  if (!SANDBOX_ID.test(id)) {
-    throw new ConnectError(`sandbox id must be 16 lowercase hex chars, got "${id}"`, Code.InvalidArgument);
-  }
-  return id;
-}
-
-const protoThermal: Record<Thermal, ThermalState> = {
-  hot: ThermalState.HOT,
-  warm: ThermalState.WARM,
-  cold: ThermalState.COLD,
-};
 
 function viewToProto(v: SandboxThermalView) {
   return {
@@ -62,10 +47,10 @@ export function thermalRoutes(manager: ThermalManager, instance: string): (route
       reportActivity(req) {
         if (req.reporter === "") throw new ConnectError("reporter is required", Code.InvalidArgument);
         const activity = new Map<string, number>();
-        for (const a of req.activity) activity.set(requireId(a.sandboxId), Number(a.atMs));
+        for (const a of req.activity) activity.set(requireSandboxId(a.sandboxId), Number(a.atMs));
         const pins = new Map<string, Pin>();
         for (const p of req.pins) {
-          pins.set(requireId(p.sandboxId), {
+          pins.set(requireSandboxId(p.sandboxId), {
             interactiveClients: p.interactiveClients,
             inFlight: p.inFlight,
           });
@@ -79,11 +64,11 @@ export function thermalRoutes(manager: ThermalManager, instance: string): (route
         return { instance };
       },
       async wake(req) {
-        const r = await manager.wake(requireId(req.sandboxId));
-        return { sandbox: r.sandbox, from: protoThermal[r.from], wakeMs: r.wakeMs };
+        const r = await manager.wake(requireSandboxId(req.sandboxId));
+        return { sandbox: r.sandbox, from: thermalStateOf(r.from), wakeMs: r.wakeMs };
       },
       getThermal(req) {
-        const v = manager.get(requireId(req.sandboxId));
+        const v = manager.get(requireSandboxId(req.sandboxId));
         if (v === undefined) throw new ConnectError(`sandbox ${req.sandboxId} not found`, Code.NotFound);
         return { sandbox: viewToProto(v) };
       },

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { crashPoint, createUndoStack } from "@bhatti/runtime";
 import type { AgentClient } from "@bhatti/agent-client";
+import { isSandboxId } from "@bhatti/proto";
+import { crashPoint, createUndoStack } from "@bhatti/runtime";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
 import type { ImageRegistry } from "../../adapters/image-registry.js";
 import type { Runsc } from "../../adapters/runsc.js";
@@ -16,7 +17,7 @@ import type {
 import { EngineError } from "../../engine/engine-error.js";
 import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
 import { createSingleFlight } from "../../engine/single-flight.js";
-import { SANDBOX_ID, validateSpec } from "../../engine/spec-validation.js";
+import { validateSpec } from "../../engine/spec-validation.js";
 import { adoptAll } from "./adoption.js";
 import { writeBootConfig, writeBundle } from "./bundle.js";
 import { dirBytes } from "./disk.js";
@@ -165,7 +166,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
 
     destroy(id) {
-      if (!SANDBOX_ID.test(id)) return Promise.resolve(false);
+      if (!isSandboxId(id)) return Promise.resolve(false);
       return serializer.run(id, async () => {
         const r = sandboxes.get(id);
         sandboxes.delete(id);
