@@ -1,6 +1,6 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
 import { ThermalState, type VmmSandbox, thermalName } from "@bhatti/proto";
-import { type Logger, isServiceUnreachable } from "@bhatti/runtime";
+import { type Logger, createSingleFlight, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
 import { type ActivityReporter, createActivityReporter } from "./activity-reporter.js";
@@ -140,7 +140,8 @@ export function createWakeController(
       : {},
   );
   const hot = new Map<string, HotEntry>();
-  const inFlight = new Map<string, Promise<AgentClient>>();
+  // Concurrent requests for one sandbox share its wake.
+  const wakes = createSingleFlight<AgentClient>();
   const activity = new Map<string, number>();
   const listeners = new Set<(sandboxId: string) => void>();
   const busy = new Map<string, number>();
@@ -246,10 +247,8 @@ export function createWakeController(
     return res;
   };
 
-  const wake = (sandboxId: string): Promise<AgentClient> => {
-    let pending = inFlight.get(sandboxId);
-    if (pending !== undefined) return pending;
-    pending = (async () => {
+  const wake = (sandboxId: string): Promise<AgentClient> =>
+    wakes.do(sandboxId, async () => {
       try {
         let res: { sandbox?: VmmSandbox | undefined };
         try {
@@ -270,13 +269,8 @@ export function createWakeController(
         if (e instanceof WakeBusyError) throw e;
         const err = ConnectError.from(e);
         throw new ConnectError(`wake sandbox: ${err.rawMessage}`, err.code, undefined, undefined, e);
-      } finally {
-        inFlight.delete(sandboxId);
       }
-    })();
-    inFlight.set(sandboxId, pending);
-    return pending;
-  };
+    });
 
   const ensureHot = (sandboxId: string): Promise<AgentClient> => {
     touch(sandboxId);

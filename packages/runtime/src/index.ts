@@ -66,3 +66,5 @@ export { UNCAUGHT_EXCEPTION_EXIT_CODE, installProcessFaultPolicy } from "./proce
 export { createUndoStack, type UndoFailure, type UndoStack } from "./undo-stack.js";
 export { requireSandboxId } from "./sandbox-id.js";
 export { formatDuration } from "./format-duration.js";
+export { createKeyedLock, type KeyedLock } from "./keyed-lock.js";
+export { createSingleFlight, type SingleFlight } from "./single-flight.js";

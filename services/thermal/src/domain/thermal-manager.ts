@@ -1,4 +1,4 @@
-import { type Logger, crashPoint } from "@bhatti/runtime";
+import { type Logger, crashPoint, createSingleFlight } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type FailureCounters, createFailureCounters } from "./failure-counters.js";
 import { type Pin, type PinRegistry, createPinRegistry } from "./pin-registry.js";
@@ -98,7 +98,7 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
   const snapshotFailures: FailureCounters = createFailureCounters();
   /** One transition per sandbox at a time (probe+pause or snapshot). */
   const actions = new Map<string, Promise<void>>();
-  const wakes = new Map<string, Promise<EngineWake>>();
+  const wakes = createSingleFlight<EngineWake>();
   const keepHotAttempts = new Map<string, number>();
   let coldWakes = 0;
   /** Cold wakes in progress per user: one user may hold at most half the slots (at least one). */
@@ -420,7 +420,7 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
         coldWakes++;
         coldWakesByUser.set(owner, (coldWakesByUser.get(owner) ?? 0) + 1);
       }
-      const p = (async () => {
+      return wakes.do(id, async () => {
         try {
           const r = await vmm.ensureHot(id);
           crashPoint("thermal.start.after-vmm-wake");
@@ -452,11 +452,8 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
             if (held > 0) coldWakesByUser.set(owner, held);
             else coldWakesByUser.delete(owner);
           }
-          wakes.delete(id);
         }
-      })();
-      wakes.set(id, p);
-      return p;
+      });
     },
 
     get(id) {
@@ -499,7 +496,7 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
     async snapshotAll(parallelism) {
       draining = true;
       await manager.stop();
-      await Promise.allSettled([...wakes.values()]);
+      await Promise.allSettled(wakes.values());
       const targets = (await vmm.list()).filter((s) => s.status === "running");
       const snapshotted: string[] = [];
       const failed: string[] = [];

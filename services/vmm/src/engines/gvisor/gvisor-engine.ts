@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentClient } from "@bhatti/agent-client";
 import { isSandboxId } from "@bhatti/proto";
-import { crashPoint, createUndoStack } from "@bhatti/runtime";
+import { crashPoint, createKeyedLock, createSingleFlight, createUndoStack } from "@bhatti/runtime";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
 import type { ImageRegistry } from "../../adapters/image-registry.js";
 import type { Runsc } from "../../adapters/runsc.js";
@@ -15,8 +15,6 @@ import type {
   StartOptions,
 } from "../../engine/engine.js";
 import { EngineError } from "../../engine/engine-error.js";
-import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
-import { createSingleFlight } from "../../engine/single-flight.js";
 import { validateSpec } from "../../engine/spec-validation.js";
 import { adoptAll } from "./adoption.js";
 import { writeBootConfig, writeBundle } from "./bundle.js";
@@ -52,7 +50,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   mkdirSync(sandboxesDir, { recursive: true, mode: 0o700 });
   const ctx = createGvisorContext(options, sandboxesDir);
   const { runsc, cgroups, images, sandboxes, pending, admission, infoOf, mustGet } = ctx;
-  const serializer = createKeyedSerializer();
+  const serializer = createKeyedLock();
   const wakes = createSingleFlight<EnsureHotResult>();
   let runscVersion: string | undefined;
 
