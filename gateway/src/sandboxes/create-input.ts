@@ -1,4 +1,4 @@
-import { NAME_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto";
+import { ENV_NAME_RULE, NAME_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** What a create request asks for, after validation (from REST JSON or the Connect message). */
@@ -16,7 +16,6 @@ export interface CreateSandboxInput {
   init: string;
 }
 
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_FILES_BYTES = 512 * 1024;
 
 const invalid = (message: string) => new ConnectError(message, Code.InvalidArgument);
@@ -51,11 +50,11 @@ export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput 
   if (!Number.isInteger(input.diskSizeMb) || input.diskSizeMb < 0)
     throw invalid("disk_size_mb must be a positive integer");
   for (const key of Object.keys(input.env)) {
-    if (!ENV_NAME.test(key))
+    if (!ENV_NAME_RULE.test(key))
       throw invalid(`invalid environment variable name ${JSON.stringify(key.slice(0, 80))}`);
   }
   for (const name of input.secrets) {
-    if (!ENV_NAME.test(name)) throw invalid(`invalid secret name ${JSON.stringify(name.slice(0, 80))}`);
+    if (!ENV_NAME_RULE.test(name)) throw invalid(`invalid secret name ${JSON.stringify(name.slice(0, 80))}`);
   }
   let total = 0;
   for (const f of input.files) {

@@ -7,3 +7,6 @@ export const NAME_RULE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
  * name before a row exists; the vmm checks the same rule on every spec.
  */
 export const SANDBOX_NAME_RULE = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
+
+/** Environment variable names (env keys, and secret names, which become env vars): bounded. */
+export const ENV_NAME_RULE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;

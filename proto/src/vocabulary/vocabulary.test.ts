@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ThermalState, VmmSandboxStatus } from "../gen/bhatti/v1/vmm_pb.js";
 import { isSandboxId, isUserId } from "./ids.js";
 import { thermalName, thermalStateOf, vmmStatusName, vmmStatusOf } from "./enum-names.js";
-import { NAME_RULE, SANDBOX_NAME_RULE } from "./names.js";
+import { ENV_NAME_RULE, NAME_RULE, SANDBOX_NAME_RULE } from "./names.js";
 
 describe("ids", () => {
   it("accept the store's 16 lowercase hex chars and nothing else", () => {
@@ -40,5 +40,15 @@ describe("enum names", () => {
       expect(vmmStatusName(vmmStatusOf(name))).toBe(name);
     expect(vmmStatusOf("stopped")).toBe(VmmSandboxStatus.STOPPED);
     expect(vmmStatusName(VmmSandboxStatus.UNSPECIFIED)).toBeUndefined();
+  });
+});
+
+describe("env names", () => {
+  it("are C identifiers of at most 128 chars", () => {
+    expect(ENV_NAME_RULE.test("_A1")).toBe(true);
+    expect(ENV_NAME_RULE.test("A".repeat(128))).toBe(true);
+    expect(ENV_NAME_RULE.test("A".repeat(129))).toBe(false);
+    expect(ENV_NAME_RULE.test("1A")).toBe(false);
+    expect(ENV_NAME_RULE.test("A-B")).toBe(false);
   });
 });

@@ -1,8 +1,8 @@
-import { NAME_RULE } from "@bhatti/proto";
+import { ENV_NAME_RULE, NAME_RULE } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** Secrets become environment variables, so their names follow the env var rule. */
-export const SECRET_NAME_RULE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const SECRET_NAME_RULE = ENV_NAME_RULE;
 
 export function checkName(kind: string, name: string, rule: RegExp = NAME_RULE): void {
   if (!rule.test(name)) {
