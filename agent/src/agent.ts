@@ -2,7 +2,7 @@
 // agent. Standalone mode: `--listen … --forward-listen … [--token-file …] [--user …]`, an
 // ordinary process for tests and for trying the protocol.
 import { readFileSync } from "node:fs";
-import { DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
+import { AGENT_CONTROL_PORT, AGENT_FORWARD_PORT, DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
 import { applyBootConfig, bootEnv, bootSudoSocket, bootUser, loadBootConfig } from "./boot-config-apply.js";
 import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
 import { currentIdentity, resolveUser, type ExecIdentity } from "./identity.js";
@@ -57,8 +57,8 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
       workdir: config.workdir ?? DEFAULT_WORKDIR,
       baseEnv: {},
       configEnv: bootEnv(config),
-      control: parseHostPort(config.listen?.control ?? "0.0.0.0:1024"),
-      forward: parseHostPort(config.listen?.forward ?? "0.0.0.0:1025"),
+      control: parseHostPort(config.listen?.control ?? `0.0.0.0:${AGENT_CONTROL_PORT}`),
+      forward: parseHostPort(config.listen?.forward ?? `0.0.0.0:${AGENT_FORWARD_PORT}`),
       ...(sudoSocket !== undefined ? { sudoSocket } : {}),
       ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
       log,

@@ -1,4 +1,4 @@
-import { formatDuration } from "./format-duration.js";
+import { formatDuration } from "@bhatti/runtime/format-duration";
 import { type SandboxView, dateOf } from "./sandbox-view.js";
 
 /** A sandbox as `--json` prints it: the REST API's JSON, built by the function the gateway uses. */

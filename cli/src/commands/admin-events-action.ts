@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { eventJson, metricsJson } from "@bhatti/proto/rest-json";
 import { AdminService } from "@bhatti/proto/v1/admin_pb";
+import { isUserId } from "@bhatti/proto/vocabulary";
 import { UserService } from "@bhatti/proto/v1/user_pb";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
@@ -40,7 +41,7 @@ function parseLimit(raw: string | undefined, fallback: number): number {
 export async function runAdminEvents(options: GlobalOptions, flags: AdminEventsFlags): Promise<void> {
   const { client } = createGatewayClient(AdminService, options);
   let userId = flags.user ?? "";
-  if (userId !== "" && !/^[0-9a-f]{16}$/.test(userId)) {
+  if (userId !== "" && !isUserId(userId)) {
     const users = createGatewayClient(UserService, options).client;
     const found = (await users.listUsers({})).users.find((u) => u.user?.name === flags.user);
     if (!found?.user) throw new CliError(`user "${flags.user}" not found`);

@@ -3,7 +3,7 @@ import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import { formatDuration } from "../format-duration.js";
+import { formatDuration } from "@bhatti/runtime/format-duration";
 
 export async function runAdminStatus(options: GlobalOptions): Promise<void> {
   const { client } = createGatewayClient(AdminService, options);

@@ -1,5 +1,5 @@
 import { userLimitFields } from "@bhatti/proto/rest-json";
-import { NAME_PATTERN } from "../sandboxes/create-input.js";
+import { ID_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto/vocabulary";
 import { DEFAULT_EXEC_TIMEOUT_SEC, MAX_EXEC_TIMEOUT_SEC } from "../sandboxes/exec-timeout.js";
 import type { RouteDoc } from "../rest/router.js";
 
@@ -51,7 +51,7 @@ export const sandboxSchema: Schema = {
   type: "object",
   required: ["id", "name", "status", "created_by", "created_at", "keep_hot", "cpus", "memory_mb", "image"],
   properties: {
-    id: { type: "string", pattern: "^[0-9a-f]{16}$" },
+    id: { type: "string", pattern: ID_RULE.source },
     name: { type: "string" },
     template_id: { type: "string" },
     engine_id: { type: "string" },
@@ -84,7 +84,7 @@ export const componentSchemas: Record<string, Schema> = {
   CreateSandbox: {
     type: "object",
     properties: {
-      name: { type: "string", pattern: NAME_PATTERN.source },
+      name: { type: "string", pattern: SANDBOX_NAME_RULE.source },
       image: { type: "string" },
       cpus: { type: "number", default: 1 },
       memory_mb: { type: "integer", default: 1024 },

@@ -1,3 +1,4 @@
+import { EXEC_OUTPUT_CAP_BYTES, EXEC_OUTPUT_TRUNCATION_NOTE } from "@bhatti/agent-protocol";
 import { error, idParam, jsonBody, onSandbox, op, ref } from "../openapi/schemas.js";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { endNdjsonStream } from "../auth/live-sessions.js";
@@ -8,9 +9,6 @@ import { readJsonBody, sendJson } from "./json-body.js";
 import type { RestContext } from "./router.js";
 import type { RestRouter } from "./router.js";
 import { sandboxRef, userRoute } from "./user-route.js";
-
-/** Buffered results keep at most this much output (v1: 10 MB). */
-const MAX_BUFFERED_OUTPUT = 10 * 1024 * 1024;
 
 interface ExecBody extends DetachedExecCall {
   detach: boolean;
@@ -121,7 +119,7 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
           exitCode = ev.exitCode;
           continue;
         }
-        const room = MAX_BUFFERED_OUTPUT - size;
+        const room = EXEC_OUTPUT_CAP_BYTES - size;
         if (room <= 0) {
           truncated = true;
           continue;
@@ -132,7 +130,7 @@ export function registerExecRoutes(router: RestRouter, gw: GatewayContext): void
         size += data.byteLength;
       }
       if (signal.aborted) return;
-      if (truncated) stderr.push(Buffer.from("\n[output truncated at 10MB]"));
+      if (truncated) stderr.push(Buffer.from(EXEC_OUTPUT_TRUNCATION_NOTE));
       sendJson(ctx.res, 200, {
         exit_code: exitCode,
         stdout: Buffer.concat(stdout).toString("utf8"),

@@ -1,6 +1,6 @@
+import { formatDuration } from "@bhatti/runtime";
 import type { GatewayContext } from "../gateway-context.js";
 import { json, op } from "../openapi/schemas.js";
-import { formatUptime } from "../uptime.js";
 import { sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
 
@@ -13,7 +13,7 @@ export function registerHealthRoutes(router: RestRouter, _gw: GatewayContext): v
   router.add(
     "GET",
     "/health",
-    ({ res }) => sendJson(res, 200, { status: "ok", uptime: formatUptime(Date.now() - startedAt) }),
+    ({ res }) => sendJson(res, 200, { status: "ok", uptime: formatDuration(Date.now() - startedAt) }),
     { public: true, doc: op("Liveness (no auth)", { "200": json(healthSchema, "Healthy") }) },
   );
 }

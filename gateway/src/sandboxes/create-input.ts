@@ -1,3 +1,4 @@
+import { ENV_NAME_RULE, NAME_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /** What a create request asks for, after validation (from REST JSON or the Connect message). */
@@ -15,21 +16,13 @@ export interface CreateSandboxInput {
   init: string;
 }
 
-/**
- * Sandbox names: the v1 name rule, also ending with a letter or digit, so that the hostname the
- * vmm derives from it (`.` and `_` become `-`) is a valid host name label (`web-` is refused here,
- * before a row exists, rather than by the vmm after it).
- */
-export const NAME_PATTERN = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
-/** Image names: the v1 name rule. */
-export const IMAGE_NAME_PATTERN = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 const MAX_FILES_BYTES = 512 * 1024;
 
 const invalid = (message: string) => new ConnectError(message, Code.InvalidArgument);
 
+/** Sandbox names follow SANDBOX_NAME_RULE: `web-` is refused here, before a row exists, not by the vmm after it. */
 export function checkSandboxName(name: string): void {
-  if (!NAME_PATTERN.test(name)) {
+  if (!SANDBOX_NAME_RULE.test(name)) {
     throw invalid(
       `invalid name ${JSON.stringify(name.slice(0, 80))}: use 1-63 letters, digits, ".", "_" or "-", starting and ending with a letter or digit`,
     );
@@ -47,7 +40,7 @@ export function parseFileMode(mode: unknown): number {
 /** Checks what the store does not: names, env, file paths and sizes. */
 export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput {
   if (input.name !== "") checkSandboxName(input.name);
-  if (input.image !== "" && !IMAGE_NAME_PATTERN.test(input.image)) {
+  if (input.image !== "" && !NAME_RULE.test(input.image)) {
     throw invalid(`invalid image name ${JSON.stringify(input.image.slice(0, 80))}`);
   }
   if (!Number.isFinite(input.cpus) || input.cpus < 0) throw invalid("cpus must be a positive number");
@@ -57,11 +50,11 @@ export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput 
   if (!Number.isInteger(input.diskSizeMb) || input.diskSizeMb < 0)
     throw invalid("disk_size_mb must be a positive integer");
   for (const key of Object.keys(input.env)) {
-    if (!ENV_NAME.test(key))
+    if (!ENV_NAME_RULE.test(key))
       throw invalid(`invalid environment variable name ${JSON.stringify(key.slice(0, 80))}`);
   }
   for (const name of input.secrets) {
-    if (!ENV_NAME.test(name)) throw invalid(`invalid secret name ${JSON.stringify(name.slice(0, 80))}`);
+    if (!ENV_NAME_RULE.test(name)) throw invalid(`invalid secret name ${JSON.stringify(name.slice(0, 80))}`);
   }
   let total = 0;
   for (const f of input.files) {

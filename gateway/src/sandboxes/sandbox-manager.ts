@@ -1,4 +1,4 @@
-import { type SandboxRecord, ThermalState, type VmmSandbox, VmmSandboxStatus } from "@bhatti/proto";
+import { type SandboxRecord, ThermalState, type VmmSandbox, thermalName, vmmStatusName } from "@bhatti/proto";
 import { type Logger, crashPoint } from "@bhatti/runtime";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -33,26 +33,6 @@ export interface SandboxManager {
   start(user: AuthenticatedUser, ref: string, force: boolean): Promise<SandboxState>;
 }
 
-const thermalNames: Record<number, string> = {
-  [ThermalState.HOT]: "hot",
-  [ThermalState.WARM]: "warm",
-  [ThermalState.COLD]: "cold",
-};
-
-/** The public status of a vmm sandbox. */
-function statusOf(sb: VmmSandbox): string | undefined {
-  switch (sb.status) {
-    case VmmSandboxStatus.RUNNING:
-      return "running";
-    case VmmSandboxStatus.STOPPED:
-      return "stopped";
-    case VmmSandboxStatus.UNKNOWN:
-      return "unknown";
-    default:
-      return undefined;
-  }
-}
-
 /** Merges the engine's live view into the row (status, address, thermal) without writing it. */
 function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): SandboxState {
   if (sb === undefined) {
@@ -60,17 +40,17 @@ function withEngineView(record: SandboxRecord, sb: VmmSandbox | undefined): Sand
       record,
       thermal:
         record.status === "running" || record.status === "stopped"
-          ? (thermalNames[record.thermalState] ?? "")
+          ? (thermalName(record.thermalState) ?? "")
           : "",
       thermalSinceMs: record.thermalSince === undefined ? 0 : timestampMs(record.thermalSince),
     };
   }
-  const status = statusOf(sb) ?? record.status;
+  const status = vmmStatusName(sb.status) ?? record.status;
   const merged = { ...record, status, ip: sb.address !== "" ? sb.address : record.ip } as SandboxRecord;
   return {
     record: merged,
     // A stopped sandbox is cold: inspect shows it, and since when.
-    thermal: status === "running" || status === "stopped" ? (thermalNames[sb.thermal] ?? "") : "",
+    thermal: status === "running" || status === "stopped" ? (thermalName(sb.thermal) ?? "") : "",
     thermalSinceMs: sb.thermalSince === undefined ? 0 : timestampMs(sb.thermalSince),
   };
 }
@@ -384,7 +364,7 @@ export function createSandboxManager(deps: {
         sandbox: record.id,
         status: "running",
         thermalState:
-          sb !== undefined && thermalNames[sb.thermal] !== undefined ? sb.thermal : ThermalState.HOT,
+          sb !== undefined && thermalName(sb.thermal) !== undefined ? sb.thermal : ThermalState.HOT,
         ...(sb !== undefined && sb.address !== "" ? { ip: sb.address } : {}),
       });
       if (sandbox === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);

@@ -1,6 +1,6 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
-import { ThermalState, type VmmSandbox } from "@bhatti/proto";
-import { type Logger, isServiceUnreachable } from "@bhatti/runtime";
+import { ThermalState, type VmmSandbox, thermalName } from "@bhatti/proto";
+import { type Logger, createSingleFlight, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ServiceClients } from "../service-clients.js";
 import { type ActivityReporter, createActivityReporter } from "./activity-reporter.js";
@@ -125,12 +125,6 @@ export class WakeBusyError extends ConnectError {
   }
 }
 
-const thermalName: Record<number, string> = {
-  [ThermalState.HOT]: "hot",
-  [ThermalState.WARM]: "warm",
-  [ThermalState.COLD]: "cold",
-};
-
 export function createWakeController(
   clients: ServiceClients,
   logger: Logger,
@@ -146,7 +140,8 @@ export function createWakeController(
       : {},
   );
   const hot = new Map<string, HotEntry>();
-  const inFlight = new Map<string, Promise<AgentClient>>();
+  // Concurrent requests for one sandbox share its wake.
+  const wakes = createSingleFlight<AgentClient>();
   const activity = new Map<string, number>();
   const listeners = new Set<(sandboxId: string) => void>();
   const busy = new Map<string, number>();
@@ -234,7 +229,7 @@ export function createWakeController(
             type: "thermal.wake",
             userId: sandbox?.userId ?? "",
             sandboxId,
-            metaJson: JSON.stringify({ from_state: thermalName[from] ?? "unknown", wake_ms: wakeMs }),
+            metaJson: JSON.stringify({ from_state: thermalName(from) ?? "unknown", wake_ms: wakeMs }),
           },
         ],
       });
@@ -252,10 +247,8 @@ export function createWakeController(
     return res;
   };
 
-  const wake = (sandboxId: string): Promise<AgentClient> => {
-    let pending = inFlight.get(sandboxId);
-    if (pending !== undefined) return pending;
-    pending = (async () => {
+  const wake = (sandboxId: string): Promise<AgentClient> =>
+    wakes.do(sandboxId, async () => {
       try {
         let res: { sandbox?: VmmSandbox | undefined };
         try {
@@ -276,13 +269,8 @@ export function createWakeController(
         if (e instanceof WakeBusyError) throw e;
         const err = ConnectError.from(e);
         throw new ConnectError(`wake sandbox: ${err.rawMessage}`, err.code, undefined, undefined, e);
-      } finally {
-        inFlight.delete(sandboxId);
       }
-    })();
-    inFlight.set(sandboxId, pending);
-    return pending;
-  };
+    });
 
   const ensureHot = (sandboxId: string): Promise<AgentClient> => {
     touch(sandboxId);

@@ -1,6 +1,8 @@
 import type { Socket } from "node:net";
 import {
   AgentLimits,
+  EXEC_OUTPUT_CAP_BYTES,
+  EXEC_OUTPUT_TRUNCATION_NOTE,
   ErrorText,
   FrameType,
   decodeExitPayload,
@@ -154,9 +156,6 @@ export interface AgentClient {
   drainPool(): void;
   close(): void;
 }
-
-const OUTPUT_CAP = 10 * 1024 * 1024;
-const TRUNCATION_NOTE = "\n[output truncated at 10MB]";
 
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
@@ -342,7 +341,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
           }
         }
         conn.endInput();
-        const cap = o.maxOutputBytes ?? OUTPUT_CAP;
+        const cap = o.maxOutputBytes ?? EXEC_OUTPUT_CAP_BYTES;
         const stdout: Buffer[] = [];
         const stderr: Buffer[] = [];
         let total = 0;
@@ -360,7 +359,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             (frame.type === FrameType.STDOUT ? stdout : stderr).push(data);
             total += data.byteLength;
           } else if (frame.type === FrameType.EXIT) {
-            if (truncated) stderr.push(Buffer.from(TRUNCATION_NOTE));
+            if (truncated) stderr.push(Buffer.from(EXEC_OUTPUT_TRUNCATION_NOTE));
             return {
               exitCode: decodeExitPayload(frame.payload) ?? 1,
               stdout: Buffer.concat(stdout),

@@ -54,3 +54,4 @@ export {
   type AgentBootFile,
   type AgentBootUser,
 } from "./boot-config.js";
+export { EXEC_OUTPUT_CAP_BYTES, EXEC_OUTPUT_TRUNCATION_NOTE } from "./exec-output.js";

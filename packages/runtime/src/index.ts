@@ -65,3 +65,7 @@ export { parseListenAddress, type ListenAddress } from "./listen-address.js";
 export { crashPoint, crashPointsArmed } from "./crash-point.js";
 export { UNCAUGHT_EXCEPTION_EXIT_CODE, installProcessFaultPolicy } from "./process-faults.js";
 export { createUndoStack, type UndoFailure, type UndoStack } from "./undo-stack.js";
+export { requireSandboxId } from "./sandbox-id.js";
+export { formatDuration } from "./format-duration.js";
+export { createKeyedLock, type KeyedLock } from "./keyed-lock.js";
+export { createSingleFlight, type SingleFlight } from "./single-flight.js";

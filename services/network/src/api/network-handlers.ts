@@ -4,15 +4,16 @@ import {
   AttachmentKind,
   type EgressPolicy as EgressPolicyMessage,
   EgressMode,
+  NAME_RULE,
   type NetworkService,
   type SandboxNetworkSchema,
+  isSandboxId,
 } from "@bhatti/proto";
 import { processHealth } from "@bhatti/runtime";
 import type { Nftables } from "../adapters/nftables.js";
 import type { Upstream, UpstreamClient } from "../dns/dns-forwarder.js";
 import type { AddressPlan } from "../domain/address-plan.js";
 import type { AttachRequest } from "../domain/attach.js";
-import { isSandboxId } from "../domain/device-names.js";
 import { type EgressPolicy, type EgressPolicyInput, validateEgressPolicy } from "../domain/egress-policy.js";
 import { parseIpv4 } from "../domain/ipv4.js";
 import type {
@@ -24,7 +25,8 @@ import type {
 /** How often Health re-checks that the product's nft table is still there. */
 const NFT_CHECK_INTERVAL_MS = 5000;
 
-const namePattern = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
+// Looser than the store's id rule (ID_RULE): the network keys its state by the user id and needs
+// only a token that is safe in names; its own tests use short ids.
 const userIdPattern = /^[A-Za-z0-9_-]{1,64}$/;
 const allowAllInput: EgressPolicyInput = { mode: "allow-all", allowCidrs: [], allowHosts: [] };
 
@@ -158,7 +160,7 @@ export function createNetworkHandlers(deps: NetworkHandlersDeps): ServiceImpl<ty
     async attachSandbox(req) {
       const sandboxId = sandboxIdOf(req.sandboxId);
       if (!userIdPattern.test(req.userId)) throw invalid(`user_id "${req.userId}" is invalid`);
-      if (!namePattern.test(req.sandboxName)) throw invalid(`sandbox_name "${req.sandboxName}" is invalid`);
+      if (!NAME_RULE.test(req.sandboxName)) throw invalid(`sandbox_name "${req.sandboxName}" is invalid`);
       const kind = kindFromMessage(req.kind);
       if (kind === undefined) throw invalid("kind must be NETNS or TAP");
       const network = await manager.attach({

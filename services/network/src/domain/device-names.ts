@@ -1,3 +1,5 @@
+import { isSandboxId } from "@bhatti/proto";
+
 /**
  * Names of everything the service creates. Interface names are at most 15 characters
  * (IFNAMSIZ - 1) and carry a product prefix so inventory and cleanup never touch anything else.
@@ -19,12 +21,6 @@ export function setDeviceNamePrefixes(linkPrefix: string, netnsPrefix: string): 
 }
 /** The interface inside a sandbox's netns. */
 export const SANDBOX_INTERFACE = "eth0";
-
-const sandboxIdPattern = /^[0-9a-f]{16}$/;
-
-export function isSandboxId(id: string): boolean {
-  return sandboxIdPattern.test(id);
-}
 
 export const netnsName = (sandboxId: string): string => `${NETNS_PREFIX}${sandboxId}`;
 export const netnsPath = (sandboxId: string): string => `${NETNS_DIR}/${netnsName(sandboxId)}`;

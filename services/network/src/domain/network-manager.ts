@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Logger, crashPoint } from "@bhatti/runtime";
+import { type Logger, crashPoint, createKeyedLock } from "@bhatti/runtime";
 import type { AttachmentFile } from "../adapters/attachment-file.js";
 import type { IpLink } from "../adapters/ip-link.js";
 import { type Nftables, nftScripts } from "../adapters/nftables.js";
@@ -8,7 +8,6 @@ import type { ResolverDirectory, UserResolver } from "../dns/user-resolver.js";
 import type { AddressPlan } from "./address-plan.js";
 import { type AttachRequest, createAttacher } from "./attach.js";
 import { type EgressPolicy, type EgressPolicyInput, describePolicy } from "./egress-policy.js";
-import { createKeyedLock } from "./keyed-lock.js";
 import type { NetworkContext } from "./network-context.js";
 import { NetworkError } from "./network-error.js";
 import {

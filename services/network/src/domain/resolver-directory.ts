@@ -1,6 +1,6 @@
+import type { KeyedLock } from "@bhatti/runtime";
 import { type Nftables, nftScripts } from "../adapters/nftables.js";
 import type { ResolverDirectory } from "../dns/user-resolver.js";
-import type { KeyedLock } from "./keyed-lock.js";
 import type { SandboxState } from "./network-state.js";
 
 /** Resolved allow-list addresses stay open at least this long (clients cache beyond TTLs). */

@@ -1,11 +1,10 @@
-import type { Logger } from "@bhatti/runtime";
+import { type Logger, createKeyedLock } from "@bhatti/runtime";
 import type { BridgeSpec, IpLink } from "../adapters/ip-link.js";
 import { type Nftables, nftScripts } from "../adapters/nftables.js";
 import type { ResolverDirectory, UserResolver } from "../dns/user-resolver.js";
 import { type AddressPlan, SUBNET_PREFIX, macForAddress } from "./address-plan.js";
 import { bridgeName } from "./device-names.js";
 import { formatIpv4 } from "./ipv4.js";
-import { createKeyedLock } from "./keyed-lock.js";
 import { type UserState, userElements } from "./network-state.js";
 
 /**

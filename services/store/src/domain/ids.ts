@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
+import { ID_RULE } from "@bhatti/proto";
 
-const ID_PATTERN = /^[0-9a-f]{16}$/;
 const API_KEY_PATTERN = /^bht_[0-9a-f]{64}$/;
 
 /** A new id: 16 lowercase hex chars (8 random bytes). */
@@ -9,7 +9,7 @@ export function newId(): string {
 }
 
 export function isId(value: string): boolean {
-  return ID_PATTERN.test(value);
+  return ID_RULE.test(value);
 }
 
 /** A new API key: `bht_` + 64 hex chars (32 random bytes). */

@@ -1,10 +1,8 @@
+import { ENV_NAME_RULE, NAME_RULE } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
 
-/** The rule every user-chosen name (sandbox, volume, image, snapshot, user) must follow. */
-export const NAME_RULE = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
-
 /** Secrets become environment variables, so their names follow the env var rule. */
-export const SECRET_NAME_RULE = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+export const SECRET_NAME_RULE = ENV_NAME_RULE;
 
 export function checkName(kind: string, name: string, rule: RegExp = NAME_RULE): void {
   if (!rule.test(name)) {

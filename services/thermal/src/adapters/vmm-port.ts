@@ -1,40 +1,21 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { ThermalState, type VmmSandbox, VmmSandboxStatus, type VmmService } from "@bhatti/proto";
+import { type VmmSandbox, type VmmService, thermalName, vmmStatusName } from "@bhatti/proto";
 import type { Logger } from "@bhatti/runtime";
 import { Code, type Client, ConnectError } from "@connectrpc/connect";
 import type { EngineEventKind, EngineSandbox, VmmPort } from "../domain/ports.js";
-import type { Thermal } from "../domain/thermal-policy.js";
 
 const PAUSE_TIMEOUT_MS = 30_000;
 /** A checkpoint of a big sandbox takes seconds; a restore must also wait for the agent. */
 const STOP_TIMEOUT_MS = 180_000;
 const WAKE_TIMEOUT_MS = 180_000;
 
-export function thermalOf(t: ThermalState): Thermal | undefined {
-  switch (t) {
-    case ThermalState.HOT:
-      return "hot";
-    case ThermalState.WARM:
-      return "warm";
-    case ThermalState.COLD:
-      return "cold";
-    default:
-      return undefined;
-  }
-}
-
 function engineSandboxOf(s: VmmSandbox | undefined): EngineSandbox {
   if (s === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
-  const status =
-    s.status === VmmSandboxStatus.RUNNING
-      ? "running"
-      : s.status === VmmSandboxStatus.STOPPED
-        ? "stopped"
-        : "unknown";
+  const status = vmmStatusName(s.status) ?? "unknown";
   return {
     id: s.id,
     userId: s.userId,
-    thermal: thermalOf(s.thermal) ?? "cold",
+    thermal: thermalName(s.thermal) ?? "cold",
     status,
     thermalSince: s.thermalSince === undefined ? 0 : timestampMs(s.thermalSince),
     agent:
@@ -71,7 +52,7 @@ export function createVmmPort(vmm: Client<typeof VmmService>, logger: Logger): V
     async ensureHot(id) {
       const r = await vmm.ensureHot({ id }, { timeoutMs: WAKE_TIMEOUT_MS });
       if (r.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
-      return { sandbox: r.sandbox, from: thermalOf(r.from) ?? "hot", wakeMs: r.wakeMs };
+      return { sandbox: r.sandbox, from: thermalName(r.from) ?? "hot", wakeMs: r.wakeMs };
     },
     watch(onEvent) {
       const abort = new AbortController();
@@ -82,7 +63,7 @@ export function createVmmPort(vmm: Client<typeof VmmService>, logger: Logger): V
             for await (const ev of vmm.watchEvents({}, { signal: abort.signal, timeoutMs: 0 })) {
               backoffMs = 250;
               const kind = eventKinds[ev.kind];
-              if (kind !== undefined) onEvent(ev.sandboxId, kind, thermalOf(ev.thermal));
+              if (kind !== undefined) onEvent(ev.sandboxId, kind, thermalName(ev.thermal));
             }
           } catch (e) {
             if (abort.signal.aborted) return;

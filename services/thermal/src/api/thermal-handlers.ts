@@ -1,31 +1,16 @@
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
-import { type ThermalService, ThermalState } from "@bhatti/proto";
-import { processHealth } from "@bhatti/runtime";
+import { type ThermalService, ThermalState, thermalStateOf } from "@bhatti/proto";
+import { processHealth, requireSandboxId } from "@bhatti/runtime";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import type { Pin } from "../domain/pin-registry.js";
 import type { SandboxThermalView, ThermalManager } from "../domain/thermal-manager.js";
-import type { Thermal } from "../domain/thermal-policy.js";
 
-const SANDBOX_ID = /^[0-9a-f]{16}$/;
 const DEFAULT_PIN_TTL_MS = 30_000;
-
-function requireId(id: string): string {
-  if (!SANDBOX_ID.test(id)) {
-    throw new ConnectError(`sandbox id must be 16 lowercase hex chars, got "${id}"`, Code.InvalidArgument);
-  }
-  return id;
-}
-
-const protoThermal: Record<Thermal, ThermalState> = {
-  hot: ThermalState.HOT,
-  warm: ThermalState.WARM,
-  cold: ThermalState.COLD,
-};
 
 function viewToProto(v: SandboxThermalView) {
   return {
     sandboxId: v.sandboxId,
-    thermal: v.thermal === "" ? ThermalState.UNSPECIFIED : protoThermal[v.thermal],
+    thermal: v.thermal === "" ? ThermalState.UNSPECIFIED : thermalStateOf(v.thermal),
     thermalSince: timestampFromMs(v.thermalSince),
     status: v.status,
     keepHot: v.keepHot,
@@ -73,11 +58,11 @@ export function createThermalHandlers(
       if (req.reporter === "") throw new ConnectError("reporter is required", Code.InvalidArgument);
       const activity = new Map<string, number>();
       for (const a of req.activity) {
-        activity.set(requireId(a.sandboxId), a.at === undefined ? 0 : timestampMs(a.at));
+        activity.set(requireSandboxId(a.sandboxId), a.at === undefined ? 0 : timestampMs(a.at));
       }
       const pins = new Map<string, Pin>();
       for (const p of req.pins) {
-        pins.set(requireId(p.sandboxId), {
+        pins.set(requireSandboxId(p.sandboxId), {
           interactiveClients: p.interactiveClients,
           inFlight: p.inFlight,
         });
@@ -91,11 +76,11 @@ export function createThermalHandlers(
       return { instance };
     },
     async wake(req) {
-      const r = await manager.wake(requireId(req.sandboxId));
-      return { sandbox: r.sandbox, from: protoThermal[r.from], wakeMs: r.wakeMs };
+      const r = await manager.wake(requireSandboxId(req.sandboxId));
+      return { sandbox: r.sandbox, from: thermalStateOf(r.from), wakeMs: r.wakeMs };
     },
     getThermal(req) {
-      const v = manager.get(requireId(req.sandboxId));
+      const v = manager.get(requireSandboxId(req.sandboxId));
       if (v === undefined) throw new ConnectError(`sandbox ${req.sandboxId} not found`, Code.NotFound);
       return { sandbox: viewToProto(v) };
     },

@@ -1,9 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { AGENT_PACKAGE_LAYOUT, agentLaunchArgv } from "@bhatti/agent-client";
+import { AGENT_MOUNT_POINT, AGENT_PACKAGE_LAYOUT, agentLaunchArgv } from "@bhatti/agent-client";
 
-/** Where the agent package is mounted inside every sandbox (read-only). */
-export const AGENT_MOUNT_POINT = "/.bhatti";
 /** Where the boot config dir is mounted; the agent deletes the file after reading it. */
 export const BOOT_CONFIG_MOUNT_POINT = "/.bhatti-boot";
 export const BOOT_CONFIG_PATH = `${BOOT_CONFIG_MOUNT_POINT}/config.json`;

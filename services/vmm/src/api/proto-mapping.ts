@@ -1,26 +1,9 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  ThermalState as ProtoThermal,
-  VmmSandboxStatus,
-  type VmmSandboxSchema,
-  type VmmSandboxSpec,
-} from "@bhatti/proto";
-import type { SandboxInfo, SandboxSpec, SandboxStatus, ThermalState } from "../engine/engine.js";
+import { type VmmSandboxSchema, type VmmSandboxSpec, thermalStateOf, vmmStatusOf } from "@bhatti/proto";
+import type { SandboxInfo, SandboxSpec } from "../engine/engine.js";
 import { EngineError } from "../engine/engine-error.js";
-
-export function thermalToProto(t: ThermalState): ProtoThermal {
-  return t === "hot" ? ProtoThermal.HOT : t === "warm" ? ProtoThermal.WARM : ProtoThermal.COLD;
-}
-
-function statusToProto(s: SandboxStatus): VmmSandboxStatus {
-  return s === "running"
-    ? VmmSandboxStatus.RUNNING
-    : s === "stopped"
-      ? VmmSandboxStatus.STOPPED
-      : VmmSandboxStatus.UNKNOWN;
-}
 
 export function infoToProto(info: SandboxInfo): MessageInitShape<typeof VmmSandboxSchema> {
   return {
@@ -28,8 +11,8 @@ export function infoToProto(info: SandboxInfo): MessageInitShape<typeof VmmSandb
     name: info.name,
     image: info.image,
     engine: info.engine,
-    status: statusToProto(info.status),
-    thermal: thermalToProto(info.thermal),
+    status: vmmStatusOf(info.status),
+    thermal: thermalStateOf(info.thermal),
     thermalSince: timestampFromMs(info.thermalSince),
     createdAt: timestampFromMs(info.createdAt),
     cpus: info.cpus,

@@ -1,12 +1,11 @@
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { VmmService } from "@bhatti/proto";
-import { processHealth } from "@bhatti/runtime";
+import { type VmmService, thermalStateOf } from "@bhatti/proto";
+import { processHealth, requireSandboxId } from "@bhatti/runtime";
 import type { Engine, EngineEvent } from "../engine/engine.js";
-import { SANDBOX_ID } from "../engine/spec-validation.js";
 import type { ImageRegistry } from "../adapters/image-registry.js";
-import { infoToProto, specFromProto, thermalToProto } from "./proto-mapping.js";
+import { infoToProto, specFromProto } from "./proto-mapping.js";
 
 export interface VmmHandlersOptions {
   engine: Engine;
@@ -14,12 +13,6 @@ export interface VmmHandlersOptions {
   defaultImage: string;
   /** Extra facts for Health (e.g. store reachability). */
   facts: () => Promise<Record<string, string>>;
-}
-
-function requireId(id: string): string {
-  if (!SANDBOX_ID.test(id))
-    throw new ConnectError(`sandbox id must be 16 lowercase hex chars, got "${id}"`, Code.InvalidArgument);
-  return id;
 }
 
 /**
@@ -35,23 +28,23 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
       return { health: processHealth("vmm", deps, { ...h.facts, ...(await options.facts()) }) };
     },
     async createSandbox(req) {
-      const id = req.spec?.id ? requireId(req.spec.id) : randomBytes(8).toString("hex");
+      const id = req.spec?.id ? requireSandboxId(req.spec.id) : randomBytes(8).toString("hex");
       const created = await engine.create(specFromProto(req.spec, id, options.defaultImage));
       return { sandbox: infoToProto(created) };
     },
-    destroySandbox: async (req) => ({ existed: await engine.destroy(requireId(req.id)) }),
-    pauseSandbox: async (req) => ({ sandbox: infoToProto(await engine.pause(requireId(req.id))) }),
-    resumeSandbox: async (req) => ({ sandbox: infoToProto(await engine.resume(requireId(req.id))) }),
-    stopSandbox: async (req) => ({ sandbox: infoToProto(await engine.stop(requireId(req.id))) }),
+    destroySandbox: async (req) => ({ existed: await engine.destroy(requireSandboxId(req.id)) }),
+    pauseSandbox: async (req) => ({ sandbox: infoToProto(await engine.pause(requireSandboxId(req.id))) }),
+    resumeSandbox: async (req) => ({ sandbox: infoToProto(await engine.resume(requireSandboxId(req.id))) }),
+    stopSandbox: async (req) => ({ sandbox: infoToProto(await engine.stop(requireSandboxId(req.id))) }),
     startSandbox: async (req) => ({
-      sandbox: infoToProto(await engine.start(requireId(req.id), { force: req.force })),
+      sandbox: infoToProto(await engine.start(requireSandboxId(req.id), { force: req.force })),
     }),
     async ensureHot(req) {
-      const r = await engine.ensureHot(requireId(req.id));
-      return { sandbox: infoToProto(r.info), from: thermalToProto(r.from), wakeMs: r.wakeMs };
+      const r = await engine.ensureHot(requireSandboxId(req.id));
+      return { sandbox: infoToProto(r.info), from: thermalStateOf(r.from), wakeMs: r.wakeMs };
     },
     async getSandboxStatus(req) {
-      const i = engine.status(requireId(req.id));
+      const i = engine.status(requireSandboxId(req.id));
       if (!i) throw new ConnectError(`sandbox ${req.id} not found`, Code.NotFound);
       return { sandbox: infoToProto(i) };
     },
@@ -62,9 +55,9 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
         .map(infoToProto),
     }),
     async sandboxStats(req) {
-      const s = await engine.stats(requireId(req.id));
+      const s = await engine.stats(requireSandboxId(req.id));
       return {
-        thermal: thermalToProto(s.thermal),
+        thermal: thermalStateOf(s.thermal),
         memoryBytes: BigInt(s.memoryBytes),
         memoryLimitBytes: BigInt(s.memoryLimitBytes),
         cpuUsageNs: BigInt(s.cpuUsageNs),
@@ -101,7 +94,7 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
               kind: e.kind,
               sandboxId: e.sandboxId,
               at: timestampFromMs(e.at),
-              thermal: thermalToProto(e.thermal),
+              thermal: thermalStateOf(e.thermal),
               durationMs: e.durationMs,
               detail: e.detail,
             };

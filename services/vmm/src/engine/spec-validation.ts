@@ -1,10 +1,8 @@
 import { availableParallelism } from "node:os";
+import { SANDBOX_NAME_RULE, isSandboxId } from "@bhatti/proto";
 import type { SandboxSpec } from "./engine.js";
 import { EngineError } from "./engine-error.js";
 
-export const SANDBOX_ID = /^[0-9a-f]{16}$/;
-/** Starts and ends with a letter or digit, so the derived hostname is a valid label. */
-export const SANDBOX_NAME = /^[a-zA-Z0-9](?:[a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -18,8 +16,9 @@ const bad = (message: string) => new EngineError("invalid_argument", message);
 
 /** Checks a spec and fills defaults; throws invalid_argument naming the bad field. */
 export function validateSpec(spec: SandboxSpec): SandboxSpec {
-  if (!SANDBOX_ID.test(spec.id)) throw bad(`id must be 16 lowercase hex chars, got "${spec.id}"`);
-  if (!SANDBOX_NAME.test(spec.name)) throw bad(`name "${spec.name}" must match ${SANDBOX_NAME.source}`);
+  if (!isSandboxId(spec.id)) throw bad(`id must be 16 lowercase hex chars, got "${spec.id}"`);
+  if (!SANDBOX_NAME_RULE.test(spec.name))
+    throw bad(`name "${spec.name}" must match ${SANDBOX_NAME_RULE.source}`);
   const cpus = spec.cpus === 0 ? DEFAULT_CPUS : spec.cpus;
   const maxCpus = availableParallelism();
   if (!Number.isFinite(cpus) || cpus < 0.1 || cpus > maxCpus) {

@@ -1,12 +1,8 @@
 import { lstatSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { AGENT_MOUNT_POINT } from "@bhatti/agent-client";
 import { type AgentBootConfig, DEFAULT_SUDO_SOCKET } from "@bhatti/agent-protocol";
-import {
-  AGENT_MOUNT_POINT,
-  BOOT_CONFIG_MOUNT_POINT,
-  BOOT_CONFIG_PATH,
-  type GuestInit,
-} from "../../adapters/agent-launch.js";
+import { BOOT_CONFIG_MOUNT_POINT, BOOT_CONFIG_PATH, type GuestInit } from "../../adapters/agent-launch.js";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
 import type { SandboxSpec } from "../../engine/engine.js";
 import type { SandboxLayout } from "./layout.js";

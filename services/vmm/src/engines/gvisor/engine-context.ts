@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
+import { AGENT_CONTROL_PORT, AGENT_FORWARD_PORT } from "@bhatti/agent-protocol";
 import { type Logger, crashPoint } from "@bhatti/runtime";
 import type { GuestInit } from "../../adapters/agent-launch.js";
 import { type SandboxCgroups, createSandboxCgroups } from "../../adapters/cgroups.js";
@@ -47,9 +48,6 @@ export interface GvisorEngineOptions {
   hostDiskReserveMb?: number;
   logger?: Logger;
 }
-
-export const CONTROL_PORT = 1024;
-export const FORWARD_PORT = 1025;
 
 /**
  * What the gvisor engine's modules (create, adoption, persist) share: the adapters, the
@@ -181,8 +179,8 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
 
     endpointOf: (r) => ({
       host: r.address,
-      controlPort: CONTROL_PORT,
-      forwardPort: FORWARD_PORT,
+      controlPort: AGENT_CONTROL_PORT,
+      forwardPort: AGENT_FORWARD_PORT,
       token: r.token,
     }),
 
@@ -231,8 +229,8 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
 
     agentClientOf: async (r, pool = false) =>
       createAgentClient({
-        control: await options.dialer.endpoint(r.address, CONTROL_PORT),
-        forward: await options.dialer.endpoint(r.address, FORWARD_PORT),
+        control: await options.dialer.endpoint(r.address, AGENT_CONTROL_PORT),
+        forward: await options.dialer.endpoint(r.address, AGENT_FORWARD_PORT),
         token: r.token,
         pool: pool ? {} : false,
       }),

@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { crashPoint, createUndoStack } from "@bhatti/runtime";
 import type { AgentClient } from "@bhatti/agent-client";
+import { isSandboxId } from "@bhatti/proto";
+import { crashPoint, createKeyedLock, createSingleFlight, createUndoStack } from "@bhatti/runtime";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
 import type { ImageRegistry } from "../../adapters/image-registry.js";
 import type { Runsc } from "../../adapters/runsc.js";
@@ -14,9 +15,7 @@ import type {
   StartOptions,
 } from "../../engine/engine.js";
 import { EngineError } from "../../engine/engine-error.js";
-import { createKeyedSerializer } from "../../engine/keyed-serializer.js";
-import { createSingleFlight } from "../../engine/single-flight.js";
-import { SANDBOX_ID, validateSpec } from "../../engine/spec-validation.js";
+import { validateSpec } from "../../engine/spec-validation.js";
 import { adoptAll } from "./adoption.js";
 import { writeBootConfig, writeBundle } from "./bundle.js";
 import { dirBytes } from "./disk.js";
@@ -51,7 +50,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   mkdirSync(sandboxesDir, { recursive: true, mode: 0o700 });
   const ctx = createGvisorContext(options, sandboxesDir);
   const { runsc, cgroups, images, sandboxes, pending, admission, infoOf, mustGet } = ctx;
-  const serializer = createKeyedSerializer();
+  const serializer = createKeyedLock();
   const wakes = createSingleFlight<EnsureHotResult>();
   let runscVersion: string | undefined;
 
@@ -165,7 +164,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
 
     destroy(id) {
-      if (!SANDBOX_ID.test(id)) return Promise.resolve(false);
+      if (!isSandboxId(id)) return Promise.resolve(false);
       return serializer.run(id, async () => {
         const r = sandboxes.get(id);
         sandboxes.delete(id);

@@ -1,11 +1,12 @@
 import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
 import { crashPoint } from "@bhatti/runtime";
 import { EngineError } from "../../engine/engine-error.js";
 import { commitCheckpoint, markCheckpointComplete } from "./adoption-files.js";
 import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
 import { dirBytes, syncDir } from "./disk.js";
-import { CONTROL_PORT, type GvisorContext } from "./engine-context.js";
+import type { GvisorContext } from "./engine-context.js";
 import { mountSandboxFs, unmountSandboxFs } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 
@@ -31,7 +32,7 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
       dialer: options.dialer,
       runsc,
       host: r.address,
-      controlPort: CONTROL_PORT,
+      controlPort: AGENT_CONTROL_PORT,
       agentToken: options.init.kind === "agent" ? r.token : undefined,
       timeoutMs: 5_000,
       log,

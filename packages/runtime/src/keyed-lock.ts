@@ -1,14 +1,14 @@
 /**
- * Runs tasks for one key strictly one after another (a per-sandbox lifecycle lock), while
- * tasks for different keys run concurrently. A failed task does not block the next one.
+ * Runs tasks for one key (a sandbox, a user) strictly one after another, while tasks for
+ * different keys run concurrently. A failed task does not block the next one.
  */
-export interface KeyedSerializer {
+export interface KeyedLock {
   run<T>(key: string, task: () => Promise<T>): Promise<T>;
   /** True while a task for the key is queued or running. */
   busy(key: string): boolean;
 }
 
-export function createKeyedSerializer(): KeyedSerializer {
+export function createKeyedLock(): KeyedLock {
   const tails = new Map<string, Promise<unknown>>();
   return {
     run<T>(key: string, task: () => Promise<T>): Promise<T> {

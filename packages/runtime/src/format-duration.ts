@@ -1,5 +1,8 @@
-/** Formats a duration like Go's `time.Duration` rounded to seconds ("2h15m30s", "1m0s", "45s"), as v1's /health did. */
-export function formatUptime(ms: number): string {
+/**
+ * "2h15m30s", "1m0s", "45s": a duration rounded to seconds, like Go's `time.Duration`, as v1
+ * printed it (the gateway's /health uptime, the CLI's ages and uptimes).
+ */
+export function formatDuration(ms: number): string {
   const total = Math.max(0, Math.round(ms / 1000));
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
