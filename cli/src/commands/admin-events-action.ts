@@ -6,7 +6,7 @@ import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import type { AdminEventsFlags } from "./admin-events.js";
+import type { AdminEventsFlags } from "./admin-events-command.js";
 
 const units: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 

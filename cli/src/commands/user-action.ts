@@ -2,8 +2,8 @@ import { type User, UserService } from "@bhatti/proto/v1/user_pb";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import { confirmDestructive } from "./confirm-action.js";
-import type { UserLimitFlags } from "./user.js";
+import { confirmDestructive } from "../confirm-destructive.js";
+import type { UserLimitFlags } from "./user-command.js";
 
 function limitsUpdate(flags: UserLimitFlags) {
   const out: Record<string, number> = {};
