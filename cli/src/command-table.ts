@@ -2,12 +2,12 @@ import type { Command } from "commander";
 
 type Registrar = (program: Command) => void;
 
-/** One top-level command (or group) and how to load what defines it. */
+/** One top-level command (or one file's part of a group) and how to load what defines it. */
 export interface CommandEntry {
   /** The name and aliases it is invoked by. */
   readonly names: readonly string[];
-  /** Its registrars, in the order `bhatti --help` lists them. */
-  readonly load: () => Promise<readonly Registrar[]>;
+  /** Imports the file that defines it; the registrar adds it to the program. */
+  readonly load: () => Promise<Registrar>;
   /** It needs every other command defined too (the completion script lists them all). */
   readonly needsAll?: boolean;
 }
@@ -21,77 +21,77 @@ export interface CommandEntry {
 export const commandTable: readonly CommandEntry[] = [
   {
     names: ["version"],
-    load: async () => [(await import("./commands/version-command.js")).registerVersionCommand],
+    load: async () => (await import("./commands/version-command.js")).registerVersionCommand,
   },
   {
     names: ["serve"],
-    load: async () => [(await import("./commands/serve-command.js")).registerServeCommand],
+    load: async () => (await import("./commands/serve-command.js")).registerServeCommand,
   },
   {
     names: ["admin"],
     // admin-events adds to the group after the other commands, as it always has.
-    load: async () => [(await import("./commands/admin-status-command.js")).registerAdminStatusCommand],
+    load: async () => (await import("./commands/admin-status-command.js")).registerAdminStatusCommand,
   },
   {
     names: ["create"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerCreateCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerCreateCommand,
   },
   {
     names: ["list", "ls"],
-    load: async () => [(await import("./commands/sandbox-list-command.js")).registerListCommand],
+    load: async () => (await import("./commands/sandbox-list-command.js")).registerListCommand,
   },
   {
     names: ["inspect", "info"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerInspectCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerInspectCommand,
   },
   {
     names: ["edit"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerEditCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerEditCommand,
   },
   {
     names: ["stop"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerStopCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerStopCommand,
   },
   {
     names: ["start"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerStartCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerStartCommand,
   },
   {
     names: ["destroy", "rm"],
-    load: async () => [(await import("./commands/sandbox-command.js")).registerDestroyCommand],
+    load: async () => (await import("./commands/sandbox-command.js")).registerDestroyCommand,
   },
-  { names: ["ps"], load: async () => [(await import("./commands/sandbox-command.js")).registerPsCommand] },
-  { names: ["exec"], load: async () => [(await import("./commands/exec-command.js")).registerExecCommand] },
+  { names: ["ps"], load: async () => (await import("./commands/sandbox-command.js")).registerPsCommand },
+  { names: ["exec"], load: async () => (await import("./commands/exec-command.js")).registerExecCommand },
   {
     names: ["shell", "sh"],
-    load: async () => [(await import("./commands/shell-command.js")).registerShellCommand],
+    load: async () => (await import("./commands/shell-command.js")).registerShellCommand,
   },
-  { names: ["file"], load: async () => [(await import("./commands/file-command.js")).registerFileCommands] },
+  { names: ["file"], load: async () => (await import("./commands/file-command.js")).registerFileCommands },
   {
     names: ["image"],
-    load: async () => [(await import("./commands/image-command.js")).registerImageCommands],
+    load: async () => (await import("./commands/image-command.js")).registerImageCommands,
   },
   {
     names: ["setup"],
-    load: async () => [(await import("./commands/setup-command.js")).registerSetupCommand],
+    load: async () => (await import("./commands/setup-command.js")).registerSetupCommand,
   },
   {
     names: ["completion"],
-    load: async () => [(await import("./commands/completion-command.js")).registerCompletionCommand],
+    load: async () => (await import("./commands/completion-command.js")).registerCompletionCommand,
     needsAll: true,
   },
   {
     names: ["__complete-names"],
-    load: async () => [(await import("./commands/completion-command.js")).registerCompleteNamesCommand],
+    load: async () => (await import("./commands/completion-command.js")).registerCompleteNamesCommand,
   },
   {
     names: ["admin"],
-    load: async () => [(await import("./commands/admin-events-command.js")).registerAdminEventsCommands],
+    load: async () => (await import("./commands/admin-events-command.js")).registerAdminEventsCommands,
   },
-  { names: ["user"], load: async () => [(await import("./commands/user-command.js")).registerUserCommands] },
+  { names: ["user"], load: async () => (await import("./commands/user-command.js")).registerUserCommands },
   {
     names: ["secret"],
-    load: async () => [(await import("./commands/secret-command.js")).registerSecretCommands],
+    load: async () => (await import("./commands/secret-command.js")).registerSecretCommands,
   },
 ];
 
@@ -103,5 +103,5 @@ export async function defineCommands(program: Command, name: string | undefined)
   const own = name === undefined ? [] : commandTable.filter((e) => e.names.includes(name));
   const entries = own.length === 0 || own.some((e) => e.needsAll === true) ? commandTable : own;
   const registrars = await Promise.all(entries.map((e) => e.load()));
-  for (const group of registrars) for (const register of group) register(program);
+  for (const register of registrars) register(program);
 }
