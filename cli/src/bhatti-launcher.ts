@@ -1,10 +1,12 @@
 // The `bhatti` executable (cli/dist/bhatti.mjs). It turns on Node's compile cache before any of
-// the CLI's code is loaded, then runs the CLI (./bhatti.ts): static imports would be compiled
-// before the cache existed, so the CLI comes in through import(). `bhatti version` (with or
-// without --json) needs no command parser and is answered here.
+// the CLI's code is loaded, then runs the CLI: static imports would be compiled before the cache
+// existed, so the CLI comes in through import(). `bhatti version` (with or without --json) needs
+// no command parser and is answered here; `list` and `exec`, the commands run most, each have a
+// bundle of their own (one file to load); every other command goes through ./bhatti.ts.
 import * as nodeModule from "node:module";
 import { compileCacheDir } from "./compile-cache.js";
-import { printVersion } from "./version-output.js";
+import { printVersion } from "./commands/version-action.js";
+import { invokedCommand } from "./invoked-command.js";
 
 const args = process.argv.slice(2).join(" ");
 if (args === "version" || args === "version --json" || args === "--json version") {
@@ -13,5 +15,8 @@ if (args === "version" || args === "version --json" || args === "--json version"
   const dir = compileCacheDir();
   // enableCompileCache exists from Node 22.1; older Nodes just run uncached.
   if (dir !== undefined) nodeModule.enableCompileCache?.(dir);
-  await import("./bhatti.js");
+  const command = invokedCommand(process.argv.slice(2));
+  if (command === "list" || command === "ls") await import("./bhatti-list.js");
+  else if (command === "exec") await import("./bhatti-exec.js");
+  else await import("./bhatti.js");
 }

@@ -1,53 +1,6 @@
-import { BHATTI_VERSION } from "@bhatti/runtime/version";
-import { Command, CommanderError } from "commander";
-import { CliError } from "./cli-error.js";
-import { registerCommands } from "./commands/index.js";
-import type { GlobalOptions } from "./global-options.js";
+import { runCli } from "./cli-program.js";
+import { defineCommands } from "./command-table.js";
 
-// The `bhatti` command. Keep this file's imports light: `bhatti version` must start in ~70 ms.
-const program = new Command("bhatti")
-  .description("self-hostable sandboxes for AI coding agents")
-  .version(BHATTI_VERSION, "-V, --version", "print the bhatti version")
-  .option("--json", "print JSON instead of text")
-  .option("--url <url>", "gateway URL (default: client config, $BHATTI_URL, http://127.0.0.1:8080)")
-  .option("--token <key>", "API key (default: client config, $BHATTI_TOKEN)")
-  .showHelpAfterError()
-  .exitOverride();
-
-registerCommands(program);
-
-function isConnectError(e: unknown): boolean {
-  return typeof e === "object" && e !== null && (e as { name?: unknown }).name === "ConnectError";
-}
-
-async function toCliError(e: unknown): Promise<CliError> {
-  if (e instanceof CliError) return e;
-  if (isConnectError(e)) {
-    const [{ describeGatewayError }, { resolveClientConfig }] = await Promise.all([
-      import("./gateway-errors.js"),
-      import("./client-config.js"),
-    ]);
-    let url = "the gateway";
-    try {
-      url = resolveClientConfig(program.opts<GlobalOptions>()).url;
-    } catch {
-      // The config problem itself is reported elsewhere; keep the original error here.
-    }
-    return describeGatewayError(e, url);
-  }
-  return new CliError(e instanceof Error ? e.message : String(e));
-}
-
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof CommanderError) {
-    // commander has printed its message (or the help/version text) already.
-    process.exitCode = e.exitCode === 0 ? 0 : 1;
-  } else {
-    const err = await toCliError(e);
-    process.stderr.write(`error: ${err.message}\n`);
-    if (err.hint !== undefined) process.stderr.write(`hint: ${err.hint}\n`);
-    process.exitCode = 1;
-  }
-}
+// The `bhatti` command line for every command but the hot ones (bhatti-list.ts, bhatti-exec.ts):
+// only the command that runs is imported and defined (command-table.ts).
+await runCli(process.argv, defineCommands);

@@ -1,7 +1,3 @@
-import { lstatSync, mkdirSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
-
 /**
  * Where `bhatti` keeps Node's compile cache: `$XDG_CACHE_HOME/bhatti/compile-cache`, else
  * `~/.cache/bhatti/compile-cache`. Undefined (run without a cache) when it cannot be created or is
@@ -10,6 +6,11 @@ import { join } from "node:path";
  */
 export function compileCacheDir(env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (env["BHATTI_COMPILE_CACHE"] === "0") return undefined;
+  // getBuiltinModule, not imports: the launcher's bundle would set up its lazy stubs of fs, os
+  // and path for every command, `bhatti version` included, which uses none of them.
+  const { lstatSync, mkdirSync } = process.getBuiltinModule("node:fs");
+  const { homedir } = process.getBuiltinModule("node:os");
+  const { join } = process.getBuiltinModule("node:path");
   try {
     const xdg = env["XDG_CACHE_HOME"];
     const base = xdg?.startsWith("/") ? xdg : join(homedir(), ".cache");

@@ -7,9 +7,13 @@ export function registerCompletionCommand(program: Command): void {
     .description("print a shell completion script: bhatti completion bash|zsh|fish")
     .argument("<shell>", "bash, zsh or fish")
     .action(async (shell: string) => {
-      const { completionScript } = await import("./completion-script.js");
+      const { completionScript } = await import("./completion-action.js");
       process.stdout.write(completionScript(program, shell));
     });
+}
+
+/** `bhatti __complete-names`: what the completion scripts call on every tab. */
+export function registerCompleteNamesCommand(program: Command): void {
   program
     .command("__complete-names", { hidden: true })
     .description("sandbox names from the local cache (used by completion)")

@@ -15,7 +15,7 @@ export function registerFileCommands(program: Command): void {
     .option("--max-bytes <n>", "at most this many bytes", Number)
     .action(
       async (sandbox: string, path: string, opts: Record<string, number | undefined>, command: Command) => {
-        const { runFileRead } = await import("./file-actions.js");
+        const { runFileRead } = await import("./file-action.js");
         await runFileRead(globalOptionsOf(command), sandbox, path, opts);
       },
     );
@@ -26,7 +26,7 @@ export function registerFileCommands(program: Command): void {
     .argument("<path>", "absolute path in the sandbox")
     .option("--mode <octal>", "permissions", "0644")
     .action(async (sandbox: string, path: string, opts: { mode: string }, command: Command) => {
-      const { runFileWrite } = await import("./file-actions.js");
+      const { runFileWrite } = await import("./file-action.js");
       await runFileWrite(globalOptionsOf(command), sandbox, path, opts.mode);
     });
   file
@@ -35,7 +35,7 @@ export function registerFileCommands(program: Command): void {
     .argument("<sandbox>", "name or id")
     .argument("[path]", "directory", "/workspace")
     .action(async (sandbox: string, path: string, _opts: unknown, command: Command) => {
-      const { runFileLs } = await import("./file-actions.js");
+      const { runFileLs } = await import("./file-action.js");
       await runFileLs(globalOptionsOf(command), sandbox, path);
     });
 }

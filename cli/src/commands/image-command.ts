@@ -9,25 +9,7 @@ export function registerImageCommands(program: Command): void {
     .alias("ls")
     .description("list the images sandboxes can be created from")
     .action(async (_opts: unknown, command: Command) => {
-      const [{ sandboxClient }, { emit, printTable }, { imageJson }] = await Promise.all([
-        import("../sandbox-client.js"),
-        import("../output.js"),
-        import("@bhatti/proto/rest-json"),
-      ]);
-      const options = globalOptionsOf(command);
-      const { images } = await sandboxClient(options, 30_000).client.listImages({});
-      const rows = images.map(imageJson);
-      emit(options, rows, () =>
-        printTable(
-          ["NAME", "DEFAULT", "SIZE", "BUILT", "DESCRIPTION"],
-          rows.map((r) => [
-            r.name,
-            r.is_default ? "yes" : "",
-            `${Math.round(r.size_bytes / 1024 / 1024)}MB`,
-            r.built_at.slice(0, 10),
-            r.description,
-          ]),
-        ),
-      );
+      const { runImageList } = await import("./image-action.js");
+      await runImageList(globalOptionsOf(command));
     });
 }

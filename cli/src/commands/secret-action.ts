@@ -4,7 +4,7 @@ import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import { confirmDestructive } from "./confirm-action.js";
+import { confirmDestructive } from "../confirm-destructive.js";
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) {

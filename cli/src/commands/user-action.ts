@@ -2,7 +2,7 @@ import { type User, UserService } from "@bhatti/proto/v1/user_pb";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
 import { emit, printTable } from "../output.js";
-import { confirmDestructive } from "./confirm-action.js";
+import { confirmDestructive } from "../confirm-destructive.js";
 
 /** The command's flags, declared here so the command imports the action (lazily), never the reverse. */
 export interface UserLimitFlags {

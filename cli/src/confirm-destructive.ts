@@ -1,5 +1,5 @@
 import { createInterface } from "node:readline/promises";
-import { CliError } from "../cli-error.js";
+import { CliError } from "./cli-error.js";
 
 /** v1's rule for destructive commands: ask `[y/N]` on a terminal; elsewhere require --yes. */
 export async function confirmDestructive(question: string, yes: boolean): Promise<void> {

@@ -2,8 +2,11 @@ import type { Command } from "commander";
 import { globalOptionsOf } from "../global-options.js";
 import { collectKeyValue, collectList } from "../key-value-flags.js";
 
-/** create, list|ls, inspect|info, edit, stop, start, destroy|rm, ps. */
-export function registerSandboxCommands(program: Command): void {
+// The sandbox commands: create, inspect|info, edit, stop, start, destroy|rm, ps (list|ls is in
+// sandbox-list-command.ts, so that `bhatti list` loads nothing else). One function each: the
+// command table registers only the command that runs.
+
+export function registerCreateCommand(program: Command): void {
   program
     .command("create")
     .description("create a sandbox (returns the existing one if the name is taken)")
@@ -19,31 +22,24 @@ export function registerSandboxCommands(program: Command): void {
     .option("--init <command>", 'shell command run once at boot (session "init")')
     .option("--keep-hot", "never pause or snapshot this sandbox")
     .action(async (opts: Record<string, unknown>, command: Command) => {
-      const { runCreate } = await import("./sandbox-actions.js");
+      const { runCreate } = await import("./sandbox-action.js");
       await runCreate(globalOptionsOf(command), opts);
     });
+}
 
-  program
-    .command("list")
-    .alias("ls")
-    .description("list your sandboxes")
-    .option("--label <k=v>", "only sandboxes with this label (repeatable)", collectKeyValue("--label"))
-    .option("-o, --output <format>", "wide: more columns")
-    .action(async (opts: { label?: Record<string, string>; output?: string }, command: Command) => {
-      const { runList } = await import("./sandbox-list-action.js");
-      await runList(globalOptionsOf(command), opts);
-    });
-
+export function registerInspectCommand(program: Command): void {
   program
     .command("inspect")
     .alias("info")
     .description("show one sandbox")
     .argument("<sandbox>", "name or id")
     .action(async (sandbox: string, _opts: unknown, command: Command) => {
-      const { runInspect } = await import("./sandbox-actions.js");
+      const { runInspect } = await import("./sandbox-action.js");
       await runInspect(globalOptionsOf(command), sandbox);
     });
+}
 
+export function registerEditCommand(program: Command): void {
   program
     .command("edit")
     .description("change keep-hot, name or labels")
@@ -54,29 +50,35 @@ export function registerSandboxCommands(program: Command): void {
     .option("--label <k=v>", "add or change a label (repeatable)", collectKeyValue("--label"))
     .option("--label-delete <key>", "remove a label (repeatable)", collectList)
     .action(async (sandbox: string, opts: Record<string, unknown>, command: Command) => {
-      const { runEdit } = await import("./sandbox-actions.js");
+      const { runEdit } = await import("./sandbox-action.js");
       await runEdit(globalOptionsOf(command), sandbox, opts);
     });
+}
 
+export function registerStopCommand(program: Command): void {
   program
     .command("stop")
     .description("snapshot a sandbox to disk (memory and processes kept)")
     .argument("<sandbox>", "name or id")
     .action(async (sandbox: string, _opts: unknown, command: Command) => {
-      const { runStop } = await import("./sandbox-actions.js");
+      const { runStop } = await import("./sandbox-action.js");
       await runStop(globalOptionsOf(command), sandbox);
     });
+}
 
+export function registerStartCommand(program: Command): void {
   program
     .command("start")
     .description("restore a stopped sandbox")
     .argument("<sandbox>", "name or id")
     .option("--force", "retry a restore that failed before (clears the circuit breaker)")
     .action(async (sandbox: string, opts: { force?: boolean }, command: Command) => {
-      const { runStart } = await import("./sandbox-actions.js");
+      const { runStart } = await import("./sandbox-action.js");
       await runStart(globalOptionsOf(command), sandbox, opts.force === true);
     });
+}
 
+export function registerDestroyCommand(program: Command): void {
   program
     .command("destroy")
     .alias("rm")
@@ -84,16 +86,18 @@ export function registerSandboxCommands(program: Command): void {
     .argument("<sandbox>", "name or id")
     .option("-y, --yes", "do not ask for confirmation")
     .action(async (sandbox: string, opts: { yes?: boolean }, command: Command) => {
-      const { runDestroy } = await import("./sandbox-actions.js");
+      const { runDestroy } = await import("./sandbox-action.js");
       await runDestroy(globalOptionsOf(command), sandbox, opts.yes === true);
     });
+}
 
+export function registerPsCommand(program: Command): void {
   program
     .command("ps")
     .description("list a sandbox's sessions")
     .argument("<sandbox>", "name or id")
     .action(async (sandbox: string, _opts: unknown, command: Command) => {
-      const { runPs } = await import("./sandbox-actions.js");
+      const { runPs } = await import("./sandbox-action.js");
       await runPs(globalOptionsOf(command), sandbox);
     });
 }

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { globalOptionsOf } from "../global-options.js";
-import { printVersion } from "../version-output.js";
+import { printVersion } from "./version-action.js";
 
 /** `bhatti version`: the CLI's version and the Node running it, without touching the network. */
 export function registerVersionCommand(program: Command): void {
