@@ -511,6 +511,29 @@ describe.skipIf(!runnable)("gateway under hostile input", () => {
     await stillServing();
   });
 
+  it("refuses user limits past uint32 (the wire type) with a 400, on create and update", async () => {
+    for (const value of [2 ** 32, 1687241867668866, Number.MAX_SAFE_INTEGER]) {
+      const created = await product.http("POST", "/users", {
+        body: { name: `big-${product.env.runId}`, limits: { max_sandboxes: value } },
+      });
+      expect(created.status, created.text).toBe(400);
+      expect(created.json<{ error: string }>().error).toBe(
+        "max_sandboxes must be an integer from 0 to 4294967295",
+      );
+      const updated = await product.http("PATCH", `/users/eve-${product.env.runId}`, {
+        body: { limits: { execs_per_minute: value } },
+      });
+      expect(updated.status, updated.text).toBe(400);
+    }
+    // Within uint32 the store's own range check answers (a 400 too, not an encoding failure).
+    const max = await product.http("PATCH", `/users/eve-${product.env.runId}`, {
+      body: { limits: { max_images: 2 ** 32 - 1 } },
+    });
+    expect(max.status, max.text).toBe(400);
+    expect(max.json<{ error: string }>().error).toMatch(/^max_images must be an integer between/);
+    await stillServing();
+  });
+
   it("survives invalid paths and headers", async () => {
     const requests: [string][] = [
       [head("GET", "/%", { Host: "127.0.0.1" })],

@@ -42,6 +42,8 @@ const limitKeys = {
 } as const;
 
 /** Limits from a JSON object with v1 names; only keys present are set. */
+const MAX_UINT32 = 0xffff_ffff;
+
 function limitsFromJson(raw: unknown): Partial<Record<(typeof limitKeys)[keyof typeof limitKeys], number>> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== "object" || Array.isArray(raw))
@@ -51,8 +53,9 @@ function limitsFromJson(raw: unknown): Partial<Record<(typeof limitKeys)[keyof t
     const field = limitKeys[key as keyof typeof limitKeys];
     if (field === undefined)
       throw new ConnectError(`unknown limit ${JSON.stringify(key)}`, Code.InvalidArgument);
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-      throw new ConnectError(`${key} must be a non-negative integer`, Code.InvalidArgument);
+    // Limits are uint32 on the wire: a larger number would fail the store call's encoding (a 500).
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_UINT32) {
+      throw new ConnectError(`${key} must be an integer from 0 to ${MAX_UINT32}`, Code.InvalidArgument);
     }
     out[field] = value;
   }
