@@ -43,6 +43,11 @@ export interface CrashProduct {
    * throws with the remaining problems when they never do.
    */
   waitConsistent(timeoutMs?: number): Promise<SandboxRecord[]>;
+  /**
+   * Waits until the product's output contains `text`. A process logs after it acted, and its
+   * output reaches the test through serve's pipe, so a log line can trail the state it reports.
+   */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
   /** Every sandbox id the test saw (for leak checks of ids that must be gone). */
   readonly seen: Set<string>;
   dispose(): Promise<void>;
@@ -233,6 +238,15 @@ export async function startCrashProduct(options: {
           throw new Error(`never consistent:\n${problems.join("\n")}\n${product.output().slice(-4000)}`);
         }
         await sleep(250);
+      }
+    },
+    async waitForOutput(text, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!product.output().includes(text)) {
+        if (Date.now() > deadline) {
+          throw new Error(`the output never contained ${text}:\n${product.output().slice(-4000)}`);
+        }
+        await sleep(100);
       }
     },
     async dispose() {

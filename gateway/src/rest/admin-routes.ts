@@ -16,6 +16,8 @@ import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, userRoute } from "./user-route.js";
 
 /** Limits from a JSON object with v1 names; only keys present are set. */
+const MAX_UINT32 = 0xffff_ffff;
+
 function limitsFromJson(raw: unknown): Partial<Record<(typeof userLimitFields)[UserLimitName], number>> {
   if (raw === undefined || raw === null) return {};
   if (typeof raw !== "object" || Array.isArray(raw))
@@ -25,8 +27,9 @@ function limitsFromJson(raw: unknown): Partial<Record<(typeof userLimitFields)[U
     const field = userLimitFields[key as UserLimitName];
     if (field === undefined)
       throw new ConnectError(`unknown limit ${JSON.stringify(key)}`, Code.InvalidArgument);
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 0) {
-      throw new ConnectError(`${key} must be a non-negative integer`, Code.InvalidArgument);
+    // Limits are uint32 on the wire: a larger number would fail the store call's encoding (a 500).
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_UINT32) {
+      throw new ConnectError(`${key} must be an integer from 0 to ${MAX_UINT32}`, Code.InvalidArgument);
     }
     out[field] = value;
   }

@@ -118,6 +118,25 @@ describe("sandbox registry", () => {
     expect(store.events.query({ typePrefix: "sandbox.updated", sandboxId: sb.id }).total).toBe(1);
   });
 
+  it("keeps a destroying row destroying: a late status write from a sync cannot revive it", () => {
+    const sb = store.sandboxes.create({ userId: alice, name: "dying", status: "running" });
+    store.sandboxes.update({ userId: alice }, sb.id, { status: "destroying" });
+    const late = store.sandboxes.update({ anyUser: true }, sb.id, {
+      status: "running",
+      thermalState: "hot",
+      ip: "10.0.0.9",
+    });
+    expect(late.status).toBe("destroying");
+    // The other fields still follow the engine.
+    expect(late.thermal_state).toBe("hot");
+    expect(late.ip).toBe("10.0.0.9");
+    expect(store.sandboxes.get({ userId: alice }, sb.id).status).toBe("destroying");
+    // A status that is not one is still refused.
+    expect(codeOf(() => store.sandboxes.update({ anyUser: true }, sb.id, { status: "zombie" }))).toBe(
+      Code.InvalidArgument,
+    );
+  });
+
   it("delete removes the row, its address and dependants, and records sandbox.destroyed", () => {
     const sb = store.sandboxes.create({ userId: alice, name: "gone" });
     store.addresses.reserve({

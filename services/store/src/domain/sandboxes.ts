@@ -255,8 +255,12 @@ export function createSandboxRegistry(
       if (next.labels !== row.labels) publicChanges["labels"] = labels;
     }
     const now = nowIso();
-    if (changes.status !== undefined && changes.status !== row.status) {
-      checkOneOf("status", changes.status, SANDBOX_STATUSES);
+    // `destroying` is final: only DeleteSandbox ends it. The vmm's store sync, the thermal policy
+    // and the gateway's wake write a status they read or derived earlier; one that lands after
+    // the destroy mark would otherwise turn the row back into a live sandbox, and a crash of the
+    // destroyer then leaves it unfinished forever (the reconciler only finishes `destroying` rows).
+    if (changes.status !== undefined) checkOneOf("status", changes.status, SANDBOX_STATUSES);
+    if (changes.status !== undefined && changes.status !== row.status && row.status !== "destroying") {
       next.status = changes.status;
       next.stopped_at = changes.status === "stopped" ? now : null;
     }
