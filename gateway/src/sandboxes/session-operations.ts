@@ -95,7 +95,7 @@ export function createSessionOperations(deps: {
             return { session: await openNewShell(agent), reattach: false };
           });
         },
-        openPiped(input) {
+        async openPiped(input) {
           checkPiped(input);
           return onAgent((agent) =>
             agent.openPipedSession(input.cmd, {
