@@ -161,7 +161,7 @@ export async function serveExecSocket(
         {
           type: "exec.piped_session",
           userId: options.userId,
-          sandboxId: sandboxId,
+          sandboxId,
           metaJson: JSON.stringify({ session_id: current.sessionId, command, reattach: command === "" }),
         },
       ],

@@ -110,7 +110,7 @@ export async function serveShellSocket(
         {
           type: "shell.session",
           userId: options.userId,
-          sandboxId: sandboxId,
+          sandboxId,
           metaJson: JSON.stringify({
             session_id: current.sessionId,
             reattach,
