@@ -13,6 +13,8 @@ import {
 import { ServiceUnreachableError, createLogger, loadConfig } from "@bhatti/runtime";
 import { Code, ConnectError, type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import type { AuthenticatedUser } from "./auth/authenticated-user.js";
 import { createAuthInterceptor } from "./connect/auth-interceptor.js";
 import { registerSandboxService } from "./connect/sandbox-service.js";
 import { MAX_EXEC_STDIN } from "./sandboxes/sandbox-agent.js";
@@ -40,6 +42,8 @@ describe("gateway operations with in-memory service fakes", () => {
   /** Store GetSandbox calls: a request refused by a limit never resolves the sandbox. */
   let lookups: string[];
   const vmmWakes: string[] = [];
+  /** Thermal Wake calls: an interactive session refused by a limit never wakes the sandbox. */
+  const thermalWakes: string[] = [];
   let thermalReach: "up" | "unreachable" | "answers-unavailable" = "up";
 
   beforeAll(async () => {
@@ -68,7 +72,10 @@ describe("gateway operations with in-memory service fakes", () => {
         },
       });
       service(ThermalService, {
-        wake: (req) => ({ sandbox: hotSandbox(req.sandboxId), from: ThermalState.HOT }),
+        wake: (req) => {
+          thermalWakes.push(req.sandboxId);
+          return { sandbox: hotSandbox(req.sandboxId), from: ThermalState.HOT };
+        },
         reportActivity: () => ({}),
       });
       service(VmmService, {
@@ -243,5 +250,68 @@ describe("gateway operations with in-memory service fakes", () => {
     } finally {
       thermalReach = "up";
     }
+  });
+
+  describe("interactive sessions (the WebSocket shell and piped exec)", () => {
+    let user: AuthenticatedUser;
+    beforeAll(async () => {
+      user = await gateway.context.auth.authenticate(auth.authorization, {
+        remoteAddr: "127.0.0.1",
+        path: "/",
+      });
+    });
+    /** The HTTP status a WebSocket upgrade is refused with. */
+    const upgradeStatus = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`${url.replace("http", "ws")}${path}`, { headers: auth });
+        ws.on("unexpected-response", (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          res.resume();
+          ws.terminate();
+        });
+        ws.on("open", () => {
+          ws.terminate();
+          reject(new Error(`upgrade of ${path} was accepted`));
+        });
+        ws.on("error", () => undefined);
+      });
+
+    it("answers NotFound for a sandbox the caller does not own, and 404 before any upgrade", async () => {
+      const err = await callError(gateway.context.runtime.agent.interactive(user, "nope"));
+      expect(err.code).toBe(Code.NotFound);
+      expect(err.rawMessage).toBe('sandbox "nope" not found');
+      expect(await upgradeStatus("/sandboxes/nope/ws")).toBe(404);
+      expect(await upgradeStatus("/sandboxes/nope/exec/ws")).toBe(404);
+      expect(lookups).toEqual(["nope", "nope", "nope"]);
+    });
+
+    it("refuses a piped session over a limit before waking the sandbox", async () => {
+      const sandbox = await gateway.context.runtime.agent.interactive(user, SANDBOX.name);
+      expect(sandbox.sandboxId).toBe(SANDBOX.id);
+      const wakesBefore = [...thermalWakes];
+      for (const [input, message] of [
+        [{ cmd: [], maxIdleSec: 60 }, /cmd required/],
+        [{ cmd: ["cat"], maxIdleSec: -1 }, /max_idle_sec/],
+      ] as const) {
+        const err = await callError(sandbox.openPiped({ cmd: [...input.cmd], maxIdleSec: input.maxIdleSec }));
+        expect(err.code, err.rawMessage).toBe(Code.InvalidArgument);
+        expect(err.rawMessage).toMatch(message);
+      }
+      expect(thermalWakes).toEqual(wakesBefore);
+    });
+
+    it("maps an agent's invalid reply to bad gateway (DataLoss) for every way of opening a session", async () => {
+      const sandbox = await gateway.context.runtime.agent.interactive(user, SANDBOX.id);
+      for (const open of [
+        () => sandbox.openShell({ forceNew: false }),
+        () => sandbox.openShell({ sessionId: "s-1", forceNew: false }),
+        () => sandbox.openPiped({ cmd: ["cat"], maxIdleSec: 60 }),
+        () => sandbox.attach("s-1"),
+      ]) {
+        const err = await callError(open());
+        expect(err.code).toBe(Code.DataLoss);
+        expect(err.rawMessage).toBe("bad gateway: the sandbox's agent sent an invalid reply");
+      }
+    });
   });
 });

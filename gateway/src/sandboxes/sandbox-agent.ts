@@ -8,6 +8,7 @@ import { parseFileMode } from "./create-input.js";
 import { effectiveExecTimeoutSec } from "./exec-timeout.js";
 import { type ExecOutputEvent, startExec } from "./sandbox-exec.js";
 import type { SandboxManager } from "./sandbox-manager.js";
+import { type SessionOperations, createSessionOperations } from "./session-operations.js";
 
 /** Stdin sent with a buffered or streamed exec (the Connect API carries it in the request). */
 export const MAX_EXEC_STDIN = 16 * 1024 * 1024;
@@ -55,9 +56,10 @@ export interface WriteFileCall {
  * (REST, Connect). Each one checks its limits, resolves the caller's sandbox reference (another
  * user's is NotFound), wakes the sandbox and turns agent failures into ConnectErrors with a
  * status: the surfaces only parse requests and serialize answers. `signal` is the caller's
- * request: aborting it stops waiting and drops the agent call.
+ * request: aborting it stops waiting and drops the agent call. Interactive sessions (the
+ * WebSocket shell and piped exec) open through `interactive` (session-operations.ts).
  */
-export interface SandboxAgent {
+export interface SandboxAgent extends SessionOperations {
   exec(
     user: AuthenticatedUser,
     ref: string,
@@ -126,6 +128,8 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
   };
 
   return {
+    ...createSessionOperations(deps),
+
     async exec(user, ref, input, signal) {
       checkCommand(input);
       const timeoutSec = effectiveExecTimeoutSec(input.timeoutSec);

@@ -3,13 +3,15 @@ import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { RawData, WebSocket } from "ws";
 import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
+import type { InteractiveSandbox } from "../sandboxes/session-operations.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
 import { holdWhileOpen } from "./interactive-socket.js";
 
 export interface ExecSocketOptions {
-  sandboxId: string;
+  /** The caller's sandbox, resolved before the upgrade. */
+  sandbox: InteractiveSandbox;
   userId: string;
   /** `?session=`: reattach to this piped session instead of starting one. */
   sessionId: string | undefined;
@@ -83,8 +85,10 @@ export async function serveExecSocket(
   options: ExecSocketOptions,
 ): Promise<void> {
   const { wake, clients, logger } = deps;
+  const { sandbox } = options;
+  const sandboxId = sandbox.sandboxId;
   let session: SessionConnection | undefined;
-  holdWhileOpen(ws, wake, options.sandboxId, () => session?.detach());
+  holdWhileOpen(ws, wake, sandboxId, () => session?.detach());
   const fail = (message: string) => {
     if (ws.readyState !== ws.OPEN) return;
     ws.send(JSON.stringify({ type: "error", message }));
@@ -117,8 +121,7 @@ export async function serveExecSocket(
   };
   try {
     if (options.sessionId !== undefined && options.sessionId !== "") {
-      const agent = await wake.ensureHot(options.sandboxId);
-      session = await agent.attachSession(options.sessionId);
+      session = await sandbox.attach(options.sessionId);
     } else {
       const start = parseStart(await firstMessage(ws));
       if (start === undefined) {
@@ -130,11 +133,7 @@ export async function serveExecSocket(
       }
       command = start.cmd.join(" ");
       ws.on("message", collect);
-      const agent = await wake.ensureHot(options.sandboxId);
-      session = await agent.openPipedSession(start.cmd, {
-        ...(start.env !== undefined ? { env: start.env } : {}),
-        maxIdleSec: start.maxIdleSec,
-      });
+      session = await sandbox.openPiped(start);
     }
   } catch (e) {
     // Agent failures get the API's wording (a stopped agent: "did not answer in time").
@@ -162,7 +161,7 @@ export async function serveExecSocket(
         {
           type: "exec.piped_session",
           userId: options.userId,
-          sandboxId: options.sandboxId,
+          sandboxId,
           metaJson: JSON.stringify({ session_id: current.sessionId, command, reattach: command === "" }),
         },
       ],
@@ -176,7 +175,7 @@ export async function serveExecSocket(
   );
   for (const buf of early.splice(0)) feed(buf);
   ws.on("message", (data) => {
-    wake.touch(options.sandboxId);
+    wake.touch(sandboxId);
     feed(toBuffer(data));
   });
 

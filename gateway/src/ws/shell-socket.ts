@@ -1,40 +1,21 @@
-import type { AgentClient, SessionConnection } from "@bhatti/agent-client";
+import type { SessionConnection } from "@bhatti/agent-client";
 import type { Logger } from "@bhatti/runtime";
 import { ConnectError } from "@connectrpc/connect";
 import type { WebSocket } from "ws";
-import { agentErrorToConnect } from "../sandboxes/agent-errors.js";
+import type { InteractiveSandbox } from "../sandboxes/session-operations.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
 import { sendPaced, stdinPump } from "./flow-control.js";
 import { holdWhileOpen } from "./interactive-socket.js";
 
 export interface ShellSocketOptions {
-  sandboxId: string;
+  /** The caller's sandbox, resolved before the upgrade. */
+  sandbox: InteractiveSandbox;
   userId: string;
   /** `?session=`: attach to this session, kicking any client already attached. */
   sessionId: string | undefined;
   /** `?new=true`: never reattach. */
   forceNew: boolean;
-}
-
-const SHELL_ENV = { TERM: "xterm-256color" };
-
-/** The newest running TTY session nobody is attached to, if any. */
-async function newestDetachedTty(agent: AgentClient): Promise<string | undefined> {
-  const sessions = await agent.listSessions();
-  const candidates = sessions.filter((s) => s.tty && s.running && !s.attached);
-  candidates.sort((a, b) => b.created_at - a.created_at);
-  return candidates[0]?.session_id;
-}
-
-async function openShell(agent: AgentClient): Promise<SessionConnection> {
-  const options = { env: SHELL_ENV, rows: 24, cols: 80, maxIdleSec: 3600, cwd: "/workspace" };
-  try {
-    return await agent.openTtySession(["/bin/bash", "-li"], options);
-  } catch {
-    // Images without bash (busybox) still get a shell.
-    return agent.openTtySession(["/bin/sh", "-l"], { ...options, cwd: "/" });
-  }
 }
 
 /** Reads `{"type":"resize","rows":R,"cols":C}`; anything else is keystrokes. */
@@ -62,28 +43,20 @@ export async function serveShellSocket(
   options: ShellSocketOptions,
 ): Promise<void> {
   const { wake, clients, logger } = deps;
+  const { sandbox } = options;
+  const sandboxId = sandbox.sandboxId;
   const startedAt = Date.now();
   let session: SessionConnection | undefined;
   let reattach = false;
-  holdWhileOpen(ws, wake, options.sandboxId, () => session?.detach());
+  holdWhileOpen(ws, wake, sandboxId, () => session?.detach());
 
   try {
-    const agent = await wake.ensureHot(options.sandboxId);
-    if (options.sessionId !== undefined && options.sessionId !== "") {
-      session = await agent.attachSession(options.sessionId);
-      reattach = true;
-    } else {
-      if (!options.forceNew) {
-        const candidate = await newestDetachedTty(agent).catch(() => undefined);
-        if (candidate !== undefined) {
-          session = await agent.attachSession(candidate, { ifDetached: true }).catch(() => undefined);
-          reattach = session !== undefined;
-        }
-      }
-      session ??= await openShell(agent);
-    }
+    ({ session, reattach } = await sandbox.openShell({
+      ...(options.sessionId !== undefined ? { sessionId: options.sessionId } : {}),
+      forceNew: options.forceNew,
+    }));
   } catch (e) {
-    const message = ConnectError.from(agentErrorToConnect(e)).rawMessage;
+    const message = ConnectError.from(e).rawMessage;
     if (ws.readyState === ws.OPEN) {
       ws.send(message.startsWith("wake sandbox") ? message : `shell: ${message}`);
       ws.close(1011, "shell unavailable");
@@ -103,7 +76,7 @@ export async function serveShellSocket(
     () => ws.terminate(),
   );
   ws.on("message", (data, isBinary) => {
-    wake.touch(options.sandboxId);
+    wake.touch(sandboxId);
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (!isBinary) {
       const resize = parseResize(buf.toString("utf8"));
@@ -137,7 +110,7 @@ export async function serveShellSocket(
         {
           type: "shell.session",
           userId: options.userId,
-          sandboxId: options.sandboxId,
+          sandboxId,
           metaJson: JSON.stringify({
             session_id: current.sessionId,
             reattach,

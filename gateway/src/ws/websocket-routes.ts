@@ -60,7 +60,7 @@ const execPattern = /^\/sandboxes\/([^/]+)\/exec\/ws$/;
  */
 export function registerWebSocketRoutes(server: Server, gw: GatewayContext): WebSocketRoutes {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
-  const { sandboxes, wake, limiter } = gw.runtime;
+  const { agent, wake, limiter } = gw.runtime;
   const deps = { wake, clients: gw.clients, logger: gw.logger };
 
   const handle = async (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -83,7 +83,8 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
         return;
       }
       limiter.take(user.record, "exec");
-      const sandboxId = await sandboxes.resolveId(user, ref);
+      const sandbox = await agent.interactive(user, ref);
+      const sandboxId = sandbox.sandboxId;
       const sessionId = url.searchParams.get("session") ?? undefined;
       wss.handleUpgrade(req, socket, head, (ws) => {
         // Without a listener, a frame ws refuses (over maxPayload, bad UTF-8, RSV bits, bad
@@ -98,12 +99,12 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
         const served =
           shell !== null
             ? serveShellSocket(ws, deps, {
-                sandboxId,
+                sandbox,
                 userId: user.id,
                 sessionId,
                 forceNew: url.searchParams.get("new") === "true",
               })
-            : serveExecSocket(ws, deps, { sandboxId, userId: user.id, sessionId });
+            : serveExecSocket(ws, deps, { sandbox, userId: user.id, sessionId });
         served.catch((e: unknown) => {
           gw.logger.error("websocket handler failed", { error: e });
           ws.terminate();
