@@ -3,7 +3,7 @@ import { createInterface } from "node:readline/promises";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
-import { emit, printJson, printTable } from "../output.js";
+import { emit, printTable } from "../output.js";
 import { sandboxClient } from "../sandbox-client.js";
 import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
 import { sandboxJson, statusText, thermalText } from "../sandbox-output.js";
@@ -69,10 +69,8 @@ export async function runCreate(options: GlobalOptions, opts: Record<string, unk
   const s = res.sandbox;
   if (s === undefined) throw new CliError("the server returned no sandbox");
   writeSandboxNames([...readSandboxNames(), s.name]);
-  if (options.json === true) {
-    printJson({ ...sandboxJson(s), existing: res.existing });
-    return;
-  }
+  // REST tells an existing sandbox by its status (200, not 201); here the notice goes to stderr in
+  // both modes, so `--json` prints exactly the REST body.
   if (res.existing) process.stderr.write(`sandbox ${s.name} already exists\n`);
   printSandbox(options, s);
 }
