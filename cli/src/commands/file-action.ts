@@ -54,7 +54,7 @@ export async function runFileWrite(
   }
   const { client } = sandboxClient(options);
   await client.writeFile({ sandbox, path, content: Buffer.concat(parts), mode });
-  emit(options, { status: "ok", path, size }, () => process.stderr.write(`wrote ${size} bytes to ${path}\n`));
+  emit(options, { status: "ok" }, () => process.stderr.write(`wrote ${size} bytes to ${path}\n`));
 }
 
 export async function runFileLs(options: GlobalOptions, sandbox: string, path: string): Promise<void> {
