@@ -3,7 +3,7 @@
 // the OpenAPI schemas in gateway/src/openapi describe exactly these objects.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
-import type { Image, Sandbox } from "./gen/bhatti/v1/sandbox_pb.js";
+import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
 
@@ -173,6 +173,11 @@ export const userLimitFields = {
 
 export type UserLimitName = keyof typeof userLimitFields;
 
+/** Whole Unix seconds of a timestamp (v1 writes sessions' and files' times as integers); 0 when unset. */
+function unixSeconds(t: TimestampLike | undefined): number {
+  return t === undefined ? 0 : Number(t.seconds);
+}
+
 /** A user with its limits (`/users`); API keys are added by the routes that mint one. */
 export function userJson(u: User): Record<string, unknown> {
   const l = u.limits;
@@ -212,5 +217,57 @@ export function imageJson(
     built_at: i.builtAt,
     source: i.source,
     is_default: i.isDefault,
+  };
+}
+
+/** A TTY or piped session (`/sandboxes/:id/sessions`, `bhatti ps --json`): the agent's v1 JSON. */
+export interface SessionJson {
+  session_id: string;
+  /** The argv joined with spaces. */
+  argv: string;
+  tty: boolean;
+  running: boolean;
+  exit_code?: number;
+  attached: boolean;
+  /** Unix seconds. */
+  created_at: number;
+}
+
+export function sessionJson(
+  s: Pick<SessionInfo, "sessionId" | "command" | "tty" | "running" | "attached" | "exitCode"> & {
+    readonly createdAt?: TimestampLike | undefined;
+  },
+): SessionJson {
+  return {
+    session_id: s.sessionId,
+    argv: s.command,
+    tty: s.tty,
+    running: s.running,
+    ...(s.exitCode !== undefined ? { exit_code: s.exitCode } : {}),
+    attached: s.attached,
+    created_at: unixSeconds(s.createdAt),
+  };
+}
+
+/** One directory entry (`/sandboxes/:id/files?ls=true`, `bhatti file ls --json`): the agent's v1 JSON. */
+export interface FileEntryJson {
+  name: string;
+  size: number;
+  /** 4-digit octal, e.g. "0644". */
+  mode: string;
+  is_dir: boolean;
+  /** Unix seconds. */
+  mtime: number;
+}
+
+export function fileEntryJson(
+  f: Pick<FileInfo, "name" | "size" | "mode" | "isDir"> & { readonly modifiedAt?: TimestampLike | undefined },
+): FileEntryJson {
+  return {
+    name: f.name,
+    size: Number(f.size),
+    mode: f.mode,
+    is_dir: f.isDir,
+    mtime: unixSeconds(f.modifiedAt),
   };
 }

@@ -161,6 +161,40 @@ describe("bhatti user/secret/admin commands through the gateway", () => {
     expect((await cli(["user", "whoami", "--token", newKey])).stdout).toContain("carol");
   });
 
+  // `bhatti --json` prints the REST API's body for the same object (one shape, @bhatti/proto/rest-json).
+  it("--json of users and secrets equals the REST body for the same object", async () => {
+    const config = parseYaml(readFileSync(store.clientConfigFile, "utf8")) as Record<string, string>;
+    const rest = async (path: string): Promise<unknown> => {
+      const res = await fetch(`${config["api_url"]}${path}`, {
+        headers: { authorization: `Bearer ${config["auth_token"]}` },
+      });
+      expect(res.status, path).toBe(200);
+      return res.json();
+    };
+    const json = async (args: readonly string[], input?: string): Promise<unknown> => {
+      const r = await cli(["--json", ...args], input);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as unknown;
+    };
+    const created = (await json(["user", "create", "--name", "dora", "--max-sandboxes", "2"])) as Record<
+      string,
+      unknown
+    >;
+    const { api_key: apiKey, ...createdUser } = created;
+    expect(apiKey).toMatch(/^bht_[0-9a-f]{64}$/);
+    expect(createdUser).toEqual(await rest("/users/dora"));
+    expect(await json(["user", "list"])).toEqual(await rest("/users"));
+    expect(await json(["user", "limits", "dora", "--max-images", "7"])).toEqual(await rest("/users/dora"));
+    expect(await json(["user", "whoami"])).toEqual(await rest("/users/admin"));
+    const set = await json(["secret", "set", "PARITY"], "v\n");
+    expect([set]).toEqual(
+      ((await rest("/secrets")) as { name: string }[]).filter((s) => s.name === "PARITY"),
+    );
+    expect(await json(["secret", "list"])).toEqual(await rest("/secrets"));
+    expect(await json(["secret", "delete", "PARITY", "-y"])).toEqual({ status: "deleted" });
+    expect(await json(["user", "delete", "dora", "-y"])).toEqual({ status: "deleted" });
+  });
+
   it("shows events, metrics and makes a backup", async () => {
     const events = await cli(["admin", "events", "--type", "user.", "--since", "1h", "--json"]);
     expect(events.code).toBe(0);

@@ -88,7 +88,8 @@ export async function runAdminMetrics(
   });
   const current = res.current === undefined ? undefined : metricsJson(res.current);
   const history = res.history.map(metricsJson);
-  emit(options, { current, history }, () => {
+  // REST writes `current: null` before the first sample.
+  emit(options, { current: current ?? null, history }, () => {
     if (!current) return;
     const lines = [
       `sandboxes:  ${current.sandboxes_total} (${counts(current.sandboxes_by_status)}; running: ${counts(current.sandboxes_by_thermal)})`,

@@ -1,3 +1,4 @@
+import { fileEntryJson } from "@bhatti/proto/rest-json";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
@@ -53,27 +54,22 @@ export async function runFileWrite(
   }
   const { client } = sandboxClient(options);
   await client.writeFile({ sandbox, path, content: Buffer.concat(parts), mode });
-  emit(options, { status: "ok", path, size }, () => process.stderr.write(`wrote ${size} bytes to ${path}\n`));
+  emit(options, { status: "ok" }, () => process.stderr.write(`wrote ${size} bytes to ${path}\n`));
 }
 
 export async function runFileLs(options: GlobalOptions, sandbox: string, path: string): Promise<void> {
   const { client } = sandboxClient(options, 60_000);
   const { files } = await client.listFiles({ sandbox, path });
-  const rows = files.map((f) => ({
-    name: f.name,
-    size: Number(f.size),
-    mode: f.mode,
-    is_dir: f.isDir,
-    modified_at: f.modifiedAt === undefined ? "" : timestampDate(f.modifiedAt).toISOString(),
-  }));
-  emit(options, rows, () =>
+  emit(options, files.map(fileEntryJson), () =>
     printTable(
       ["MODE", "SIZE", "MODIFIED", "NAME"],
-      rows.map((r) => [
-        r.mode,
-        String(r.size),
-        r.modified_at.slice(0, 19).replace("T", " "),
-        r.is_dir ? `${r.name}/` : r.name,
+      files.map((f) => [
+        f.mode,
+        String(f.size),
+        (f.modifiedAt === undefined ? "" : timestampDate(f.modifiedAt).toISOString())
+          .slice(0, 19)
+          .replace("T", " "),
+        f.isDir ? `${f.name}/` : f.name,
       ]),
     ),
   );

@@ -3,11 +3,12 @@ import { createInterface } from "node:readline/promises";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
-import { emit, printJson, printTable } from "../output.js";
+import { emit, printTable } from "../output.js";
 import { sandboxClient } from "../sandbox-client.js";
 import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
 import { sandboxJson, statusText, thermalText } from "../sandbox-output.js";
 import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
+import { sessionJson } from "@bhatti/proto/rest-json";
 
 function printSandbox(options: GlobalOptions, s: Sandbox): void {
   emit(options, sandboxJson(s), () => {
@@ -68,10 +69,8 @@ export async function runCreate(options: GlobalOptions, opts: Record<string, unk
   const s = res.sandbox;
   if (s === undefined) throw new CliError("the server returned no sandbox");
   writeSandboxNames([...readSandboxNames(), s.name]);
-  if (options.json === true) {
-    printJson({ ...sandboxJson(s), existing: res.existing });
-    return;
-  }
+  // REST tells an existing sandbox by its status (200, not 201); here the notice goes to stderr in
+  // both modes, so `--json` prints exactly the REST body.
   if (res.existing) process.stderr.write(`sandbox ${s.name} already exists\n`);
   printSandbox(options, s);
 }
@@ -136,25 +135,16 @@ export async function runDestroy(options: GlobalOptions, sandbox: string, yes: b
   const { client } = sandboxClient(options);
   await client.deleteSandbox({ sandbox });
   writeSandboxNames(readSandboxNames().filter((n) => n !== sandbox));
-  emit(options, { status: "destroyed", sandbox }, () => process.stdout.write(`destroyed ${sandbox}\n`));
+  emit(options, { status: "destroyed" }, () => process.stdout.write(`destroyed ${sandbox}\n`));
 }
 
 export async function runPs(options: GlobalOptions, sandbox: string): Promise<void> {
   const { client } = sandboxClient(options, 60_000);
   const { sessions } = await client.listSessions({ sandbox });
-  const rows = sessions.map((s) => ({
-    session_id: s.sessionId,
-    command: s.command,
-    tty: s.tty,
-    running: s.running,
-    attached: s.attached,
-    ...(s.exitCode !== undefined ? { exit_code: s.exitCode } : {}),
-    created_at: s.createdAt === undefined ? "" : timestampDate(s.createdAt).toISOString(),
-  }));
-  emit(options, rows, () =>
+  emit(options, sessions.map(sessionJson), () =>
     printTable(
       ["ID", "COMMAND", "RUNNING", "ATTACHED"],
-      rows.map((r) => [r.session_id, r.command, r.running ? "yes" : "no", r.attached ? "yes" : "no"]),
+      sessions.map((s) => [s.sessionId, s.command, s.running ? "yes" : "no", s.attached ? "yes" : "no"]),
     ),
   );
 }

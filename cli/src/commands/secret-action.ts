@@ -1,5 +1,5 @@
 import { SecretService } from "@bhatti/proto/v1/secret_pb";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { secretJson } from "@bhatti/proto/rest-json";
 import { CliError } from "../cli-error.js";
 import { createGatewayClient } from "../gateway-client.js";
 import type { GlobalOptions } from "../global-options.js";
@@ -29,7 +29,7 @@ export async function runSecretSet(
   const resolved = value ?? (await readStdin());
   const { client } = createGatewayClient(SecretService, options);
   const res = await client.setSecret({ name, value: resolved });
-  emit(options, { name: res.secret?.name, created: res.created }, () =>
+  emit(options, res.secret === undefined ? {} : secretJson(res.secret), () =>
     process.stdout.write(`${res.created ? "created" : "updated"} secret ${res.secret?.name}\n`),
   );
 }
@@ -37,15 +37,11 @@ export async function runSecretSet(
 export async function runSecretList(options: GlobalOptions): Promise<void> {
   const { client } = createGatewayClient(SecretService, options);
   const { secrets } = await client.listSecrets({});
-  const rows = secrets.map((s) => ({
-    name: s.name,
-    created_at: s.createdAt ? timestampDate(s.createdAt).toISOString() : "",
-    updated_at: s.updatedAt ? timestampDate(s.updatedAt).toISOString() : "",
-  }));
+  const rows = secrets.map(secretJson);
   emit(options, rows, () =>
     printTable(
       ["NAME", "CREATED", "UPDATED"],
-      rows.map((r) => [r.name, r.created_at, r.updated_at]),
+      rows.map((r) => [r["name"] ?? "", r["created_at"] ?? "", r["updated_at"] ?? ""]),
     ),
   );
 }
@@ -54,5 +50,5 @@ export async function runSecretDelete(options: GlobalOptions, name: string, yes:
   await confirmDestructive(`Delete secret ${name}?`, yes);
   const { client } = createGatewayClient(SecretService, options);
   await client.deleteSecret({ name });
-  emit(options, { deleted: name }, () => process.stdout.write(`deleted secret ${name}\n`));
+  emit(options, { status: "deleted" }, () => process.stdout.write(`deleted secret ${name}\n`));
 }

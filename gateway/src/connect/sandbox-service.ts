@@ -1,38 +1,14 @@
-import { type FileInfo, FileInfoSchema, SandboxService, SessionInfoSchema } from "@bhatti/proto";
-import type { FileInfo as AgentFileInfo, SessionInfo as AgentSessionInfo } from "@bhatti/agent-protocol";
-import { create } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { SandboxService } from "@bhatti/proto";
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import type { RateClass } from "../limits/rate-limiter.js";
 import { checkCreateInput, checkSandboxName, parseFileMode } from "../sandboxes/create-input.js";
+import { fileInfoMessage, sessionInfoMessage } from "../sandboxes/agent-messages.js";
 import { sandboxMessage } from "../sandboxes/sandbox-view.js";
 import { callerOf } from "./auth-interceptor.js";
 
 const READ_CHUNK = 256 * 1024;
-
-function fileInfoMessage(f: AgentFileInfo): FileInfo {
-  return create(FileInfoSchema, {
-    name: f.name,
-    size: BigInt(f.size),
-    mode: f.mode,
-    isDir: f.is_dir,
-    modifiedAt: timestampFromMs(f.mtime * 1000),
-  });
-}
-
-function sessionInfoMessage(s: AgentSessionInfo) {
-  return create(SessionInfoSchema, {
-    sessionId: s.session_id,
-    command: s.argv,
-    tty: s.tty,
-    running: s.running,
-    attached: s.attached,
-    ...(s.exit_code !== undefined ? { exitCode: s.exit_code } : {}),
-    createdAt: timestampFromMs(s.created_at * 1000),
-  });
-}
 
 /** The public SandboxService: the same operations as the REST routes, for the CLI. */
 export function registerSandboxService(router: ConnectRouter, gw: GatewayContext): void {

@@ -1,8 +1,10 @@
 import { arrayOf, error, idParam, json, onSandbox, op, pathQuery } from "../openapi/schemas.js";
 import { pipeline } from "node:stream/promises";
 import { AgentLimits } from "@bhatti/agent-protocol";
+import { fileEntryJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
+import { fileInfoMessage } from "../sandboxes/agent-messages.js";
 import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
@@ -19,7 +21,12 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
     userRoute(gw, "read", async (ctx, user) => {
       const signal = requestSignal(ctx);
       if (queryParam(ctx, "ls") === "true") {
-        sendJson(ctx.res, 200, await agent.listDir(user, sandboxRef(ctx), pathOf(ctx), signal));
+        const entries = await agent.listDir(user, sandboxRef(ctx), pathOf(ctx), signal);
+        sendJson(
+          ctx.res,
+          200,
+          entries.map((f) => fileEntryJson(fileInfoMessage(f))),
+        );
         return;
       }
       const offset = intParam(ctx, "offset") ?? 0;

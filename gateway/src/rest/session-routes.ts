@@ -1,5 +1,7 @@
+import { sessionJson } from "@bhatti/proto/rest-json";
 import { arrayOf, idParam, json, onSandbox, op } from "../openapi/schemas.js";
 import type { GatewayContext } from "../gateway-context.js";
+import { sessionInfoMessage } from "../sandboxes/agent-messages.js";
 import { requestSignal } from "./client-gone.js";
 import { sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
@@ -12,7 +14,12 @@ export function registerSessionRoutes(router: RestRouter, gw: GatewayContext): v
     "GET",
     "/sandboxes/:id/sessions",
     userRoute(gw, "read", async (ctx, user) => {
-      sendJson(ctx.res, 200, await agent.listSessions(user, sandboxRef(ctx), requestSignal(ctx)));
+      const sessions = await agent.listSessions(user, sandboxRef(ctx), requestSignal(ctx));
+      sendJson(
+        ctx.res,
+        200,
+        sessions.map((s) => sessionJson(sessionInfoMessage(s))),
+      );
     }),
     {
       doc: op(
