@@ -99,6 +99,49 @@ async function crashDuring<T>(
 const rowNamed = <R extends { name: string }>(rows: R[], name: string): R | undefined =>
   rows.find((r) => r.name === name);
 
+/**
+ * Stop with `stopPoint` armed in `process`, then start with `startPoint` armed: after each crash
+ * the row follows the engine, and every sandbox still works.
+ */
+async function stopStartAcrossCrashes(
+  c: CrashProduct,
+  process: CrashProcess,
+  s: Created,
+  stopPoint: string,
+  startPoint: string,
+): Promise<void> {
+  const stopped = await crashDuring(c, process, stopPoint, () =>
+    c.attempt("POST", `/sandboxes/${s.id}/stop`),
+  );
+  expect(rowNamed(stopped.rows, s.name)?.status).toBe("stopped");
+  const started = await crashDuring(c, process, startPoint, () =>
+    c.attempt("POST", `/sandboxes/${s.id}/start`),
+  );
+  expect(rowNamed(started.rows, s.name)?.status).toBe("running");
+  await expectAllUsable(c);
+}
+
+/**
+ * Destroys `s` with `firstPoint` armed in `process`, then a new sandbox with `secondPoint` armed:
+ * each interrupted destroy is finished and the other sandboxes still work.
+ */
+async function destroyAcrossCrashes(
+  c: CrashProduct,
+  process: CrashProcess,
+  s: Created,
+  firstPoint: string,
+  secondPoint: string,
+): Promise<void> {
+  const first = await crashDuring(c, process, firstPoint, () => c.attempt("DELETE", `/sandboxes/${s.id}`));
+  expect(rowNamed(first.rows, s.name)).toBeUndefined();
+  const other = await create(c);
+  const second = await crashDuring(c, process, secondPoint, () =>
+    c.attempt("DELETE", `/sandboxes/${other.id}`),
+  );
+  expect(rowNamed(second.rows, other.name)).toBeUndefined();
+  await expectAllUsable(c);
+}
+
 describe.skipIf(skip !== undefined)("crash matrix", () => {
   describe("gateway", () => {
     const points = [
@@ -155,15 +198,13 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     it(
       "stop and start: killed after the vmm acted, the row follows the engine",
       async () => {
-        const stopped = await crashDuring(c, "gateway", "gateway.stop.after-vmm-stop", () =>
-          c.attempt("POST", `/sandboxes/${s.id}/stop`),
+        await stopStartAcrossCrashes(
+          c,
+          "gateway",
+          s,
+          "gateway.stop.after-vmm-stop",
+          "gateway.start.after-vmm-start",
         );
-        expect(rowNamed(stopped.rows, s.name)?.status).toBe("stopped");
-        const started = await crashDuring(c, "gateway", "gateway.start.after-vmm-start", () =>
-          c.attempt("POST", `/sandboxes/${s.id}/start`),
-        );
-        expect(rowNamed(started.rows, s.name)?.status).toBe("running");
-        await expectAllUsable(c);
       },
       T,
     );
@@ -171,16 +212,13 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     it(
       "destroy: killed before or after the vmm destroyed it, the destroy is finished",
       async () => {
-        const first = await crashDuring(c, "gateway", "gateway.destroy.after-mark", () =>
-          c.attempt("DELETE", `/sandboxes/${s.id}`),
+        await destroyAcrossCrashes(
+          c,
+          "gateway",
+          s,
+          "gateway.destroy.after-mark",
+          "gateway.destroy.after-vmm-destroy",
         );
-        expect(rowNamed(first.rows, s.name)).toBeUndefined();
-        const other = await create(c);
-        const second = await crashDuring(c, "gateway", "gateway.destroy.after-vmm-destroy", () =>
-          c.attempt("DELETE", `/sandboxes/${other.id}`),
-        );
-        expect(rowNamed(second.rows, other.name)).toBeUndefined();
-        await expectAllUsable(c);
       },
       T,
     );
@@ -333,15 +371,13 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     it(
       "stop and start: killed around the row update, the row follows the engine",
       async () => {
-        const stopped = await crashDuring(c, "store", "store.updateSandbox.after-commit.stopped", () =>
-          c.attempt("POST", `/sandboxes/${s.id}/stop`),
+        await stopStartAcrossCrashes(
+          c,
+          "store",
+          s,
+          "store.updateSandbox.after-commit.stopped",
+          "store.updateSandbox.before-commit.running",
         );
-        expect(rowNamed(stopped.rows, s.name)?.status).toBe("stopped");
-        const started = await crashDuring(c, "store", "store.updateSandbox.before-commit.running", () =>
-          c.attempt("POST", `/sandboxes/${s.id}/start`),
-        );
-        expect(rowNamed(started.rows, s.name)?.status).toBe("running");
-        await expectAllUsable(c);
       },
       T,
     );
@@ -349,16 +385,13 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     it(
       "destroy: killed after marking or before deleting the row, the destroy is finished",
       async () => {
-        const first = await crashDuring(c, "store", "store.deleteSandbox.before-commit", () =>
-          c.attempt("DELETE", `/sandboxes/${s.id}`),
+        await destroyAcrossCrashes(
+          c,
+          "store",
+          s,
+          "store.deleteSandbox.before-commit",
+          "store.updateSandbox.after-commit.destroying",
         );
-        expect(rowNamed(first.rows, s.name)).toBeUndefined();
-        const other = await create(c);
-        const second = await crashDuring(c, "store", "store.updateSandbox.after-commit.destroying", () =>
-          c.attempt("DELETE", `/sandboxes/${other.id}`),
-        );
-        expect(rowNamed(second.rows, other.name)).toBeUndefined();
-        await expectAllUsable(c);
       },
       T,
     );
