@@ -37,6 +37,9 @@ export DEBIAN_FRONTEND=noninteractive
 # Tooling: systemd (systemd-analyze verify of deploy/), hyperfine (benchmarks), tmux (shell tests),
 # util-linux (nsenter/unshare), iputils-ping and netcat-openbsd (network tests send real packets).
 # e2fsprogs: mkfs.ext4 for each sandbox's own disk image (its disk quota).
+# Images: skopeo (registry client: auth, manifest lists, digests) and umoci (layer applier).
+# Tests only: docker-registry (a hermetic registry on 127.0.0.1 with the tests' own config; the
+# packaged service is disabled below) and chromium (browser tests drive it with playwright-core).
 PACKAGES=(
   ca-certificates curl debian-archive-keyring git
   iproute2 nftables iptables
@@ -45,6 +48,8 @@ PACKAGES=(
   systemd hyperfine tmux
   util-linux iputils-ping netcat-openbsd
   e2fsprogs
+  skopeo umoci
+  docker-registry chromium
 )
 [ "${ID:-}" = ubuntu ] && PACKAGES=("${PACKAGES[@]/debian-archive-keyring/ubuntu-keyring}")
 missing=()
@@ -53,10 +58,17 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   log "installing apt packages: ${missing[*]}"
+  # Masked before install so its postinst never starts the packaged registry on all interfaces.
+  if [ -d /run/systemd/system ]; then systemctl mask --quiet docker-registry 2>/dev/null || true; fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   log "apt packages already installed"
+fi
+# The docker-registry package would serve on every interface; the tests run their own on loopback.
+if [ -d /run/systemd/system ]; then
+  systemctl disable --now --quiet docker-registry 2>/dev/null || true
+  systemctl mask --quiet docker-registry 2>/dev/null || true
 fi
 
 # --- Node ---------------------------------------------------------------------------------------
