@@ -4,6 +4,7 @@ import { type SandboxAgent, createSandboxAgent } from "./sandboxes/sandbox-agent
 import { type SandboxManager, createSandboxManager } from "./sandboxes/sandbox-manager.js";
 import { type SandboxRefCache, createSandboxRefCache } from "./sandboxes/sandbox-ref-cache.js";
 import type { ServiceClients } from "./service-clients.js";
+import { type SnapshotManager, createSnapshotManager } from "./snapshots/snapshot-manager.js";
 import { type WakeController, createWakeController } from "./wake/wake-controller.js";
 
 /** What the sandbox routes of every surface (REST, WebSocket, Connect) share in one gateway. */
@@ -13,6 +14,8 @@ export interface SandboxRuntime {
   readonly sandboxes: SandboxManager;
   /** Exec, files and sessions inside a sandbox. */
   readonly agent: SandboxAgent;
+  /** Named snapshots: create, list, delete, resume (fork or rewind). */
+  readonly snapshots: SnapshotManager;
   readonly refs: SandboxRefCache;
   readonly limiter: RateLimiter;
   /** Stops the wake controller's watches and reports. */
@@ -35,6 +38,7 @@ export function createSandboxRuntime(
     refs,
     sandboxes,
     agent: createSandboxAgent({ sandboxes, wake }),
+    snapshots: createSnapshotManager({ clients, sandboxes, wake, logger }),
     limiter: createRateLimiter({
       lifecycle: {
         capacity: config.rate_lifecycle_burst,

@@ -1,4 +1,4 @@
-import { NetworkService, StoreService, ThermalService, VmmService } from "@bhatti/proto";
+import { NetworkService, StoreService, ThermalService, VmmService, VmmSnapshotService } from "@bhatti/proto";
 import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import type { Client } from "@connectrpc/connect";
 
@@ -7,6 +7,8 @@ export interface ServiceClients {
   readonly store: Client<typeof StoreService>;
   readonly network: Client<typeof NetworkService>;
   readonly vmm: Client<typeof VmmService>;
+  /** Named snapshots, served by the vmm on its socket. */
+  readonly vmmSnapshots: Client<typeof VmmSnapshotService>;
   readonly thermal: Client<typeof ThermalService>;
   /** Closes every HTTP/2 session. */
   close(): void;
@@ -21,6 +23,11 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     options,
   );
   const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), options);
+  const vmmSnapshots = createServiceClient(
+    VmmSnapshotService,
+    serviceSocketPath(config.socket_dir, "vmm"),
+    options,
+  );
   const thermal = createServiceClient(
     ThermalService,
     serviceSocketPath(config.socket_dir, "thermal"),
@@ -30,9 +37,10 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     store: store.client,
     network: network.client,
     vmm: vmm.client,
+    vmmSnapshots: vmmSnapshots.client,
     thermal: thermal.client,
     close: () => {
-      for (const c of [store, network, vmm, thermal]) c.close();
+      for (const c of [store, network, vmm, vmmSnapshots, thermal]) c.close();
     },
   };
 }

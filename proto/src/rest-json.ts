@@ -5,6 +5,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
 import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
+import type { Snapshot } from "./gen/bhatti/v1/snapshot_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
 
 /** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
@@ -269,5 +270,27 @@ export function fileEntryJson(
     mode: f.mode,
     is_dir: f.isDir,
     mtime: unixSeconds(f.modifiedAt),
+  };
+}
+
+/** The REST API's SnapshotRecord JSON (`/snapshots`, `bhatti snapshot … --json`). */
+export interface SnapshotJson {
+  id: string;
+  name: string;
+  source_sandbox: string;
+  /** memory | filesystem */
+  type: string;
+  size_mb: number;
+  created_at: string;
+}
+
+export function snapshotJson(s: Snapshot): SnapshotJson {
+  return {
+    id: s.id,
+    name: s.name,
+    source_sandbox: s.sourceSandbox,
+    type: s.type,
+    size_mb: s.sizeMb,
+    created_at: isoTime(s.createdAt),
   };
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { StoreService, VmmService } from "@bhatti/proto";
+import { StoreService, VmmService, VmmSnapshotService } from "@bhatti/proto";
 import {
   StartupError,
   createServiceClient,
@@ -13,6 +13,7 @@ import { createLocalNetnsNetwork } from "./adapters/local-netns-network.js";
 import { createNetworkServiceNetwork } from "./adapters/network-service-client.js";
 import type { SandboxNetwork } from "./adapters/sandbox-network.js";
 import { engineErrorInterceptor } from "./api/engine-error-interceptor.js";
+import { createVmmSnapshotHandlers } from "./api/snapshots/vmm-snapshot-handlers.js";
 import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
@@ -91,6 +92,9 @@ await runService({
       removed: adopted.removed.length,
     });
     shutdown.add(() => engine.close());
+    // Snapshots a crash cut short (or a removal it interrupted) are never left half there.
+    const swept = engine.snapshots.sweep();
+    if (swept.length > 0) logger.info("removed unfinished snapshots", { removed: swept });
 
     const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
       defaultTimeoutMs: config.rpc_timeout,
@@ -123,7 +127,10 @@ await runService({
       },
     });
     return {
-      routes: (router) => router.service(VmmService, handlers),
+      routes: (router) =>
+        router
+          .service(VmmService, handlers)
+          .service(VmmSnapshotService, createVmmSnapshotHandlers(engine.snapshots)),
       interceptors: [engineErrorInterceptor],
     };
   },

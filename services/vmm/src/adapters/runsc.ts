@@ -24,8 +24,11 @@ export interface Runsc {
   restore(id: string, bundle: string, imagePath: string, launch: LaunchOptions): Promise<void>;
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
-  /** Saves memory and processes into `imagePath`; the container exits afterwards. */
-  checkpoint(id: string, imagePath: string): Promise<void>;
+  /**
+   * Saves memory and processes into `imagePath`; the container exits afterwards, unless
+   * `leaveRunning` (named snapshots): then it stays as it was (a paused container stays paused).
+   */
+  checkpoint(id: string, imagePath: string, options?: { leaveRunning?: boolean }): Promise<void>;
   /** Kills (if running) and forgets the container; a missing container is not an error. */
   delete(id: string): Promise<void>;
   /** The container's state, or undefined if runsc does not know it. */
@@ -228,9 +231,15 @@ export function createRunsc(options: RunscOptions): Runsc {
       launch(["restore", "--detach", `--image-path=${imagePath}`, `--bundle=${bundle}`, id], l),
     pause: async (id) => void (await call(["pause", id])),
     resume: async (id) => void (await call(["resume", id])),
-    checkpoint: async (id, imagePath) =>
+    checkpoint: async (id, imagePath, checkpointOptions = {}) =>
       void (await call(
-        ["checkpoint", `--image-path=${imagePath}`, `--compression=${options.compression ?? "none"}`, id],
+        [
+          "checkpoint",
+          `--image-path=${imagePath}`,
+          `--compression=${options.compression ?? "none"}`,
+          ...(checkpointOptions.leaveRunning === true ? ["--leave-running"] : []),
+          id,
+        ],
         300_000,
       )),
     async delete(id) {

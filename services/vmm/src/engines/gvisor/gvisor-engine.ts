@@ -29,6 +29,7 @@ import {
   unmountSandboxFs,
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
 
@@ -43,6 +44,8 @@ export interface GvisorEngine extends Engine {
   agentClient(id: string): Promise<AgentClient>;
   /** True while a create of `id` is in flight (not yet listed). */
   isCreating(id: string): boolean;
+  /** Named snapshots (create, fork, rewind), serialized with the sandbox's other transitions. */
+  readonly snapshots: SnapshotOps;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -272,6 +275,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     agentClient: (id) => ctx.agentClientOf(mustGet(id), true),
 
     isCreating: (id) => pending.has(id),
+
+    snapshots: createSnapshotOps(ctx, serializer),
 
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {

@@ -1,0 +1,390 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
+import { type KeyedLock, crashPoint, createUndoStack } from "@bhatti/runtime";
+import type { SandboxInfo, SandboxSpec } from "../../../engine/engine.js";
+import { EngineError } from "../../../engine/engine-error.js";
+import { writeBootConfig, writeBundle } from "../bundle.js";
+import { quiesceForCheckpoint } from "../checkpoint-quiesce.js";
+import { dirBytes } from "../disk.js";
+import { type GvisorContext, asEngineError } from "../engine-context.js";
+import type { SandboxLayout } from "../layout.js";
+import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
+import { type GvisorSandboxRecord, writeRecord } from "../sandbox-record.js";
+import {
+  type SnapshotKind,
+  type SnapshotManifest,
+  type SnapshotPaths,
+  commitSnapshot,
+  copyDiskImage,
+  newSnapshotId,
+  readManifest,
+  removeSnapshotDir,
+  snapshotPaths,
+  snapshotsRoot,
+  sweepSnapshotTemps,
+  syncFilesystem,
+  tmpPaths,
+} from "./snapshot-files.js";
+
+export interface SnapshotCreated {
+  snapshotId: string;
+  path: string;
+  manifest: SnapshotManifest;
+  /** How long the sandbox's processes were stopped (pause → resume). */
+  pausedMs: number;
+  totalMs: number;
+}
+
+export interface ResumeTarget {
+  /** The new sandbox's id (16 hex, chosen by the caller) and name. */
+  id: string;
+  name: string;
+  userId: string;
+}
+
+/** Named snapshots of the gvisor engine: create, resume into a new sandbox (fork), rewind, delete. */
+export interface SnapshotOps {
+  readonly root: string;
+  /** Removes what a crash left (`*.tmp`); call once at start. */
+  sweep(): string[];
+  create(sandboxId: string, userId: string, kind: SnapshotKind): Promise<SnapshotCreated>;
+  resumeNew(userId: string, snapshotId: string, target: ResumeTarget): Promise<SandboxInfo>;
+  rewind(userId: string, snapshotId: string, sandboxId: string): Promise<SandboxInfo>;
+  remove(userId: string, snapshotId: string): boolean;
+}
+
+const MiB = 1024 * 1024;
+
+function allocatedBytes(path: string): number {
+  try {
+    return statSync(path).blocks * 512;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Built by the engine with its per-sandbox serializer, so a snapshot never races a stop, a
+ * pause or a destroy of the same sandbox.
+ */
+export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): SnapshotOps {
+  const { runsc, cgroups, options, log, sandboxes, pending, images } = ctx;
+  const root = snapshotsRoot(options.stateDir);
+
+  /** The image the snapshot's disk sits on, which must be the same directory as then. */
+  const imageOf = (m: SnapshotManifest) => {
+    const image = images.get(m.image);
+    if (!image || image.rootfs !== m.imageRootfs) {
+      throw new EngineError(
+        "failed_precondition",
+        `image "${m.image}" the snapshot was taken on is no longer installed`,
+      );
+    }
+    return image;
+  };
+
+  const manifestOf = (userId: string, snapshotId: string): { p: SnapshotPaths; m: SnapshotManifest } => {
+    const p = snapshotPaths(root, userId, snapshotId);
+    const m = readManifest(p);
+    if (m.userId !== userId) throw new EngineError("not_found", "snapshot not found");
+    return { p, m };
+  };
+
+  /** Starts the sandbox's processes from the snapshot: restore (full) or a fresh boot (filesystem). */
+  const launch = async (
+    r: GvisorSandboxRecord,
+    layout: SandboxLayout,
+    p: SnapshotPaths,
+    m: SnapshotManifest,
+  ) => {
+    const procs = cgroups.ensureUnified(r.id);
+    if (m.kind === "full") {
+      writeBundle(r, layout, ctx);
+      await runsc.restore(r.id, layout.bundle, p.checkpoint, {
+        cgroupProcs: [procs],
+        logFile: layout.log,
+        timeoutMs: 120_000,
+      });
+    } else {
+      const image = imageOf(m);
+      mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
+      // A fresh boot: the spec's env, secrets and files are never persisted, so the boot has
+      // none (the files written at the original's create are in the disk's upper already).
+      const spec: SandboxSpec = {
+        id: r.id,
+        name: r.name,
+        image: r.image,
+        cpus: r.cpus,
+        memoryMb: r.memoryMb,
+        pidsLimit: r.pidsLimit,
+        env: {},
+        secrets: {},
+        files: [],
+        hostname: r.hostname,
+        userId: r.userId,
+      };
+      writeBootConfig(r, spec, image.user, layout);
+      writeBundle(r, layout, ctx);
+      await runsc.run(r.id, layout.bundle, { cgroupProcs: [procs], logFile: layout.log });
+    }
+    await ctx.waitReady(r);
+    rmSync(layout.bootConfig, { force: true });
+  };
+
+  return {
+    root,
+
+    sweep: () => sweepSnapshotTemps(root),
+
+    create(sandboxId, userId, kind) {
+      return serializer.run(sandboxId, async () => {
+        const r = ctx.mustGet(sandboxId);
+        if (r.userId !== userId) throw new EngineError("not_found", `sandbox ${sandboxId} not found`);
+        if (r.thermal === "cold") {
+          throw new EngineError("failed_precondition", `sandbox ${sandboxId} is stopped; start it first`);
+        }
+        const layout = ctx.layoutOf(sandboxId);
+        if (layout.legacyDisk) {
+          throw new EngineError(
+            "failed_precondition",
+            `sandbox ${sandboxId} predates per-sandbox disks and cannot be snapshotted`,
+          );
+        }
+        if (kind === "full") ctx.admission.checkCheckpointSpace(sandboxId, r.memoryMb);
+        const snapshotId = newSnapshotId();
+        const p = snapshotPaths(root, userId, snapshotId);
+        const t = tmpPaths(p);
+        const t0 = performance.now();
+        mkdirSync(dirname(p.dir), { recursive: true, mode: 0o700 });
+        mkdirSync(p.tmp, { mode: 0o700 });
+        let paused = false;
+        let pausedAt = 0;
+        let pausedMs = 0;
+        const resumeIfPaused = async () => {
+          if (!paused) return;
+          // Only resume what we paused: a runsc resume of a running container fails, harmlessly.
+          if ((await runsc.state(sandboxId).catch(() => undefined))?.status === "paused")
+            await runsc.resume(sandboxId);
+          paused = false;
+          pausedMs = performance.now() - pausedAt;
+        };
+        try {
+          await ctx.resume(r);
+          if (kind === "full") {
+            // Resets host connections and leaves the container paused by runsc.
+            await quiesceForCheckpoint({
+              id: sandboxId,
+              dialer: options.dialer,
+              runsc,
+              host: r.address,
+              controlPort: AGENT_CONTROL_PORT,
+              agentToken: options.init.kind === "agent" ? r.token : undefined,
+              timeoutMs: 5_000,
+              log,
+            });
+          } else {
+            await runsc.pause(sandboxId);
+          }
+          paused = true;
+          pausedAt = performance.now();
+          if (kind === "full") {
+            mkdirSync(t.checkpoint, { mode: 0o700 });
+            // The container stays paused, so the disk copy below matches the memory image.
+            await runsc.checkpoint(sandboxId, t.checkpoint, { leaveRunning: true });
+            if (allocatedBytes(join(t.checkpoint, "checkpoint.img")) === 0)
+              throw new Error("checkpoint image is missing or empty");
+            crashPoint("vmm.snapshot.after-checkpoint");
+          }
+          await syncFilesystem(layout.diskMount);
+          await copyDiskImage(layout.diskImage, t.disk);
+          crashPoint("vmm.snapshot.after-copy");
+          await resumeIfPaused();
+          const manifest: SnapshotManifest = {
+            version: 1,
+            snapshotId,
+            kind,
+            userId,
+            sourceSandboxId: sandboxId,
+            sourceName: r.name,
+            createdAt: Date.now(),
+            image: r.image,
+            imageRootfs: r.imageRootfs,
+            cpus: r.cpus,
+            memoryMb: r.memoryMb,
+            pidsLimit: r.pidsLimit,
+            hostname: r.hostname,
+            token: kind === "full" ? r.token : "",
+            // Volume mounts join the record with the volumes feature; none before it.
+            volumes: [],
+            sizeBytes: dirBytes(t.checkpoint) + allocatedBytes(t.disk),
+          };
+          crashPoint("vmm.snapshot.before-commit");
+          commitSnapshot(p, manifest);
+          crashPoint("vmm.snapshot.after-commit");
+          log?.info("snapshot created", {
+            sandbox: sandboxId,
+            snapshot: snapshotId,
+            kind,
+            paused_ms: Math.round(pausedMs),
+            size_mb: Math.round(manifest.sizeBytes / MiB),
+          });
+          return { snapshotId, path: p.dir, manifest, pausedMs, totalMs: performance.now() - t0 };
+        } catch (e) {
+          rmSync(p.tmp, { recursive: true, force: true });
+          // A failed snapshot never harms the sandbox: it ends running as before.
+          await resumeIfPaused().catch((re: unknown) =>
+            log?.error("resume after a failed snapshot failed", { sandbox: sandboxId, error: re }),
+          );
+          throw asEngineError(e, `snapshot of ${sandboxId}`);
+        }
+      });
+    },
+
+    resumeNew(userId, snapshotId, target) {
+      const { p, m } = manifestOf(userId, snapshotId);
+      const image = imageOf(m);
+      const id = target.id;
+      const layout = ctx.layoutOf(id);
+      if (sandboxes.has(id) || pending.has(id) || existsSync(layout.dir)) {
+        throw new EngineError("already_exists", `sandbox ${id} already exists`);
+      }
+      const admitted = ctx.admission.admit(
+        id,
+        "restore",
+        { memoryMb: m.memoryMb, diskMb: Math.ceil(allocatedBytes(p.disk) / MiB) },
+        ctx.committedMemoryMb(),
+      );
+      pending.add(id);
+      return serializer.run(id, async () => {
+        const undo = createUndoStack();
+        const t0 = performance.now();
+        try {
+          mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
+          undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
+          mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
+          undo.push("network detach", () => options.network.detach(id));
+          undo.push("unmount", () => unmountSandboxFs(layout));
+          const [, net] = await Promise.all([
+            ctx
+              .ensureAgentPackage()
+              .then(() => copyDiskImage(p.disk, layout.diskImage))
+              .then(() => mountSandboxFs(layout, image.rootfs)),
+            options.network.attach({ sandboxId: id, userId, sandboxName: target.name }),
+          ]);
+          const now = Date.now();
+          const r: GvisorSandboxRecord = {
+            version: 1,
+            id,
+            name: target.name,
+            image: m.image,
+            imageRootfs: m.imageRootfs,
+            cpus: m.cpus,
+            memoryMb: m.memoryMb,
+            pidsLimit: m.pidsLimit,
+            userId,
+            hostname: m.hostname,
+            createdAt: now,
+            token: m.kind === "full" ? m.token : randomBytes(16).toString("hex"),
+            address: net.address,
+            gateway: net.gateway,
+            dnsServer: net.dnsServer,
+            netnsPath: net.netnsPath,
+            status: "running",
+            thermal: "hot",
+            thermalSince: now,
+          };
+          undo.push("cgroups", () => cgroups.remove(id));
+          undo.push("runsc delete", () => ctx.killSandbox(id));
+          crashPoint("vmm.snapshot-resume.before-launch");
+          await launch(r, layout, p, m);
+          writeRecord(layout.record, r);
+          undo.commit();
+          sandboxes.set(id, r);
+          ctx.emit("sandbox.created", r, performance.now() - t0, `resumed from snapshot ${snapshotId}`);
+          return ctx.infoOf(r);
+        } catch (e) {
+          for (const f of await undo.rollback()) {
+            log?.warn(`release: ${f.what} failed`, { sandbox: id, error: f.error });
+          }
+          throw asEngineError(e, `resume snapshot ${snapshotId} into ${id}`);
+        } finally {
+          pending.delete(id);
+          admitted.release();
+        }
+      });
+    },
+
+    rewind(userId, snapshotId, sandboxId) {
+      return serializer.run(sandboxId, async () => {
+        const r = ctx.mustGet(sandboxId);
+        if (r.userId !== userId) throw new EngineError("not_found", `sandbox ${sandboxId} not found`);
+        const { p, m } = manifestOf(userId, snapshotId);
+        imageOf(m);
+        if (
+          m.image !== r.image ||
+          m.imageRootfs !== r.imageRootfs ||
+          m.memoryMb !== r.memoryMb ||
+          m.cpus !== r.cpus
+        ) {
+          throw new EngineError(
+            "failed_precondition",
+            `snapshot is of image ${m.image} with ${m.cpus} cpus and ${m.memoryMb} MiB; sandbox ${r.name} has ${r.image}, ${r.cpus}, ${r.memoryMb} MiB`,
+          );
+        }
+        const layout = ctx.layoutOf(sandboxId);
+        if (layout.legacyDisk) {
+          throw new EngineError("failed_precondition", `sandbox ${sandboxId} predates per-sandbox disks`);
+        }
+        const t0 = performance.now();
+        // Copied before anything is stopped: a failed copy leaves the sandbox as it was.
+        const staged = `${layout.diskImage}.rewind`;
+        rmSync(staged, { force: true });
+        try {
+          await copyDiskImage(p.disk, staged);
+        } catch (e) {
+          rmSync(staged, { force: true });
+          throw asEngineError(e, `rewind ${sandboxId}`);
+        }
+        try {
+          await ctx.killSandbox(sandboxId);
+          crashPoint("vmm.snapshot-rewind.after-kill");
+          await unmountSandboxFs(layout);
+          rmSync(layout.checkpoint, { recursive: true, force: true });
+          rmSync(layout.checkpointTmp, { recursive: true, force: true });
+          renameSync(staged, layout.diskImage);
+          delete r.checkpointBytes;
+          delete r.restoreError;
+          delete r.warmBy;
+          if (m.kind === "full") {
+            r.token = m.token;
+            r.hostname = m.hostname;
+          }
+          await mountSandboxFs(layout, r.imageRootfs);
+          const net = await options.network.attach({
+            sandboxId,
+            userId,
+            sandboxName: r.name,
+            requestedAddress: r.address,
+          });
+          if (net.address !== r.address)
+            throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+          await launch(r, layout, p, m);
+        } catch (e) {
+          rmSync(staged, { force: true });
+          await ctx.killSandbox(sandboxId).catch(() => undefined);
+          r.status = "unknown";
+          r.restoreError = `rewind to snapshot ${snapshotId} failed: ${(e as Error).message}`;
+          writeRecord(layout.record, r);
+          throw asEngineError(e, `rewind ${sandboxId}`);
+        }
+        ctx.setThermal(r, "hot");
+        ctx.emit("thermal.restore", r, performance.now() - t0, `rewound to snapshot ${snapshotId}`);
+        return ctx.infoOf(r);
+      });
+    },
+
+    remove: (userId, snapshotId) => removeSnapshotDir(snapshotPaths(root, userId, snapshotId)),
+  };
+}
