@@ -93,6 +93,10 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["secret"],
     load: async () => (await import("./commands/secret-command.js")).registerSecretCommands,
   },
+  {
+    names: ["snapshot"],
+    load: async () => (await import("./commands/snapshot-command.js")).registerSnapshotCommands,
+  },
 ];
 
 /**
