@@ -67,6 +67,25 @@ export function snapshotMessage(row: SnapshotRecord): Snapshot {
   });
 }
 
+/**
+ * An internal stream closed with CANCEL while our caller is still there means the vmm died
+ * mid-call (the supervisor restarts it): Unavailable (503, retry), not a client cancel (499).
+ */
+async function vmmCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (e) {
+    const err = ConnectError.from(e);
+    if (err.code === Code.Canceled) {
+      throw new ConnectError(
+        `the vmm stopped during the operation; retry: ${err.rawMessage}`,
+        Code.Unavailable,
+      );
+    }
+    throw err;
+  }
+}
+
 export function checkSnapshotName(name: string): void {
   if (!NAME_RULE.test(name)) {
     throw new ConnectError(
@@ -138,9 +157,11 @@ export function createSnapshotManager(deps: {
       await precheck(user, name);
       // A warm or cold sandbox is woken first: the snapshot is of its running state.
       await wake.ensureHot(sandboxId);
-      const made = await vmmSnapshots.createSnapshot(
-        { sandboxId, userId: user.id, fsOnly },
-        { timeoutMs: SNAPSHOT_TIMEOUT_MS },
+      const made = await vmmCall(() =>
+        vmmSnapshots.createSnapshot(
+          { sandboxId, userId: user.id, fsOnly },
+          { timeoutMs: SNAPSHOT_TIMEOUT_MS },
+        ),
       );
       crashPoint("gateway.snapshot.after-vmm-create");
       try {
@@ -189,9 +210,11 @@ export function createSnapshotManager(deps: {
         }
         const id = await sandboxes.resolveId(user, options.into);
         wake.markNotHot(id);
-        const { sandbox: sb } = await vmmSnapshots.rewindSandbox(
-          { userId: user.id, snapshotId, sandboxId: id },
-          { timeoutMs: RESUME_TIMEOUT_MS },
+        const { sandbox: sb } = await vmmCall(() =>
+          vmmSnapshots.rewindSandbox(
+            { userId: user.id, snapshotId, sandboxId: id },
+            { timeoutMs: RESUME_TIMEOUT_MS },
+          ),
         );
         if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
         await markRunning(user, id, sb);
@@ -212,9 +235,11 @@ export function createSnapshotManager(deps: {
       if (created === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
       const id = created.id;
       try {
-        const { sandbox: sb } = await vmmSnapshots.resumeSnapshot(
-          { userId: user.id, snapshotId, sandboxId: id, sandboxName: name },
-          { timeoutMs: RESUME_TIMEOUT_MS },
+        const { sandbox: sb } = await vmmCall(() =>
+          vmmSnapshots.resumeSnapshot(
+            { userId: user.id, snapshotId, sandboxId: id, sandboxName: name },
+            { timeoutMs: RESUME_TIMEOUT_MS },
+          ),
         );
         if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
         await markRunning(user, id, sb);

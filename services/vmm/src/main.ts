@@ -17,6 +17,7 @@ import { createVmmSnapshotHandlers } from "./api/snapshots/vmm-snapshot-handlers
 import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
+import { reapOrphanSnapshots } from "./engines/gvisor/snapshots/snapshot-reconcile.js";
 
 /**
  * The deadline of the network service's Health inside the engine's: longer than a plain probe
@@ -111,6 +112,20 @@ await runService({
     shutdown.add(sync.follow());
     // What a crash left is settled once it is older than the grace period: sweep a few times per period.
     shutdown.add(sync.every(Math.min(60_000, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)))));
+
+    // Snapshot files whose row was never written (a crash between the two) are removed after the grace.
+    const reapSnapshots = () =>
+      reapOrphanSnapshots({
+        root: engine.snapshots.root,
+        graceMs: config.vmm_orphan_grace,
+        logger,
+        rowPaths: async (userId) =>
+          new Set((await store.client.listSnapshots({ userId })).snapshots.map((s) => s.path)),
+      }).catch((e: unknown) => logger.warn("snapshot reap failed", { error: (e as Error).message }));
+    void reapSnapshots();
+    const reapTimer = setInterval(reapSnapshots, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)));
+    reapTimer.unref();
+    shutdown.add(() => clearInterval(reapTimer));
 
     const handlers = createVmmHandlers({
       engine,
