@@ -26,6 +26,7 @@ const benches = [
   ["thermal", "bench/thermal/thermal.ts"],
   ["ratelimit", "bench/ratelimit/flood.ts"],
   ["backpressure", "bench/backpressure/backpressure.ts"],
+  ["snapshots", "bench/snapshots/snapshots.ts"],
 ];
 const wanted = process.argv.slice(2);
 const out = join(root, "bench/results", `${new Date().toISOString().slice(0, 10)}.txt`);

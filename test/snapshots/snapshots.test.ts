@@ -80,6 +80,11 @@ describe("named snapshots (real product)", () => {
     // Same process (same pid inside), same value it held only in memory, same tmpfs content.
     expect(await readTicker(product, fork.id)).toEqual(ticker);
     expect(await sh(product, fork.id, "cat /tmp/ram-marker /workspace/state")).toBe("ram-only\nbefore\n");
+    // The UTS hostname lives in the checkpointed memory: the fork keeps the original's, and its
+    // /etc/hosts maps that name to the fork's own address.
+    const hostname = await sh(product, id, "hostname");
+    expect(await sh(product, fork.id, "hostname")).toBe(hostname);
+    expect(await sh(product, fork.id, "cat /etc/hosts")).toContain(`${fork.ip}\t${hostname.trim()}`);
     // The guest took the new address: its interface has it, and it reaches the original over
     // the user's bridge (a busybox httpd in the original serves the ticker's file).
     expect(await sh(product, fork.id, "ip -4 addr")).toContain(fork.ip);

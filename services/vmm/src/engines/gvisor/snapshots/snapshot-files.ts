@@ -40,10 +40,20 @@ export interface SnapshotManifest {
    * accepts only this one, so forks and rewinds take it over.
    */
   token: string;
-  /** Mount points of volumes attached at snapshot time (name → path), fixed by the snapshot. */
-  volumes: { name: string; path: string; readOnly: boolean }[];
+  /**
+   * Volumes attached at snapshot time: the set of mount points is fixed by the snapshot (its
+   * checkpoint cannot be restored with another), and a resume re-attaches them by name.
+   */
+  volumes: SnapshotVolume[];
   /** Bytes of the snapshot's files (sparse disk counted by its allocated blocks). */
   sizeBytes: number;
+}
+
+export interface SnapshotVolume {
+  name: string;
+  /** Absolute path inside the sandbox. */
+  mount: string;
+  readOnly: boolean;
 }
 
 export interface SnapshotPaths {

@@ -16,6 +16,7 @@ import {
   type SnapshotKind,
   type SnapshotManifest,
   type SnapshotPaths,
+  type SnapshotVolume,
   commitSnapshot,
   copyDiskImage,
   newSnapshotId,
@@ -56,6 +57,28 @@ export interface SnapshotOps {
 }
 
 const MiB = 1024 * 1024;
+
+/**
+ * The volumes a sandbox runs with, as its record lists them (the record gains `volumes` with the
+ * volumes feature; a record without them has none).
+ */
+function recordVolumes(r: GvisorSandboxRecord): SnapshotVolume[] {
+  const volumes = (r as { volumes?: { name: string; mount: string; readOnly: boolean }[] }).volumes ?? [];
+  return volumes.map((v) => ({ name: v.name, mount: v.mount, readOnly: v.readOnly }));
+}
+
+/**
+ * Volume re-attachment on resume is wired with the volumes feature (it acquires the host mounts
+ * by name and binds them at the same mount points); until then a snapshot that has volumes is
+ * refused, naming them, rather than restored without its mounts.
+ */
+function refuseVolumes(m: SnapshotManifest): void {
+  if (m.volumes.length === 0) return;
+  throw new EngineError(
+    "failed_precondition",
+    `snapshot has volumes attached (${m.volumes.map((v) => `${v.name}:${v.mount}`).join(", ")}); this vmm cannot re-attach volumes`,
+  );
+}
 
 function allocatedBytes(path: string): number {
   try {
@@ -216,8 +239,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
             pidsLimit: r.pidsLimit,
             hostname: r.hostname,
             token: kind === "full" ? r.token : "",
-            // Volume mounts join the record with the volumes feature; none before it.
-            volumes: [],
+            volumes: recordVolumes(r),
             sizeBytes: dirBytes(t.checkpoint) + allocatedBytes(t.disk),
           };
           crashPoint("vmm.snapshot.before-commit");
@@ -245,6 +267,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
     resumeNew(userId, snapshotId, target) {
       const { p, m } = manifestOf(userId, snapshotId);
       const image = imageOf(m);
+      refuseVolumes(m);
       const id = target.id;
       const layout = ctx.layoutOf(id);
       if (sandboxes.has(id) || pending.has(id) || existsSync(layout.dir)) {
@@ -322,6 +345,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
         if (r.userId !== userId) throw new EngineError("not_found", `sandbox ${sandboxId} not found`);
         const { p, m } = manifestOf(userId, snapshotId);
         imageOf(m);
+        refuseVolumes(m);
         if (
           m.image !== r.image ||
           m.imageRootfs !== r.imageRootfs ||
