@@ -223,4 +223,16 @@ describe("named snapshots (real product)", () => {
     expect(snapshotDirs(product).every((d) => !d.endsWith(".tmp"))).toBe(true);
     expect((await exec(product, theirId, ["true"])).status).toBe(404);
   });
+
+  it("a snapshot outlives its source sandbox", { timeout: 300_000 }, async () => {
+    const rest = await product.http("GET", "/snapshots/snap1");
+    const cli = await product.cli(["snapshot", "list", "--json"]);
+    expect(JSON.parse(cli.stdout)).toContainEqual(rest.json());
+    expect((await product.http("DELETE", `/sandboxes/${original.id}`)).status).toBe(200);
+    const r = await product.http("POST", "/snapshots/snap1/resume", { body: { name: "orphan-fork" } });
+    expect(r.status, r.text).toBe(201);
+    const fork = r.json<SandboxWithIp>();
+    expect(await readTicker(product, fork.id)).toEqual(ticker);
+    expect(await sh(product, fork.id, "cat /workspace/state")).toBe("before\n");
+  });
 });

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { runCommand } from "../../../adapters/command.js";
 import { EngineError } from "../../../engine/engine-error.js";
 import { syncDir } from "../disk.js";
@@ -101,18 +101,6 @@ export function tmpPaths(p: SnapshotPaths): { manifest: string; disk: string; ch
     disk: join(p.tmp, "disk.ext4"),
     checkpoint: join(p.tmp, "checkpoint"),
   };
-}
-
-/** The snapshot's dir from a path the store recorded, validated to be one of ours. */
-export function parseSnapshotPath(root: string, path: string): { userId: string; snapshotId: string } {
-  const abs = resolve(path);
-  const rel = abs.startsWith(`${resolve(root)}/`) ? abs.slice(resolve(root).length + 1).split("/") : [];
-  const [userId, snapshotId] = rel;
-  if (rel.length !== 2 || userId === undefined || snapshotId === undefined) {
-    throw new EngineError("invalid_argument", "snapshot path is not under the vmm's snapshots dir");
-  }
-  snapshotPaths(root, userId, snapshotId);
-  return { userId, snapshotId };
 }
 
 export function readManifest(p: SnapshotPaths): SnapshotManifest {
