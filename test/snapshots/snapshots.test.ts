@@ -234,5 +234,14 @@ describe("named snapshots (real product)", () => {
     const fork = r.json<SandboxWithIp>();
     expect(await readTicker(product, fork.id)).toEqual(ticker);
     expect(await sh(product, fork.id, "cat /workspace/state")).toBe("before\n");
+
+    // A stopped sandbox can be rewound too: it comes back running, with the snapshot's processes.
+    await sh(product, fork.id, "echo changed > /workspace/state");
+    expect((await product.http("POST", `/sandboxes/${fork.id}/stop`)).status).toBe(200);
+    const back = await product.http("POST", "/snapshots/snap1/resume", { body: { into: "orphan-fork" } });
+    expect(back.status, back.text).toBe(200);
+    expect(back.json<SandboxWithIp>()).toMatchObject({ id: fork.id, ip: fork.ip, status: "running" });
+    expect(await sh(product, fork.id, "cat /workspace/state")).toBe("before\n");
+    expect(await readTicker(product, fork.id)).toEqual(ticker);
   });
 });
