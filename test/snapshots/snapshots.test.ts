@@ -127,6 +127,11 @@ describe("named snapshots (real product)", () => {
     expect(await sh(product, forkB.id, "cat /workspace/state /tmp/ram-marker")).toBe("before\nram-only\n");
     expect(await sh(product, forkA.id, "cat /workspace/state /tmp/ram-marker")).toBe("forkA\na\n");
     expect(await sh(product, original.id, "cat /workspace/state")).toBe("before\n");
+    // A fork goes through a cold cycle like any sandbox: stop, start, same processes and files.
+    expect((await product.http("POST", `/sandboxes/${forkA.id}/stop`)).status).toBe(200);
+    expect((await product.http("POST", `/sandboxes/${forkA.id}/start`)).status).toBe(200);
+    expect(await sh(product, forkA.id, "cat /workspace/state /tmp/ram-marker")).toBe("forkA\na\n");
+    expect(await readTicker(product, forkA.id)).toEqual(ticker);
     for (const f of [forkA, forkB]) {
       expect((await product.http("DELETE", `/sandboxes/${f.id}`)).status).toBe(200);
     }
