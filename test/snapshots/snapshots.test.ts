@@ -17,6 +17,8 @@ interface SnapshotJson {
 
 interface SandboxWithIp extends SandboxJson {
   ip: string;
+  image: string;
+  disk_size_mb: number;
 }
 
 describe("named snapshots (real product)", () => {
@@ -30,7 +32,9 @@ describe("named snapshots (real product)", () => {
       // Nothing cools down behind the test's back.
       flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m"],
     });
-    const res = await product.http("POST", "/sandboxes", { body: { name: "origin", image: "busybox" } });
+    const res = await product.http("POST", "/sandboxes", {
+      body: { name: "origin", image: "busybox", disk_size_mb: 512 },
+    });
     expect(res.status, res.text).toBe(201);
     original = res.json<SandboxWithIp>();
   }, 240_000);
@@ -76,6 +80,7 @@ describe("named snapshots (real product)", () => {
     expect(fork.id).not.toBe(id);
     expect(fork.ip).not.toBe(original.ip);
     expect(fork.status).toBe("running");
+    expect(fork).toMatchObject({ image: "busybox", disk_size_mb: 512 });
 
     // Same process (same pid inside), same value it held only in memory, same tmpfs content.
     expect(await readTicker(product, fork.id)).toEqual(ticker);

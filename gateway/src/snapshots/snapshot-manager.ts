@@ -45,6 +45,7 @@ interface StoredManifest {
   image?: string;
   cpus?: number;
   memoryMb?: number;
+  diskSizeMb?: number;
 }
 
 function manifestOf(row: SnapshotRecord): StoredManifest {
@@ -229,6 +230,7 @@ export function createSnapshotManager(deps: {
         image: m.image ?? "",
         cpus: m.cpus ?? 1,
         memoryMb: m.memoryMb ?? 1024,
+        diskSizeMb: m.diskSizeMb ?? 0,
         labels: {},
         status: "creating",
       });

@@ -28,6 +28,7 @@ const manifest = (snapshotId: string, createdAt: number): SnapshotManifest => ({
   cpus: 1,
   memoryMb: 256,
   pidsLimit: 512,
+  diskSizeMb: 64,
   hostname: "src",
   token: "",
   volumes: [],

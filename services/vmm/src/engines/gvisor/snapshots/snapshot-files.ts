@@ -33,6 +33,8 @@ export interface SnapshotManifest {
   cpus: number;
   memoryMb: number;
   pidsLimit: number;
+  /** Size of the sandbox's own disk (the image's apparent size), MiB. */
+  diskSizeMb: number;
   /** The UTS hostname lives in the checkpointed memory: forks keep it (docs/snapshots.md). */
   hostname: string;
   /**

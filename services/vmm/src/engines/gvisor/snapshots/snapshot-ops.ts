@@ -237,6 +237,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
             cpus: r.cpus,
             memoryMb: r.memoryMb,
             pidsLimit: r.pidsLimit,
+            diskSizeMb: Math.round(statSync(layout.diskImage).size / MiB),
             hostname: r.hostname,
             token: kind === "full" ? r.token : "",
             volumes: recordVolumes(r),
