@@ -32,6 +32,7 @@ const helpCommands = [
   "completion",
   "user",
   "secret",
+  "volume",
   "help",
 ];
 

@@ -93,6 +93,10 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["secret"],
     load: async () => (await import("./commands/secret-command.js")).registerSecretCommands,
   },
+  {
+    names: ["volume"],
+    load: async () => (await import("./commands/volume-command.js")).registerVolumeCommands,
+  },
 ];
 
 /**

@@ -9,6 +9,7 @@ import {
   ThermalService,
   ThermalState,
   VmmService,
+  VmmVolumeService,
 } from "@bhatti/proto";
 import { ServiceUnreachableError, createLogger, loadConfig } from "@bhatti/runtime";
 import { Code, ConnectError, type Client, createClient, createRouterTransport } from "@connectrpc/connect";
@@ -93,6 +94,7 @@ describe("gateway operations with in-memory service fakes", () => {
     const clients: ServiceClients = {
       store: createClient(StoreService, fakes),
       vmm: createClient(VmmService, fakes),
+      vmmVolumes: createClient(VmmVolumeService, fakes),
       // What this process's client throws when it cannot reach the service is not something a
       // service can send, so it is thrown here, on the client side.
       thermal: {

@@ -4,6 +4,7 @@ import { type SandboxAgent, createSandboxAgent } from "./sandboxes/sandbox-agent
 import { type SandboxManager, createSandboxManager } from "./sandboxes/sandbox-manager.js";
 import { type SandboxRefCache, createSandboxRefCache } from "./sandboxes/sandbox-ref-cache.js";
 import type { ServiceClients } from "./service-clients.js";
+import { type VolumeOperations, createVolumeOperations } from "./volumes/volume-operations.js";
 import { type WakeController, createWakeController } from "./wake/wake-controller.js";
 
 /** What the sandbox routes of every surface (REST, WebSocket, Connect) share in one gateway. */
@@ -15,6 +16,8 @@ export interface SandboxRuntime {
   readonly agent: SandboxAgent;
   readonly refs: SandboxRefCache;
   readonly limiter: RateLimiter;
+  /** The caller's volumes (also attached by sandbox create). */
+  readonly volumes: VolumeOperations;
   /** Stops the wake controller's watches and reports. */
   close(): void;
 }
@@ -29,8 +32,14 @@ export function createSandboxRuntime(
     agentOperationTimeoutMs: config.agent_op_timeout,
   });
   const refs = createSandboxRefCache();
-  const sandboxes = createSandboxManager({ clients, wake, refs, logger });
+  const volumes = createVolumeOperations({
+    clients,
+    limits: { minMb: config.volume_min_size_mb, maxMb: config.volume_max_size_mb },
+    logger: logger.child({ component: "volumes" }),
+  });
+  const sandboxes = createSandboxManager({ clients, wake, refs, logger, volumes });
   return {
+    volumes,
     wake,
     refs,
     sandboxes,

@@ -1,4 +1,4 @@
-import { NetworkService, StoreService, ThermalService, VmmService } from "@bhatti/proto";
+import { NetworkService, StoreService, ThermalService, VmmService, VmmVolumeService } from "@bhatti/proto";
 import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import type { Client } from "@connectrpc/connect";
 
@@ -8,6 +8,8 @@ export interface ServiceClients {
   readonly network: Client<typeof NetworkService>;
   readonly vmm: Client<typeof VmmService>;
   readonly thermal: Client<typeof ThermalService>;
+  /** The vmm's volume images (served on vmm.sock next to VmmService). */
+  readonly vmmVolumes: Client<typeof VmmVolumeService>;
   /** Closes every HTTP/2 session. */
   close(): void;
 }
@@ -26,13 +28,19 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     serviceSocketPath(config.socket_dir, "thermal"),
     options,
   );
+  const vmmVolumes = createServiceClient(
+    VmmVolumeService,
+    serviceSocketPath(config.socket_dir, "vmm"),
+    options,
+  );
   return {
     store: store.client,
     network: network.client,
     vmm: vmm.client,
     thermal: thermal.client,
+    vmmVolumes: vmmVolumes.client,
     close: () => {
-      for (const c of [store, network, vmm, thermal]) c.close();
+      for (const c of [store, network, vmm, thermal, vmmVolumes]) c.close();
     },
   };
 }

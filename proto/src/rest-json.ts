@@ -6,6 +6,7 @@ import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
 import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
+import type { Volume } from "./gen/bhatti/v1/volume_pb.js";
 
 /** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
 export interface TimestampLike {
@@ -269,5 +270,22 @@ export function fileEntryJson(
     mode: f.mode,
     is_dir: f.isDir,
     mtime: unixSeconds(f.modifiedAt),
+  };
+}
+
+/** A volume with where it is mounted (`/volumes`, `bhatti volume list --json`). */
+export function volumeJson(v: Volume): Record<string, unknown> {
+  return {
+    id: v.id,
+    name: v.name,
+    size_mb: v.sizeMb,
+    status: v.status,
+    created_at: isoTime(v.createdAt),
+    attachments: v.attachments.map((a) => ({
+      sandbox_id: a.sandboxId,
+      mount: a.mount,
+      read_only: a.readOnly,
+      attached_at: isoTime(a.attachedAt),
+    })),
   };
 }

@@ -4,6 +4,7 @@ import { registerAdminService } from "./admin-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerUserService } from "./user-service.js";
+import { registerVolumeService } from "./volume-service.js";
 
 /** Every public Connect service, one registration per file (add yours here). */
 export function registerConnectServices(router: ConnectRouter, gw: GatewayContext): void {
@@ -11,4 +12,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerSandboxService(router, gw);
   registerUserService(router, gw);
   registerSecretService(router, gw);
+  registerVolumeService(router, gw);
 }

@@ -8,6 +8,7 @@ import { registerOpenApiRoutes } from "./openapi-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
+import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerWebSocketDocs } from "../ws/websocket-docs.js";
 import type { RestRouter } from "./router.js";
 
@@ -22,5 +23,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerSecretRoutes(router, gw);
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
+  registerVolumeRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { StoreService, VmmService } from "@bhatti/proto";
+import { StoreService, VmmService, VmmVolumeService } from "@bhatti/proto";
 import {
   StartupError,
   createServiceClient,
@@ -16,6 +16,7 @@ import { engineErrorInterceptor } from "./api/engine-error-interceptor.js";
 import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
+import { createVmmVolumeHandlers } from "./volumes/vmm-volume-handlers.js";
 
 /**
  * The deadline of the network service's Health inside the engine's: longer than a plain probe
@@ -123,7 +124,10 @@ await runService({
       },
     });
     return {
-      routes: (router) => router.service(VmmService, handlers),
+      routes: (router) => {
+        router.service(VmmService, handlers);
+        router.service(VmmVolumeService, createVmmVolumeHandlers(engine.volumes));
+      },
       interceptors: [engineErrorInterceptor],
     };
   },

@@ -29,6 +29,8 @@ import {
   unmountSandboxFs,
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+import type { VolumeHost } from "../../volumes/volume-host.js";
+import { holderOf } from "../../volumes/sandbox-volumes.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
 
@@ -39,6 +41,8 @@ export interface GvisorEngine extends Engine {
   readonly cgroups: SandboxCgroups;
   readonly images: ImageRegistry;
   readonly sandboxesDir: string;
+  /** Host side of volumes (images, refcounted mounts); VmmVolumeService serves it. */
+  readonly volumes: VolumeHost;
   /** A client for the sandbox's agent through the engine's dialer (the caller closes it). */
   agentClient(id: string): Promise<AgentClient>;
   /** True while a create of `id` is in flight (not yet listed). */
@@ -60,6 +64,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     cgroups,
     images,
     sandboxesDir,
+    volumes: ctx.volumes,
 
     adopt: () => adoptAll(ctx),
 
@@ -123,7 +128,10 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             status: "running",
             thermal: "hot",
             thermalSince: now,
+            ...(spec.volumes ? { volumes: spec.volumes } : {}),
           };
+          undo.push("volumes", () => ctx.volumes.release(spec.id));
+          await ctx.volumes.acquire(holderOf(r));
           writeBootConfig(r, spec, image.user, layout);
           writeBundle(r, layout, ctx);
           undo.push("cgroups", () => {
