@@ -103,6 +103,9 @@ export function createVolumeOperations(deps: {
     );
   };
 
+  /** Volumes this gateway is resizing now (one resize per volume at a time). */
+  const resizing = new Set<string>();
+
   const setStatus = (userId: string, id: string, status: string) =>
     store.updateVolume({ userId, volume: id, status });
 
@@ -136,28 +139,40 @@ export function createVolumeOperations(deps: {
 
     async resize(userId, ref, sizeMb) {
       const v = await getRow(userId, ref);
-      if (v.status !== "ready") {
+      // "creating" with an image (file_path) and no resize running here: a resize this gateway
+      // did not finish (it crashed). Growing is idempotent, so it may run again.
+      const unfinishedResize = v.status === "creating" && v.filePath !== "" && !resizing.has(v.id);
+      if (v.status !== "ready" && !unfinishedResize) {
         throw new ConnectError(`volume ${v.name} is being created or resized`, Code.FailedPrecondition);
       }
       if (sizeMb < v.sizeMb) {
         throw new ConnectError(`volumes only grow (${v.sizeMb} MB -> ${sizeMb} MB)`, Code.InvalidArgument);
       }
       checkSize(sizeMb);
-      if (v.attachments.length > 0)
+      if (v.attachments.length > 0) {
         await refuseAttached(userId, v, "detach it (destroy those sandboxes) to resize");
-      // "creating" blocks attach while the image is being resized (the store refuses it).
-      const locked = must((await setStatus(userId, v.id, "creating")).volume);
-      if (locked.attachments.length > 0) {
-        await setStatus(userId, v.id, "ready");
-        await refuseAttached(userId, locked, "detach it to resize");
       }
+      if (resizing.has(v.id)) {
+        throw new ConnectError(`volume ${v.name} is being resized`, Code.FailedPrecondition);
+      }
+      resizing.add(v.id);
       try {
-        if (sizeMb !== v.sizeMb) await store.updateVolume({ userId, volume: v.id, sizeMb });
-        await vmmVolumes.resizeVolumeImage({ userId, volumeId: v.id, sizeMb });
+        // "creating" blocks attach while the image is being resized (the store refuses it).
+        const locked = must((await setStatus(userId, v.id, "creating")).volume);
+        if (locked.attachments.length > 0) {
+          await setStatus(userId, v.id, "ready");
+          await refuseAttached(userId, locked, "detach it to resize");
+        }
+        try {
+          if (sizeMb !== v.sizeMb) await store.updateVolume({ userId, volume: v.id, sizeMb });
+          await vmmVolumes.resizeVolumeImage({ userId, volumeId: v.id, sizeMb });
+        } finally {
+          await setStatus(userId, v.id, "ready").catch((err: unknown) => {
+            deps.logger.warn("volume resize: setting it ready failed", { volume_id: v.id, error: err });
+          });
+        }
       } finally {
-        await setStatus(userId, v.id, "ready").catch((err: unknown) => {
-          deps.logger.warn("volume resize: setting it ready failed", { volume_id: v.id, error: err });
-        });
+        resizing.delete(v.id);
       }
       return volumeMessage(await getRow(userId, v.id));
     },
