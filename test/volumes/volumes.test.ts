@@ -189,6 +189,21 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("volumes (product)", 
     await waitReleased(v.id);
   });
 
+  it("concurrent creates on one fresh volume share one host mount; concurrent destroys release it", async () => {
+    const v = await createVolume("burst", 32);
+    const names = ["burst-1", "burst-2", "burst-3"];
+    const made = await Promise.all(
+      names.map((name, i) => createSandbox(name, [{ name: "burst", mount: "/b", read_only: i === 2 }])),
+    );
+    expect(mountedPaths().has(mntOf(v.id))).toBe(true);
+    expect(loopDevicesBackedBy(volumesDir()).filter((l) => l.includes(v.id))).toHaveLength(1);
+    await Promise.all(made.slice(0, 2).map((sb, i) => sh(sb.id, `echo ${i} > /b/f${i}`)));
+    expect((await sh(made[2]?.id ?? "", "cat /b/f0 /b/f1")).stdout).toBe("0\n1\n");
+    await Promise.all(made.map((sb) => destroy(sb.id)));
+    await waitReleased(v.id);
+    expect((await product.http("DELETE", "/volumes/burst")).status).toBe(200);
+  });
+
   it("the image size is the quota: ENOSPC inside, the sandbox's own disk unaffected", async () => {
     await createVolume("small", 16);
     const sb = await createSandbox("filler", [{ name: "small", mount: "/small" }]);
