@@ -33,6 +33,7 @@ const helpCommands = [
   "user",
   "secret",
   "snapshot",
+  "volume",
   "help",
 ];
 

@@ -97,6 +97,10 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["snapshot"],
     load: async () => (await import("./commands/snapshot-command.js")).registerSnapshotCommands,
   },
+  {
+    names: ["volume"],
+    load: async () => (await import("./commands/volume-command.js")).registerVolumeCommands,
+  },
 ];
 
 /**

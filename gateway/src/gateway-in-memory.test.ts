@@ -10,6 +10,7 @@ import {
   ThermalState,
   VmmService,
   VmmSnapshotService,
+  VmmVolumeService,
 } from "@bhatti/proto";
 import { ServiceUnreachableError, createLogger, loadConfig } from "@bhatti/runtime";
 import { Code, ConnectError, type Client, createClient, createRouterTransport } from "@connectrpc/connect";
@@ -95,6 +96,7 @@ describe("gateway operations with in-memory service fakes", () => {
       store: createClient(StoreService, fakes),
       vmm: createClient(VmmService, fakes),
       vmmSnapshots: createClient(VmmSnapshotService, fakes),
+      vmmVolumes: createClient(VmmVolumeService, fakes),
       // What this process's client throws when it cannot reach the service is not something a
       // service can send, so it is thrown here, on the client side.
       thermal: {

@@ -5,6 +5,7 @@ import { type SandboxManager, createSandboxManager } from "./sandboxes/sandbox-m
 import { type SandboxRefCache, createSandboxRefCache } from "./sandboxes/sandbox-ref-cache.js";
 import type { ServiceClients } from "./service-clients.js";
 import { type SnapshotManager, createSnapshotManager } from "./snapshots/snapshot-manager.js";
+import { type VolumeOperations, createVolumeOperations } from "./volumes/volume-operations.js";
 import { type WakeController, createWakeController } from "./wake/wake-controller.js";
 
 /** What the sandbox routes of every surface (REST, WebSocket, Connect) share in one gateway. */
@@ -18,6 +19,8 @@ export interface SandboxRuntime {
   readonly snapshots: SnapshotManager;
   readonly refs: SandboxRefCache;
   readonly limiter: RateLimiter;
+  /** The caller's volumes (also attached by sandbox create). */
+  readonly volumes: VolumeOperations;
   /** Stops the wake controller's watches and reports. */
   close(): void;
 }
@@ -32,8 +35,14 @@ export function createSandboxRuntime(
     agentOperationTimeoutMs: config.agent_op_timeout,
   });
   const refs = createSandboxRefCache();
-  const sandboxes = createSandboxManager({ clients, wake, refs, logger });
+  const volumes = createVolumeOperations({
+    clients,
+    limits: { minMb: config.volume_min_size_mb, maxMb: config.volume_max_size_mb },
+    logger: logger.child({ component: "volumes" }),
+  });
+  const sandboxes = createSandboxManager({ clients, wake, refs, logger, volumes });
   return {
+    volumes,
     wake,
     refs,
     sandboxes,

@@ -1,4 +1,11 @@
-import { NetworkService, StoreService, ThermalService, VmmService, VmmSnapshotService } from "@bhatti/proto";
+import {
+  NetworkService,
+  StoreService,
+  ThermalService,
+  VmmService,
+  VmmSnapshotService,
+  VmmVolumeService,
+} from "@bhatti/proto";
 import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import type { Client } from "@connectrpc/connect";
 
@@ -10,6 +17,8 @@ export interface ServiceClients {
   /** Named snapshots, served by the vmm on its socket. */
   readonly vmmSnapshots: Client<typeof VmmSnapshotService>;
   readonly thermal: Client<typeof ThermalService>;
+  /** The vmm's volume images (served on vmm.sock next to VmmService). */
+  readonly vmmVolumes: Client<typeof VmmVolumeService>;
   /** Closes every HTTP/2 session. */
   close(): void;
 }
@@ -33,14 +42,20 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     serviceSocketPath(config.socket_dir, "thermal"),
     options,
   );
+  const vmmVolumes = createServiceClient(
+    VmmVolumeService,
+    serviceSocketPath(config.socket_dir, "vmm"),
+    options,
+  );
   return {
     store: store.client,
     network: network.client,
     vmm: vmm.client,
     vmmSnapshots: vmmSnapshots.client,
     thermal: thermal.client,
+    vmmVolumes: vmmVolumes.client,
     close: () => {
-      for (const c of [store, network, vmm, vmmSnapshots, thermal]) c.close();
+      for (const c of [store, network, vmm, vmmSnapshots, thermal, vmmVolumes]) c.close();
     },
   };
 }

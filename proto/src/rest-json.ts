@@ -7,6 +7,7 @@ import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sand
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { Snapshot } from "./gen/bhatti/v1/snapshot_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
+import type { Volume } from "./gen/bhatti/v1/volume_pb.js";
 
 /** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
 export interface TimestampLike {
@@ -292,5 +293,22 @@ export function snapshotJson(s: Snapshot): SnapshotJson {
     type: s.type,
     size_mb: s.sizeMb,
     created_at: isoTime(s.createdAt),
+  };
+}
+
+/** A volume with where it is mounted (`/volumes`, `bhatti volume list --json`). */
+export function volumeJson(v: Volume): Record<string, unknown> {
+  return {
+    id: v.id,
+    name: v.name,
+    size_mb: v.sizeMb,
+    status: v.status,
+    created_at: isoTime(v.createdAt),
+    attachments: v.attachments.map((a) => ({
+      sandbox_id: a.sandboxId,
+      mount: a.mount,
+      read_only: a.readOnly,
+      attached_at: isoTime(a.attachedAt),
+    })),
   };
 }

@@ -101,7 +101,12 @@ describe("gateway API", () => {
     await bad({ name: "ok", memory_mb: 1_000_000 }, 400, /memory_mb .* over the limit/);
     await bad({ name: "ok", env: { "1BAD": "x" } }, 400, /environment variable/);
     await bad({ name: "ok", files: [{ guest_path: "relative", content: "" }] }, 400, /absolute/);
-    await bad({ name: "ok", volumes: ["v"] }, 501, /volumes is not supported/);
+    await bad(
+      { name: "ok", persistent_volumes: [{ name: "v" }] },
+      501,
+      /persistent_volumes is not supported/,
+    );
+    await bad({ name: "ok", volumes: ["v"] }, 400, /volumes\[0\] must be an object/);
     // A missing secret fails after the row existed: the row is rolled back.
     await bad({ name: "with-secret", secrets: ["NOPE"] }, 400, /secret "NOPE" not found/);
     const list = await http(serve.url, "GET", "/sandboxes", { key: alice });

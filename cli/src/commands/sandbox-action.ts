@@ -9,6 +9,7 @@ import { readSandboxNames, writeSandboxNames } from "../sandbox-name-cache.js";
 import { sandboxJson, statusText, thermalText } from "../sandbox-output.js";
 import type { Sandbox } from "@bhatti/proto/v1/sandbox_pb";
 import { sessionJson } from "@bhatti/proto/rest-json";
+import { parseVolumeFlag } from "@bhatti/proto/vocabulary";
 
 function printSandbox(options: GlobalOptions, s: Sandbox): void {
   emit(options, sandboxJson(s), () => {
@@ -52,6 +53,11 @@ export async function runCreate(options: GlobalOptions, opts: Record<string, unk
     }
     return { guestPath, content, mode: "" };
   });
+  const volumes = ((opts["volume"] as string[] | undefined) ?? []).map((spec) => {
+    const v = parseVolumeFlag(spec);
+    if ("error" in v) throw new CliError(v.error);
+    return { name: v.name, mount: v.mount, readOnly: v.readOnly };
+  });
   const { client } = sandboxClient(options);
   const res = await client.createSandbox({
     name: (opts["name"] as string | undefined) ?? "",
@@ -65,6 +71,7 @@ export async function runCreate(options: GlobalOptions, opts: Record<string, unk
     labels: (opts["label"] as Record<string, string> | undefined) ?? {},
     keepHot: opts["keepHot"] === true,
     init: (opts["init"] as string | undefined) ?? "",
+    volumes,
   });
   const s = res.sandbox;
   if (s === undefined) throw new CliError("the server returned no sandbox");

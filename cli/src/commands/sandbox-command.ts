@@ -19,6 +19,7 @@ export function registerCreateCommand(program: Command): void {
     .option("--secret <name>", "export a secret as an env var (repeatable)", collectList)
     .option("--file <local:guest>", "copy a local file into the sandbox (repeatable)", collectList)
     .option("--label <k=v>", "label (repeatable)", collectKeyValue("--label"))
+    .option("--volume <name:/path[:ro]>", "mount one of your volumes (repeatable)", collectList)
     .option("--init <command>", 'shell command run once at boot (session "init")')
     .option("--keep-hot", "never pause or snapshot this sandbox")
     .action(async (opts: Record<string, unknown>, command: Command) => {

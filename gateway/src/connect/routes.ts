@@ -5,6 +5,7 @@ import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerSnapshotService } from "./snapshot-service.js";
 import { registerUserService } from "./user-service.js";
+import { registerVolumeService } from "./volume-service.js";
 
 /** Every public Connect service, one registration per file (add yours here). */
 export function registerConnectServices(router: ConnectRouter, gw: GatewayContext): void {
@@ -13,4 +14,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerUserService(router, gw);
   registerSecretService(router, gw);
   registerSnapshotService(router, gw);
+  registerVolumeService(router, gw);
 }

@@ -38,6 +38,7 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
         labels: req.labels,
         keepHot: req.keepHot,
         init: req.init,
+        volumes: req.volumes.map((v) => ({ name: v.name, mount: v.mount, readOnly: v.readOnly })),
       });
       const { state, existing } = await sandboxes.create(user, input);
       return { sandbox: sandboxMessage(state), existing };

@@ -110,6 +110,20 @@ export const componentSchemas: Record<string, Schema> = {
       labels: { type: "object", additionalProperties: { type: "string" } },
       keep_hot: { type: "boolean" },
       init: { type: "string" },
+      volumes: {
+        type: "array",
+        maxItems: 24,
+        description: "The caller's volumes to mount (see /volumes).",
+        items: {
+          type: "object",
+          required: ["name", "mount"],
+          properties: {
+            name: { type: "string" },
+            mount: { type: "string", description: "Absolute path; not / nor a system directory." },
+            read_only: { type: "boolean", default: false },
+          },
+        },
+      },
     },
   },
   UpdateSandbox: {

@@ -9,6 +9,7 @@ import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { registerSnapshotRoutes } from "./snapshot-routes.js";
+import { registerVolumeRoutes } from "./volume-routes.js";
 import { registerWebSocketDocs } from "../ws/websocket-docs.js";
 import type { RestRouter } from "./router.js";
 
@@ -24,5 +25,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
   registerSnapshotRoutes(router, gw);
+  registerVolumeRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }

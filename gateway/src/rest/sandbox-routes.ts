@@ -114,7 +114,7 @@ export function registerSandboxRoutes(router: RestRouter, gw: GatewayContext): v
             headers: { "X-Bhatti-Existing": { schema: { const: "true" } } },
           },
           "400": error("Invalid request, cpus/memory over the limit, or a missing secret"),
-          "501": error("A v1 feature this server does not have (templates, volumes...)"),
+          "501": error("A v1 feature this server does not have (templates, persistent_volumes...)"),
           ...common,
         },
         { requestBody: jsonBody(ref("CreateSandbox"), false) },

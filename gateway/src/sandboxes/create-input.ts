@@ -1,5 +1,6 @@
 import { ENV_NAME_RULE, NAME_RULE, SANDBOX_NAME_RULE } from "@bhatti/proto";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { type VolumeMountInput, checkVolumeMounts, volumeMountsFromJson } from "../volumes/volume-input.js";
 
 /** What a create request asks for, after validation (from REST JSON or the Connect message). */
 export interface CreateSandboxInput {
@@ -14,6 +15,8 @@ export interface CreateSandboxInput {
   labels: Record<string, string>;
   keepHot: boolean;
   init: string;
+  /** The caller's volumes to mount (checked by checkVolumeMounts). */
+  volumes?: VolumeMountInput[];
 }
 
 const MAX_FILES_BYTES = 512 * 1024;
@@ -67,20 +70,13 @@ export function checkCreateInput(input: CreateSandboxInput): CreateSandboxInput 
   }
   if (total > MAX_FILES_BYTES)
     throw invalid(`files total ${total} bytes; at most ${MAX_FILES_BYTES} at create`);
+  if (input.volumes !== undefined) return { ...input, volumes: checkVolumeMounts(input.volumes) };
   return input;
 }
 
 // --- REST JSON (v1 field names) ---
 
-const unsupported = [
-  "template_id",
-  "from",
-  "volumes",
-  "new_volumes",
-  "persistent_volumes",
-  "mounts",
-  "net_policy",
-];
+const unsupported = ["template_id", "from", "new_volumes", "persistent_volumes", "mounts", "net_policy"];
 
 function field<T>(
   body: Record<string, unknown>,
@@ -142,5 +138,6 @@ export function createInputFromJson(raw: unknown): CreateSandboxInput {
     labels: field(body, "labels", "an object of strings", isStringMap) ?? {},
     keepHot: field(body, "keep_hot", "a boolean", isBoolean) ?? false,
     init: field(body, "init", "a string", isString) ?? "",
+    volumes: volumeMountsFromJson(body["volumes"]),
   });
 }

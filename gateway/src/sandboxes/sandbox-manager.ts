@@ -5,6 +5,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { ServiceClients } from "../service-clients.js";
 import type { WakeController } from "../wake/wake-controller.js";
+import type { VolumeOperations } from "../volumes/volume-operations.js";
+import type { VolumeMountInput } from "../volumes/volume-input.js";
 import type { CreateSandboxInput } from "./create-input.js";
 import type { SandboxRefCache } from "./sandbox-ref-cache.js";
 import type { SandboxState } from "./sandbox-view.js";
@@ -78,9 +80,16 @@ export function createSandboxManager(deps: {
   wake: WakeController;
   refs: SandboxRefCache;
   logger: Logger;
+  /** Attaches the create's volumes in the store (the row's deletion drops them again). */
+  volumes?: Pick<VolumeOperations, "attachForCreate">;
 }): SandboxManager {
   const { clients, wake, refs, logger } = deps;
   const { store, vmm } = clients;
+
+  const attachVolumes = (userId: string, id: string, mounts: readonly VolumeMountInput[]) => {
+    if (deps.volumes === undefined) throw new ConnectError("volumes are not available", Code.Unimplemented);
+    return deps.volumes.attachForCreate(userId, id, mounts);
+  };
 
   const getRecord = async (user: AuthenticatedUser, ref: string): Promise<SandboxRecord> => {
     const { sandbox } = await store.getSandbox({ userId: user.id, sandbox: ref });
@@ -231,6 +240,8 @@ export function createSandboxManager(deps: {
             throw err;
           }
         }
+        const volumes =
+          input.volumes && input.volumes.length > 0 ? await attachVolumes(user.id, id, input.volumes) : [];
         const { sandbox: sb } = await vmm.createSandbox(
           {
             spec: {
@@ -245,6 +256,7 @@ export function createSandboxManager(deps: {
               files: input.files.map((f) => ({ path: f.guestPath, content: f.content, mode: f.mode })),
               userId: user.id,
               init: input.init,
+              volumes,
             },
           },
           { timeoutMs: CREATE_TIMEOUT_MS },

@@ -268,6 +268,18 @@ export const configKeys = {
     0,
     1_048_576,
   ),
+  volume_min_size_mb: integerKey(
+    16,
+    "Smallest volume, MiB (`bhatti volume create --size`): ext4's own metadata needs a few MiB of it.",
+    8,
+    1_048_576,
+  ),
+  volume_max_size_mb: integerKey(
+    1_048_576,
+    "Largest volume, MiB (create and resize); the user's `max_volume_storage_mb` caps the sum of their volumes.",
+    8,
+    16_777_216,
+  ),
   dns_upstreams: listKey(
     [],
     "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the public nameservers in /etc/resolv.conf (loopback, link-local and private ones are skipped: they would answer host-internal names to every tenant), else 1.1.1.1 and 8.8.8.8.",

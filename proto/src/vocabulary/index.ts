@@ -10,3 +10,10 @@ export {
   type ThermalName,
   type VmmStatusName,
 } from "./enum-names.js";
+export {
+  MAX_VOLUMES_PER_SANDBOX,
+  normalizeVolumeMount,
+  parseSizeMb,
+  parseVolumeFlag,
+  volumeMountProblem,
+} from "./volume-rules.js";

@@ -40,7 +40,7 @@ describe("store process: volumes, images, snapshots, publish rules, shell tokens
     if (store) removeTestDir(store.stateDir);
   });
 
-  it("volumes: quota, grow-only, attachment exclusivity, refusing delete while attached", async () => {
+  it("volumes: quota, grow-only, shared attachments, refusing delete while attached", async () => {
     const vol = (await store.client.createVolume({ userId: alice, name: "data", sizeMb: 600 })).volume;
     expect(vol).toMatchObject({ name: "data", status: "creating", sizeMb: 600 });
     expect(await codeOf(store.client.createVolume({ userId: alice, name: "more", sizeMb: 500 }))).toBe(
@@ -64,30 +64,17 @@ describe("store process: volumes, images, snapshots, publish rules, shell tokens
       ),
     ).toBe(Code.InvalidArgument);
     await store.client.attachVolume({ userId: alice, volume: "data", sandbox: "a1", mount: "/data" });
-    // Read-write is exclusive.
     expect(
       await codeOf(
-        store.client.attachVolume({
-          userId: alice,
-          volume: "data",
-          sandbox: "a2",
-          mount: "/data",
-          readOnly: true,
-        }),
+        store.client.attachVolume({ userId: alice, volume: "data", sandbox: "a1", mount: "/other" }),
       ),
-    ).toBe(Code.FailedPrecondition);
+    ).toBe(Code.AlreadyExists);
     expect(await codeOf(store.client.deleteVolume({ userId: alice, volume: "data" }))).toBe(
       Code.FailedPrecondition,
     );
     await store.client.detachVolume({ userId: alice, volume: "data", sandbox: "a1" });
-    // Read-only attachments may share.
-    await store.client.attachVolume({
-      userId: alice,
-      volume: "data",
-      sandbox: "a1",
-      mount: "/data",
-      readOnly: true,
-    });
+    // Attachments share, read-write and read-only alike (one host mount serves them all).
+    await store.client.attachVolume({ userId: alice, volume: "data", sandbox: "a1", mount: "/data" });
     const shared = await store.client.attachVolume({
       userId: alice,
       volume: "data",

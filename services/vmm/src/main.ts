@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { StoreService, VmmService, VmmSnapshotService } from "@bhatti/proto";
+import { StoreService, VmmService, VmmSnapshotService, VmmVolumeService } from "@bhatti/proto";
 import {
   StartupError,
   createServiceClient,
@@ -18,6 +18,7 @@ import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
 import { reapOrphanSnapshots } from "./engines/gvisor/snapshots/snapshot-reconcile.js";
+import { createVmmVolumeHandlers } from "./volumes/vmm-volume-handlers.js";
 
 /**
  * The deadline of the network service's Health inside the engine's: longer than a plain probe
@@ -142,10 +143,11 @@ await runService({
       },
     });
     return {
-      routes: (router) =>
-        router
-          .service(VmmService, handlers)
-          .service(VmmSnapshotService, createVmmSnapshotHandlers(engine.snapshots)),
+      routes: (router) => {
+        router.service(VmmService, handlers);
+        router.service(VmmSnapshotService, createVmmSnapshotHandlers(engine.snapshots));
+        router.service(VmmVolumeService, createVmmVolumeHandlers(engine.volumes));
+      },
       interceptors: [engineErrorInterceptor],
     };
   },

@@ -231,19 +231,8 @@ export function createVolumeRegistry(
               Code.AlreadyExists,
             );
           }
-          const others = volume.attachments;
-          if (others.some((a) => a.read_only === 0)) {
-            throw new ConnectError(
-              `volume ${volume.name} is attached read-write to another sandbox`,
-              Code.FailedPrecondition,
-            );
-          }
-          if (!readOnly && others.length > 0) {
-            throw new ConnectError(
-              `volume ${volume.name} is attached to other sandboxes; attach it read-only`,
-              Code.FailedPrecondition,
-            );
-          }
+          // Several sandboxes may attach it, read-write or read-only: unlike v1's block devices,
+          // one host ext4 mount serves them all through their gofers (phase2-notes §3).
           if (mountTaken.get(sandbox.id, mount)) {
             throw new ConnectError(`${sandbox.name} already has a volume at ${mount}`, Code.AlreadyExists);
           }

@@ -53,6 +53,14 @@ export function specFromProto(
     userId: spec.userId,
   };
   if (spec.init) out.init = spec.init;
+  if (spec.volumes.length > 0) {
+    out.volumes = spec.volumes.map((v) => ({
+      volumeId: v.volumeId,
+      name: v.name,
+      mount: v.mount,
+      readOnly: v.readOnly,
+    }));
+  }
   return out;
 }
 

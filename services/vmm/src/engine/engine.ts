@@ -19,6 +19,16 @@ export interface SandboxFileSpec {
   mode?: number;
 }
 
+/** A volume mounted into the sandbox (its host image is mounted by the engine). */
+export interface SandboxVolumeSpec {
+  /** 16 lowercase hex chars (the store's volume id). */
+  volumeId: string;
+  name: string;
+  /** Absolute path inside the sandbox. */
+  mount: string;
+  readOnly: boolean;
+}
+
 export interface SandboxSpec {
   /** 16 lowercase hex chars, chosen by the caller. */
   id: string;
@@ -39,6 +49,8 @@ export interface SandboxSpec {
   hostname: string;
   userId: string;
   init?: string;
+  /** Volumes to bind-mount; persisted with the sandbox and re-applied by start and adoption. */
+  volumes?: SandboxVolumeSpec[];
 }
 
 /** Where and how to reach the sandbox's agent (the frame protocol on TCP). */

@@ -1,6 +1,12 @@
 import { availableParallelism } from "node:os";
-import { SANDBOX_NAME_RULE, isSandboxId } from "@bhatti/proto";
-import type { SandboxSpec } from "./engine.js";
+import {
+  MAX_VOLUMES_PER_SANDBOX,
+  SANDBOX_NAME_RULE,
+  isSandboxId,
+  normalizeVolumeMount,
+  volumeMountProblem,
+} from "@bhatti/proto";
+import type { SandboxSpec, SandboxVolumeSpec } from "./engine.js";
 import { EngineError } from "./engine-error.js";
 
 const HOSTNAME = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
@@ -51,5 +57,26 @@ export function validateSpec(spec: SandboxSpec): SandboxSpec {
   if (spec.image === "" || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(spec.image)) {
     throw bad(`image name "${spec.image}" is invalid`);
   }
-  return { ...spec, cpus, memoryMb, pidsLimit, hostname };
+  const volumes = validateVolumes(spec.volumes ?? []);
+  return { ...spec, cpus, memoryMb, pidsLimit, hostname, ...(volumes.length > 0 ? { volumes } : {}) };
+}
+
+/** Volume mounts: valid ids, allowed paths, no path or volume twice (the gateway checks this first). */
+function validateVolumes(volumes: readonly SandboxVolumeSpec[]): SandboxVolumeSpec[] {
+  if (volumes.length > MAX_VOLUMES_PER_SANDBOX) {
+    throw bad(`at most ${MAX_VOLUMES_PER_SANDBOX} volumes per sandbox, got ${volumes.length}`);
+  }
+  const mounts = new Set<string>();
+  const ids = new Set<string>();
+  return volumes.map((v) => {
+    if (!isSandboxId(v.volumeId)) throw bad(`volume id "${v.volumeId.slice(0, 40)}" is invalid`);
+    const problem = volumeMountProblem(v.mount);
+    if (problem !== undefined) throw bad(problem);
+    const mount = normalizeVolumeMount(v.mount);
+    if (mounts.has(mount)) throw bad(`two volumes are mounted at ${mount}`);
+    if (ids.has(v.volumeId)) throw bad(`volume ${v.name || v.volumeId} is mounted twice`);
+    mounts.add(mount);
+    ids.add(v.volumeId);
+    return { volumeId: v.volumeId, name: v.name, mount, readOnly: v.readOnly };
+  });
 }

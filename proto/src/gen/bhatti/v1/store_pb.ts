@@ -3236,7 +3236,7 @@ export const StoreService: GenService<{
     output: typeof StoreServiceDeleteVolumeResponseSchema;
   },
   /**
-   * AttachVolume records an attachment: one read-write attachment is exclusive, read-only ones may share; a volume still creating cannot be attached (FailedPrecondition).
+   * AttachVolume records an attachment: several sandboxes may attach one volume, read-write or read-only (one host mount serves them all); a volume still creating cannot be attached (FailedPrecondition).
    *
    * @generated from rpc bhatti.v1.StoreService.AttachVolume
    */

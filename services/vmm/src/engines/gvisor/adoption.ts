@@ -12,6 +12,7 @@ import { dirBytes } from "./disk.js";
 import type { GvisorContext } from "./engine-context.js";
 import type { SandboxLayout } from "./layout.js";
 import { unmountSandboxFs } from "./sandbox-disk.js";
+import { runningHolders } from "../../volumes/sandbox-volumes.js";
 import { type GvisorSandboxRecord, type RecordProbe, probeRecord, writeRecord } from "./sandbox-record.js";
 
 /**
@@ -250,6 +251,8 @@ export async function adoptAll(ctx: GvisorContext): Promise<AdoptionReport> {
     ctx.sandboxes.set(id, r);
     ctx.emit("sandbox.adopted", r);
   }
+  // Volumes: the running sandboxes hold their host mounts again; mounts nobody holds go.
+  await ctx.volumes.adopt(runningHolders(ctx.sandboxes.values()));
   for (const id of await ctx.runsc.list().catch(() => [] as string[])) {
     if (known.has(id)) continue;
     await ctx.killSandbox(id).catch(() => undefined);

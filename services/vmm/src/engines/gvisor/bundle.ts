@@ -6,6 +6,7 @@ import { BOOT_CONFIG_MOUNT_POINT, BOOT_CONFIG_PATH, type GuestInit } from "../..
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
 import type { SandboxSpec } from "../../engine/engine.js";
 import type { SandboxLayout } from "./layout.js";
+import { type VolumeHost, volumeOciMounts } from "../../volumes/volume-host.js";
 import { buildOciSpec } from "./oci-spec.js";
 import type { GvisorSandboxRecord } from "./sandbox-record.js";
 
@@ -15,6 +16,8 @@ export interface BundleHost {
   cgroups: SandboxCgroups;
   /** The agent package as sandboxes see it: the host's read-only bind (#14). */
   agentPackageMount: string;
+  /** Where the host mounts of volumes are (the sources of their binds). */
+  volumes: Pick<VolumeHost, "mountPath">;
 }
 
 /** The boot config the agent reads once at start (it holds the secrets; the agent deletes it). */
@@ -99,6 +102,7 @@ export function writeBundle(r: GvisorSandboxRecord, layout: SandboxLayout, host:
     resolvConf: layout.resolvConf,
     hosts: layout.hosts,
     ...(sudoShim === undefined ? {} : { sudoShim }),
+    ...(r.volumes?.length ? { volumeMounts: volumeOciMounts(host.volumes, r.volumes) } : {}),
   });
   writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));
 }

@@ -19,6 +19,7 @@ import { type SandboxLayout, sandboxLayout } from "./layout.js";
 import { SENTRY_OVERHEAD_MB } from "./oci-spec.js";
 import { unmountSandboxFs } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+import { type VolumeHost, createVolumeHost } from "../../volumes/volume-host.js";
 
 export interface GvisorEngineOptions {
   /** Holds `sandboxes/`, `runsc/` (runsc's --root) and `images/`. */
@@ -67,6 +68,8 @@ export interface GvisorContext extends BundleHost {
   /** Ids whose create is in flight (not yet in `sandboxes`). */
   readonly pending: Set<string>;
   readonly listeners: Set<(e: EngineEvent) => void>;
+  /** Host mounts of volumes, refcounted by the sandboxes that run with them. */
+  readonly volumes: VolumeHost;
   layoutOf(id: string): SandboxLayout;
   /** Memory limits (with sentry overhead) of the sandboxes that hold RAM: hot and warm. */
   committedMemoryMb(): number;
@@ -143,6 +146,7 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
     pending: new Set<string>(),
     listeners,
     agentPackageMount,
+    volumes: createVolumeHost({ stateDir: options.stateDir, ...(log ? { log } : {}) }),
     layoutOf,
 
     committedMemoryMb: () =>
@@ -290,6 +294,7 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
       await step("runsc delete", () => ctx.killSandbox(id));
       crashPoint("vmm.release.after-kill");
       await step("cgroups", () => cgroups.remove(id));
+      await step("volumes", () => ctx.volumes.release(id));
       await step("unmount", () => unmountSandboxFs(layout));
       await step("network detach", () => options.network.detach(id));
       if (!keep.dir) await step("dir", () => rmSync(layout.dir, { recursive: true, force: true }));

@@ -30,6 +30,8 @@ import {
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
+import type { VolumeHost } from "../../volumes/volume-host.js";
+import { holderOf } from "../../volumes/sandbox-volumes.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
 
@@ -40,6 +42,8 @@ export interface GvisorEngine extends Engine {
   readonly cgroups: SandboxCgroups;
   readonly images: ImageRegistry;
   readonly sandboxesDir: string;
+  /** Host side of volumes (images, refcounted mounts); VmmVolumeService serves it. */
+  readonly volumes: VolumeHost;
   /** A client for the sandbox's agent through the engine's dialer (the caller closes it). */
   agentClient(id: string): Promise<AgentClient>;
   /** True while a create of `id` is in flight (not yet listed). */
@@ -63,6 +67,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     cgroups,
     images,
     sandboxesDir,
+    volumes: ctx.volumes,
 
     adopt: () => adoptAll(ctx),
 
@@ -126,7 +131,10 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             status: "running",
             thermal: "hot",
             thermalSince: now,
+            ...(spec.volumes ? { volumes: spec.volumes } : {}),
           };
+          undo.push("volumes", () => ctx.volumes.release(spec.id));
+          await ctx.volumes.acquire(holderOf(r));
           writeBootConfig(r, spec, image.user, layout);
           writeBundle(r, layout, ctx);
           undo.push("cgroups", () => {

@@ -27,6 +27,8 @@ export interface OciSpecInput {
   hosts?: string;
   /** Host file bound read-only over /usr/bin/sudo (the agent package's shim); undefined = none. */
   sudoShim?: string;
+  /** Volume binds (volumes/volume-host.ts), mounted last: after /tmp, /run and the name files. */
+  volumeMounts?: Record<string, unknown>[];
 }
 
 /** Memory the sentry and gofer need on top of the guest's own (charged to the same cgroup). */
@@ -108,6 +110,7 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   if (input.hosts !== undefined) {
     mounts.push({ destination: "/etc/hosts", type: "bind", source: input.hosts, options: ["rbind", "rw"] });
   }
+  if (input.volumeMounts !== undefined) mounts.push(...input.volumeMounts);
   const memoryLimit = (input.memoryMb + SENTRY_OVERHEAD_MB) * 1024 * 1024;
   return {
     ociVersion: "1.0.2",

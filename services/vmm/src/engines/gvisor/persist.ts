@@ -9,6 +9,7 @@ import { dirBytes, syncDir } from "./disk.js";
 import type { GvisorContext } from "./engine-context.js";
 import { mountSandboxFs, unmountSandboxFs } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+import { holderOf } from "../../volumes/sandbox-volumes.js";
 
 /**
  * Checkpoint and restore (cold ↔ hot), as Firecracker keeps snapshots in `persist.rs` apart from
@@ -68,6 +69,7 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
   commitCheckpoint(layout);
   crashPoint("vmm.stop.after-rename");
   await unmountSandboxFs(layout);
+  await ctx.volumes.release(r.id);
   r.checkpointBytes = dirBytes(layout.checkpoint);
   ctx.setThermal(r, "cold");
   ctx.emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes`);
@@ -105,6 +107,8 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
     if (net.address !== r.address)
       throw new Error(`network gave address ${net.address}, expected ${r.address}`);
     await runsc.delete(r.id);
+    // The checkpoint fixed the mount destinations; their host mounts must be back first.
+    await ctx.volumes.acquire(holderOf(r));
     const procs = cgroups.ensureUnified(r.id);
     crashPoint("vmm.start.before-restore");
     await runsc.restore(r.id, layout.bundle, layout.checkpoint, {
@@ -116,6 +120,7 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
     await ctx.waitReady(r);
   } catch (e) {
     await ctx.killSandbox(r.id).catch(() => undefined);
+    await ctx.volumes.release(r.id).catch(() => undefined);
     r.restoreError = (e as Error).message;
     r.status = "unknown";
     writeRecord(layout.record, r);

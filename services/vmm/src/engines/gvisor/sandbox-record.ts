@@ -1,6 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
-import type { SandboxStatus, ThermalState } from "../../engine/engine.js";
+import type { SandboxStatus, SandboxVolumeSpec, ThermalState } from "../../engine/engine.js";
 
 /**
  * What the gvisor engine persists per sandbox (`<sandbox dir>/engine.json`, mode 0600), so a
@@ -34,6 +34,12 @@ export interface GvisorSandboxRecord {
   /** Set while the restore circuit breaker is open. */
   restoreError?: string;
   checkpointBytes?: number;
+  /**
+   * Volumes bind-mounted into the sandbox: the mount destinations are fixed for its life (a
+   * checkpoint cannot be restored with another set), their host mounts are re-acquired by start,
+   * adoption and snapshot resume (see volumes/volume-host.ts).
+   */
+  volumes?: SandboxVolumeSpec[];
 }
 
 /** What adoption finds at a sandbox's record path. */
