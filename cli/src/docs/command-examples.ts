@@ -4,7 +4,8 @@
  * (test/docs/cli-doc.test.ts), so every command in the reference has an example.
  */
 export const commandExamples: Readonly<Record<string, readonly string[]>> = {
-  version: ["bhatti version --json"],
+  version: ["bhatti version"],
+  update: ["sudo bhatti update", "sudo bhatti update --rollback"],
   serve: ["sudo bhatti serve --state-dir /var/lib/bhatti --listen 127.0.0.1:8080"],
   "admin status": ["bhatti admin status --json"],
   "admin events": ["bhatti admin events --type thermal. --since 1h --limit 20"],
