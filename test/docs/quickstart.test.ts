@@ -39,4 +39,40 @@ describe.skipIf(minimalImageMissing)("docs/quickstart.md, run as written", () =>
       if (block.expect !== undefined) expect(missingOutput(block.expect, result.stdout), context).toEqual([]);
     }, 300_000);
   }
+
+  it("bhatti admin status --json carries host memory and disk, sandboxes per status and image storage", async () => {
+    const status = await shell("bhatti admin status --json");
+    expect(status.code, status.stderr).toBe(0);
+    const body = JSON.parse(status.stdout) as {
+      host: {
+        mem_total_mb: number;
+        mem_available_mb: number;
+        disk_total_mb: number;
+        disk_available_mb: number;
+      };
+      images: { count: number; total_bytes: number };
+      sandboxes_by_status: Record<string, number>;
+    };
+    expect(body.host.mem_total_mb).toBeGreaterThan(0);
+    expect(body.host.mem_available_mb).toBeLessThanOrEqual(body.host.mem_total_mb);
+    expect(body.host.disk_total_mb).toBeGreaterThan(0);
+    // busybox and minimal are in the test's images dir; minimal alone is over 100 MB.
+    expect(body.images.count).toBeGreaterThanOrEqual(2);
+    expect(body.images.total_bytes).toBeGreaterThan(100 * 1024 * 1024);
+    expect(body.sandboxes_by_status).toEqual({});
+  });
+
+  it("bhatti destroy asks on a terminal: 'n' keeps the sandbox, 'y' destroys it", async () => {
+    expect((await shell("bhatti create --name tty-check >/dev/null")).code).toBe(0);
+    // script(1) gives the CLI a terminal; the answer comes through it.
+    const no = await shell("echo n | script -qec 'bhatti destroy tty-check' /dev/null");
+    expect(no.code, no.stdout).toBe(1);
+    expect(no.stdout).toContain("destroy sandbox tty-check and everything in it? [y/N]");
+    expect(no.stdout).toContain("cancelled");
+    expect((await shell("bhatti inspect tty-check >/dev/null")).code).toBe(0);
+    const yes = await shell("echo y | script -qec 'bhatti destroy tty-check' /dev/null");
+    expect(yes.code, yes.stdout).toBe(0);
+    expect(yes.stdout).toContain("destroyed tty-check");
+    expect((await shell("bhatti inspect tty-check")).code).toBe(1);
+  }, 120_000);
 });
