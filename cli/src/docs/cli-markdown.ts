@@ -37,6 +37,8 @@ export async function fullProgram(): Promise<Command> {
 }
 
 const cell = (text: string): string => text.replace(/\|/g, "\\|").replace(/\n+/g, " ");
+/** Descriptions are plain text: `<name>` must not become an HTML tag. */
+const prose = (text: string): string => text.replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 function defaultOf(value: unknown): string {
   if (value === undefined) return "";
@@ -47,7 +49,7 @@ function argumentRows(args: readonly Argument[]): string[] {
   if (args.length === 0) return [];
   const rows = args.map((a) => {
     const name = `${a.required ? "<" : "["}${a.name()}${a.variadic ? "..." : ""}${a.required ? ">" : "]"}`;
-    const description = a.description === "" ? "" : cell(a.description);
+    const description = a.description === "" ? "" : cell(prose(a.description));
     return `| \`${name}\` | ${a.required ? "yes" : "no"} | ${description} | ${defaultOf(a.defaultValue)} |`;
   });
   return ["| Argument | Required | Description | Default |", "| --- | --- | --- | --- |", ...rows, ""];
@@ -58,7 +60,7 @@ function optionRows(options: readonly Option[]): string[] {
   if (shown.length === 0) return [];
   const rows = shown.map((o) => {
     const required = o.mandatory ? " (required)" : "";
-    return `| \`${cell(o.flags)}\` | ${cell(o.description)}${required} | ${defaultOf(o.defaultValue)} |`;
+    return `| \`${cell(o.flags)}\` | ${cell(prose(o.description))}${required} | ${defaultOf(o.defaultValue)} |`;
   });
   return ["| Flag | Description | Default |", "| --- | --- | --- |", ...rows, ""];
 }
@@ -69,10 +71,15 @@ function commandSection(cmd: Command, help: Help): string[] {
   const lines = [`${"#".repeat(Math.min(depth + 1, 4))} \`${path}\``, ""];
   const aliases = cmd.aliases();
   if (aliases.length > 0) lines.push(`Alias: ${aliases.map((a) => `\`${a}\``).join(", ")}`, "");
-  lines.push(cmd.description(), "");
+  lines.push(prose(cmd.description()), "");
   const subs = help.visibleCommands(cmd).filter((c) => c.name() !== "help");
   if (subs.length > 0) {
-    lines.push("Subcommands:", "", ...subs.map((s) => `- \`${commandPath(s)}\`: ${s.description()}`), "");
+    lines.push(
+      "Subcommands:",
+      "",
+      ...subs.map((s) => `- \`${commandPath(s)}\`: ${prose(s.description())}`),
+      "",
+    );
     return lines;
   }
   lines.push("```", `${path} ${cmd.usage()}`, "```", "");
@@ -103,7 +110,7 @@ export function renderCliReference(program: Command): string {
     "",
     "<!-- Generated from the commander definitions by `npm run docs:cli` (cli/src/docs/cli-markdown.ts). Do not edit. -->",
     "",
-    program.description(),
+    prose(program.description()),
     "",
     "## Global flags",
     "",
@@ -116,7 +123,7 @@ export function renderCliReference(program: Command): string {
     "",
     ...commands.map((c) => {
       const indent = "  ".repeat(commandPath(c).split(" ").length - 2);
-      return `${indent}- [\`${commandPath(c)}\`](#${anchor(commandPath(c))}): ${c.description()}`;
+      return `${indent}- [\`${commandPath(c)}\`](#${anchor(commandPath(c))}): ${prose(c.description())}`;
     }),
     "",
     ...commands.flatMap((c) => commandSection(c, help)),

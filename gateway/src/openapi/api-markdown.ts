@@ -27,6 +27,8 @@ interface Operation {
 const METHODS = ["get", "head", "post", "put", "patch", "delete"] as const;
 
 const cell = (text: string): string => text.replace(/\|/g, "\\|").replace(/\n+/g, " ");
+/** Summaries and descriptions are plain text: `<key>` must not become an HTML tag. */
+const prose = (text: string): string => text.replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 const refName = (ref: string): string => ref.replace("#/components/schemas/", "");
 
@@ -86,7 +88,7 @@ function parameterRows(parameters: readonly Parameter[]): string[] {
     "| --- | --- | --- | --- | --- |",
     ...parameters.map(
       (p) =>
-        `| \`${p.name}\` | ${p.in} | ${cell(typeOf(p.schema))} | ${p.required === true ? "yes" : "no"} | ${cell(p.description ?? "")} |`,
+        `| \`${p.name}\` | ${p.in} | ${cell(typeOf(p.schema))} | ${p.required === true ? "yes" : "no"} | ${cell(prose(p.description ?? ""))} |`,
     ),
     "",
   ];
@@ -115,7 +117,7 @@ function responseRows(op: Operation): string[] {
     "| Status | Meaning | Body |",
     "| --- | --- | --- |",
     ...Object.entries(op.responses).map(
-      ([status, r]) => `| ${status} | ${cell(r.description ?? "")} | ${cell(contentOf(r.content))} |`,
+      ([status, r]) => `| ${status} | ${cell(prose(r.description ?? ""))} | ${cell(contentOf(r.content))} |`,
     ),
     "",
   ];
@@ -152,12 +154,12 @@ export function renderApiReference(doc: Json): string {
     "| --- | --- | --- |",
     ...operations.map(
       ({ path, method, op }) =>
-        `| ${isWebSocket(op) ? "GET (WebSocket)" : method} | [\`${path}\`](#${anchor(method, path)}) | ${cell(op.summary)} |`,
+        `| ${isWebSocket(op) ? "GET (WebSocket)" : method} | [\`${path}\`](#${anchor(method, path)}) | ${cell(prose(op.summary))} |`,
     ),
     "",
   ];
   for (const { path, method, op } of operations) {
-    lines.push(`### ${method} ${path}`, "", op.summary, "");
+    lines.push(`### ${method} ${path}`, "", prose(op.summary), "");
     if (isWebSocket(op)) lines.push("A WebSocket endpoint: send a GET with `Upgrade: websocket`.", "");
     if (Array.isArray(op.security) && op.security.length === 0) lines.push("Public: no API key needed.", "");
     lines.push(...parameterRows(op.parameters ?? []), ...bodyLines(op), ...responseRows(op));
@@ -165,7 +167,7 @@ export function renderApiReference(doc: Json): string {
   lines.push("## Schemas", "");
   for (const [name, schema] of Object.entries(schemas)) {
     lines.push(`### ${name}`, "");
-    if (typeof schema["description"] === "string") lines.push(schema["description"], "");
+    if (typeof schema["description"] === "string") lines.push(prose(schema["description"]), "");
     const rows = propertyRows(schema);
     lines.push(...(rows.length > 0 ? rows : [`Type: ${typeOf(schema)}`, ""]));
   }
