@@ -160,4 +160,44 @@ describe("bhatti update against a local bare repository", () => {
     expect(processesWith(join(release, "services/vmm/dist/main.js"))).toEqual([]);
     expect(await stillRunning()).toMatchObject({ exit_code: 0, stdout: "alive\n" });
   }, 900_000);
+
+  it("undoes an update whose server does not come up: link and services back on the running release, sandbox untouched", async () => {
+    if (product === undefined) throw new Error("no product");
+    // Where the first test left it: the original installation, with its sandbox.
+    expect(realpathSync(link)).toBe(installed);
+    const list = (await product.http("GET", "/sandboxes")).json<{ id: string; name: string }[]>();
+    const id = list.find((s) => s.name === "upd")?.id ?? "";
+    const marked = await exec(product, id, [
+      "sh",
+      "-c",
+      "echo again > /tmp/marker2; sleep 100000 >/dev/null 2>&1 & echo $!",
+    ]);
+    const sleeper = marked.body.stdout.trim();
+    // A commit that builds and passes the smoke test, but whose gateway dies at start.
+    const dev = join(tmp, "dev");
+    sh(dev, "sh", ["-c", "sed -i '1i throw new Error(\"broken on purpose\");' gateway/src/main.ts"]);
+    sh(dev, "git", [...gitId, "commit", "--quiet", "-am", "a gateway that does not start"]);
+    sh(dev, "git", ["push", "--quiet", "origin", "HEAD"]);
+    const broken = sh(dev, "git", ["rev-parse", "HEAD"]);
+
+    const update = await installedCli([
+      "update",
+      "--link",
+      link,
+      "--releases-dir",
+      releases,
+      "--health-timeout",
+      "20",
+    ]);
+    expect(update.code, `${update.stdout}\n${update.stderr}`).toBe(1);
+    expect(update.stderr).toContain(
+      `the new release (${broken.slice(0, 12)}) did not come up; switched back to ${installed}`,
+    );
+    expect(realpathSync(link)).toBe(installed);
+    expect(processesWith(join(installed, "services/vmm/dist/main.js")).length).toBe(1);
+    expect(processesWith(join(releases, broken.slice(0, 12)))).toEqual([]);
+    expect((await product.http("GET", "/health")).status).toBe(200);
+    const alive = await exec(product, id, ["sh", "-c", `kill -0 ${sleeper} && cat /tmp/marker2`]);
+    expect(alive.body).toMatchObject({ exit_code: 0, stdout: "again\n" });
+  }, 900_000);
 });

@@ -17,8 +17,9 @@ import {
 import {
   type ServeProcess,
   findServeProcesses,
-  restartServe,
   restartSystemd,
+  startServe,
+  stopProcess,
   systemdActive,
   waitForGateway,
 } from "./update-restart.js";
@@ -31,6 +32,8 @@ export interface UpdateFlags {
   releasesDir?: string;
   stateDir: string;
   restart: boolean;
+  /** How long the restarted gateway has to answer /health before the update is undone. */
+  healthTimeoutMs: number;
 }
 
 interface Restarted {
@@ -39,42 +42,45 @@ interface Restarted {
 }
 
 /**
- * Restarts whatever runs the old release: each `bhatti serve` started from it, or the systemd
- * units. Then waits for the gateway to answer.
+ * Restarts whatever ran the old release onto the release the link points at now: the systemd
+ * units, or each `bhatti serve` (stopped, then started the same way: `running` holds the pids
+ * to stop, `serves` how they were started). Then waits for the gateway to answer.
  */
 async function restartServices(
   options: GlobalOptions,
   serves: readonly ServeProcess[],
+  running: readonly number[],
   logFile: string,
+  healthTimeoutMs: number,
   log: (line: string) => void,
-): Promise<Restarted[]> {
+): Promise<{ restarted: Restarted[]; healthy: boolean }> {
   const restarted: Restarted[] = [];
   if (await systemdActive()) {
     log("restarting the systemd units (sandboxes keep running)");
     await restartSystemd();
     restarted.push({ how: "systemd" });
   }
-  for (const serve of serves) {
-    log(`restarting bhatti serve (pid ${serve.pid}; sandboxes keep running; output: ${logFile})`);
-    restarted.push({ how: "serve", pid: await restartServe(serve, logFile) });
+  for (const [i, serve] of serves.entries()) {
+    const pid = running[i] ?? serve.pid;
+    log(`restarting bhatti serve (pid ${pid}; sandboxes keep running; output: ${logFile})`);
+    await stopProcess(pid);
+    restarted.push({ how: "serve", pid: startServe(serve, logFile) });
   }
   if (restarted.length === 0) {
     log("no running bhatti server found: the new release runs at the next `bhatti serve`");
-    return restarted;
+    return { restarted, healthy: true };
   }
   const { resolveClientConfig } = await import("../client-config.js");
   const url = resolveClientConfig(options).url;
-  if (!(await waitForGateway(url, 120_000))) {
-    throw new CliError(
-      `the gateway at ${url} did not come back within 120 s`,
-      "roll back with: bhatti update --rollback",
-    );
-  }
-  return restarted;
+  log(`waiting for ${url}/health`);
+  return { restarted, healthy: await waitForGateway(url, healthTimeoutMs) };
 }
 
 export async function runUpdate(options: GlobalOptions, flags: UpdateFlags): Promise<void> {
   const log = (line: string) => process.stderr.write(`update: ${line}\n`);
+  if (!Number.isFinite(flags.healthTimeoutMs) || flags.healthTimeoutMs <= 0) {
+    throw new CliError("--health-timeout needs a positive number of seconds");
+  }
   const current = currentRelease(flags.link);
   const releasesDir = flags.releasesDir ?? `${flags.link}-releases`;
   mkdirSync(releasesDir, { recursive: true });
@@ -88,7 +94,10 @@ export async function runUpdate(options: GlobalOptions, flags: UpdateFlags): Pro
     flipLink(flags.link, previous);
     recordPrevious(releasesDir, current);
     log(`${flags.link} -> ${previous}`);
-    const restarted = flags.restart ? await restartServices(options, serves, logFile, log) : [];
+    const { restarted, healthy } = flags.restart
+      ? await restartServices(options, serves, [], logFile, flags.healthTimeoutMs, log)
+      : { restarted: [], healthy: true };
+    if (!healthy) throw new CliError(`rolled back to ${previous}, but the gateway did not answer /health`);
     emit(options, { status: "rolled_back", from: current, to: previous, restarted }, () =>
       process.stdout.write(`rolled back to ${previous}\n`),
     );
@@ -118,7 +127,25 @@ export async function runUpdate(options: GlobalOptions, flags: UpdateFlags): Pro
     flipLink(flags.link, release);
     log(`${flags.link} -> ${release}`);
     status = "updated";
-    if (flags.restart) restarted = await restartServices(options, serves, logFile, log);
+    if (flags.restart) {
+      const first = await restartServices(options, serves, [], logFile, flags.healthTimeoutMs, log);
+      if (!first.healthy) {
+        // The new release does not come up: back to the one that ran, started the same way.
+        log(
+          `the gateway did not answer within ${flags.healthTimeoutMs / 1000} s: switching back to ${current}`,
+        );
+        flipLink(flags.link, current);
+        recordPrevious(releasesDir, release);
+        const pids = first.restarted.flatMap((r) => (r.pid !== undefined ? [r.pid] : []));
+        const back = await restartServices(options, serves, pids, logFile, flags.healthTimeoutMs, log);
+        throw new CliError(
+          `the new release (${latest.slice(0, 12)}) did not come up; switched back to ${current}` +
+            (back.healthy ? "" : ", which does not answer either"),
+          `the new release is kept in ${release}; its server output is in ${logFile}`,
+        );
+      }
+      restarted = first.restarted;
+    }
     await pruneReleases(current, releasesDir, [release, current]);
   } else log(`already at ${ref} (${head.slice(0, 12)})`);
 

@@ -18,9 +18,16 @@ export function registerUpdateCommand(program: Command): void {
     .option("--releases-dir <dir>", "where releases are built (default: <link>-releases)")
     .option("--state-dir <dir>", "the server's state directory (for --tiers)", "/var/lib/bhatti")
     .option("--no-restart", "switch the link but leave the running services alone")
+    .option(
+      "--health-timeout <sec>",
+      "seconds the restarted gateway has to answer /health before the update is undone",
+      Number,
+      120,
+    )
     .action(
       async (
         opts: {
+          healthTimeout: number;
           rollback?: boolean;
           tiers?: string;
           link: string;
@@ -35,6 +42,7 @@ export function registerUpdateCommand(program: Command): void {
           link: opts.link,
           stateDir: opts.stateDir,
           restart: opts.restart,
+          healthTimeoutMs: opts.healthTimeout * 1000,
           ...(opts.rollback === true ? { rollback: true } : {}),
           ...(opts.tiers !== undefined ? { tiers: opts.tiers } : {}),
           ...(opts.releasesDir !== undefined ? { releasesDir: opts.releasesDir } : {}),

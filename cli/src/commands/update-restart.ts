@@ -54,18 +54,26 @@ function alive(pid: number): boolean {
   }
 }
 
-/**
- * Stops `serve` (SIGTERM: its processes exit, sandboxes stay) and starts it again with the same
- * command line, environment and directory, detached, its output appended to `logFile`. The
- * command line names the bundle through the install link, so the new serve runs the new release.
- */
-export async function restartServe(serve: ServeProcess, logFile: string): Promise<number> {
-  process.kill(serve.pid, "SIGTERM");
+/** SIGTERM to `pid` (a `bhatti serve`: its processes exit, sandboxes stay); resolves once it is gone. */
+export async function stopProcess(pid: number): Promise<void> {
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
   const deadline = Date.now() + 180_000;
-  while (alive(serve.pid)) {
-    if (Date.now() > deadline) throw new Error(`bhatti serve (pid ${serve.pid}) did not stop within 180 s`);
+  while (alive(pid)) {
+    if (Date.now() > deadline) throw new Error(`bhatti serve (pid ${pid}) did not stop within 180 s`);
     await sleep(100);
   }
+}
+
+/**
+ * Starts `serve` again with the same command line, environment and directory, detached, its
+ * output appended to `logFile`. The command line names the bundle through the install link, so
+ * the new serve runs whatever release the link points at now.
+ */
+export function startServe(serve: ServeProcess, logFile: string): number {
   const [file, ...args] = serve.argv;
   const out = openSync(logFile, "a");
   const child = spawn(file ?? process.execPath, args, {
