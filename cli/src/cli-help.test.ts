@@ -14,6 +14,7 @@ const bhatti = fileURLToPath(new URL("../dist/bhatti.mjs", import.meta.url));
 /** Every top-level command as `bhatti --help` lists it, in order (name|alias). */
 const helpCommands = [
   "version",
+  "update",
   "serve",
   "admin",
   "create",

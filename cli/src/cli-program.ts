@@ -33,8 +33,9 @@ async function toCliError(e: unknown, program: Command): Promise<CliError> {
  * The `bhatti` command line: the program and its global options, the commands `define` adds for
  * this invocation, and the one place errors become a message and exit code 1.
  */
-export async function runCli(argv: readonly string[], define: DefineCommands): Promise<void> {
-  const program = new Command("bhatti")
+/** The `bhatti` program with its global options and no commands (docs/cli.md is rendered from it too). */
+export function createProgram(): Command {
+  return new Command("bhatti")
     .description("self-hostable sandboxes for AI coding agents")
     .version(BHATTI_VERSION, "-V, --version", "print the bhatti version")
     .option("--json", "print JSON instead of text")
@@ -42,6 +43,10 @@ export async function runCli(argv: readonly string[], define: DefineCommands): P
     .option("--token <key>", "API key (default: client config, $BHATTI_TOKEN)")
     .showHelpAfterError()
     .exitOverride();
+}
+
+export async function runCli(argv: readonly string[], define: DefineCommands): Promise<void> {
+  const program = createProgram();
   try {
     await define(program, invokedCommand(argv.slice(2)));
     await program.parseAsync(argv);

@@ -24,6 +24,10 @@ export const commandTable: readonly CommandEntry[] = [
     load: async () => (await import("./commands/version-command.js")).registerVersionCommand,
   },
   {
+    names: ["update"],
+    load: async () => (await import("./commands/update-command.js")).registerUpdateCommand,
+  },
+  {
     names: ["serve"],
     load: async () => (await import("./commands/serve-command.js")).registerServeCommand,
   },

@@ -59,6 +59,8 @@ export interface ProductOptions {
   flags: readonly string[];
   /** Extra environment for `bhatti serve` and its children (crash points...). */
   env?: Readonly<Record<string, string>>;
+  /** The bhatti.mjs that runs `bhatti serve` (default: this repository's cli/dist/bhatti.mjs). */
+  serveBundle?: string;
 }
 
 function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs: number) {
@@ -90,7 +92,7 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     `--net=${env.hostNetnsPath}`,
     "--",
     process.execPath,
-    bhattiBin,
+    options.serveBundle ?? bhattiBin,
     "serve",
     "--config=/dev/null",
     `--socket-dir=${socketDir}`,

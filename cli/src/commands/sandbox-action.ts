@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { createInterface } from "node:readline/promises";
+import { confirmDestructive } from "../confirm-destructive.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { CliError } from "../cli-error.js";
 import type { GlobalOptions } from "../global-options.js";
@@ -122,23 +122,8 @@ export async function runStart(options: GlobalOptions, sandbox: string, force: b
   emit(options, sandboxJson(s), () => process.stdout.write(`started ${s.name}\n`));
 }
 
-async function confirm(question: string): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    const answer = await rl.question(`${question} [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
-  } finally {
-    rl.close();
-  }
-}
-
 export async function runDestroy(options: GlobalOptions, sandbox: string, yes: boolean): Promise<void> {
-  if (!yes) {
-    if (!process.stdin.isTTY) throw new CliError("Use --yes to confirm in non-interactive mode");
-    if (!(await confirm(`destroy sandbox ${sandbox} and everything in it?`))) {
-      throw new CliError("aborted");
-    }
-  }
+  await confirmDestructive(`destroy sandbox ${sandbox} and everything in it?`, yes);
   const { client } = sandboxClient(options);
   await client.deleteSandbox({ sandbox });
   writeSandboxNames(readSandboxNames().filter((n) => n !== sandbox));

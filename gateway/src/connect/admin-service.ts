@@ -1,4 +1,10 @@
-import { AdminService, type ServiceHealth, type ServiceHealthSchema } from "@bhatti/proto";
+import {
+  AdminService,
+  type ImageStorageSchema,
+  type MetricsSnapshot,
+  type ServiceHealth,
+  type ServiceHealthSchema,
+} from "@bhatti/proto";
 import { BHATTI_VERSION, type DependencyStatus, processHealth } from "@bhatti/runtime";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { ConnectError, type ConnectRouter } from "@connectrpc/connect";
@@ -42,18 +48,50 @@ export async function collectServiceHealth(gw: GatewayContext, timeoutMs = 2_000
   ]);
 }
 
+/** The store's live snapshot (host memory and disk, sandbox counts); undefined if it did not answer. */
+async function currentUsage(gw: GatewayContext, actingUserId: string): Promise<MetricsSnapshot | undefined> {
+  try {
+    const { current } = await gw.clients.store.getMetrics({ actingUserId, limit: 1 }, { timeoutMs: 2_000 });
+    return current;
+  } catch {
+    // The store's health entry already says why; status still answers with what it has.
+    return undefined;
+  }
+}
+
+/** How many images there are and how much disk they take; undefined if the vmm did not answer. */
+async function imageStorage(
+  gw: GatewayContext,
+): Promise<MessageInitShape<typeof ImageStorageSchema> | undefined> {
+  try {
+    const { images } = await gw.clients.vmm.listImages({}, { timeoutMs: 2_000 });
+    return { count: images.length, totalBytes: images.reduce((sum, i) => sum + i.sizeBytes, 0n) };
+  } catch {
+    return undefined;
+  }
+}
+
 export function registerAdminService(router: ConnectRouter, gw: GatewayContext): void {
   gw.publicProcedures.add(procedureName(AdminService.method.version));
   router.service(AdminService, {
     async status(_req, ctx) {
-      requireAdmin(callerOf(ctx));
-      const services = await collectServiceHealth(gw);
+      const caller = callerOf(ctx);
+      requireAdmin(caller);
+      const [services, usage, images] = await Promise.all([
+        collectServiceHealth(gw),
+        currentUsage(gw, caller.id),
+        imageStorage(gw),
+      ]);
       const dependencies: DependencyStatus[] = services.map((s) => ({
         name: s.name ?? "",
         ready: s.ready === true,
         detail: s.ready === true ? "ok" : "not ready",
       }));
-      return { services: [processHealth("gateway", dependencies), ...services] };
+      return {
+        services: [processHealth("gateway", dependencies), ...services],
+        ...(usage !== undefined ? { usage } : {}),
+        ...(images !== undefined ? { images } : {}),
+      };
     },
     version: () => ({ version: BHATTI_VERSION }),
     ...createAdminStoreMethods(gw),

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/admin.proto.
  */
 export const file_bhatti_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChViaGF0dGkvdjEvYWRtaW4ucHJvdG8SCWJoYXR0aS52MSIPCg1TdGF0dXNSZXF1ZXN0IjwKDlN0YXR1c1Jlc3BvbnNlEioKCHNlcnZpY2VzGAEgAygLMhguYmhhdHRpLnYxLlNlcnZpY2VIZWFsdGgiEAoOVmVyc2lvblJlcXVlc3QiIgoPVmVyc2lvblJlc3BvbnNlEg8KB3ZlcnNpb24YASABKAkigQEKBUV2ZW50EgoKAmlkGAEgASgDEiYKAnRzGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR0eXBlGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSEgoKc2FuZGJveF9pZBgFIAEoCRIRCgltZXRhX2pzb24YBiABKAkivwEKC0V2ZW50RmlsdGVyEikKBXNpbmNlGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIpCgV1bnRpbBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLdHlwZV9wcmVmaXgYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzYW5kYm94X2lkGAUgASgJEg0KBWxpbWl0GAYgASgNEhEKCWJlZm9yZV9pZBgHIAEoAyLFBQoPTWV0cmljc1NuYXBzaG90EiYKAnRzGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9zYW5kYm94ZXNfdG90YWwYAiABKA0STgoTc2FuZGJveGVzX2J5X3N0YXR1cxgDIAMoCzIxLmJoYXR0aS52MS5NZXRyaWNzU25hcHNob3QuU2FuZGJveGVzQnlTdGF0dXNFbnRyeRJQChRzYW5kYm94ZXNfYnlfdGhlcm1hbBgEIAMoCzIyLmJoYXR0aS52MS5NZXRyaWNzU25hcHNob3QuU2FuZGJveGVzQnlUaGVybWFsRW50cnkSEwoLdXNlcnNfdG90YWwYBSABKA0SHAoUdXNlcnNfd2l0aF9zYW5kYm94ZXMYBiABKA0STAoSc2FuZGJveGVzX3Blcl91c2VyGAcgAygLMjAuYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdC5TYW5kYm94ZXNQZXJVc2VyRW50cnkSGQoRaG9zdF9tZW1fdG90YWxfbWIYCCABKAQSHQoVaG9zdF9tZW1fYXZhaWxhYmxlX21iGAkgASgEEhoKEmhvc3RfZGlza190b3RhbF9tYhgKIAEoBBIeChZob3N0X2Rpc2tfYXZhaWxhYmxlX21iGAsgASgEEhQKDGhvc3RfbG9hZF8xbRgMIAEoARIUCgxldmVudHNfdG90YWwYDSABKAQaOAoWU2FuZGJveGVzQnlTdGF0dXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKA06AjgBGjkKF1NhbmRib3hlc0J5VGhlcm1hbEVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEaNwoVU2FuZGJveGVzUGVyVXNlckVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEiRwodQWRtaW5TZXJ2aWNlTGlzdEV2ZW50c1JlcXVlc3QSJgoGZmlsdGVyGAEgASgLMhYuYmhhdHRpLnYxLkV2ZW50RmlsdGVyIlEKHkFkbWluU2VydmljZUxpc3RFdmVudHNSZXNwb25zZRIgCgZldmVudHMYASADKAsyEC5iaGF0dGkudjEuRXZlbnQSDQoFdG90YWwYAiABKAQiWQodQWRtaW5TZXJ2aWNlR2V0TWV0cmljc1JlcXVlc3QSKQoFc2luY2UYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWxpbWl0GAIgASgNInoKHkFkbWluU2VydmljZUdldE1ldHJpY3NSZXNwb25zZRIrCgdjdXJyZW50GAEgASgLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdBIrCgdoaXN0b3J5GAIgAygLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdCIpChlBZG1pblNlcnZpY2VCYWNrdXBSZXF1ZXN0EgwKBHBhdGgYASABKAkiVgoaQWRtaW5TZXJ2aWNlQmFja3VwUmVzcG9uc2USDAoEcGF0aBgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEEhYKDnNjaGVtYV92ZXJzaW9uGAMgASgNMqwDCgxBZG1pblNlcnZpY2USPQoGU3RhdHVzEhguYmhhdHRpLnYxLlN0YXR1c1JlcXVlc3QaGS5iaGF0dGkudjEuU3RhdHVzUmVzcG9uc2USQAoHVmVyc2lvbhIZLmJoYXR0aS52MS5WZXJzaW9uUmVxdWVzdBoaLmJoYXR0aS52MS5WZXJzaW9uUmVzcG9uc2USYQoKTGlzdEV2ZW50cxIoLmJoYXR0aS52MS5BZG1pblNlcnZpY2VMaXN0RXZlbnRzUmVxdWVzdBopLmJoYXR0aS52MS5BZG1pblNlcnZpY2VMaXN0RXZlbnRzUmVzcG9uc2USYQoKR2V0TWV0cmljcxIoLmJoYXR0aS52MS5BZG1pblNlcnZpY2VHZXRNZXRyaWNzUmVxdWVzdBopLmJoYXR0aS52MS5BZG1pblNlcnZpY2VHZXRNZXRyaWNzUmVzcG9uc2USVQoGQmFja3VwEiQuYmhhdHRpLnYxLkFkbWluU2VydmljZUJhY2t1cFJlcXVlc3QaJS5iaGF0dGkudjEuQWRtaW5TZXJ2aWNlQmFja3VwUmVzcG9uc2ViBnByb3RvMw", [file_bhatti_v1_health, file_google_protobuf_timestamp]);
+  fileDesc("ChViaGF0dGkvdjEvYWRtaW4ucHJvdG8SCWJoYXR0aS52MSIPCg1TdGF0dXNSZXF1ZXN0IpABCg5TdGF0dXNSZXNwb25zZRIqCghzZXJ2aWNlcxgBIAMoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoEikKBXVzYWdlGAIgASgLMhouYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdBInCgZpbWFnZXMYAyABKAsyFy5iaGF0dGkudjEuSW1hZ2VTdG9yYWdlIjIKDEltYWdlU3RvcmFnZRINCgVjb3VudBgBIAEoDRITCgt0b3RhbF9ieXRlcxgCIAEoBCIQCg5WZXJzaW9uUmVxdWVzdCIiCg9WZXJzaW9uUmVzcG9uc2USDwoHdmVyc2lvbhgBIAEoCSKBAQoFRXZlbnQSCgoCaWQYASABKAMSJgoCdHMYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBHR5cGUYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzYW5kYm94X2lkGAUgASgJEhEKCW1ldGFfanNvbhgGIAEoCSK/AQoLRXZlbnRGaWx0ZXISKQoFc2luY2UYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEikKBXVudGlsGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBITCgt0eXBlX3ByZWZpeBgDIAEoCRIPCgd1c2VyX2lkGAQgASgJEhIKCnNhbmRib3hfaWQYBSABKAkSDQoFbGltaXQYBiABKA0SEQoJYmVmb3JlX2lkGAcgASgDIsUFCg9NZXRyaWNzU25hcHNob3QSJgoCdHMYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3NhbmRib3hlc190b3RhbBgCIAEoDRJOChNzYW5kYm94ZXNfYnlfc3RhdHVzGAMgAygLMjEuYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdC5TYW5kYm94ZXNCeVN0YXR1c0VudHJ5ElAKFHNhbmRib3hlc19ieV90aGVybWFsGAQgAygLMjIuYmhhdHRpLnYxLk1ldHJpY3NTbmFwc2hvdC5TYW5kYm94ZXNCeVRoZXJtYWxFbnRyeRITCgt1c2Vyc190b3RhbBgFIAEoDRIcChR1c2Vyc193aXRoX3NhbmRib3hlcxgGIAEoDRJMChJzYW5kYm94ZXNfcGVyX3VzZXIYByADKAsyMC5iaGF0dGkudjEuTWV0cmljc1NuYXBzaG90LlNhbmRib3hlc1BlclVzZXJFbnRyeRIZChFob3N0X21lbV90b3RhbF9tYhgIIAEoBBIdChVob3N0X21lbV9hdmFpbGFibGVfbWIYCSABKAQSGgoSaG9zdF9kaXNrX3RvdGFsX21iGAogASgEEh4KFmhvc3RfZGlza19hdmFpbGFibGVfbWIYCyABKAQSFAoMaG9zdF9sb2FkXzFtGAwgASgBEhQKDGV2ZW50c190b3RhbBgNIAEoBBo4ChZTYW5kYm94ZXNCeVN0YXR1c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoDToCOAEaOQoXU2FuZGJveGVzQnlUaGVybWFsRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ARo3ChVTYW5kYm94ZXNQZXJVc2VyRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgNOgI4ASJHCh1BZG1pblNlcnZpY2VMaXN0RXZlbnRzUmVxdWVzdBImCgZmaWx0ZXIYASABKAsyFi5iaGF0dGkudjEuRXZlbnRGaWx0ZXIiUQoeQWRtaW5TZXJ2aWNlTGlzdEV2ZW50c1Jlc3BvbnNlEiAKBmV2ZW50cxgBIAMoCzIQLmJoYXR0aS52MS5FdmVudBINCgV0b3RhbBgCIAEoBCJZCh1BZG1pblNlcnZpY2VHZXRNZXRyaWNzUmVxdWVzdBIpCgVzaW5jZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFbGltaXQYAiABKA0iegoeQWRtaW5TZXJ2aWNlR2V0TWV0cmljc1Jlc3BvbnNlEisKB2N1cnJlbnQYASABKAsyGi5iaGF0dGkudjEuTWV0cmljc1NuYXBzaG90EisKB2hpc3RvcnkYAiADKAsyGi5iaGF0dGkudjEuTWV0cmljc1NuYXBzaG90IikKGUFkbWluU2VydmljZUJhY2t1cFJlcXVlc3QSDAoEcGF0aBgBIAEoCSJWChpBZG1pblNlcnZpY2VCYWNrdXBSZXNwb25zZRIMCgRwYXRoGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQSFgoOc2NoZW1hX3ZlcnNpb24YAyABKA0yrAMKDEFkbWluU2VydmljZRI9CgZTdGF0dXMSGC5iaGF0dGkudjEuU3RhdHVzUmVxdWVzdBoZLmJoYXR0aS52MS5TdGF0dXNSZXNwb25zZRJACgdWZXJzaW9uEhkuYmhhdHRpLnYxLlZlcnNpb25SZXF1ZXN0GhouYmhhdHRpLnYxLlZlcnNpb25SZXNwb25zZRJhCgpMaXN0RXZlbnRzEiguYmhhdHRpLnYxLkFkbWluU2VydmljZUxpc3RFdmVudHNSZXF1ZXN0GikuYmhhdHRpLnYxLkFkbWluU2VydmljZUxpc3RFdmVudHNSZXNwb25zZRJhCgpHZXRNZXRyaWNzEiguYmhhdHRpLnYxLkFkbWluU2VydmljZUdldE1ldHJpY3NSZXF1ZXN0GikuYmhhdHRpLnYxLkFkbWluU2VydmljZUdldE1ldHJpY3NSZXNwb25zZRJVCgZCYWNrdXASJC5iaGF0dGkudjEuQWRtaW5TZXJ2aWNlQmFja3VwUmVxdWVzdBolLmJoYXR0aS52MS5BZG1pblNlcnZpY2VCYWNrdXBSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.StatusRequest
@@ -39,6 +39,21 @@ export type StatusResponse = Message<"bhatti.v1.StatusResponse"> & {
    * @generated from field: repeated bhatti.v1.ServiceHealth services = 1;
    */
   services: ServiceHealth[];
+
+  /**
+   * The store's live snapshot: host memory, the state directory's disk, sandboxes per status and
+   * per thermal state. Unset when the store did not answer.
+   *
+   * @generated from field: bhatti.v1.MetricsSnapshot usage = 2;
+   */
+  usage?: MetricsSnapshot | undefined;
+
+  /**
+   * The images sandboxes are created from. Unset when the vmm did not answer.
+   *
+   * @generated from field: bhatti.v1.ImageStorage images = 3;
+   */
+  images?: ImageStorage | undefined;
 };
 
 /**
@@ -47,6 +62,30 @@ export type StatusResponse = Message<"bhatti.v1.StatusResponse"> & {
  */
 export const StatusResponseSchema: GenMessage<StatusResponse> = /*@__PURE__*/
   messageDesc(file_bhatti_v1_admin, 1);
+
+/**
+ * @generated from message bhatti.v1.ImageStorage
+ */
+export type ImageStorage = Message<"bhatti.v1.ImageStorage"> & {
+  /**
+   * @generated from field: uint32 count = 1;
+   */
+  count: number;
+
+  /**
+   * The sum of the images' sizes on disk.
+   *
+   * @generated from field: uint64 total_bytes = 2;
+   */
+  totalBytes: bigint;
+};
+
+/**
+ * Describes the message bhatti.v1.ImageStorage.
+ * Use `create(ImageStorageSchema)` to create a new message.
+ */
+export const ImageStorageSchema: GenMessage<ImageStorage> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_admin, 2);
 
 /**
  * @generated from message bhatti.v1.VersionRequest
@@ -59,7 +98,7 @@ export type VersionRequest = Message<"bhatti.v1.VersionRequest"> & {
  * Use `create(VersionRequestSchema)` to create a new message.
  */
 export const VersionRequestSchema: GenMessage<VersionRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 2);
+  messageDesc(file_bhatti_v1_admin, 3);
 
 /**
  * @generated from message bhatti.v1.VersionResponse
@@ -76,7 +115,7 @@ export type VersionResponse = Message<"bhatti.v1.VersionResponse"> & {
  * Use `create(VersionResponseSchema)` to create a new message.
  */
 export const VersionResponseSchema: GenMessage<VersionResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 3);
+  messageDesc(file_bhatti_v1_admin, 4);
 
 /**
  * Event is one append-only lifecycle or security record. Types: sandbox.{created, destroyed,
@@ -127,7 +166,7 @@ export type Event = Message<"bhatti.v1.Event"> & {
  * Use `create(EventSchema)` to create a new message.
  */
 export const EventSchema: GenMessage<Event> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 4);
+  messageDesc(file_bhatti_v1_admin, 5);
 
 /**
  * @generated from message bhatti.v1.EventFilter
@@ -182,7 +221,7 @@ export type EventFilter = Message<"bhatti.v1.EventFilter"> & {
  * Use `create(EventFilterSchema)` to create a new message.
  */
 export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 5);
+  messageDesc(file_bhatti_v1_admin, 6);
 
 /**
  * @generated from message bhatti.v1.MetricsSnapshot
@@ -261,7 +300,7 @@ export type MetricsSnapshot = Message<"bhatti.v1.MetricsSnapshot"> & {
  * Use `create(MetricsSnapshotSchema)` to create a new message.
  */
 export const MetricsSnapshotSchema: GenMessage<MetricsSnapshot> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 6);
+  messageDesc(file_bhatti_v1_admin, 7);
 
 /**
  * @generated from message bhatti.v1.AdminServiceListEventsRequest
@@ -278,7 +317,7 @@ export type AdminServiceListEventsRequest = Message<"bhatti.v1.AdminServiceListE
  * Use `create(AdminServiceListEventsRequestSchema)` to create a new message.
  */
 export const AdminServiceListEventsRequestSchema: GenMessage<AdminServiceListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 7);
+  messageDesc(file_bhatti_v1_admin, 8);
 
 /**
  * @generated from message bhatti.v1.AdminServiceListEventsResponse
@@ -300,7 +339,7 @@ export type AdminServiceListEventsResponse = Message<"bhatti.v1.AdminServiceList
  * Use `create(AdminServiceListEventsResponseSchema)` to create a new message.
  */
 export const AdminServiceListEventsResponseSchema: GenMessage<AdminServiceListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 8);
+  messageDesc(file_bhatti_v1_admin, 9);
 
 /**
  * @generated from message bhatti.v1.AdminServiceGetMetricsRequest
@@ -322,7 +361,7 @@ export type AdminServiceGetMetricsRequest = Message<"bhatti.v1.AdminServiceGetMe
  * Use `create(AdminServiceGetMetricsRequestSchema)` to create a new message.
  */
 export const AdminServiceGetMetricsRequestSchema: GenMessage<AdminServiceGetMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 9);
+  messageDesc(file_bhatti_v1_admin, 10);
 
 /**
  * @generated from message bhatti.v1.AdminServiceGetMetricsResponse
@@ -344,7 +383,7 @@ export type AdminServiceGetMetricsResponse = Message<"bhatti.v1.AdminServiceGetM
  * Use `create(AdminServiceGetMetricsResponseSchema)` to create a new message.
  */
 export const AdminServiceGetMetricsResponseSchema: GenMessage<AdminServiceGetMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 10);
+  messageDesc(file_bhatti_v1_admin, 11);
 
 /**
  * @generated from message bhatti.v1.AdminServiceBackupRequest
@@ -363,7 +402,7 @@ export type AdminServiceBackupRequest = Message<"bhatti.v1.AdminServiceBackupReq
  * Use `create(AdminServiceBackupRequestSchema)` to create a new message.
  */
 export const AdminServiceBackupRequestSchema: GenMessage<AdminServiceBackupRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 11);
+  messageDesc(file_bhatti_v1_admin, 12);
 
 /**
  * @generated from message bhatti.v1.AdminServiceBackupResponse
@@ -390,7 +429,7 @@ export type AdminServiceBackupResponse = Message<"bhatti.v1.AdminServiceBackupRe
  * Use `create(AdminServiceBackupResponseSchema)` to create a new message.
  */
 export const AdminServiceBackupResponseSchema: GenMessage<AdminServiceBackupResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_admin, 12);
+  messageDesc(file_bhatti_v1_admin, 13);
 
 /**
  * AdminService is the public operator API, served by the gateway.
