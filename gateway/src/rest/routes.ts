@@ -1,6 +1,7 @@
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { registerExecRoutes } from "./exec-routes.js";
+import { registerForwardRoutes } from "./forward-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
@@ -22,5 +23,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerSecretRoutes(router, gw);
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
+  registerForwardRoutes(router, gw, gw.forwards);
   registerOpenApiRoutes(router, gw);
 }
