@@ -1,5 +1,6 @@
 import type { Logger, ServerConfig } from "@bhatti/runtime";
 import type { ForwardManager } from "./forward/forward-manager.js";
+import type { ShareManager } from "./share/share-manager.js";
 import type { RequestAuth } from "./auth/request-auth.js";
 import type { SandboxRuntime } from "./sandbox-runtime.js";
 import type { ServiceClients } from "./service-clients.js";
@@ -16,4 +17,6 @@ export interface GatewayContext {
   readonly publicProcedures: Set<string>;
   /** Host forwards of this gateway process (in memory). */
   readonly forwards: ForwardManager;
+  /** Share links (web terminal pages). */
+  readonly shares: ShareManager;
 }

@@ -12,6 +12,7 @@ import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
+import { createShareManager } from "./share/share-manager.js";
 import { createSandboxRuntime } from "./sandbox-runtime.js";
 import { type ServiceClients, createServiceClients } from "./service-clients.js";
 import { registerWebSocketRoutes } from "./ws/websocket-routes.js";
@@ -64,6 +65,7 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     runtime,
     publicProcedures: new Set(),
     forwards,
+    shares: createShareManager({ config, runtime, logger: logger.child({ component: "share" }) }),
   };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);
@@ -87,6 +89,7 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
       closing ??= new Promise<void>((resolve) => {
         websockets.close();
         void forwards.closeAll();
+        context.shares.close();
         runtime.close();
         server.close(() => resolve());
         server.closeIdleConnections();

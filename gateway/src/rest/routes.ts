@@ -7,6 +7,7 @@ import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
 import { registerOpenApiRoutes } from "./openapi-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
+import { registerShareRoutes } from "./share-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { registerWebSocketDocs } from "../ws/websocket-docs.js";
@@ -24,5 +25,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
   registerForwardRoutes(router, gw, gw.forwards);
+  registerShareRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }
