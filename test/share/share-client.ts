@@ -124,7 +124,10 @@ export async function refusedUpgrade(
  * A TCP listener on the test's own loopback relaying to the gateway inside the test netns, so a
  * browser (which cannot dial the relay's Unix socket) reaches it at http://127.0.0.1:<port>.
  */
-export async function loopbackRelay(product: Product): Promise<{ port: number; close(): Promise<void> }> {
+export async function loopbackRelay(
+  product: Product,
+  listenPort = 0,
+): Promise<{ port: number; close(): Promise<void> }> {
   const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
   const sockets = new Set<import("node:net").Socket>();
   const server: Server = createServer((client) => {
@@ -141,7 +144,7 @@ export async function loopbackRelay(product: Product): Promise<{ port: number; c
     client.on("error", done).on("close", done);
     up.on("error", done).on("close", done);
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(listenPort, "127.0.0.1", resolve));
   const address = server.address();
   const port = typeof address === "object" && address !== null ? address.port : 0;
   return {
