@@ -93,6 +93,11 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["secret"],
     load: async () => (await import("./commands/secret-command.js")).registerSecretCommands,
   },
+  {
+    names: ["forward"],
+    load: async () => (await import("./commands/forward-command.js")).registerForwardCommand,
+  },
+  { names: ["share"], load: async () => (await import("./commands/share-command.js")).registerShareCommand },
 ];
 
 /**

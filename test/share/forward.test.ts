@@ -132,6 +132,32 @@ describe("host forwards", () => {
     expect((await product.http("DELETE", `/sandboxes/${sb.id}/forward/${ECHO_PORT}`)).status).toBe(404);
   }, 120_000);
 
+  it("bhatti forward opens, lists (--json) and closes a forward; the CLI prints the local address", async () => {
+    const sb = await create("fwd-cli");
+    await startEcho(sb.id);
+    const opened = await product.cli(["forward", "fwd-cli", String(ECHO_PORT)]);
+    expect(opened.code, opened.stderr).toBe(0);
+    const m = /^127\.0\.0\.1:(\d+) -> fwd-cli:7000\n$/.exec(opened.stdout);
+    expect(m, opened.stdout).not.toBeNull();
+    const hostPort = Number(m?.[1]);
+    expect((await echoThrough(hostPort, Buffer.from("via cli\n"))).toString()).toBe("via cli\n");
+    const listed = await product.cli(["--json", "forward", "fwd-cli"]);
+    expect(listed.code, listed.stderr).toBe(0);
+    const rows = JSON.parse(listed.stdout) as ForwardJson[];
+    expect(rows.map((r) => [r.port, r.host_port, r.address])).toEqual([
+      [ECHO_PORT, hostPort, `127.0.0.1:${hostPort}`],
+    ]);
+    const clash = await product.cli(["forward", "fwd-cli", "7001", "--host-port", String(hostPort)]);
+    expect(clash.code).not.toBe(0);
+    expect(clash.stderr).toMatch(/in use/);
+    const bad = await product.cli(["forward", "fwd-cli", "70000"]);
+    expect(bad.code).not.toBe(0);
+    const closed = await product.cli(["--json", "forward", "fwd-cli", String(ECHO_PORT), "--close"]);
+    expect(closed.code, closed.stderr).toBe(0);
+    expect((JSON.parse(closed.stdout) as ForwardJson).host_port).toBe(hostPort);
+    expect((await product.http("GET", `/sandboxes/${sb.id}/forward`)).json<ForwardJson[]>()).toEqual([]);
+  }, 120_000);
+
   it("refuses bad ports (400) and a host port in use (409); another user's sandbox is 404", async () => {
     const sb = await create("fwd-bad");
     for (const body of [

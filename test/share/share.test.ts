@@ -61,6 +61,29 @@ describe("share links", () => {
     }
   }, 60_000);
 
+  it("bhatti share prints a working link (--json too), lists and revokes", async () => {
+    const made = await product.cli(["share", "shared", "--expires", "10m", "--read-only"]);
+    expect(made.code, made.stderr).toBe(0);
+    const url = made.stdout.trim();
+    expect(url).toMatch(/^http:\/\/[^/]+\/share\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    const token = url.split("/share/")[1] ?? "";
+    expect((await anonymousGet(product, `/share/${token}`)).text).toContain('data-read-only="true"');
+    const json = await product.cli(["--json", "share", "shared", "--expires", "1h"]);
+    expect(json.code, json.stderr).toBe(0);
+    const created = JSON.parse(json.stdout) as ShareJson;
+    expect(created.read_only).toBe(false);
+    expect(Date.parse(created.expires_at) - Date.now()).toBeGreaterThan(3_500_000);
+    const listed = JSON.parse(
+      (await product.cli(["--json", "share", "shared", "--list"])).stdout,
+    ) as ShareJson[];
+    expect(listed.map((s) => s.id)).toContain(created.id);
+    const revoked = await product.cli(["--json", "share", "shared", "--revoke"]);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((JSON.parse(revoked.stdout) as { revoked: string[] }).revoked).toContain(created.id);
+    expect((await anonymousGet(product, `/share/${token}`)).status).toBe(401);
+    expect((await product.cli(["share", "shared", "--expires", "soon"])).code).not.toBe(0);
+  }, 60_000);
+
   it("the token grants nothing but its page and socket", async () => {
     const s = await share();
     const asBearer = { authorization: `Bearer ${s.token}` };

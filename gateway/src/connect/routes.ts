@@ -3,6 +3,7 @@ import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminService } from "./admin-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
+import { registerShareServices } from "./share-service.js";
 import { registerUserService } from "./user-service.js";
 
 /** Every public Connect service, one registration per file (add yours here). */
@@ -11,4 +12,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerSandboxService(router, gw);
   registerUserService(router, gw);
   registerSecretService(router, gw);
+  registerShareServices(router, gw);
 }
