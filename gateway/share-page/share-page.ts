@@ -71,6 +71,7 @@ const connect = () => {
   ws = socket;
   let opened = false;
   let first = true;
+  let lastError = "";
   attached = false;
   socket.onopen = () => {
     opened = true;
@@ -87,6 +88,7 @@ const connect = () => {
         return;
       }
       if (ev.data.startsWith("{")) return;
+      lastError = ev.data;
       term.write(`\r\n${ev.data}\r\n`);
       return;
     }
@@ -99,10 +101,12 @@ const connect = () => {
   };
   socket.onclose = (ev: CloseEvent) => {
     if (ws !== socket) return;
-    if (ev.code === 1000 || ev.code === 1008) {
+    // The shared shell is gone (exited and reaped): retrying cannot bring it back.
+    const sessionGone = ev.code === 1011 && /session not found/.test(lastError);
+    if (ev.code === 1000 || ev.code === 1008 || sessionGone) {
       ended = true;
       setStatus(
-        ev.code === 1000 ? "session ended" : `closed: ${ev.reason || "link no longer valid"}`,
+        ev.code === 1008 ? `closed: ${ev.reason || "link no longer valid"}` : "session ended",
         "ended",
       );
       return;

@@ -65,7 +65,7 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     runtime,
     publicProcedures: new Set(),
     forwards,
-    shares: createShareManager({ config, runtime, logger: logger.child({ component: "share" }) }),
+    shares: createShareManager({ config, runtime, clients, logger: logger.child({ component: "share" }) }),
   };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);

@@ -152,6 +152,22 @@ describe("share links", () => {
     ).toBe(400);
   }, 60_000);
 
+  it("destroying the sandbox ends its links (401), and a viewer's socket closes", async () => {
+    const res = await product.http("POST", "/sandboxes", { body: { name: "short-lived", image: "busybox" } });
+    expect(res.status, res.text).toBe(201);
+    const sb = res.json<SandboxJson>();
+    const made = await product.http("POST", `/sandboxes/${sb.id}/share`, { body: {} });
+    const s = made.json<ShareJson & { token: string }>();
+    const viewer = await openShareSocket(product, s.token);
+    expect((await product.http("DELETE", `/sandboxes/${sb.id}`)).status).toBe(200);
+    expect(await viewer.closed()).toEqual({ code: 1008, reason: "sandbox destroyed" });
+    const page = await anonymousGet(product, `/share/${s.token}`);
+    expect(page.status).toBe(401);
+    expect(JSON.parse(page.text)).toEqual({
+      error: "share link is no longer valid: its sandbox was destroyed",
+    });
+  }, 60_000);
+
   it("revoke disconnects viewers and holds across a gateway restart; the signing key persists", async () => {
     const kept = await share();
     const one = await share();

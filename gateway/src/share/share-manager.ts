@@ -9,6 +9,8 @@ import { createIpRateLimiter } from "../limits/ip-rate-limiter.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
 import type { InteractiveSandbox } from "../sandboxes/session-operations.js";
 import type { SandboxRuntime } from "../sandbox-runtime.js";
+import type { ServiceClients } from "../service-clients.js";
+import { watchVmmEvents } from "../wake/vmm-event-watch.js";
 import { loadOrCreateShareSecret } from "./share-secret.js";
 import { type ShareClaims, signShareToken, verifyShareToken } from "./share-token.js";
 
@@ -41,6 +43,7 @@ export interface AuthorizedShare {
 
 /** Something live under a share (a viewer's WebSocket), ended when the share is revoked. */
 export interface ShareViewer {
+  readonly sandboxId: string;
   end(reason: string): void;
 }
 
@@ -94,6 +97,7 @@ async function openSharedShell(agent: AgentClient, expiresSec: number): Promise<
 export function createShareManager(deps: {
   config: ServerConfig;
   runtime: SandboxRuntime;
+  clients: ServiceClients;
   logger: Logger;
   /** Tests inject a client; by default the store's socket is dialed on first use. */
   shareStore?: Client<typeof ShareStoreService>;
@@ -115,6 +119,17 @@ export function createShareManager(deps: {
     return dialed.client;
   };
   const viewers = new Map<string, Set<ShareViewer>>();
+  // A destroyed sandbox's viewers are told at once: their agent connection may never see a FIN
+  // (the sandbox's network goes away with it).
+  const stopWatching = watchVmmEvents(deps.clients, logger, {
+    onLive() {},
+    onCooled() {},
+    onDestroyed(sandboxId) {
+      for (const set of viewers.values()) {
+        for (const v of set) if (v.sandboxId === sandboxId) v.end("sandbox destroyed");
+      }
+    },
+  });
   const perAddress = createIpRateLimiter({
     capacity: config.rate_share_per_minute,
     perMinute: config.rate_share_per_minute,
@@ -210,6 +225,19 @@ export function createShareManager(deps: {
       }
       if (record.revokedAt !== undefined)
         throw new ConnectError("share link was revoked", Code.Unauthenticated);
+      // A destroyed sandbox ends its links for good (a page would otherwise retry for ever).
+      try {
+        await deps.clients.store.getSandbox({ anyUser: true, sandbox: claims.sandboxId });
+      } catch (e) {
+        const err = ConnectError.from(e);
+        if (err.code === Code.NotFound) {
+          throw new ConnectError(
+            "share link is no longer valid: its sandbox was destroyed",
+            Code.Unauthenticated,
+          );
+        }
+        throw err;
+      }
       return { claims, userId: record.userId };
     },
     sandboxFor(share) {
@@ -238,6 +266,7 @@ export function createShareManager(deps: {
       };
     },
     close() {
+      stopWatching();
       dialed?.close();
       dialed = undefined;
     },

@@ -33,7 +33,10 @@ export async function upgradeShareSocket(
       });
       ws.terminate();
     });
-    const untrack = gw.shares.track(share.claims.id, { end: (reason) => ws.close(1008, reason) });
+    const untrack = gw.shares.track(share.claims.id, {
+      sandboxId: share.claims.sandboxId,
+      end: (reason) => ws.close(1008, reason),
+    });
     // The link's expiry ends a viewer that is still connected.
     const expiry = setTimeout(
       () => ws.close(1008, "share expired"),
