@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { ConnectError } from "@connectrpc/connect";
-import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type ShareClaims, signShareToken, verifyShareToken } from "./share-token.js";
 
@@ -33,16 +32,18 @@ describe("share tokens", () => {
   it("refuse another key's token, and any change to a token, as invalid", () => {
     const token = signShareToken(key, claims);
     expect(messageOf(() => verifyShareToken(randomBytes(32), token, 0))).toBe("share link is invalid");
-    fc.assert(
-      fc.property(fc.nat({ max: token.length - 1 }), fc.constantFrom(..."ABCabc019-_."), (at, c) => {
+    // Every single-character change, at every position.
+    for (let at = 0; at < token.length; at++) {
+      for (const c of "ABCabc019-_.") {
         const changed = `${token.slice(0, at)}${c}${token.slice(at + 1)}`;
-        // Some base64url characters decode to the same bytes (trailing bits): those are the same token.
+        if (changed === token) continue;
         const verdict = messageOf(() => verifyShareToken(key, changed, 0));
-        if (changed === token) expect(verdict).toBe("accepted");
-        else expect(["share link is invalid", "accepted"]).toContain(verdict);
+        // The last base64url character carries unused low bits: a change there may decode to the
+        // same bytes, which is the same token, never other claims.
         if (verdict === "accepted") expect(verifyShareToken(key, changed, 0)).toEqual(claims);
-      }),
-    );
+        else expect(verdict).toBe("share link is invalid");
+      }
+    }
     // A token re-signed with the same key but other claims (escalation to read-write) must fail
     // when only the payload is swapped.
     const other = signShareToken(key, { ...claims, readOnly: false });
