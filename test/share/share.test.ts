@@ -1,3 +1,5 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Product, type SandboxJson, exec, startProduct } from "../thermal/product-harness.js";
@@ -49,6 +51,8 @@ describe("share links", () => {
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toMatch(/script-src[^;]*unsafe/);
     expect(page.headers["referrer-policy"]).toBe("no-referrer");
+    // The signing key: made by the store in its state dir, root-only.
+    expect(statSync(join(product.env.stateDir, "share.key")).mode & 0o777).toBe(0o600);
     const js = await anonymousGet(product, "/share/assets/share-page.js");
     expect(js.status).toBe(200);
     expect(js.text).toContain("bhattiTerminal");

@@ -11,7 +11,6 @@ import type { InteractiveSandbox } from "../sandboxes/session-operations.js";
 import type { SandboxRuntime } from "../sandbox-runtime.js";
 import type { ServiceClients } from "../service-clients.js";
 import { watchVmmEvents } from "../wake/vmm-event-watch.js";
-import { loadOrCreateShareSecret } from "./share-secret.js";
 import { type ShareClaims, signShareToken, verifyShareToken } from "./share-token.js";
 
 /** A share as the API shows it; `token` and `url` only when it was just created. */
@@ -49,7 +48,7 @@ export interface ShareViewer {
 
 /**
  * Share links: a signed, expiring, revocable URL to a web terminal attached to one TTY session
- * of a sandbox. The link is an HMAC-SHA256 token (key in `<state_dir>/share.key`) carrying the
+ * of a sandbox. The link is an HMAC-SHA256 token (the store's key, `<state_dir>/share.key`) carrying the
  * share id, sandbox, session, read-only flag and expiry; the store keeps every share's record so
  * a revoke holds across gateway restarts. A token grants that session's page and WebSocket and
  * nothing else: it is not an API key, so every other route refuses it.
@@ -104,10 +103,21 @@ export function createShareManager(deps: {
 }): ShareManager {
   const { config, runtime, logger } = deps;
   const { wake, sandboxes } = runtime;
-  // Both are made on first use, so a gateway that never shares creates no key file.
-  let key: Buffer | undefined;
-  const secret = () => {
-    key ??= loadOrCreateShareSecret(config.state_dir);
+  // The key is the store's (it owns the state dir), fetched on first use and kept.
+  let key: Promise<Buffer> | undefined;
+  const secret = (): Promise<Buffer> => {
+    key ??= store()
+      .getShareKey({})
+      .then(
+        (res) => {
+          if (res.key.length < 32) throw new ConnectError("store returned no share key", Code.Internal);
+          return Buffer.from(res.key);
+        },
+        (e: unknown) => {
+          key = undefined;
+          throw e;
+        },
+      );
     return key;
   };
   let dialed: ReturnType<typeof createServiceClient<typeof ShareStoreService>> | undefined;
@@ -173,7 +183,7 @@ export function createShareManager(deps: {
         expiresAt: timestampFromMs(expiresAtSec * 1000),
       });
       if (share === undefined) throw new ConnectError("store returned no share", Code.Internal);
-      const token = signShareToken(secret(), {
+      const token = signShareToken(await secret(), {
         id,
         sandboxId,
         sessionId,
@@ -207,7 +217,7 @@ export function createShareManager(deps: {
       return shareIds;
     },
     async authorize(token) {
-      const claims = verifyShareToken(secret(), token, Math.floor(Date.now() / 1000));
+      const claims = verifyShareToken(await secret(), token, Math.floor(Date.now() / 1000));
       let record: ShareRecord | undefined;
       try {
         record = (await store().getShare({ id: claims.id })).share;

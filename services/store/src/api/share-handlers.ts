@@ -15,8 +15,12 @@ const shareToProto = (r: ShareRow) => ({
 });
 
 /** ShareStoreService: the records of share links (errors are the registry's ConnectErrors). */
-export function createShareStoreHandlers(shares: ShareRegistry): ServiceImpl<typeof ShareStoreService> {
+export function createShareStoreHandlers(
+  shares: ShareRegistry,
+  shareKey: () => Buffer,
+): ServiceImpl<typeof ShareStoreService> {
   return {
+    getShareKey: () => ({ key: shareKey() }),
     recordShare: (req) => ({
       share: shareToProto(
         shares.record({

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/share_store.proto.
  */
 export const file_bhatti_v1_share_store: GenFile = /*@__PURE__*/
-  fileDesc("ChtiaGF0dGkvdjEvc2hhcmVfc3RvcmUucHJvdG8SCWJoYXR0aS52MSL1AQoLU2hhcmVSZWNvcmQSCgoCaWQYASABKAkSEgoKc2FuZGJveF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJcmVhZF9vbmx5GAUgASgIEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpkBChJSZWNvcmRTaGFyZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIPCgdzYW5kYm94GAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJcmVhZF9vbmx5GAUgASgIEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKE1JlY29yZFNoYXJlUmVzcG9uc2USJQoFc2hhcmUYASABKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiHQoPR2V0U2hhcmVSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEEdldFNoYXJlUmVzcG9uc2USJQoFc2hhcmUYASABKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiNQoRTGlzdFNoYXJlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdzYW5kYm94GAIgASgJIjwKEkxpc3RTaGFyZXNSZXNwb25zZRImCgZzaGFyZXMYASADKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiSQoTUmV2b2tlU2hhcmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3NhbmRib3gYAiABKAkSEAoIc2hhcmVfaWQYAyABKAkiKQoUUmV2b2tlU2hhcmVzUmVzcG9uc2USEQoJc2hhcmVfaWRzGAEgAygJMsICChFTaGFyZVN0b3JlU2VydmljZRJMCgtSZWNvcmRTaGFyZRIdLmJoYXR0aS52MS5SZWNvcmRTaGFyZVJlcXVlc3QaHi5iaGF0dGkudjEuUmVjb3JkU2hhcmVSZXNwb25zZRJDCghHZXRTaGFyZRIaLmJoYXR0aS52MS5HZXRTaGFyZVJlcXVlc3QaGy5iaGF0dGkudjEuR2V0U2hhcmVSZXNwb25zZRJJCgpMaXN0U2hhcmVzEhwuYmhhdHRpLnYxLkxpc3RTaGFyZXNSZXF1ZXN0Gh0uYmhhdHRpLnYxLkxpc3RTaGFyZXNSZXNwb25zZRJPCgxSZXZva2VTaGFyZXMSHi5iaGF0dGkudjEuUmV2b2tlU2hhcmVzUmVxdWVzdBofLmJoYXR0aS52MS5SZXZva2VTaGFyZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChtiaGF0dGkvdjEvc2hhcmVfc3RvcmUucHJvdG8SCWJoYXR0aS52MSL1AQoLU2hhcmVSZWNvcmQSCgoCaWQYASABKAkSEgoKc2FuZGJveF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJcmVhZF9vbmx5GAUgASgIEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJldm9rZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpkBChJSZWNvcmRTaGFyZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIPCgdzYW5kYm94GAMgASgJEhIKCnNlc3Npb25faWQYBCABKAkSEQoJcmVhZF9vbmx5GAUgASgIEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjwKE1JlY29yZFNoYXJlUmVzcG9uc2USJQoFc2hhcmUYASABKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiHQoPR2V0U2hhcmVSZXF1ZXN0EgoKAmlkGAEgASgJIjkKEEdldFNoYXJlUmVzcG9uc2USJQoFc2hhcmUYASABKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiNQoRTGlzdFNoYXJlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIPCgdzYW5kYm94GAIgASgJIjwKEkxpc3RTaGFyZXNSZXNwb25zZRImCgZzaGFyZXMYASADKAsyFi5iaGF0dGkudjEuU2hhcmVSZWNvcmQiSQoTUmV2b2tlU2hhcmVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg8KB3NhbmRib3gYAiABKAkSEAoIc2hhcmVfaWQYAyABKAkiKQoUUmV2b2tlU2hhcmVzUmVzcG9uc2USEQoJc2hhcmVfaWRzGAEgAygJIhQKEkdldFNoYXJlS2V5UmVxdWVzdCIiChNHZXRTaGFyZUtleVJlc3BvbnNlEgsKA2tleRgBIAEoDDKQAwoRU2hhcmVTdG9yZVNlcnZpY2USTAoLUmVjb3JkU2hhcmUSHS5iaGF0dGkudjEuUmVjb3JkU2hhcmVSZXF1ZXN0Gh4uYmhhdHRpLnYxLlJlY29yZFNoYXJlUmVzcG9uc2USQwoIR2V0U2hhcmUSGi5iaGF0dGkudjEuR2V0U2hhcmVSZXF1ZXN0GhsuYmhhdHRpLnYxLkdldFNoYXJlUmVzcG9uc2USSQoKTGlzdFNoYXJlcxIcLmJoYXR0aS52MS5MaXN0U2hhcmVzUmVxdWVzdBodLmJoYXR0aS52MS5MaXN0U2hhcmVzUmVzcG9uc2USTwoMUmV2b2tlU2hhcmVzEh4uYmhhdHRpLnYxLlJldm9rZVNoYXJlc1JlcXVlc3QaHy5iaGF0dGkudjEuUmV2b2tlU2hhcmVzUmVzcG9uc2USTAoLR2V0U2hhcmVLZXkSHS5iaGF0dGkudjEuR2V0U2hhcmVLZXlSZXF1ZXN0Gh4uYmhhdHRpLnYxLkdldFNoYXJlS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.ShareRecord
@@ -251,6 +251,36 @@ export const RevokeSharesResponseSchema: GenMessage<RevokeSharesResponse> = /*@_
   messageDesc(file_bhatti_v1_share_store, 8);
 
 /**
+ * @generated from message bhatti.v1.GetShareKeyRequest
+ */
+export type GetShareKeyRequest = Message<"bhatti.v1.GetShareKeyRequest"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.GetShareKeyRequest.
+ * Use `create(GetShareKeyRequestSchema)` to create a new message.
+ */
+export const GetShareKeyRequestSchema: GenMessage<GetShareKeyRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_share_store, 9);
+
+/**
+ * @generated from message bhatti.v1.GetShareKeyResponse
+ */
+export type GetShareKeyResponse = Message<"bhatti.v1.GetShareKeyResponse"> & {
+  /**
+   * @generated from field: bytes key = 1;
+   */
+  key: Uint8Array;
+};
+
+/**
+ * Describes the message bhatti.v1.GetShareKeyResponse.
+ * Use `create(GetShareKeyResponseSchema)` to create a new message.
+ */
+export const GetShareKeyResponseSchema: GenMessage<GetShareKeyResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_share_store, 10);
+
+/**
  * ShareStoreService keeps the records of share links (served by the store process on store.sock,
  * next to StoreService). The links themselves are HMAC-signed by the gateway; the store holds
  * what must survive a gateway restart: which shares exist and which were revoked.
@@ -297,6 +327,17 @@ export const ShareStoreService: GenService<{
     methodKind: "unary";
     input: typeof RevokeSharesRequestSchema;
     output: typeof RevokeSharesResponseSchema;
+  },
+  /**
+   * GetShareKey returns the HMAC key share links are signed with: 32 random bytes kept in
+   * <state_dir>/share.key (0600), created on first use, so links outlive restarts.
+   *
+   * @generated from rpc bhatti.v1.ShareStoreService.GetShareKey
+   */
+  getShareKey: {
+    methodKind: "unary";
+    input: typeof GetShareKeyRequestSchema;
+    output: typeof GetShareKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_share_store, 0);

@@ -6,11 +6,11 @@ import { join } from "node:path";
 export const SHARE_KEY_FILE = "share.key";
 
 /**
- * The HMAC key of share links: 32 random bytes, created once (mode 0600, exclusive create, so two
- * gateways starting together agree on one key) and kept across restarts, so links stay valid.
- * Deleting the file invalidates every link.
+ * The HMAC key the gateway signs share links with: 32 random bytes, created once (mode 0600,
+ * exclusive create) and kept across restarts, so links stay valid. The store keeps it because it
+ * owns the state dir (the gateway's unit cannot write there). Deleting the file invalidates every link.
  */
-export function loadOrCreateShareSecret(stateDir: string): Buffer {
+export function loadOrCreateShareKey(stateDir: string): Buffer {
   const path = join(stateDir, SHARE_KEY_FILE);
   try {
     writeFileSync(path, randomBytes(32).toString("hex"), { mode: 0o600, flag: "wx" });
