@@ -118,7 +118,7 @@ describe("share page in Chromium", () => {
     await page.close();
   }, 120_000);
 
-  it("a read-only link shows the session but typed text never reaches the sandbox", async () => {
+  it("a read-only link watches the session live but typed text never reaches the sandbox", async () => {
     const marker = randomBytes(4).toString("hex");
     const rw = await share();
     const ro = await share({ read_only: true, session_id: rw.session_id });
@@ -132,6 +132,10 @@ describe("share page in Chromium", () => {
     await writer.page.locator(".xterm-helper-textarea").focus();
     await writer.page.keyboard.type(`echo writer-${marker}\n`);
     await waitForText(writer.page, `writer-${marker}`);
+    // The reader watches live: the writer joined without taking the session from it.
+    await waitForText(page, `writer-${marker}`);
+    expect(await page.locator("#status").textContent()).toBe("live (read-only)");
+    await page.screenshot({ path: `${artifacts}share-read-only-watching.png` });
     expect(await terminalText(writer.page)).not.toContain(`typed-${marker}`);
     const probe = await exec(product, sandbox.id, [
       "sh",

@@ -48,7 +48,12 @@ export interface ShareSocket {
   closed(): Promise<{ code: number; reason: string }>;
 }
 
-export async function openShareSocket(product: Product, token: string): Promise<ShareSocket> {
+export async function openShareSocket(
+  product: Product,
+  token: string,
+  options: { answerCursorQueries?: boolean } = {},
+): Promise<ShareSocket> {
+  const answer = options.answerCursorQueries ?? true;
   const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
   const ws = new WebSocket(`ws+unix://${ep.path}:/share/${token}/ws`);
   let out = "";
@@ -58,7 +63,7 @@ export async function openShareSocket(product: Product, token: string): Promise<
       const text = data.toString("utf8");
       out += text;
       // Answer the shell's cursor position query as a terminal does (busybox ash waits for it).
-      if (text.includes("\x1b[6n")) ws.send(Buffer.from("\x1b[1;1R"));
+      if (answer && text.includes("\x1b[6n")) ws.send(Buffer.from("\x1b[1;1R"));
     }
     for (const w of waiters) w();
   });

@@ -136,6 +136,32 @@ describe("share links", () => {
     expect(probe.body.stdout.trim()).toBe("clean");
   }, 90_000);
 
+  it("viewers of one session share it: all see the output live, late joiners get the replay, read-only input is dropped", async () => {
+    const rw = await share();
+    const ro = await share({ read_only: true, session_id: rw.session_id });
+    const a = await openShareSocket(product, rw.token);
+    const b = await openShareSocket(product, ro.token, { answerCursorQueries: false });
+    const c = await openShareSocket(product, rw.token, { answerCursorQueries: false });
+    a.ws.send(Buffer.from("echo both-$((3*3))\n"));
+    await Promise.all([a.waitFor("both-9"), b.waitFor("both-9"), c.waitFor("both-9")]);
+    b.ws.send(Buffer.from("touch /tmp/ro-shared; echo ro2-$((5*5))\n"));
+    c.ws.send(Buffer.from("echo c-$((2+2))\n"));
+    await Promise.all([a.waitFor("c-4"), b.waitFor("c-4"), c.waitFor("c-4")]);
+    const d = await openShareSocket(product, ro.token, { answerCursorQueries: false });
+    await d.waitFor("c-4");
+    // Joining took nobody's place.
+    for (const v of [a, b, c, d]) expect(v.ws.readyState).toBe(v.ws.OPEN);
+    for (const v of [a, b, c, d]) expect(v.output()).not.toContain("ro2-25");
+    const probe = await exec(product, sandbox.id, [
+      "sh",
+      "-c",
+      "test -e /tmp/ro-shared && echo typed || echo clean",
+    ]);
+    expect(probe.body.stdout.trim()).toBe("clean");
+    for (const v of [a, b, c, d]) v.ws.close();
+    await Promise.all([a, b, c, d].map((v) => v.closed()));
+  }, 90_000);
+
   it("an expired link is 401 (page and socket), and an open viewer is closed at expiry", async () => {
     const s = await share({ expires_sec: 3 });
     const viewer = await openShareSocket(product, s.token);

@@ -4,6 +4,7 @@ import { type ShareRecord, ShareStoreService } from "@bhatti/proto";
 import { type Logger, type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { WebSocket } from "ws";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import { createIpRateLimiter } from "../limits/ip-rate-limiter.js";
 import { translatingAgentErrors } from "../sandboxes/agent-errors.js";
@@ -11,6 +12,7 @@ import type { InteractiveSandbox } from "../sandboxes/session-operations.js";
 import type { SandboxRuntime } from "../sandbox-runtime.js";
 import type { ServiceClients } from "../service-clients.js";
 import { watchVmmEvents } from "../wake/vmm-event-watch.js";
+import { createSessionHubs } from "./session-hub.js";
 import { type ShareClaims, signShareToken, verifyShareToken } from "./share-token.js";
 
 /** A share as the API shows it; `token` and `url` only when it was just created. */
@@ -62,6 +64,8 @@ export interface ShareManager {
   authorize(token: string): Promise<AuthorizedShare>;
   /** The shared session, to attach a viewer's socket to (wakes the sandbox on open). */
   sandboxFor(share: AuthorizedShare): InteractiveSandbox;
+  /** Serves a viewer's socket on the share's session, with the session's other viewers. */
+  join(ws: WebSocket, share: AuthorizedShare): void;
   /** Per-client-address limit of page loads and socket opens (429 with Retry-After past it). */
   limitAddress(remoteAddr: string): void;
   /** Registers a live viewer; returns its unregister function. */
@@ -129,6 +133,7 @@ export function createShareManager(deps: {
     return dialed.client;
   };
   const viewers = new Map<string, Set<ShareViewer>>();
+  const hubs = createSessionHubs({ wake, clients: deps.clients, logger });
   // A destroyed sandbox's viewers are told at once: their agent connection may never see a FIN
   // (the sandbox's network goes away with it).
   const stopWatching = watchVmmEvents(deps.clients, logger, {
@@ -144,6 +149,22 @@ export function createShareManager(deps: {
     capacity: config.rate_share_per_minute,
     perMinute: config.rate_share_per_minute,
   });
+
+  const sandboxFor = (share: AuthorizedShare): InteractiveSandbox => {
+    const { sandboxId, sessionId } = share.claims;
+    const onAgent = <T>(op: (agent: AgentClient) => Promise<T>): Promise<T> =>
+      translatingAgentErrors(async () => op(await wake.ensureHot(sandboxId)));
+    const refuse = () =>
+      Promise.reject(new ConnectError("a share grants its session only", Code.PermissionDenied));
+    return {
+      sandboxId,
+      // Always the shared session, whatever the viewer asks for.
+      openShell: () =>
+        onAgent(async (agent) => ({ session: await agent.attachSession(sessionId), reattach: true })),
+      openPiped: refuse,
+      attach: refuse,
+    };
+  };
 
   return {
     async create(user, ref, input) {
@@ -250,20 +271,14 @@ export function createShareManager(deps: {
       }
       return { claims, userId: record.userId };
     },
-    sandboxFor(share) {
-      const { sandboxId, sessionId } = share.claims;
-      const onAgent = <T>(op: (agent: AgentClient) => Promise<T>): Promise<T> =>
-        translatingAgentErrors(async () => op(await wake.ensureHot(sandboxId)));
-      const refuse = () =>
-        Promise.reject(new ConnectError("a share grants its session only", Code.PermissionDenied));
-      return {
-        sandboxId,
-        // Always the shared session, whatever the viewer asks for.
-        openShell: () =>
-          onAgent(async (agent) => ({ session: await agent.attachSession(sessionId), reattach: true })),
-        openPiped: refuse,
-        attach: refuse,
-      };
+    sandboxFor,
+    join(ws, share) {
+      hubs.join(ws, {
+        sandbox: sandboxFor(share),
+        sessionId: share.claims.sessionId,
+        userId: share.userId,
+        readOnly: share.claims.readOnly,
+      });
     },
     limitAddress: (remoteAddr) => perAddress.take(remoteAddr),
     track(shareId, viewer) {

@@ -2,16 +2,15 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import type { WebSocketServer } from "ws";
 import type { GatewayContext } from "../gateway-context.js";
-import { serveShellSocket } from "../ws/shell-socket.js";
 
 /** `/share/<token>/ws`: the share page's terminal socket. */
 export const shareSocketPattern = /^\/share\/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\/ws$/;
 
 /**
  * Upgrades a share viewer's socket: the token (not an API key) is checked first (signature,
- * expiry, revocation: 401 before the upgrade), then the socket is the TTY shell protocol of
- * `/sandboxes/:id/ws` fixed to the shared session; a read-only link's input is dropped here.
- * Attaching takes the session over (v1's attach semantics): one viewer at a time.
+ * expiry, revocation: 401 before the upgrade), then the socket speaks the TTY shell protocol of
+ * `/sandboxes/:id/ws`, fixed to the shared session and shared with its other viewers
+ * (share/session-hub.ts); a read-only link's input is dropped there.
  */
 export async function upgradeShareSocket(
   gw: GatewayContext,
@@ -23,8 +22,6 @@ export async function upgradeShareSocket(
 ): Promise<void> {
   gw.shares.limitAddress(req.socket.remoteAddress ?? "");
   const share = await gw.shares.authorize(token);
-  const sandbox = gw.shares.sandboxFor(share);
-  const deps = { wake: gw.runtime.wake, clients: gw.clients, logger: gw.logger };
   wss.handleUpgrade(req, socket, head, (ws) => {
     ws.on("error", (e: Error) => {
       gw.logger.warn("share websocket closed on a bad frame", {
@@ -47,15 +44,6 @@ export async function upgradeShareSocket(
       untrack();
       clearTimeout(expiry);
     });
-    serveShellSocket(ws, deps, {
-      sandbox,
-      userId: share.userId,
-      sessionId: share.claims.sessionId,
-      forceNew: false,
-      readOnly: share.claims.readOnly,
-    }).catch((e: unknown) => {
-      gw.logger.error("share websocket handler failed", { error: e });
-      ws.terminate();
-    });
+    gw.shares.join(ws, share);
   });
 }

@@ -16,8 +16,6 @@ export interface ShellSocketOptions {
   sessionId: string | undefined;
   /** `?new=true`: never reattach. */
   forceNew: boolean;
-  /** A read-only viewer (share link): its keystrokes and resizes are dropped here, server-side. */
-  readOnly?: boolean;
 }
 
 /** Reads `{"type":"resize","rows":R,"cols":C}`; anything else is keystrokes. */
@@ -78,7 +76,6 @@ export async function serveShellSocket(
     () => ws.terminate(),
   );
   ws.on("message", (data, isBinary) => {
-    if (options.readOnly === true) return;
     wake.touch(sandboxId);
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     if (!isBinary) {
