@@ -77,6 +77,22 @@ await Promise.all(
     .map((e) => build({ ...common, entryPoints: [e.in], outfile: e.out })),
 );
 
+// The share page's terminal (browser code): xterm.js and its CSS bundled here, served by the
+// gateway from gateway/dist/share-page/ (no CDN).
+if (existsSync(join(root, "gateway/share-page/share-page.ts"))) {
+  await build({
+    entryPoints: ["gateway/share-page/share-page.ts", "gateway/share-page/share-page.css"],
+    outdir: "gateway/dist/share-page",
+    bundle: true,
+    minify: true,
+    platform: "browser",
+    format: "iife",
+    target: "chrome120",
+    logLevel: "warning",
+    absWorkingDir: root,
+  });
+}
+
 // The CLI: a launcher (bhatti.mjs, one file, no chunks to resolve) that answers `bhatti version`
 // itself and otherwise turns on the compile cache and imports the command line. `list` and `exec`,
 // the commands run most, are one file each (bhatti-list.mjs, bhatti-exec.mjs: everything they run,

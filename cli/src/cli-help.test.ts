@@ -35,6 +35,8 @@ const helpCommands = [
   "secret",
   "snapshot",
   "volume",
+  "forward",
+  "share",
   "help",
 ];
 

@@ -105,6 +105,11 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["volume"],
     load: async () => (await import("./commands/volume-command.js")).registerVolumeCommands,
   },
+  {
+    names: ["forward"],
+    load: async () => (await import("./commands/forward-command.js")).registerForwardCommand,
+  },
+  { names: ["share"], load: async () => (await import("./commands/share-command.js")).registerShareCommand },
 ];
 
 /**

@@ -1,4 +1,6 @@
 import type { Logger, ServerConfig } from "@bhatti/runtime";
+import type { ForwardManager } from "./forward/forward-manager.js";
+import type { ShareManager } from "./share/share-manager.js";
 import type { RequestAuth } from "./auth/request-auth.js";
 import type { SandboxRuntime } from "./sandbox-runtime.js";
 import type { ServiceClients } from "./service-clients.js";
@@ -13,4 +15,8 @@ export interface GatewayContext {
   readonly runtime: SandboxRuntime;
   /** Connect procedures (`package.Service/Method`) callable without an API key. */
   readonly publicProcedures: Set<string>;
+  /** Host forwards of this gateway process (in memory). */
+  readonly forwards: ForwardManager;
+  /** Share links (web terminal pages). */
+  readonly shares: ShareManager;
 }

@@ -5,12 +5,14 @@ import { createApiKeyAuthenticator } from "./auth/api-key-authenticator.js";
 import { createRequestAuth } from "./auth/request-auth.js";
 import { createStoreApiKeyLookup } from "./auth/store-api-key-lookup.js";
 import { createBoundedConnectHandler } from "./connect/bounded-connect-handler.js";
+import { createForwardManager } from "./forward/forward-manager.js";
 import { createIpRateLimiter } from "./limits/ip-rate-limiter.js";
 import { createAuthInterceptor, remoteAddressKey } from "./connect/auth-interceptor.js";
 import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
+import { createShareManager } from "./share/share-manager.js";
 import { createSandboxRuntime } from "./sandbox-runtime.js";
 import { type ServiceClients, createServiceClients } from "./service-clients.js";
 import { registerWebSocketRoutes } from "./ws/websocket-routes.js";
@@ -49,7 +51,22 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     }),
   });
   const runtime = createSandboxRuntime(clients, config, logger);
-  const context: GatewayContext = { config, logger, clients, auth, runtime, publicProcedures: new Set() };
+  const forwards = createForwardManager({
+    wake: runtime.wake,
+    clients,
+    logger: logger.child({ component: "forward" }),
+    bindAddress: config.forward_bind_address,
+  });
+  const context: GatewayContext = {
+    config,
+    logger,
+    clients,
+    auth,
+    runtime,
+    publicProcedures: new Set(),
+    forwards,
+    shares: createShareManager({ config, runtime, clients, logger: logger.child({ component: "share" }) }),
+  };
   const rest = createRestRouter(context);
   registerRestRoutes(rest, context);
   const connect = createBoundedConnectHandler(context, {
@@ -71,6 +88,8 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     close() {
       closing ??= new Promise<void>((resolve) => {
         websockets.close();
+        void forwards.closeAll();
+        context.shares.close();
         runtime.close();
         server.close(() => resolve());
         server.closeIdleConnections();

@@ -17,3 +17,5 @@ export * from "./gen/bhatti/v1/vmm_volume_pb.js";
 export * from "./rest-json.js";
 
 export * from "./vocabulary/index.js";
+export * from "./gen/bhatti/v1/share_store_pb.js";
+export * from "./gen/bhatti/v1/share_pb.js";

@@ -4,6 +4,7 @@ import { registerAdminService } from "./admin-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerSnapshotService } from "./snapshot-service.js";
+import { registerShareServices } from "./share-service.js";
 import { registerUserService } from "./user-service.js";
 import { registerVolumeService } from "./volume-service.js";
 
@@ -15,4 +16,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerSecretService(router, gw);
   registerSnapshotService(router, gw);
   registerVolumeService(router, gw);
+  registerShareServices(router, gw);
 }

@@ -32,6 +32,8 @@ describe("the OpenAPI document comes from the registered routes", () => {
     );
     expect(open).toEqual([
       { route: "GET /health", security: [] },
+      { route: "GET /share/{token}", security: [] },
+      { route: "GET /share/assets/{file}", security: [] },
       { route: "GET /openapi.json", security: [] },
     ]);
   });

@@ -1,11 +1,13 @@
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminRoutes } from "./admin-routes.js";
 import { registerExecRoutes } from "./exec-routes.js";
+import { registerForwardRoutes } from "./forward-routes.js";
 import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
 import { registerOpenApiRoutes } from "./openapi-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
+import { registerShareRoutes } from "./share-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
 import { registerSnapshotRoutes } from "./snapshot-routes.js";
@@ -26,5 +28,7 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerImageRoutes(router, gw);
   registerSnapshotRoutes(router, gw);
   registerVolumeRoutes(router, gw);
+  registerForwardRoutes(router, gw, gw.forwards);
+  registerShareRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }

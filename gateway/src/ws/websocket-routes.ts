@@ -7,6 +7,7 @@ import type { GatewayContext } from "../gateway-context.js";
 import { httpStatusOf } from "../http-status.js";
 import { retryAfterOf } from "../limits/rate-limiter.js";
 import { cleanPath } from "../rest/clean-path.js";
+import { shareSocketPattern, upgradeShareSocket } from "../share/share-socket.js";
 import { serveExecSocket } from "./exec-socket.js";
 import { serveShellSocket } from "./shell-socket.js";
 
@@ -71,6 +72,12 @@ export function registerWebSocketRoutes(server: Server, gw: GatewayContext): Web
         return;
       }
       const path = cleanPath(url.pathname);
+      // A share link's socket carries its own token instead of an API key.
+      const share = shareSocketPattern.exec(path);
+      if (share !== null) {
+        await upgradeShareSocket(gw, wss, req, socket, head, share[1] ?? "");
+        return;
+      }
       const user = await gw.auth.authenticate(req.headers.authorization, {
         remoteAddr: req.socket.remoteAddress ?? "",
         path,

@@ -284,6 +284,16 @@ export const configKeys = {
     [],
     "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the public nameservers in /etc/resolv.conf (loopback, link-local and private ones are skipped: they would answer host-internal names to every tenant), else 1.1.1.1 and 8.8.8.8.",
   ),
+  forward_bind_address: stringKey(
+    "127.0.0.1",
+    "Address the gateway binds host forwards (`bhatti forward`) on. Loopback by default: a forward has no authentication of its own, so anyone who can reach the port reaches the sandbox's service; bind wider only on a trusted network.",
+  ),
+  rate_share_per_minute: integerKey(
+    60,
+    "Share-link page loads and WebSocket connections one client address may make per minute (the burst is the same number); then 429.",
+    1,
+    1_000_000,
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof configKeys;

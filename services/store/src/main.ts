@@ -1,9 +1,11 @@
 import { join } from "node:path";
-import { StoreService } from "@bhatti/proto";
+import { ShareStoreService, StoreService } from "@bhatti/proto";
 import { StartupError, runService } from "@bhatti/runtime";
 import { AgeKeyError } from "./adapters/age-cipher.js";
 import { apiUrlFromListen, writeClientConfig } from "./adapters/client-config-file.js";
+import { loadOrCreateShareKey } from "./adapters/share-key.js";
 import { DatabaseRefusedError } from "./adapters/sqlite-database.js";
+import { createShareStoreHandlers } from "./api/share-handlers.js";
 import { createStoreHandlers } from "./api/store-handlers.js";
 import { type Store, openStore, startHousekeeping } from "./store.js";
 
@@ -47,6 +49,13 @@ await runService({
       store,
       backupDir: config.backup_dir === "" ? join(config.state_dir, "backups") : config.backup_dir,
     });
-    return { routes: (router) => router.service(StoreService, handlers) };
+    let shareKey: Buffer | undefined;
+    const shareHandlers = createShareStoreHandlers(store.shares, () => {
+      shareKey ??= loadOrCreateShareKey(config.state_dir);
+      return shareKey;
+    });
+    return {
+      routes: (router) => router.service(StoreService, handlers).service(ShareStoreService, shareHandlers),
+    };
   },
 });

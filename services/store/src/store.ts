@@ -14,6 +14,7 @@ import { type MetricsRecorder, createMetricsRecorder } from "./domain/metrics.js
 import { type PublishRules, createPublishRules } from "./domain/publish-rules.js";
 import { type SandboxRegistry, createSandboxRegistry } from "./domain/sandboxes.js";
 import { type SecretVault, createSecretVault } from "./domain/secrets.js";
+import { type ShareRegistry, createShareRegistry } from "./domain/shares.js";
 import { type ShellTokens, createShellTokens } from "./domain/shell-tokens.js";
 import { type SnapshotRegistry, createSnapshotRegistry } from "./domain/snapshots.js";
 import { type TaskBoard, createTaskBoard } from "./domain/tasks.js";
@@ -40,6 +41,7 @@ export interface Store {
   readonly snapshots: SnapshotRegistry;
   readonly publishRules: PublishRules;
   readonly shellTokens: ShellTokens;
+  readonly shares: ShareRegistry;
   readonly tasks: TaskBoard;
   close(): void;
 }
@@ -87,6 +89,7 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     snapshots: createSnapshotRegistry(db, users, events),
     publishRules: createPublishRules(db, sandboxes),
     shellTokens: createShellTokens(db, sandboxes),
+    shares: createShareRegistry(db, sandboxes),
     tasks: createTaskBoard(db, users),
     close() {
       // Counted events (auth.failed) carry their last counts into the file.

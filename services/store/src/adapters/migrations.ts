@@ -194,4 +194,22 @@ CREATE TABLE metrics_snapshots (
 ) STRICT;
 `;
 
-export const storeMigrations: readonly Migration[] = [{ version: 1, name: "initial", sql: initialSchema }];
+// Share links (the gateway signs them; the store keeps them so a revoke survives a gateway restart).
+const sharesSchema = `
+CREATE TABLE shares (
+  id TEXT PRIMARY KEY,
+  sandbox_id TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  read_only INTEGER NOT NULL,
+  expires_at TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  revoked_at TEXT
+) STRICT;
+CREATE INDEX shares_sandbox ON shares (sandbox_id, created_at);
+`;
+
+export const storeMigrations: readonly Migration[] = [
+  { version: 1, name: "initial", sql: initialSchema },
+  { version: 2, name: "shares", sql: sharesSchema },
+];
