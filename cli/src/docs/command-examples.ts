@@ -36,4 +36,20 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
   "secret set": ['printf %s "$GITHUB_TOKEN" | bhatti secret set GH_TOKEN'],
   "secret list": ["bhatti secret list"],
   "secret delete": ["bhatti secret delete GH_TOKEN -y"],
+  "snapshot create": [
+    "bhatti snapshot create dev before-refactor",
+    "bhatti snapshot create dev files-only --fs-only",
+  ],
+  "snapshot list": ["bhatti snapshot list --json"],
+  "snapshot resume": [
+    "bhatti snapshot resume before-refactor --name dev-fork",
+    "bhatti snapshot resume before-refactor --into dev",
+  ],
+  "snapshot delete": ["bhatti snapshot delete before-refactor"],
+  "volume create": ["bhatti volume create cache --size 1G"],
+  "volume list": ["bhatti volume list --json"],
+  "volume resize": ["bhatti volume resize cache --size 2G"],
+  "volume delete": ["bhatti volume delete cache"],
+  forward: ["bhatti forward dev 5432 --host-port 15432", "bhatti forward dev 5432 --close"],
+  share: ["bhatti share dev --expires 1h --read-only", "bhatti share dev --revoke"],
 };
