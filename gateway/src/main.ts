@@ -35,6 +35,18 @@ try {
     });
   });
   logger.info("serving", { listen: config.listen });
+  const proxyServer = gateway.proxyServer;
+  if (proxyServer !== undefined) {
+    const proxyAddress = parseListenAddress(config.proxy_listen);
+    await new Promise<void>((resolve, reject) => {
+      proxyServer.once("error", reject);
+      proxyServer.listen(proxyAddress.port, proxyAddress.host, () => {
+        proxyServer.off("error", reject);
+        resolve();
+      });
+    });
+    logger.info("serving published ports", { proxy_listen: config.proxy_listen, tls: config.proxy_tls });
+  }
 } catch (e) {
   const err = e as NodeJS.ErrnoException;
   const message =

@@ -6,6 +6,7 @@ import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
 import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
+export { type PublishedPortJson, publishedPortJson } from "./publish-json.js";
 
 /** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
 export interface TimestampLike {

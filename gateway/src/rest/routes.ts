@@ -5,6 +5,7 @@ import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
 import { registerOpenApiRoutes } from "./openapi-routes.js";
+import { registerPublishRoutes } from "./publish-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
 import { registerSessionRoutes } from "./session-routes.js";
@@ -22,5 +23,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerSecretRoutes(router, gw);
   registerAdminRoutes(router, gw);
   registerImageRoutes(router, gw);
+  registerPublishRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }

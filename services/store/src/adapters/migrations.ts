@@ -194,4 +194,10 @@ CREATE TABLE metrics_snapshots (
 ) STRICT;
 `;
 
-export const storeMigrations: readonly Migration[] = [{ version: 1, name: "initial", sql: initialSchema }];
+// Issue 14: a published port may require the owner's API key (`bhatti publish --private`).
+const publishPrivate = "ALTER TABLE publish_rules ADD COLUMN private INTEGER NOT NULL DEFAULT 0;";
+
+export const storeMigrations: readonly Migration[] = [
+  { version: 1, name: "initial", sql: initialSchema },
+  { version: 2, name: "publish_private", sql: publishPrivate },
+];
