@@ -32,6 +32,8 @@ const helpCommands = [
   "completion",
   "user",
   "secret",
+  "publish",
+  "unpublish",
   "help",
 ];
 

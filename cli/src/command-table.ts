@@ -93,6 +93,14 @@ export const commandTable: readonly CommandEntry[] = [
     names: ["secret"],
     load: async () => (await import("./commands/secret-command.js")).registerSecretCommands,
   },
+  {
+    names: ["publish"],
+    load: async () => (await import("./commands/publish-command.js")).registerPublishCommand,
+  },
+  {
+    names: ["unpublish"],
+    load: async () => (await import("./commands/publish-command.js")).registerUnpublishCommand,
+  },
 ];
 
 /**

@@ -32,6 +32,8 @@ export function registerPublishRoutes(router: RestRouter, gw: GatewayContext): v
     "/sandboxes/:id/publish",
     userRoute(gw, "lifecycle", async (ctx, user) => {
       const body = await readJsonObject(ctx.req);
+      const port = body["port"];
+      if (typeof port !== "number") throw new ConnectError("port must be a number", Code.InvalidArgument);
       const alias = body["alias"];
       const isPrivate = body["private"];
       if (alias !== undefined && alias !== null && typeof alias !== "string")
@@ -39,7 +41,7 @@ export function registerPublishRoutes(router: RestRouter, gw: GatewayContext): v
       if (isPrivate !== undefined && isPrivate !== null && typeof isPrivate !== "boolean")
         throw new ConnectError("private must be a boolean", Code.InvalidArgument);
       const published = await ops().publish(user, sandboxRef(ctx), {
-        port: body["port"],
+        port,
         ...(typeof alias === "string" ? { alias } : {}),
         private: isPrivate === true,
       });
