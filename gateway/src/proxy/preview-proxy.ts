@@ -133,8 +133,9 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
     };
   };
 
-  const limit = (req: IncomingMessage, limitKey: string | undefined) => {
-    perIp.take(req.socket.remoteAddress ?? "");
+  // Per address before any lookup (unknown aliases cost a store query), per alias once known.
+  const limitIp = (req: IncomingMessage) => perIp.take(req.socket.remoteAddress ?? "");
+  const limitAlias = (limitKey: string | undefined) => {
     if (limitKey !== undefined) perAlias.take(limitKey);
   };
 
@@ -144,6 +145,7 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
     handle(req, res, listener) {
       void (async () => {
         try {
+          limitIp(req);
           const r = await route(req, listener);
           if (r.kind === "redirect") {
             req.resume();
@@ -151,7 +153,7 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
             res.end();
             return;
           }
-          limit(req, r.limitKey);
+          limitAlias(r.limitKey);
           await engine.web(req, res, r.target);
         } catch (e) {
           req.resume();
@@ -167,12 +169,13 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
       socket.on("error", () => socket.destroy());
       void (async () => {
         try {
+          limitIp(req);
           const r = await route(req, listener);
           if (r.kind === "redirect") {
             writeSocketReply(socket, plainReply(404, "a WebSocket path needs the trailing /"));
             return;
           }
-          limit(req, r.limitKey);
+          limitAlias(r.limitKey);
           await engine.ws(req, socket, head, r.target);
         } catch (e) {
           writeSocketReply(socket, proxyErrorReply(e, 0));
