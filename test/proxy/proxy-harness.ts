@@ -71,7 +71,7 @@ export function nextMessage(ws: WebSocket): Promise<string> {
 export async function startWebApp(
   product: Product,
   sandboxId: string,
-  ports: readonly number[],
+  ports: readonly (number | string)[],
 ): Promise<void> {
   const b64 = Buffer.from(WEB_APP_SOURCE).toString("base64");
   const wrote = await exec(product, sandboxId, ["sh", "-c", `echo ${b64} | base64 -d > /tmp/web-app.js`]);
@@ -92,7 +92,8 @@ export async function startWebApp(
   if (started.status !== 200) throw new Error(`starting the app: ${started.status} ${started.text}`);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    const res = await product.http("GET", `/sandboxes/${sandboxId}/proxy/${ports[0]}/headers`);
+    const first = String(ports[0]).split(":").pop();
+    const res = await product.http("GET", `/sandboxes/${sandboxId}/proxy/${first}/headers`);
     if (res.status === 200) return;
     if (Date.now() > deadline) throw new Error(`the web app never answered: ${res.status} ${res.text}`);
     await sleep(100);

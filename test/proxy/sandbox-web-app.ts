@@ -87,10 +87,11 @@ function handler(port) {
   };
 }
 
-for (const p of process.argv.slice(2)) {
+for (const arg of process.argv.slice(2)) {
+  const [host, p] = arg.includes(":") ? arg.split(":") : ["127.0.0.1", arg];
   const port = Number(p);
   const server = http.createServer(handler(port));
   server.on("upgrade", wsEcho);
-  server.listen(port, "127.0.0.1");
+  server.listen(port, host);
 }
 `;
