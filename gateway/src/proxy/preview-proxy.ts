@@ -51,6 +51,8 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
     wake: gw.runtime.wake,
     logger: gw.logger.child({ component: "proxy" }),
     idleTimeoutMs: config.proxy_idle_timeout,
+    // Idle pooled connections go well before the thermal policy could pause the sandbox.
+    poolIdleMs: Math.max(250, Math.min(4_000, Math.floor(config.thermal_warm_after / 2))),
   });
   const perIp = createIpRateLimiter({
     capacity: config.proxy_rate_ip_burst,

@@ -1,9 +1,11 @@
+import type * as http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Logger } from "@bhatti/runtime";
 import { createProxyServer } from "http-proxy-3";
 import type { WakeController } from "../wake/wake-controller.js";
 import { DialedSocketAgent } from "./dialed-socket-agent.js";
+import { createForwardAgentPool } from "./forward-agent-pool.js";
 import { stripHopByHop } from "./hop-by-hop.js";
 import { plainReply, proxyErrorReply, sendReply, writeSocketReply } from "./proxy-responses.js";
 
@@ -37,6 +39,8 @@ export interface ProxyEngineOptions {
   logger: Logger;
   /** No traffic either way for this long closes the request or WebSocket. */
   idleTimeoutMs: number;
+  /** How long a pooled connection to an app may stay idle (below the thermal idle time). */
+  poolIdleMs: number;
   maxBodyBytes?: number;
 }
 
@@ -44,6 +48,19 @@ function prepare(req: IncomingMessage, target: ProxyTarget, upgrade: boolean): v
   stripHopByHop(req.headers, upgrade);
   if (target.stripAuthorization) delete req.headers.authorization;
   req.url = target.path;
+}
+
+const FORWARD_HEADERS = ["x-forwarded-for", "x-forwarded-port", "x-forwarded-proto", "x-forwarded-host"];
+
+const savedForwardHeaders = (req: IncomingMessage) =>
+  FORWARD_HEADERS.map((h) => [h, req.headers[h]] as const);
+
+/** Undoes what http-proxy-3's xfwd added, so a retried request does not list the client twice. */
+function restoreForwardHeaders(req: IncomingMessage, saved: ReturnType<typeof savedForwardHeaders>): void {
+  for (const [h, v] of saved) {
+    if (v === undefined) delete req.headers[h];
+    else req.headers[h] = v;
+  }
 }
 
 export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
@@ -61,6 +78,13 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
 
   const dial = (target: ProxyTarget, signal: AbortSignal) =>
     wake.withAgent(target.sandboxId, (agent) => agent.forward(target.port, { signal }), { signal });
+  const pool = createForwardAgentPool(
+    (sandboxId, port) => wake.withAgent(sandboxId, (agent) => agent.forward(port)),
+    { idleMs: options.poolIdleMs },
+  );
+  // The outgoing request of each proxied request, to tell a dead pooled connection from a failing app.
+  const proxyRequests = new WeakMap<IncomingMessage, http.ClientRequest>();
+  proxy.on("proxyReq", (proxyReq, req) => proxyRequests.set(req, proxyReq));
 
   return {
     async web(req, res, target) {
@@ -79,17 +103,14 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
         aborted.abort();
         wake.touch(target.sandboxId);
       });
-      let socket: Duplex;
       try {
-        socket = await dial(target, aborted.signal);
+        // Wake errors keep their status (503/504/404); a no-op while the sandbox is known hot.
+        await wake.ensureHot(target.sandboxId);
       } catch (e) {
         if (!aborted.signal.aborted) sendReply(res, proxyErrorReply(e, target.port));
         return;
       }
-      if (res.destroyed) {
-        socket.destroy();
-        return;
-      }
+      if (res.destroyed) return;
       if (hasBody && req.headers["content-length"] === undefined) {
         // A body without a declared length is counted as it streams.
         let seen = 0;
@@ -97,25 +118,33 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           seen += chunk.byteLength;
           if (seen > maxBodyBytes) {
             sendReply(res, plainReply(413, `request body larger than ${maxBodyBytes} bytes`));
-            socket.destroy();
             req.destroy();
           }
         });
       }
       prepare(req, target, false);
-      proxy.web(
-        req,
-        res,
-        {
-          target: `http://localhost:${target.port}`,
-          agent: new DialedSocketAgent(socket),
-          timeout: idleTimeoutMs,
-        },
-        (err) => {
-          socket.destroy();
-          if (!res.writableEnded) sendReply(res, proxyErrorReply(err, target.port));
-        },
-      );
+      const forwarded = savedForwardHeaders(req);
+      const send = (agent: http.Agent, retried: boolean) =>
+        proxy.web(
+          req,
+          res,
+          { target: `http://localhost:${target.port}`, agent, timeout: idleTimeoutMs },
+          (err) => {
+            const reused = proxyRequests.get(req)?.reusedSocket === true;
+            if (!retried && reused && !hasBody && !res.headersSent && !aborted.signal.aborted) {
+              // A pooled connection died while idle (the app restarted, the sandbox was
+              // restored): a request without a body is safely sent again on a fresh one.
+              restoreForwardHeaders(req, forwarded);
+              dial(target, aborted.signal).then(
+                (socket) => send(new DialedSocketAgent(socket), true),
+                (e: unknown) => sendReply(res, proxyErrorReply(e, target.port)),
+              );
+              return;
+            }
+            if (!res.writableEnded) sendReply(res, proxyErrorReply(err, target.port));
+          },
+        );
+      send(pool.agentFor(target.sandboxId, target.port), false);
     },
 
     async ws(req, socket, head, target) {
