@@ -20,13 +20,13 @@ const LOAD_SECONDS = Number(process.env["LOAD_SECONDS"] ?? 5);
 const CONNECTIONS = 50;
 const PORT = 3000;
 
-const get = (agent: Agent, socketPath: string, path: string, host: string) =>
+const get = (agent: Agent, socketPath: string, path: string, host: string, expect = 200) =>
   new Promise<number>((resolve, reject) => {
     const t0 = performance.now();
     const req = request({ socketPath, path, agent, headers: { host } }, (res) => {
       res.resume();
       res.on("end", () => {
-        if (res.statusCode !== 200) reject(new Error(`GET ${host}${path}: ${res.statusCode}`));
+        if (res.statusCode !== expect) reject(new Error(`GET ${host}${path}: ${res.statusCode}`));
         else resolve(performance.now() - t0);
       });
     });
@@ -90,9 +90,12 @@ try {
   }
   const directMs: number[] = [];
   const proxiedMs: number[] = [];
+  const floorMs: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     directMs.push(await get(keepAlive, direct, "/headers", `${hot.ip}:${PORT}`));
     proxiedMs.push(await get(keepAlive, gateway, "/headers", gatewayHost(hot.alias)));
+    // The gateway alone: an unknown alias is answered (404) without touching any sandbox.
+    floorMs.push(await get(keepAlive, gateway, "/headers", gatewayHost("no-such-alias"), 404));
   }
   keepAlive.destroy();
 
@@ -119,6 +122,7 @@ try {
   report("proxied GET vs direct (same app, same relay, keep-alive client)", "ms", [
     { name: "direct GET (baseline)", samples: directMs },
     { name: "proxied GET (domain mode)", samples: proxiedMs },
+    { name: "gateway floor (404, no sandbox)", samples: floorMs },
     { name: "warm wake + proxied GET", samples: warmMs },
     { name: "cold wake + proxied GET", samples: coldMs },
   ]);

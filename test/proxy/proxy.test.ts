@@ -115,6 +115,16 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
     expect(seen.headers["te"]).toBeUndefined();
   });
 
+  it("reuses its connection to the app across requests (keep-alive forward channels)", async () => {
+    const ports = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      const res = await rawRequest(api, "GET", "/headers", { headers: { host: hostOf(published.alias) } });
+      expect(res.status).toBe(200);
+      ports.add((JSON.parse(res.text) as { remotePort: number }).remotePort);
+    }
+    expect(ports.size).toBe(1);
+  });
+
   it("path mode on proxy_listen: /<alias>/ strips the prefix, /<alias> redirects, the API is not served there", async () => {
     const redirect = await rawRequest(pub, "GET", `/${published.alias}?x=1`);
     expect(redirect.status).toBe(301);
