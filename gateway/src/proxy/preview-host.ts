@@ -34,7 +34,7 @@ export function aliasOfPath(rawUrl: string): { alias: string; path: string; redi
     : { alias, path: `${rest}${query}`, redirect: false };
 }
 
-/** The authenticated proxy: `/sandboxes/<ref>/proxy/<port>[/rest]`. */
+/** The authenticated proxy: `/sandboxes/<ref>/proxy/<port>[/rest]` (`ref` still percent-encoded). */
 export function ownerProxyPath(
   rawUrl: string,
 ): { ref: string; port: string; path: string; redirect: boolean } | undefined {
@@ -43,6 +43,6 @@ export function ownerProxyPath(
   const query = m[4] ?? "";
   const base = `/sandboxes/${m[1]}/proxy/${m[2]}`;
   return m[3] === undefined
-    ? { ref: decodeURIComponent(m[1] ?? ""), port: m[2] ?? "", path: `${base}/${query}`, redirect: true }
-    : { ref: decodeURIComponent(m[1] ?? ""), port: m[2] ?? "", path: `${m[3]}${query}`, redirect: false };
+    ? { ref: m[1] ?? "", port: m[2] ?? "", path: `${base}/${query}`, redirect: true }
+    : { ref: m[1] ?? "", port: m[2] ?? "", path: `${m[3]}${query}`, redirect: false };
 }
