@@ -88,6 +88,7 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     close() {
       closing ??= new Promise<void>((resolve) => {
         websockets.close();
+        preview.close();
         runtime.close();
         proxyServer?.close();
         proxyServer?.closeIdleConnections();

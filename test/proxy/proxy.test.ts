@@ -230,7 +230,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
     for (const ws of [viaHost, viaPath, viaOwner]) ws.close();
   });
 
-  it("moves 6 MiB up and down byte-exact (sha256), and caps bodies at 50 MB (413)", async () => {
+  it("moves 6 MiB down and 7 MiB up byte-exact (sha256), streams a chunked body, and caps bodies at 50 MB (413)", async () => {
     const down = await rawRequest(api, "GET", "/blob", { headers: { host: hostOf(published.alias) } });
     expect(down.status).toBe(200);
     expect(down.body.byteLength).toBe(6 * 1024 * 1024 + 17);
@@ -244,6 +244,27 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
     expect(JSON.parse(up.text)).toEqual({
       bytes: body.length,
       sha256: createHash("sha256").update(body).digest("hex"),
+    });
+
+    // A body without a length (chunked) streams through too.
+    const chunked = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        { socketPath: pub, method: "POST", path: `/${published.alias}/upload`, agent: false },
+        (res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => (text += d.toString()));
+          res.on("end", () => resolve(text));
+        },
+      );
+      req.on("error", reject);
+      for (let i = 0; i < 16; i++) req.write(body.subarray(i * 65_536, (i + 1) * 65_536));
+      req.end();
+    });
+    expect(JSON.parse(chunked)).toEqual({
+      bytes: 16 * 65_536,
+      sha256: createHash("sha256")
+        .update(body.subarray(0, 16 * 65_536))
+        .digest("hex"),
     });
 
     const tooBig = await rawRequest(api, "POST", "/upload", {

@@ -23,6 +23,7 @@ export interface PreviewProxy {
   claims(req: IncomingMessage, listener: ListenerKind): boolean;
   handle(req: IncomingMessage, res: ServerResponse, listener: ListenerKind): void;
   upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, listener: ListenerKind): void;
+  close(): void;
 }
 
 type Route =
@@ -143,6 +144,7 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
 
   return {
     claims: (req, listener) => kindOf(req, listener) !== undefined,
+    close: () => engine.close(),
 
     handle(req, res, listener) {
       void (async () => {

@@ -32,6 +32,8 @@ export interface ProxyTarget {
 export interface ProxyEngine {
   web(req: IncomingMessage, res: ServerResponse, target: ProxyTarget): Promise<void>;
   ws(req: IncomingMessage, socket: Duplex, head: Buffer, target: ProxyTarget): Promise<void>;
+  /** Closes the pooled connections to apps. */
+  close(): void;
 }
 
 export interface ProxyEngineOptions {
@@ -87,6 +89,8 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
   proxy.on("proxyReq", (proxyReq, req) => proxyRequests.set(req, proxyReq));
 
   return {
+    close: () => pool.close(),
+
     async web(req, res, target) {
       const method = (req.method ?? "GET").toUpperCase();
       const hasBody = method !== "GET" && method !== "HEAD";
