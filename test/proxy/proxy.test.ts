@@ -84,6 +84,11 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
     const list = await product.http("GET", `/sandboxes/${web.id}/publish`);
     expect(list.status).toBe(200);
     expect(list.json<Published[]>().map((p) => p.alias)).toEqual([published.alias]);
+    // --json prints exactly the REST body.
+    const cliList = await product.cli(["publish", "web", "--json"]);
+    expect(cliList.code, cliList.stderr).toBe(0);
+    expect(JSON.parse(cliList.stdout)).toEqual(list.json());
+    expect(list.json<Published[]>()[0]).toEqual(published);
     const human = await product.cli(["publish", "web"]);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toContain(published.url);
