@@ -19,6 +19,7 @@ const WAKE_SAMPLES = Number(process.env["WAKE_SAMPLES"] ?? 10);
 const LOAD_SECONDS = Number(process.env["LOAD_SECONDS"] ?? 5);
 const CONNECTIONS = 50;
 const PORT = 3000;
+const PROXY_PORT = 40_000 + Math.floor(Math.random() * 20_000);
 
 const get = (agent: Agent, socketPath: string, path: string, host: string, expect = 200) =>
   new Promise<number>((resolve, reject) => {
@@ -57,6 +58,7 @@ const product: Product = await startProduct({
     "--thermal-warm-after=300ms",
     "--thermal-cold-after=1h",
     "--thermal-tick=50ms",
+    `--proxy-listen=127.0.0.1:${PROXY_PORT}`,
     "--proxy-rate-ip-burst=10000000",
     "--proxy-rate-ip-per-minute=100000000",
     "--proxy-rate-alias-burst=10000000",
@@ -84,6 +86,8 @@ try {
   const direct = ((await product.env.options.dialer.endpoint(hot.ip, PORT)) as { path: string }).path;
 
   const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  const floorAgent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const publicListener = await endpointPath(product, PROXY_PORT);
   for (let i = 0; i < 20; i++) {
     await get(keepAlive, direct, "/headers", `${hot.ip}:${PORT}`);
     await get(keepAlive, gateway, "/headers", gatewayHost(hot.alias));
@@ -94,10 +98,11 @@ try {
   for (let i = 0; i < SAMPLES; i++) {
     directMs.push(await get(keepAlive, direct, "/headers", `${hot.ip}:${PORT}`));
     proxiedMs.push(await get(keepAlive, gateway, "/headers", gatewayHost(hot.alias)));
-    // The gateway alone: an unknown alias is answered (404) without touching any sandbox.
-    floorMs.push(await get(keepAlive, gateway, "/headers", gatewayHost("no-such-alias"), 404));
+    // The gateway alone: path mode's redirect resolves the (cached) alias and answers without the sandbox.
+    floorMs.push(await get(floorAgent, publicListener, `/${hot.alias}`, `127.0.0.1:${PROXY_PORT}`, 301));
   }
   keepAlive.destroy();
+  floorAgent.destroy();
 
   const directRps = await throughput(direct, `${hot.ip}:${PORT}`);
   const proxiedRps = await throughput(gateway, gatewayHost(hot.alias));
@@ -122,7 +127,7 @@ try {
   report("proxied GET vs direct (same app, same relay, keep-alive client)", "ms", [
     { name: "direct GET (baseline)", samples: directMs },
     { name: "proxied GET (domain mode)", samples: proxiedMs },
-    { name: "gateway floor (404, no sandbox)", samples: floorMs },
+    { name: "gateway floor (301, no sandbox)", samples: floorMs },
     { name: "warm wake + proxied GET", samples: warmMs },
     { name: "cold wake + proxied GET", samples: coldMs },
   ]);

@@ -17,7 +17,7 @@ class ForwardAgent extends http.Agent {
   readonly #dial: () => Promise<Duplex>;
 
   constructor(dial: () => Promise<Duplex>, idleMs: number) {
-    super({ keepAlive: true, maxSockets: 64, maxFreeSockets: 16, timeout: idleMs });
+    super({ keepAlive: true, maxSockets: 64, maxFreeSockets: 64, timeout: idleMs });
     this.#dial = dial;
   }
 
