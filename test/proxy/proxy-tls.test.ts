@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { request } from "node:https";
 import { join } from "node:path";
 import type { TLSSocket } from "node:tls";
@@ -10,7 +11,7 @@ import { endpointPath, startWebApp } from "./proxy-harness.js";
 /**
  * `proxy_tls` without certificate files: the public listener serves HTTPS with a self-signed
  * wildcard for `*.<proxy_zone>` generated into the state dir; preview URLs are https; the app
- * sees X-Forwarded-Proto: https.
+ * sees X-Forwarded-Proto: https. With a short `proxy_idle_timeout`, a stream that goes quiet is closed.
  */
 describe.skipIf(gvisorFactory.unavailable() !== undefined)("the proxy over TLS (product)", () => {
   let product: Product;
@@ -20,7 +21,12 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("the proxy over TLS (
 
   beforeAll(async () => {
     product = await startProduct({
-      flags: [`--proxy-listen=127.0.0.1:${proxyPort}`, "--proxy-tls=true", "--proxy-zone=bhatti.localhost"],
+      flags: [
+        `--proxy-listen=127.0.0.1:${proxyPort}`,
+        "--proxy-tls=true",
+        "--proxy-zone=bhatti.localhost",
+        "--proxy-idle-timeout=1500ms",
+      ],
     });
     const res = await product.http("POST", "/sandboxes", { body: { name: "tls", image: "busybox" } });
     expect(res.status, res.text).toBe(201);
@@ -71,5 +77,23 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("the proxy over TLS (
     const seen = JSON.parse(res.body) as { headers: Record<string, string> };
     expect(seen.headers["x-forwarded-proto"]).toBe("https");
     expect(seen.headers["x-forwarded-host"]).toBe(`${host}:${proxyPort}`);
+  });
+
+  it("closes a proxied stream that stays idle for proxy_idle_timeout (the app's next event is 10 s away)", async () => {
+    const socketPath = await endpointPath(product);
+    const host = `${alias}.bhatti.localhost:${product.port}`;
+    const outcome = await new Promise<{ first: string; ended: boolean }>((resolve, reject) => {
+      const req = httpRequest({ socketPath, path: "/sse", headers: { host }, agent: false }, (res) => {
+        let first = "";
+        res.once("data", (d: Buffer) => (first = d.toString()));
+        // The app never ends this stream: only the idle timeout can close it.
+        res.once("close", () => resolve({ first, ended: true }));
+        res.on("error", () => undefined);
+      });
+      req.on("error", (e) => (e.message.includes("socket hang up") ? undefined : reject(e)));
+      req.end();
+    });
+    expect(outcome.first).toBe("id: 1\ndata: tick-1\n\n");
+    expect(outcome.ended).toBe(true);
   });
 });
