@@ -331,6 +331,11 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
       (await rawRequest(api, "GET", "/", { headers: { host: `a.b.localhost:${product.port}` } })).status,
     ).toBe(404);
     expect((await rawRequest(pub, "GET", "/no-such-alias/")).status).toBe(404);
+    // A reserved name under the zone is the API's on its own listener (the API can live at api.<zone>).
+    const apiByName = await rawRequest(api, "GET", "/sandboxes", {
+      headers: { host: hostOf("api"), authorization: `Bearer ${product.userKey}` },
+    });
+    expect(apiByName.status).toBe(200);
   });
 
   it("wakes a cold sandbox on a request, and an open proxied WebSocket keeps a sandbox hot", async () => {

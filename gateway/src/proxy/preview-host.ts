@@ -1,6 +1,22 @@
 /** `^[a-z0-9][a-z0-9-]{0,62}$`: the alias rule of v1 §5.8 (the store enforces it on publish). */
 const ALIAS_LABEL = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
+/**
+ * v1's reserved names (the store refuses them as aliases). Under the zone they are never an
+ * alias, so the API can live at e.g. `api.<proxy_zone>` on the same listener.
+ */
+export const RESERVED_ALIASES: ReadonlySet<string> = new Set([
+  "www",
+  "mail",
+  "admin",
+  "status",
+  "ns1",
+  "ns2",
+  "api",
+  "app",
+  "_acme-challenge",
+]);
+
 /** The Host header without its port, lowercased (IPv6 literals keep their brackets). */
 export function hostnameOf(hostHeader: string | undefined): string {
   const host = (hostHeader ?? "").trim().toLowerCase();

@@ -7,7 +7,7 @@ import { createIpRateLimiter } from "../limits/ip-rate-limiter.js";
 import type { AliasCache } from "./alias-cache.js";
 import { type ProxyEngine, type ProxyTarget, createProxyEngine } from "./proxy-engine.js";
 import { plainReply, proxyErrorReply, sendReply, writeSocketReply } from "./proxy-responses.js";
-import { aliasOfHost, aliasOfPath, hostnameOf, ownerProxyPath } from "./preview-host.js";
+import { RESERVED_ALIASES, aliasOfHost, aliasOfPath, hostnameOf, ownerProxyPath } from "./preview-host.js";
 
 /** Which listener a request came in on: the API's (`listen`) or the public proxy's (`proxy_listen`). */
 export type ListenerKind = "api" | "public";
@@ -68,7 +68,9 @@ export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): Pre
 
   const kindOf = (req: IncomingMessage, listener: ListenerKind) => {
     const alias = aliasOfHost(req.headers.host, zone);
-    if (alias !== undefined) return { mode: "domain" as const, alias };
+    // A reserved name under the zone (api.<zone>, www.<zone>) is the API's on its listener.
+    if (alias !== undefined && !(listener === "api" && RESERVED_ALIASES.has(alias)))
+      return { mode: "domain" as const, alias };
     if (listener === "public") return { mode: "path" as const };
     if ((req.url ?? "").startsWith("/sandboxes/") && ownerProxyPath(req.url ?? "") !== undefined)
       return { mode: "owner" as const };
