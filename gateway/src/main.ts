@@ -39,9 +39,12 @@ try {
   if (proxyServer !== undefined) {
     const proxyAddress = parseListenAddress(config.proxy_listen);
     await new Promise<void>((resolve, reject) => {
-      proxyServer.once("error", reject);
+      // Named after proxy_listen (the catch below speaks of `listen`).
+      const failed = (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot listen on ${config.proxy_listen} (proxy_listen): ${e.code ?? e.message}`));
+      proxyServer.once("error", failed);
       proxyServer.listen(proxyAddress.port, proxyAddress.host, () => {
-        proxyServer.off("error", reject);
+        proxyServer.off("error", failed);
         resolve();
       });
     });
