@@ -11,7 +11,7 @@ import { registerConnectServices } from "./connect/routes.js";
 import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
-import { createProxyListener } from "./proxy/proxy-listener.js";
+import { checkProxyConfig, createProxyListener } from "./proxy/proxy-listener.js";
 import { proxyRuntimeOf } from "./proxy/proxy-runtime.js";
 import { createSandboxRuntime } from "./sandbox-runtime.js";
 import { type ServiceClients, createServiceClients } from "./service-clients.js";
@@ -44,6 +44,7 @@ export interface GatewayOptions {
  * path goes to the REST router.
  */
 export function createGateway(config: ServerConfig, logger: Logger, options: GatewayOptions = {}): Gateway {
+  checkProxyConfig(config);
   const ownsClients = options.clients === undefined;
   const clients = options.clients ?? createServiceClients(config);
   const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)), {

@@ -3,8 +3,16 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import * as http from "node:http";
 import * as https from "node:https";
 import { join } from "node:path";
-import type { Logger, ServerConfig } from "@bhatti/runtime";
+import { ConfigError, type Logger, type ServerConfig } from "@bhatti/runtime";
 import type { PreviewProxy } from "./preview-proxy.js";
+
+/** Settings that only make sense together, checked when the gateway is built. */
+export function checkProxyConfig(config: ServerConfig): void {
+  if (config.proxy_mode === "path" && config.proxy_listen === "")
+    throw new ConfigError('proxy_mode "path" needs proxy_listen (path mode is served only there)');
+  if (config.proxy_tls && config.proxy_listen === "")
+    throw new ConfigError("proxy_tls needs proxy_listen (the API listener stays plain HTTP)");
+}
 
 /**
  * The separate public listener (`proxy_listen`): published ports only (domain and path mode),
