@@ -37,6 +37,8 @@ const helpCommands = [
   "volume",
   "forward",
   "share",
+  "publish",
+  "unpublish",
   "help",
 ];
 

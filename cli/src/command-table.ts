@@ -110,6 +110,14 @@ export const commandTable: readonly CommandEntry[] = [
     load: async () => (await import("./commands/forward-command.js")).registerForwardCommand,
   },
   { names: ["share"], load: async () => (await import("./commands/share-command.js")).registerShareCommand },
+  {
+    names: ["publish"],
+    load: async () => (await import("./commands/publish-command.js")).registerPublishCommand,
+  },
+  {
+    names: ["unpublish"],
+    load: async () => (await import("./commands/publish-command.js")).registerUnpublishCommand,
+  },
 ];
 
 /**

@@ -35,6 +35,21 @@ try {
     });
   });
   logger.info("serving", { listen: config.listen });
+  const proxyServer = gateway.proxyServer;
+  if (proxyServer !== undefined) {
+    const proxyAddress = parseListenAddress(config.proxy_listen);
+    await new Promise<void>((resolve, reject) => {
+      // Named after proxy_listen (the catch below speaks of `listen`).
+      const failed = (e: NodeJS.ErrnoException) =>
+        reject(new Error(`cannot listen on ${config.proxy_listen} (proxy_listen): ${e.code ?? e.message}`));
+      proxyServer.once("error", failed);
+      proxyServer.listen(proxyAddress.port, proxyAddress.host, () => {
+        proxyServer.off("error", failed);
+        resolve();
+      });
+    });
+    logger.info("serving published ports", { proxy_listen: config.proxy_listen, tls: config.proxy_tls });
+  }
 } catch (e) {
   const err = e as NodeJS.ErrnoException;
   const message =

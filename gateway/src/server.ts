@@ -13,6 +13,8 @@ import type { GatewayContext } from "./gateway-context.js";
 import { type RestRouter, createRestRouter } from "./rest/router.js";
 import { registerRestRoutes } from "./rest/routes.js";
 import { createShareManager } from "./share/share-manager.js";
+import { checkProxyConfig, createProxyListener } from "./proxy/proxy-listener.js";
+import { proxyRuntimeOf } from "./proxy/proxy-runtime.js";
 import { createSandboxRuntime } from "./sandbox-runtime.js";
 import { type ServiceClients, createServiceClients } from "./service-clients.js";
 import { registerWebSocketRoutes } from "./ws/websocket-routes.js";
@@ -23,6 +25,8 @@ export interface Gateway {
   readonly server: http.Server;
   /** The REST router (routes are registered from rest/routes.ts; tests may add their own). */
   readonly rest: RestRouter;
+  /** The public proxy listener (`proxy_listen`), not yet listening; undefined when not configured. */
+  readonly proxyServer: http.Server | undefined;
   /** Stops accepting requests, ends idle keep-alive connections and closes the service clients it dialed. */
   close(): Promise<void>;
 }
@@ -42,6 +46,7 @@ export interface GatewayOptions {
  * path goes to the REST router.
  */
 export function createGateway(config: ServerConfig, logger: Logger, options: GatewayOptions = {}): Gateway {
+  checkProxyConfig(config);
   const ownsClients = options.clients === undefined;
   const clients = options.clients ?? createServiceClients(config);
   const auth = createRequestAuth(createApiKeyAuthenticator(createStoreApiKeyLookup(clients)), {
@@ -75,26 +80,45 @@ export function createGateway(config: ServerConfig, logger: Logger, options: Gat
     contextValues: (req) => createContextValues().set(remoteAddressKey, req.socket.remoteAddress ?? ""),
     fallback: (req, res) => void rest.handle(req as http.IncomingMessage, res as http.ServerResponse),
   });
+  // Published ports (Host `<alias>.<proxy_zone>`, `/sandboxes/:id/proxy/:port/*`) go to the
+  // proxy before the API; their responses are the app's own.
+  const { preview } = proxyRuntimeOf(context);
   const server = http.createServer((req, res) => {
+    if (preview.claims(req, "api")) return preview.handle(req, res, "api");
     res.setHeader("X-Bhatti-Version", BHATTI_VERSION);
     connect(req, res);
   });
   const websockets = registerWebSocketRoutes(server, context);
+  // The same for WebSocket upgrades: the API's upgrade listeners only see what the proxy leaves.
+  const apiUpgrades = server.listeners("upgrade") as ((...args: unknown[]) => void)[];
+  server.removeAllListeners("upgrade");
+  server.on("upgrade", (req: http.IncomingMessage, socket, head: Buffer) => {
+    if (preview.claims(req, "api")) return preview.upgrade(req, socket, head, "api");
+    for (const listener of apiUpgrades) listener.call(server, req, socket, head);
+  });
+  const proxyServer = config.proxy_listen === "" ? undefined : createProxyListener(config, preview, logger);
   let closing: Promise<void> | undefined;
   return {
     context,
     server,
     rest,
+    proxyServer,
     close() {
       closing ??= new Promise<void>((resolve) => {
         websockets.close();
         void forwards.closeAll();
         context.shares.close();
+        preview.close();
         runtime.close();
+        proxyServer?.close();
+        proxyServer?.closeIdleConnections();
         server.close(() => resolve());
         server.closeIdleConnections();
         // Connections still busy after a grace period are cut so shutdown is bounded.
-        setTimeout(() => server.closeAllConnections(), 2_000).unref();
+        setTimeout(() => {
+          server.closeAllConnections();
+          proxyServer?.closeAllConnections();
+        }, 2_000).unref();
       }).finally(() => {
         if (ownsClients) clients.close();
       });

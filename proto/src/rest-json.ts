@@ -8,6 +8,7 @@ import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { Snapshot } from "./gen/bhatti/v1/snapshot_pb.js";
 import type { User } from "./gen/bhatti/v1/user_pb.js";
 import type { Volume } from "./gen/bhatti/v1/volume_pb.js";
+export { type PublishedPortJson, publishedPortJson } from "./publish-json.js";
 
 /** A google.protobuf.Timestamp, from a message or rebuilt from its JSON form. */
 export interface TimestampLike {

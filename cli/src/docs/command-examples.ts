@@ -52,4 +52,6 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
   "volume delete": ["bhatti volume delete cache"],
   forward: ["bhatti forward dev 5432 --host-port 15432", "bhatti forward dev 5432 --close"],
   share: ["bhatti share dev --expires 1h --read-only", "bhatti share dev --revoke"],
+  publish: ["bhatti publish dev -p 3000 --alias my-app", "bhatti publish dev"],
+  unpublish: ["bhatti unpublish dev -p 3000"],
 };

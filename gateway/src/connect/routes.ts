@@ -1,6 +1,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminService } from "./admin-service.js";
+import { registerPublishService } from "./publish-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerSnapshotService } from "./snapshot-service.js";
@@ -17,4 +18,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerSnapshotService(router, gw);
   registerVolumeService(router, gw);
   registerShareServices(router, gw);
+  registerPublishService(router, gw);
 }

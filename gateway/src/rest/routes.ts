@@ -6,6 +6,7 @@ import { registerFileRoutes } from "./file-routes.js";
 import { registerHealthRoutes } from "./health-routes.js";
 import { registerImageRoutes } from "./image-routes.js";
 import { registerOpenApiRoutes } from "./openapi-routes.js";
+import { registerPublishRoutes } from "./publish-routes.js";
 import { registerSandboxRoutes } from "./sandbox-routes.js";
 import { registerShareRoutes } from "./share-routes.js";
 import { registerSecretRoutes } from "./secret-routes.js";
@@ -30,5 +31,6 @@ export function registerRestRoutes(router: RestRouter, gw: GatewayContext): void
   registerVolumeRoutes(router, gw);
   registerForwardRoutes(router, gw, gw.forwards);
   registerShareRoutes(router, gw);
+  registerPublishRoutes(router, gw);
   registerOpenApiRoutes(router, gw);
 }

@@ -130,6 +130,52 @@ export const configKeys = {
     "127.0.0.1:8080",
     "Address (host:port) on which the gateway serves REST, WebSocket and Connect.",
   ),
+  proxy_zone: stringKey(
+    "localhost",
+    "DNS zone of preview URLs: a request whose Host is `<alias>.<proxy_zone>` goes to that published port (on the gateway's listener and on `proxy_listen`). `localhost` works in browsers with no DNS.",
+  ),
+  proxy_mode: enumKey(
+    ["domain", "path"] as const,
+    "domain",
+    "Which preview URL `publish` returns: `domain` (`http(s)://<alias>.<proxy_zone>:<port>/`) or `path` (`http(s)://<proxy_listen>/<alias>/`, for hosts without wildcard DNS; needs `proxy_listen`). Both are always served.",
+  ),
+  proxy_listen: stringKey(
+    "",
+    "Address (host:port) of a separate public listener that serves only published ports (domain and path mode), never the API; empty = none.",
+  ),
+  proxy_public_host: stringKey(
+    "",
+    "Host[:port] that preview URLs use instead of the listen address (e.g. a public name in front of `proxy_listen`); empty = the listen address.",
+  ),
+  proxy_tls: booleanKey(
+    false,
+    "Serve `proxy_listen` over HTTPS: with `proxy_tls_cert`/`proxy_tls_key`, or else a self-signed wildcard certificate for `*.<proxy_zone>` generated once with openssl into `<state_dir>/proxy-tls/`.",
+  ),
+  proxy_tls_cert: stringKey("", "PEM certificate chain (a wildcard for `*.<proxy_zone>`) for `proxy_tls`."),
+  proxy_tls_key: stringKey("", "PEM private key of `proxy_tls_cert`."),
+  proxy_rate_ip_burst: integerKey(
+    500,
+    "Proxied requests one client address may make at once (v1: 500); then 429 with Retry-After.",
+    1,
+    10_000_000,
+  ),
+  proxy_rate_ip_per_minute: integerKey(
+    1500,
+    "Refill rate of each client address's proxy bucket.",
+    1,
+    100_000_000,
+  ),
+  proxy_rate_alias_burst: integerKey(
+    2000,
+    "Proxied requests one published alias may receive at once (v1: 2000); then 429 with Retry-After.",
+    1,
+    10_000_000,
+  ),
+  proxy_rate_alias_per_minute: integerKey(5000, "Refill rate of each alias's proxy bucket.", 1, 100_000_000),
+  proxy_idle_timeout: durationKey(
+    "10m",
+    "A proxied request or WebSocket with no traffic either way for this long is closed.",
+  ),
   log_level: enumKey(
     ["debug", "info", "warn", "error"] as const,
     "info",

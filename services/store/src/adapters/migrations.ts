@@ -209,7 +209,11 @@ CREATE TABLE shares (
 CREATE INDEX shares_sandbox ON shares (sandbox_id, created_at);
 `;
 
+// Issue 14: a published port may require the owner's API key (`bhatti publish --private`).
+const publishPrivate = "ALTER TABLE publish_rules ADD COLUMN private INTEGER NOT NULL DEFAULT 0;";
+
 export const storeMigrations: readonly Migration[] = [
   { version: 1, name: "initial", sql: initialSchema },
   { version: 2, name: "shares", sql: sharesSchema },
+  { version: 3, name: "publish_private", sql: publishPrivate },
 ];

@@ -22,13 +22,14 @@ export const publishRuleToProto = (r: PublishRuleRow) => ({
   port: r.port,
   alias: r.alias,
   createdAt: toTimestamp(r.created_at),
+  private: r.private === 1,
 });
 
 /** What makes a sandbox reachable from outside: public aliases and web-shell tokens. */
 export function createPublishHandlers(rules: PublishRules, shellTokens: ShellTokens): PublishMethods {
   return {
     createPublishRule: (req) => ({
-      rule: publishRuleToProto(rules.create(req.userId, req.sandbox, req.port, req.alias)),
+      rule: publishRuleToProto(rules.create(req.userId, req.sandbox, req.port, req.alias, req.private)),
     }),
     listPublishRules: (req) => ({ rules: rules.list(req.userId, req.sandbox).map(publishRuleToProto) }),
     deletePublishRule: (req) => ({

@@ -12,6 +12,8 @@ export interface PublishRuleRow {
   port: number;
   alias: string;
   created_at: string;
+  /** 1: the proxy requires the owner's API key. */
+  private: number;
 }
 
 export const ALIAS_RULE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -28,7 +30,13 @@ const RESERVED_ALIASES = new Set([
 ]);
 
 export interface PublishRules {
-  create(userId: string, sandboxRef: string, port: number, alias: string): PublishRuleRow;
+  create(
+    userId: string,
+    sandboxRef: string,
+    port: number,
+    alias: string,
+    isPrivate?: boolean,
+  ): PublishRuleRow;
   list(userId: string, sandboxRef?: string): PublishRuleRow[];
   delete(userId: string, sandboxRef: string, port: number): PublishRuleRow;
   resolve(alias: string): PublishRuleRow;
@@ -51,7 +59,7 @@ export function createPublishRules(db: SqliteDatabase, sandboxes: SandboxRegistr
     "SELECT * FROM publish_rules WHERE sandbox_id = ? AND port = ?",
   );
   const insert = db.prepare(
-    "INSERT INTO publish_rules (id, sandbox_id, user_id, port, alias, created_at) VALUES (@id, @sandbox_id, @user_id, @port, @alias, @created_at)",
+    "INSERT INTO publish_rules (id, sandbox_id, user_id, port, alias, created_at, private) VALUES (@id, @sandbox_id, @user_id, @port, @alias, @created_at, @private)",
   );
 
   const checkPort = (port: number) => {
@@ -61,7 +69,7 @@ export function createPublishRules(db: SqliteDatabase, sandboxes: SandboxRegistr
   };
 
   return {
-    create: (userId, sandboxRef, port, alias) =>
+    create: (userId, sandboxRef, port, alias, isPrivate = false) =>
       db
         .transaction(() => {
           const sandbox = sandboxes.get({ userId }, sandboxRef);
@@ -100,6 +108,7 @@ export function createPublishRules(db: SqliteDatabase, sandboxes: SandboxRegistr
             port,
             alias: chosen,
             created_at: nowIso(),
+            private: isPrivate ? 1 : 0,
           };
           try {
             insert.run(row);
