@@ -9,6 +9,7 @@ export * from "./gen/bhatti/v1/admin_pb.js";
 export * from "./gen/bhatti/v1/user_pb.js";
 export * from "./gen/bhatti/v1/secret_pb.js";
 export * from "./gen/bhatti/v1/sandbox_pb.js";
+export * from "./gen/bhatti/v1/image_pb.js";
 // The public REST JSON shapes, shared by the gateway and `bhatti --json`.
 export * from "./rest-json.js";
 

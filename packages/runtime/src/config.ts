@@ -272,6 +272,10 @@ export const configKeys = {
     [],
     "DNS servers (IPv4, optional `:port`) the per-user resolvers forward to; empty = the public nameservers in /etc/resolv.conf (loopback, link-local and private ones are skipped: they would answer host-internal names to every tenant), else 1.1.1.1 and 8.8.8.8.",
   ),
+  image_task_timeout: durationKey(
+    "30m",
+    "How long an image pull, import or save may run before the vmm kills it (the task fails and nothing is kept).",
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof configKeys;

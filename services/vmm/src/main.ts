@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { StoreService, VmmService } from "@bhatti/proto";
+import { StoreService, VmmImageService, VmmService } from "@bhatti/proto";
 import {
   StartupError,
   createServiceClient,
@@ -16,6 +16,7 @@ import { engineErrorInterceptor } from "./api/engine-error-interceptor.js";
 import { createVmmHandlers } from "./api/vmm-handlers.js";
 import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
+import { createEngineImages, createImageHandlers } from "./images/index.js";
 
 /**
  * The deadline of the network service's Health inside the engine's: longer than a plain probe
@@ -108,6 +109,8 @@ await runService({
     // What a crash left is settled once it is older than the grace period: sweep a few times per period.
     shutdown.add(sync.every(Math.min(60_000, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)))));
 
+    // Image tasks live in this process's memory; what a killed one left in images/.tmp goes now.
+    const images = createEngineImages(engine, { taskTimeoutMs: config.image_task_timeout, logger });
     const handlers = createVmmHandlers({
       engine,
       images: engine.images,
@@ -123,7 +126,10 @@ await runService({
       },
     });
     return {
-      routes: (router) => router.service(VmmService, handlers),
+      routes: (router) => {
+        router.service(VmmService, handlers);
+        router.service(VmmImageService, createImageHandlers(images.service));
+      },
       interceptors: [engineErrorInterceptor],
     };
   },
