@@ -8,6 +8,7 @@ import {
   StoreService,
   ThermalService,
   ThermalState,
+  VmmImageService,
   VmmService,
 } from "@bhatti/proto";
 import { ServiceUnreachableError, createLogger, loadConfig } from "@bhatti/runtime";
@@ -93,6 +94,7 @@ describe("gateway operations with in-memory service fakes", () => {
     const clients: ServiceClients = {
       store: createClient(StoreService, fakes),
       vmm: createClient(VmmService, fakes),
+      vmmImages: createClient(VmmImageService, fakes),
       // What this process's client throws when it cannot reach the service is not something a
       // service can send, so it is thrown here, on the client side.
       thermal: {

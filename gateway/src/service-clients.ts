@@ -1,4 +1,4 @@
-import { NetworkService, StoreService, ThermalService, VmmService } from "@bhatti/proto";
+import { NetworkService, StoreService, ThermalService, VmmImageService, VmmService } from "@bhatti/proto";
 import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import type { Client } from "@connectrpc/connect";
 
@@ -8,6 +8,8 @@ export interface ServiceClients {
   readonly network: Client<typeof NetworkService>;
   readonly vmm: Client<typeof VmmService>;
   readonly thermal: Client<typeof ThermalService>;
+  /** The vmm's image tasks (pull, import, save), on the vmm's socket. */
+  readonly vmmImages: Client<typeof VmmImageService>;
   /** Closes every HTTP/2 session. */
   close(): void;
 }
@@ -21,6 +23,11 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     options,
   );
   const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), options);
+  const vmmImages = createServiceClient(
+    VmmImageService,
+    serviceSocketPath(config.socket_dir, "vmm"),
+    options,
+  );
   const thermal = createServiceClient(
     ThermalService,
     serviceSocketPath(config.socket_dir, "thermal"),
@@ -31,8 +38,9 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     network: network.client,
     vmm: vmm.client,
     thermal: thermal.client,
+    vmmImages: vmmImages.client,
     close: () => {
-      for (const c of [store, network, vmm, thermal]) c.close();
+      for (const c of [store, network, vmm, thermal, vmmImages]) c.close();
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminService } from "./admin-service.js";
+import { registerImageService } from "./image-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerUserService } from "./user-service.js";
@@ -11,4 +12,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerSandboxService(router, gw);
   registerUserService(router, gw);
   registerSecretService(router, gw);
+  registerImageService(router, gw);
 }
