@@ -64,9 +64,12 @@ export async function startRegistry(
     join(dir, "config.yml"),
     `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n${auth}`,
   );
-  const child: ChildProcess = spawn("docker-registry", ["serve", join(dir, "config.yml")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const ns = options.netnsPath;
+  const child: ChildProcess = ns
+    ? spawn("nsenter", [`--net=${ns}`, "--", "docker-registry", "serve", join(dir, "config.yml")], {
+        stdio: ["ignore", "ignore", "pipe"],
+      })
+    : spawn("docker-registry", ["serve", join(dir, "config.yml")], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
@@ -82,6 +85,20 @@ export async function startRegistry(
   try {
     await waitFor(async () => {
       if (child.exitCode !== null) throw new Error(`docker-registry exited: ${stderr}`);
+      if (ns) {
+        // Inside the namespace: only an anonymous registry is probed (wget fails on a 401).
+        execFileSync("nsenter", [
+          `--net=${ns}`,
+          "--",
+          "busybox",
+          "wget",
+          "-q",
+          "-O",
+          "/dev/null",
+          `http://127.0.0.1:${port}/v2/`,
+        ]);
+        return true;
+      }
       const r = await fetch(`http://127.0.0.1:${port}/v2/`);
       return r.status === 200 || r.status === 401;
     }, "the test registry");

@@ -167,9 +167,11 @@ export function push(
   layout: string,
   tag: string,
   dest: string,
-  options: { creds?: string; zstd?: boolean } = {},
+  options: { creds?: string; zstd?: boolean; netnsPath?: string } = {},
 ): void {
-  run("skopeo", [
+  const ns = options.netnsPath ? [`--net=${options.netnsPath}`, "--", "skopeo"] : [];
+  run(ns.length > 0 ? "nsenter" : "skopeo", [
+    ...ns,
     "copy",
     "--all",
     "--dest-tls-verify=false",
