@@ -38,7 +38,11 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
 }
 
 export async function startRegistry(
-  options: { auth?: { user: string; password: string } } = {},
+  options: {
+    auth?: { user: string; password: string };
+    /** Run inside this network namespace (the product harness's stand-in host). */
+    netnsPath?: string;
+  } = {},
 ): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), "bhatti-test-registry-"));
   const storage = join(dir, "storage");
