@@ -19,7 +19,24 @@ function busyboxRootfs(dir: string): void {
   for (const d of ["bin", "etc/opq", "tmp"]) mkdirSync(join(dir, d), { recursive: true });
   copyFileSync("/usr/bin/busybox", join(dir, "bin/busybox"));
   chmodSync(join(dir, "bin/busybox"), 0o755);
-  for (const a of ["sh", "cat", "ls", "echo", "env", "pwd", "id", "sync", "rm", "touch", "test", "stat"]) {
+  for (const a of [
+    "sh",
+    "cat",
+    "ls",
+    "echo",
+    "env",
+    "pwd",
+    "id",
+    "sync",
+    "rm",
+    "touch",
+    "test",
+    "stat",
+    "true",
+    "sleep",
+    "kill",
+    "dd",
+  ]) {
     symlinkSync("busybox", join(dir, "bin", a));
   }
   writeFileSync(join(dir, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
@@ -160,6 +177,19 @@ export function lastLayerDigest(layout: string, tag: string): string {
   const last = manifest.layers.at(-1);
   if (!last) throw new Error(`${tag} has no layer`);
   return last.digest;
+}
+
+/**
+ * A bigger image for benchmarks: `<layout>:v1` plus one layer holding a copy of `dataDir` under
+ * /usr/share/bench (real files: Python's stdlib compresses like typical image content).
+ */
+export function addDataLayer(work: string, layout: string, from: string, to: string, dataDir: string): void {
+  const b = join(work, `data-${to}`);
+  run("umoci", ["unpack", "--image", `${layout}:${from}`, b]);
+  mkdirSync(join(b, "rootfs/usr/share"), { recursive: true });
+  run("cp", ["-a", dataDir, join(b, "rootfs/usr/share/bench")]);
+  run("umoci", ["repack", "--image", `${layout}:${to}`, b]);
+  rmSync(b, { recursive: true, force: true });
 }
 
 /** Pushes `<layout>:<tag>` to the registry (`--all` for an index). */
