@@ -194,6 +194,8 @@ export function createImageService(o: ImageServiceOptions): ImageService {
       isNew: existing === undefined,
       task: undefined as never,
     };
+    // Registered before the work starts: its `finally` may run before start() returns.
+    inflight.set(name, entry);
     entry.task = tasks.start(kind, caller.userId, name, async (t) => {
       const work = join(tmpRoot, t.id);
       const abort = new AbortController();
@@ -241,11 +243,10 @@ export function createImageService(o: ImageServiceOptions): ImageService {
         t.bytesDone = sizeBytes;
       } finally {
         clearTimeout(timer);
-        inflight.delete(name);
+        if (inflight.get(name) === entry) inflight.delete(name);
         rmSync(work, { recursive: true, force: true });
       }
     });
-    inflight.set(name, entry);
     return entry.task;
   };
 
