@@ -110,7 +110,11 @@ await runService({
     shutdown.add(sync.every(Math.min(60_000, Math.max(1_000, Math.floor(config.vmm_orphan_grace / 4)))));
 
     // Image tasks live in this process's memory; what a killed one left in images/.tmp goes now.
-    const images = createEngineImages(engine, { taskTimeoutMs: config.image_task_timeout, logger });
+    const images = createEngineImages(engine, {
+      taskTimeoutMs: config.image_task_timeout,
+      diskReserveMb: config.host_disk_reserve_mb,
+      logger,
+    });
     const handlers = createVmmHandlers({
       engine,
       images: engine.images,

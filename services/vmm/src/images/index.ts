@@ -1,5 +1,6 @@
 // `@bhatti/service-vmm/images`: pull, import and save of images as tasks, composed with an engine.
 import type { Logger } from "@bhatti/runtime";
+import { freeBytes } from "../adapters/loop-disk.js";
 import type { GvisorEngine } from "../engines/gvisor/gvisor-engine.js";
 import { createSkopeo } from "./adapters/skopeo.js";
 import { createUmoci } from "./adapters/umoci.js";
@@ -28,7 +29,13 @@ export interface EngineImages {
 /** The image service of a gvisor engine: removes what a crash left in images/.tmp first. */
 export function createEngineImages(
   engine: GvisorEngine,
-  options: { taskTimeoutMs: number; logger?: Logger; historyLimit?: number },
+  options: {
+    taskTimeoutMs: number;
+    logger?: Logger;
+    historyLimit?: number;
+    /** Free space kept on the images disk (host_disk_reserve_mb), MiB. */
+    diskReserveMb?: number;
+  },
 ): EngineImages {
   const log = options.logger ? (msg: string, f: object) => options.logger?.warn(msg, { ...f }) : undefined;
   const tasks = createImageTaskBoard({
@@ -46,6 +53,8 @@ export function createEngineImages(
       imagesInUse: () => engine.list().map((s) => s.image),
     },
     taskTimeoutMs: options.taskTimeoutMs,
+    diskReserveBytes: (options.diskReserveMb ?? 0) * 1024 * 1024,
+    freeBytes,
     ...(log ? { log } : {}),
   });
   service.recover();

@@ -60,6 +60,12 @@ export interface ImageServiceOptions {
   sandboxes: SandboxSource;
   /** A pull, import or save is killed after this long. */
   taskTimeoutMs: number;
+  /** Tasks that run at once (the others wait, phase "queued"); default 2. */
+  maxConcurrent?: number;
+  /** Free space left on the images disk after a task (host_disk_reserve_mb); default 0. */
+  diskReserveBytes?: number;
+  /** Free bytes of the filesystem holding `path` (statfs). */
+  freeBytes?: (path: string) => number;
   log?: (msg: string, fields: object) => void;
 }
 
@@ -144,6 +150,34 @@ export function createImageService(o: ImageServiceOptions): ImageService {
   const tmpRoot = join(registry.dir, ".tmp");
   /** Per image name: the task that is building it. */
   const inflight = new Map<string, Inflight>();
+  // skopeo, umoci and cp are CPU and disk heavy: a few at a time, the rest queued in order.
+  const maxConcurrent = o.maxConcurrent ?? 2;
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  const acquire = async () => {
+    if (active < maxConcurrent) {
+      active++;
+      return;
+    }
+    await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+  /** Refuses to go on when `needBytes` more would eat into the reserve. */
+  const checkDisk = (needBytes: number, what: string) => {
+    if (!o.freeBytes) return;
+    const free = o.freeBytes(registry.dir);
+    const reserve = o.diskReserveBytes ?? 0;
+    if (free - needBytes < reserve) {
+      const mb = (n: number) => `${Math.ceil(n / 1024 / 1024)} MB`;
+      throw new TaskFailure(
+        `not enough disk space for ${what}: ${mb(free)} free, about ${mb(needBytes)} needed, ${mb(reserve)} kept free (host_disk_reserve_mb)`,
+      );
+    }
+  };
 
   const ownedCount = (userId: string) =>
     registry.list().filter((i) => i.owner === userId).length +
@@ -198,6 +232,8 @@ export function createImageService(o: ImageServiceOptions): ImageService {
     inflight.set(name, entry);
     entry.task = tasks.start(kind, caller.userId, name, async (t) => {
       const work = join(tmpRoot, t.id);
+      await acquire();
+      // The time limit counts from the start of the work, not the wait in the queue.
       const abort = new AbortController();
       const timer = setTimeout(() => abort.abort(), o.taskTimeoutMs);
       try {
@@ -242,6 +278,7 @@ export function createImageService(o: ImageServiceOptions): ImageService {
         renameSync(join(work, "image"), final);
         t.bytesDone = sizeBytes;
       } finally {
+        release();
         clearTimeout(timer);
         if (inflight.get(name) === entry) inflight.delete(name);
         rmSync(work, { recursive: true, force: true });
@@ -436,6 +473,8 @@ export function createImageService(o: ImageServiceOptions): ImageService {
     }
     t.bytesDone = dirBytes(layout);
     crashPoint("vmm.image.after-copy");
+    // Unpacked layers take about three times their compressed size.
+    checkDisk(3 * dirBytes(layout), `unpacking ${shown}`);
     const image = readLayoutImage(layout, "img");
     t.layersTotal = image.layers;
     t.layersDone = image.layers;
