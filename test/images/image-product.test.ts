@@ -1,11 +1,11 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
 import { type Product, exec, startProduct } from "../thermal/product-harness.js";
 import { type TestRegistry, startRegistry } from "./registry-fixture.js";
-import { buildTestImages, push } from "./test-images.js";
+import { buildTestImages, dockerArchive, push } from "./test-images.js";
 
 interface TaskJson {
   id: string;
@@ -28,6 +28,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("images through the p
   let reg: TestRegistry;
   let work: string;
   let ref: string;
+  let lay: string;
 
   const imagesDir = () => join(product.env.stateDir, "images");
   const vmmPid = () => product.childPid("services/vmm/dist");
@@ -36,10 +37,10 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("images through the p
     const once = join(work, "crash-once");
     mkdirSync(once);
     product = await startProduct({
-      flags: [],
+      flags: ["--image-upload-max-mb=8"],
       env: { BHATTI_CRASH_AT: "vmm.image.after-copy,vmm.image.before-publish", BHATTI_CRASH_ONCE_DIR: once },
     });
-    const lay = buildTestImages(work);
+    lay = buildTestImages(work);
     reg = await startRegistry({ netnsPath: product.env.hostNetnsPath });
     ref = `${reg.host}/bt/busybox:multi`;
     push(lay, "multi", ref, { netnsPath: product.env.hostNetnsPath });
@@ -137,5 +138,35 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("images through the p
     const names = (await product.http("GET", "/images")).json<{ name: string }[]>().map((i) => i.name);
     expect(names).toContain("bb-saved");
     expect(names).not.toContain("bb");
+  }, 180_000);
+
+  it("import: the tar is uploaded through the API (any user); a server path needs an admin; the body cap holds", async () => {
+    const tar = join(work, "bb-docker.tar");
+    dockerArchive(lay, "v2", tar, "bt/busybox:v2");
+    const up = await product.cli(["image", "import", tar, "--name", "uploaded"]);
+    expect(up.stderr).toMatch(/import uploaded: /);
+    expect(up).toMatchObject({ code: 0, stdout: "image uploaded ready\n" });
+    const created = await product.cli(["create", "--image", "uploaded", "--name", "from-upload", "--json"]);
+    expect(created.code).toBe(0);
+    const id = (JSON.parse(created.stdout) as { id: string }).id;
+    expect((await exec(product, id, ["cat", "/etc/opq/c"])).body.stdout).toBe("c\n");
+    expect((await product.http("DELETE", `/sandboxes/${id}`)).status).toBe(200);
+    expect(readdirSync(join(imagesDir(), ".tmp"))).toEqual([]);
+
+    const serverPath = await product.cli(["image", "import", tar, "--name", "srv", "--server-path"]);
+    expect(serverPath.code).not.toBe(0);
+    expect(serverPath.stderr).toMatch(/admin/);
+
+    const big = join(work, "big.tar");
+    writeFileSync(big, Buffer.alloc(9 * 1024 * 1024));
+    const refused = await product.cli(["image", "import", big, "--name", "too-big"]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/larger than 8388608 bytes/);
+    const junk = join(work, "junk.tar");
+    writeFileSync(junk, "not a tar at all");
+    const bad = await product.cli(["image", "import", junk, "--name", "junk"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/not a tar archive|not a docker-archive or oci-archive/);
+    expect(existsSync(join(imagesDir(), "junk"))).toBe(false);
   }, 180_000);
 });

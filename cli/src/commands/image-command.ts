@@ -33,11 +33,16 @@ export function registerImageCommands(program: Command): void {
     );
   image
     .command("import [tar]")
-    .description("import a docker-archive or oci-archive tar (admin; the tar must be on the server host)")
+    .description("import a docker-archive or oci-archive tar (uploaded to the server)")
     .option("--name <name>", "the image's name (default: from the file or image name)")
     .option("--from-docker <image>", "run `docker save IMAGE` and import the result")
+    .option("--server-path", "the tar is a path on the server, read there (admin)")
     .action(
-      async (tar: string | undefined, opts: { name?: string; fromDocker?: string }, command: Command) => {
+      async (
+        tar: string | undefined,
+        opts: { name?: string; fromDocker?: string; serverPath?: boolean },
+        command: Command,
+      ) => {
         const { runImageImport } = await import("./image-task-action.js");
         await runImageImport(globalOptionsOf(command), tar, opts);
       },

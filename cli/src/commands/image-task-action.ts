@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { ImageService, type ImageTask } from "@bhatti/proto/v1/image_pb";
@@ -131,13 +131,55 @@ function dockerSave(image: string, out: string): Promise<void> {
 }
 
 /**
- * `bhatti image import TAR | --from-docker NAME`: the server reads the tar from its own disk
- * (admin only), so this runs on the server host; `--from-docker` saves the image to a temp tar first.
+ * POSTs the tar to `/images/import?name=` as the request body (streamed from the file, with its
+ * Content-Length) and returns the task id from the 202 answer.
+ */
+async function uploadTar(options: GlobalOptions, file: string, name: string): Promise<string> {
+  const { config } = createGatewayClient(ImageService, options);
+  const size = statSync(file).size;
+  const url = new URL(`${config.url.replace(/\/+$/, "")}/images/import?name=${encodeURIComponent(name)}`);
+  const mod = (
+    url.protocol === "https:" ? process.getBuiltinModule("node:https") : process.getBuiltinModule("node:http")
+  ) as typeof import("node:http");
+  const headers: Record<string, string> = {
+    "content-type": "application/x-tar",
+    "content-length": String(size),
+    ...(config.token === undefined ? {} : { authorization: `Bearer ${config.token}` }),
+  };
+  const { status, body } = await new Promise<{ status: number; body: string }>((done, fail) => {
+    const req = mod.request(url, { method: "POST", headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        text += d;
+      });
+      res.on("end", () => done({ status: res.statusCode ?? 0, body: text }));
+      res.on("error", fail);
+    });
+    req.on("error", fail);
+    createReadStream(file).on("error", fail).pipe(req);
+  });
+  let json: { id?: string; error?: string } = {};
+  try {
+    json = JSON.parse(body) as typeof json;
+  } catch {
+    // not JSON: reported below with the status
+  }
+  if (status !== 202 || json.id === undefined) {
+    throw new CliError(json.error ?? `the upload failed (HTTP ${status})`);
+  }
+  return json.id;
+}
+
+/**
+ * `bhatti image import TAR | --from-docker NAME`: the tar is uploaded (streamed) to the server;
+ * `--server-path` names a tar already on the server instead (admin). `--from-docker` runs
+ * `docker save` into a temp file first.
  */
 export async function runImageImport(
   options: GlobalOptions,
   tar: string | undefined,
-  flags: { name?: string; fromDocker?: string },
+  flags: { name?: string; fromDocker?: string; serverPath?: boolean },
 ): Promise<void> {
   if ((tar === undefined) === (flags.fromDocker === undefined)) {
     throw new CliError("give a tar file or --from-docker NAME (not both)");
@@ -157,11 +199,15 @@ export async function runImageImport(
     ?.replace(/\.tar$/, "")
     .replace(/[:@]/g, "-")
     .toLowerCase();
+  const name = flags.name ?? fallback ?? "image";
   try {
-    const { task } = await imageClient(options).importImage({
-      path,
-      name: flags.name ?? fallback ?? "image",
-    });
+    let task: ImageTask | undefined;
+    if (flags.serverPath === true) {
+      task = (await imageClient(options).importImage({ path, name })).task;
+    } else {
+      const id = await uploadTar(options, path, name);
+      task = (await imageClient(options).getTask({ id })).task;
+    }
     if (task === undefined) throw new CliError("the server returned no task");
     await follow(options, task);
   } finally {

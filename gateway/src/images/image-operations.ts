@@ -20,6 +20,14 @@ type Init<T> = Omit<T, "$typeName" | "$unknown">;
 export interface ImageOperations {
   pull(user: AuthenticatedUser, req: Init<ImageServicePullImageRequest>): Promise<ImageTask>;
   importTar(user: AuthenticatedUser, req: Init<ImageServiceImportImageRequest>): Promise<ImageTask>;
+  /** Streams an uploaded tar of `size` bytes to the vmm, which imports it. */
+  upload(
+    user: AuthenticatedUser,
+    name: string,
+    size: number,
+    body: AsyncIterable<Uint8Array>,
+    signal: AbortSignal,
+  ): Promise<ImageTask>;
   save(user: AuthenticatedUser, sandbox: string, name: string): Promise<ImageTask>;
   remove(user: AuthenticatedUser, name: string): Promise<void>;
   share(user: AuthenticatedUser, req: Init<ImageServiceShareImageRequest>): Promise<string[]>;
@@ -44,6 +52,15 @@ export function createImageOperations(gw: GatewayContext): ImageOperations {
       if (!user.isAdmin)
         throw new ConnectError("importing from a server path needs an admin key", Code.PermissionDenied);
       return need((await images.importImage({ caller: imageCaller(user), request })).task);
+    },
+    async upload(user, name, size, body, signal) {
+      async function* messages() {
+        yield { caller: imageCaller(user), name, size: BigInt(size) };
+        for await (const chunk of body) yield { chunk };
+      }
+      // The whole upload is one call: bounded by the task limit, not rpc_timeout.
+      const res = await images.uploadImage(messages(), { signal, timeoutMs: gw.config.image_task_timeout });
+      return need(res.task);
     },
     async save(user, sandbox, name) {
       const id = await gw.runtime.sandboxes.resolveId(user, sandbox);

@@ -1,11 +1,13 @@
 import { imageJson, taskJson } from "@bhatti/proto/rest-json";
+import { type ServerConfig, configKeys } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { createImageOperations } from "../images/image-operations.js";
 import { arrayOf, common, error, json, jsonBody, op, ref } from "../openapi/schemas.js";
 import { readJsonObject, sendJson } from "./json-body.js";
 import type { RestRouter } from "./router.js";
-import { userRoute } from "./user-route.js";
+import { requestSignal } from "./client-gone.js";
+import { queryParam, userRoute } from "./user-route.js";
 
 const str = (body: Record<string, unknown>, key: string, required = false): string => {
   const v = body[key];
@@ -15,6 +17,12 @@ const str = (body: Record<string, unknown>, key: string, required = false): stri
   }
   return v;
 };
+
+/** The body cap of an upload; the default when routes are listed without a configuration (docs). */
+function uploadCapMb(gw: GatewayContext): number {
+  const config = gw.config as ServerConfig | undefined;
+  return config?.image_upload_max_mb ?? configKeys.image_upload_max_mb.default;
+}
 
 const nameParam = { name: "name", in: "path", required: true, schema: { type: "string" } };
 const taskAccepted = { "202": json(ref("Task"), "The task; poll GET /tasks/{id}") };
@@ -85,25 +93,54 @@ export function registerImageRoutes(router: RestRouter, gw: GatewayContext): voi
     "POST",
     "/images/import",
     userRoute(gw, "lifecycle", async (ctx, user) => {
-      const body = await readJsonObject(ctx.req);
-      const task = await ops.importTar(user, {
-        path: str(body, "path", true),
-        name: str(body, "name", true),
-      });
+      const type = (ctx.req.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
+      let task: Awaited<ReturnType<typeof ops.pull>>;
+      if (type === "application/json") {
+        // A tar already on the server (admin).
+        const body = await readJsonObject(ctx.req);
+        task = await ops.importTar(user, { path: str(body, "path", true), name: str(body, "name", true) });
+      } else {
+        // The tar is the body, streamed to the vmm as it arrives.
+        const name = queryParam(ctx, "name") ?? "";
+        if (name === "") throw new ConnectError("the name query parameter is required", Code.InvalidArgument);
+        const size = Number(ctx.req.headers["content-length"]);
+        if (!Number.isSafeInteger(size) || size <= 0) {
+          throw new ConnectError(
+            "Content-Length required (chunked bodies are not accepted)",
+            Code.InvalidArgument,
+          );
+        }
+        task = await ops.upload(user, name, size, ctx.req, requestSignal(ctx));
+      }
       sendJson(ctx.res, 202, taskJson(task));
     }),
     {
       doc: op(
-        "Import a docker-archive or oci-archive tar from a path on the server (admin; a task)",
-        { ...taskAccepted, "403": error("Not an admin"), ...common },
+        "Import a docker-archive or oci-archive tar (a task): the tar as the body (`?name=`), or `{path, name}` of a tar on the server (admin)",
         {
-          requestBody: jsonBody({
-            type: "object",
-            required: ["path", "name"],
-            properties: { path: { type: "string" }, name: { type: "string" } },
-          }),
+          ...taskAccepted,
+          "400": error("No name, no Content-Length, or a body over image_upload_max_mb"),
+          "403": error("A server path from a non-admin"),
+          ...common,
+        },
+        {
+          parameters: [{ name: "name", in: "query", schema: { type: "string" } }],
+          requestBody: {
+            required: true,
+            content: {
+              "application/x-tar": { schema: { type: "string", format: "binary" } },
+              "application/json": {
+                schema: {
+                  type: "object",
+                  required: ["path", "name"],
+                  properties: { path: { type: "string" }, name: { type: "string" } },
+                },
+              },
+            },
+          },
         },
       ),
+      maxBodyBytes: uploadCapMb(gw) * 1024 * 1024,
     },
   );
 

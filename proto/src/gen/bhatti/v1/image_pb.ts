@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/image.proto.
  */
 export const file_bhatti_v1_image: GenFile = /*@__PURE__*/
-  fileDesc("ChViaGF0dGkvdjEvaW1hZ2UucHJvdG8SCWJoYXR0aS52MSJBCgtJbWFnZUNhbGxlchIPCgd1c2VyX2lkGAEgASgJEg0KBWFkbWluGAIgASgIEhIKCm1heF9pbWFnZXMYAyABKA0ioQIKCUltYWdlVGFzaxIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEg0KBXN0YXRlGAMgASgJEg0KBXBoYXNlGAQgASgJEhIKCmJ5dGVzX2RvbmUYBSABKAQSEwoLbGF5ZXJzX2RvbmUYBiABKA0SFAoMbGF5ZXJzX3RvdGFsGAcgASgNEg0KBWVycm9yGAggASgJEg0KBWltYWdlGAkgASgJEg4KBnJlc3VsdBgKIAEoCRIOCgZkaWdlc3QYCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKHEltYWdlU2VydmljZVB1bGxJbWFnZVJlcXVlc3QSCwoDcmVmGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEYXV0aBgDIAEoCRIQCghwbGF0Zm9ybRgEIAEoCRIQCghpbnNlY3VyZRgFIAEoCCJDCh1JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuYmhhdHRpLnYxLkltYWdlVGFzayI8Ch5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIMCgRuYW1lGAIgASgJIkUKH0ltYWdlU2VydmljZUltcG9ydEltYWdlUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siPQocSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVxdWVzdBIPCgdzYW5kYm94GAEgASgJEgwKBG5hbWUYAiABKAkiQwodSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siLgoeSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiIQofSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXNwb25zZSJMCh1JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHVzZXIYAiABKAkSDwoHdW5zaGFyZRgDIAEoCCI1Ch5JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVzcG9uc2USEwoLc2hhcmVkX3dpdGgYASADKAkiKAoaSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiQQobSW1hZ2VTZXJ2aWNlR2V0VGFza1Jlc3BvbnNlEiIKBHRhc2sYASABKAsyFC5iaGF0dGkudjEuSW1hZ2VUYXNrIoMBCh9WbW1JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXF1ZXN0EiYKBmNhbGxlchgBIAEoCzIWLmJoYXR0aS52MS5JbWFnZUNhbGxlchI4CgdyZXF1ZXN0GAIgASgLMicuYmhhdHRpLnYxLkltYWdlU2VydmljZVB1bGxJbWFnZVJlcXVlc3QihwEKIVZtbUltYWdlU2VydmljZUltcG9ydEltYWdlUmVxdWVzdBImCgZjYWxsZXIYASABKAsyFi5iaGF0dGkudjEuSW1hZ2VDYWxsZXISOgoHcmVxdWVzdBgCIAEoCzIpLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlcXVlc3QigwEKH1ZtbUltYWdlU2VydmljZVNhdmVJbWFnZVJlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjgKB3JlcXVlc3QYAiABKAsyJy5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVxdWVzdCKHAQohVm1tSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXF1ZXN0EiYKBmNhbGxlchgBIAEoCzIWLmJoYXR0aS52MS5JbWFnZUNhbGxlchI6CgdyZXF1ZXN0GAIgASgLMikuYmhhdHRpLnYxLkltYWdlU2VydmljZURlbGV0ZUltYWdlUmVxdWVzdCKFAQogVm1tSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjkKB3JlcXVlc3QYAiABKAsyKC5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QifwodVm1tSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjYKB3JlcXVlc3QYAiABKAsyJS5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3Qy1wQKDEltYWdlU2VydmljZRJeCglQdWxsSW1hZ2USJy5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlUHVsbEltYWdlUmVxdWVzdBooLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXNwb25zZRJkCgtJbXBvcnRJbWFnZRIpLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlcXVlc3QaKi5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlSW1wb3J0SW1hZ2VSZXNwb25zZRJeCglTYXZlSW1hZ2USJy5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVxdWVzdBooLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VTYXZlSW1hZ2VSZXNwb25zZRJkCgtEZWxldGVJbWFnZRIpLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VEZWxldGVJbWFnZVJlcXVlc3QaKi5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXNwb25zZRJhCgpTaGFyZUltYWdlEiguYmhhdHRpLnYxLkltYWdlU2VydmljZVNoYXJlSW1hZ2VSZXF1ZXN0GikuYmhhdHRpLnYxLkltYWdlU2VydmljZVNoYXJlSW1hZ2VSZXNwb25zZRJYCgdHZXRUYXNrEiUuYmhhdHRpLnYxLkltYWdlU2VydmljZUdldFRhc2tSZXF1ZXN0GiYuYmhhdHRpLnYxLkltYWdlU2VydmljZUdldFRhc2tSZXNwb25zZTLsBAoPVm1tSW1hZ2VTZXJ2aWNlEmEKCVB1bGxJbWFnZRIqLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXF1ZXN0GiguYmhhdHRpLnYxLkltYWdlU2VydmljZVB1bGxJbWFnZVJlc3BvbnNlEmcKC0ltcG9ydEltYWdlEiwuYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZUltcG9ydEltYWdlUmVxdWVzdBoqLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlc3BvbnNlEmEKCVNhdmVJbWFnZRIqLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VTYXZlSW1hZ2VSZXF1ZXN0GiguYmhhdHRpLnYxLkltYWdlU2VydmljZVNhdmVJbWFnZVJlc3BvbnNlEmcKC0RlbGV0ZUltYWdlEiwuYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZURlbGV0ZUltYWdlUmVxdWVzdBoqLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VEZWxldGVJbWFnZVJlc3BvbnNlEmQKClNoYXJlSW1hZ2USKy5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QaKS5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlc3BvbnNlElsKB0dldFRhc2sSKC5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QaJi5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlR2V0VGFza1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChViaGF0dGkvdjEvaW1hZ2UucHJvdG8SCWJoYXR0aS52MSJBCgtJbWFnZUNhbGxlchIPCgd1c2VyX2lkGAEgASgJEg0KBWFkbWluGAIgASgIEhIKCm1heF9pbWFnZXMYAyABKA0ioQIKCUltYWdlVGFzaxIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEg0KBXN0YXRlGAMgASgJEg0KBXBoYXNlGAQgASgJEhIKCmJ5dGVzX2RvbmUYBSABKAQSEwoLbGF5ZXJzX2RvbmUYBiABKA0SFAoMbGF5ZXJzX3RvdGFsGAcgASgNEg0KBWVycm9yGAggASgJEg0KBWltYWdlGAkgASgJEg4KBnJlc3VsdBgKIAEoCRIOCgZkaWdlc3QYCyABKAkSLgoKY3JlYXRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKHEltYWdlU2VydmljZVB1bGxJbWFnZVJlcXVlc3QSCwoDcmVmGAEgASgJEgwKBG5hbWUYAiABKAkSDAoEYXV0aBgDIAEoCRIQCghwbGF0Zm9ybRgEIAEoCRIQCghpbnNlY3VyZRgFIAEoCCJDCh1JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuYmhhdHRpLnYxLkltYWdlVGFzayI8Ch5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIMCgRuYW1lGAIgASgJIkUKH0ltYWdlU2VydmljZUltcG9ydEltYWdlUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siPQocSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVxdWVzdBIPCgdzYW5kYm94GAEgASgJEgwKBG5hbWUYAiABKAkiQwodSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siLgoeSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiIQofSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXNwb25zZSJMCh1JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVxdWVzdBIMCgRuYW1lGAEgASgJEgwKBHVzZXIYAiABKAkSDwoHdW5zaGFyZRgDIAEoCCI1Ch5JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVzcG9uc2USEwoLc2hhcmVkX3dpdGgYASADKAkiKAoaSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QSCgoCaWQYASABKAkiQQobSW1hZ2VTZXJ2aWNlR2V0VGFza1Jlc3BvbnNlEiIKBHRhc2sYASABKAsyFC5iaGF0dGkudjEuSW1hZ2VUYXNrIoMBCh9WbW1JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXF1ZXN0EiYKBmNhbGxlchgBIAEoCzIWLmJoYXR0aS52MS5JbWFnZUNhbGxlchI4CgdyZXF1ZXN0GAIgASgLMicuYmhhdHRpLnYxLkltYWdlU2VydmljZVB1bGxJbWFnZVJlcXVlc3QihwEKIVZtbUltYWdlU2VydmljZUltcG9ydEltYWdlUmVxdWVzdBImCgZjYWxsZXIYASABKAsyFi5iaGF0dGkudjEuSW1hZ2VDYWxsZXISOgoHcmVxdWVzdBgCIAEoCzIpLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlcXVlc3QigwEKH1ZtbUltYWdlU2VydmljZVNhdmVJbWFnZVJlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjgKB3JlcXVlc3QYAiABKAsyJy5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVxdWVzdCKHAQohVm1tSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXF1ZXN0EiYKBmNhbGxlchgBIAEoCzIWLmJoYXR0aS52MS5JbWFnZUNhbGxlchI6CgdyZXF1ZXN0GAIgASgLMikuYmhhdHRpLnYxLkltYWdlU2VydmljZURlbGV0ZUltYWdlUmVxdWVzdCKFAQogVm1tSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjkKB3JlcXVlc3QYAiABKAsyKC5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QifwodVm1tSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QSJgoGY2FsbGVyGAEgASgLMhYuYmhhdHRpLnYxLkltYWdlQ2FsbGVyEjYKB3JlcXVlc3QYAiABKAsyJS5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QidgohVm1tSW1hZ2VTZXJ2aWNlVXBsb2FkSW1hZ2VSZXF1ZXN0EiYKBmNhbGxlchgBIAEoCzIWLmJoYXR0aS52MS5JbWFnZUNhbGxlchIMCgRuYW1lGAIgASgJEgwKBHNpemUYAyABKAQSDQoFY2h1bmsYBCABKAwiRgogVm1tSW1hZ2VTZXJ2aWNlUHVsbEltYWdlUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siSAoiVm1tSW1hZ2VTZXJ2aWNlSW1wb3J0SW1hZ2VSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuYmhhdHRpLnYxLkltYWdlVGFzayJGCiBWbW1JbWFnZVNlcnZpY2VTYXZlSW1hZ2VSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuYmhhdHRpLnYxLkltYWdlVGFzayIkCiJWbW1JbWFnZVNlcnZpY2VEZWxldGVJbWFnZVJlc3BvbnNlIjgKIVZtbUltYWdlU2VydmljZVNoYXJlSW1hZ2VSZXNwb25zZRITCgtzaGFyZWRfd2l0aBgBIAMoCSJECh5WbW1JbWFnZVNlcnZpY2VHZXRUYXNrUmVzcG9uc2USIgoEdGFzaxgBIAEoCzIULmJoYXR0aS52MS5JbWFnZVRhc2siSAoiVm1tSW1hZ2VTZXJ2aWNlVXBsb2FkSW1hZ2VSZXNwb25zZRIiCgR0YXNrGAEgASgLMhQuYmhhdHRpLnYxLkltYWdlVGFzazLXBAoMSW1hZ2VTZXJ2aWNlEl4KCVB1bGxJbWFnZRInLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VQdWxsSW1hZ2VSZXF1ZXN0GiguYmhhdHRpLnYxLkltYWdlU2VydmljZVB1bGxJbWFnZVJlc3BvbnNlEmQKC0ltcG9ydEltYWdlEikuYmhhdHRpLnYxLkltYWdlU2VydmljZUltcG9ydEltYWdlUmVxdWVzdBoqLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VJbXBvcnRJbWFnZVJlc3BvbnNlEl4KCVNhdmVJbWFnZRInLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VTYXZlSW1hZ2VSZXF1ZXN0GiguYmhhdHRpLnYxLkltYWdlU2VydmljZVNhdmVJbWFnZVJlc3BvbnNlEmQKC0RlbGV0ZUltYWdlEikuYmhhdHRpLnYxLkltYWdlU2VydmljZURlbGV0ZUltYWdlUmVxdWVzdBoqLmJoYXR0aS52MS5JbWFnZVNlcnZpY2VEZWxldGVJbWFnZVJlc3BvbnNlEmEKClNoYXJlSW1hZ2USKC5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlcXVlc3QaKS5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlU2hhcmVJbWFnZVJlc3BvbnNlElgKB0dldFRhc2sSJS5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlR2V0VGFza1JlcXVlc3QaJi5iaGF0dGkudjEuSW1hZ2VTZXJ2aWNlR2V0VGFza1Jlc3BvbnNlMuwFCg9WbW1JbWFnZVNlcnZpY2USZAoJUHVsbEltYWdlEiouYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZVB1bGxJbWFnZVJlcXVlc3QaKy5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlUHVsbEltYWdlUmVzcG9uc2USagoLSW1wb3J0SW1hZ2USLC5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlSW1wb3J0SW1hZ2VSZXF1ZXN0Gi0uYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZUltcG9ydEltYWdlUmVzcG9uc2USZAoJU2F2ZUltYWdlEiouYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZVNhdmVJbWFnZVJlcXVlc3QaKy5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlU2F2ZUltYWdlUmVzcG9uc2USagoLRGVsZXRlSW1hZ2USLC5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlRGVsZXRlSW1hZ2VSZXF1ZXN0Gi0uYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZURlbGV0ZUltYWdlUmVzcG9uc2USZwoKU2hhcmVJbWFnZRIrLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVxdWVzdBosLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VTaGFyZUltYWdlUmVzcG9uc2USXgoHR2V0VGFzaxIoLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VHZXRUYXNrUmVxdWVzdBopLmJoYXR0aS52MS5WbW1JbWFnZVNlcnZpY2VHZXRUYXNrUmVzcG9uc2USbAoLVXBsb2FkSW1hZ2USLC5iaGF0dGkudjEuVm1tSW1hZ2VTZXJ2aWNlVXBsb2FkSW1hZ2VSZXF1ZXN0Gi0uYmhhdHRpLnYxLlZtbUltYWdlU2VydmljZVVwbG9hZEltYWdlUmVzcG9uc2UoAWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * The caller, as the gateway authenticated it.
@@ -533,6 +533,159 @@ export const VmmImageServiceGetTaskRequestSchema: GenMessage<VmmImageServiceGetT
   messageDesc(file_bhatti_v1_image, 19);
 
 /**
+ * @generated from message bhatti.v1.VmmImageServiceUploadImageRequest
+ */
+export type VmmImageServiceUploadImageRequest = Message<"bhatti.v1.VmmImageServiceUploadImageRequest"> & {
+  /**
+   * First message only.
+   *
+   * @generated from field: bhatti.v1.ImageCaller caller = 1;
+   */
+  caller?: ImageCaller | undefined;
+
+  /**
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * The tar's size in bytes (the body's Content-Length); the upload must be exactly this long.
+   *
+   * @generated from field: uint64 size = 3;
+   */
+  size: bigint;
+
+  /**
+   * Every message after the first: the next bytes of the tar.
+   *
+   * @generated from field: bytes chunk = 4;
+   */
+  chunk: Uint8Array;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceUploadImageRequest.
+ * Use `create(VmmImageServiceUploadImageRequestSchema)` to create a new message.
+ */
+export const VmmImageServiceUploadImageRequestSchema: GenMessage<VmmImageServiceUploadImageRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 20);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServicePullImageResponse
+ */
+export type VmmImageServicePullImageResponse = Message<"bhatti.v1.VmmImageServicePullImageResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ImageTask task = 1;
+   */
+  task?: ImageTask | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServicePullImageResponse.
+ * Use `create(VmmImageServicePullImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServicePullImageResponseSchema: GenMessage<VmmImageServicePullImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 21);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceImportImageResponse
+ */
+export type VmmImageServiceImportImageResponse = Message<"bhatti.v1.VmmImageServiceImportImageResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ImageTask task = 1;
+   */
+  task?: ImageTask | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceImportImageResponse.
+ * Use `create(VmmImageServiceImportImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceImportImageResponseSchema: GenMessage<VmmImageServiceImportImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 22);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceSaveImageResponse
+ */
+export type VmmImageServiceSaveImageResponse = Message<"bhatti.v1.VmmImageServiceSaveImageResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ImageTask task = 1;
+   */
+  task?: ImageTask | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceSaveImageResponse.
+ * Use `create(VmmImageServiceSaveImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceSaveImageResponseSchema: GenMessage<VmmImageServiceSaveImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 23);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceDeleteImageResponse
+ */
+export type VmmImageServiceDeleteImageResponse = Message<"bhatti.v1.VmmImageServiceDeleteImageResponse"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceDeleteImageResponse.
+ * Use `create(VmmImageServiceDeleteImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceDeleteImageResponseSchema: GenMessage<VmmImageServiceDeleteImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 24);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceShareImageResponse
+ */
+export type VmmImageServiceShareImageResponse = Message<"bhatti.v1.VmmImageServiceShareImageResponse"> & {
+  /**
+   * @generated from field: repeated string shared_with = 1;
+   */
+  sharedWith: string[];
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceShareImageResponse.
+ * Use `create(VmmImageServiceShareImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceShareImageResponseSchema: GenMessage<VmmImageServiceShareImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 25);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceGetTaskResponse
+ */
+export type VmmImageServiceGetTaskResponse = Message<"bhatti.v1.VmmImageServiceGetTaskResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ImageTask task = 1;
+   */
+  task?: ImageTask | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceGetTaskResponse.
+ * Use `create(VmmImageServiceGetTaskResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceGetTaskResponseSchema: GenMessage<VmmImageServiceGetTaskResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 26);
+
+/**
+ * @generated from message bhatti.v1.VmmImageServiceUploadImageResponse
+ */
+export type VmmImageServiceUploadImageResponse = Message<"bhatti.v1.VmmImageServiceUploadImageResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.ImageTask task = 1;
+   */
+  task?: ImageTask | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.VmmImageServiceUploadImageResponse.
+ * Use `create(VmmImageServiceUploadImageResponseSchema)` to create a new message.
+ */
+export const VmmImageServiceUploadImageResponseSchema: GenMessage<VmmImageServiceUploadImageResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_image, 27);
+
+/**
  * ImageService is the public API for a user's root filesystem images, served by the gateway:
  * pull from an OCI/Docker registry, import a tarball, save a running sandbox, share and delete.
  * Pull, import and save run as tasks (ImageTask) in the vmm; GetTask reports their progress.
@@ -621,7 +774,7 @@ export const VmmImageService: GenService<{
   pullImage: {
     methodKind: "unary";
     input: typeof VmmImageServicePullImageRequestSchema;
-    output: typeof ImageServicePullImageResponseSchema;
+    output: typeof VmmImageServicePullImageResponseSchema;
   },
   /**
    * @generated from rpc bhatti.v1.VmmImageService.ImportImage
@@ -629,7 +782,7 @@ export const VmmImageService: GenService<{
   importImage: {
     methodKind: "unary";
     input: typeof VmmImageServiceImportImageRequestSchema;
-    output: typeof ImageServiceImportImageResponseSchema;
+    output: typeof VmmImageServiceImportImageResponseSchema;
   },
   /**
    * @generated from rpc bhatti.v1.VmmImageService.SaveImage
@@ -637,7 +790,7 @@ export const VmmImageService: GenService<{
   saveImage: {
     methodKind: "unary";
     input: typeof VmmImageServiceSaveImageRequestSchema;
-    output: typeof ImageServiceSaveImageResponseSchema;
+    output: typeof VmmImageServiceSaveImageResponseSchema;
   },
   /**
    * @generated from rpc bhatti.v1.VmmImageService.DeleteImage
@@ -645,7 +798,7 @@ export const VmmImageService: GenService<{
   deleteImage: {
     methodKind: "unary";
     input: typeof VmmImageServiceDeleteImageRequestSchema;
-    output: typeof ImageServiceDeleteImageResponseSchema;
+    output: typeof VmmImageServiceDeleteImageResponseSchema;
   },
   /**
    * @generated from rpc bhatti.v1.VmmImageService.ShareImage
@@ -653,7 +806,7 @@ export const VmmImageService: GenService<{
   shareImage: {
     methodKind: "unary";
     input: typeof VmmImageServiceShareImageRequestSchema;
-    output: typeof ImageServiceShareImageResponseSchema;
+    output: typeof VmmImageServiceShareImageResponseSchema;
   },
   /**
    * @generated from rpc bhatti.v1.VmmImageService.GetTask
@@ -661,7 +814,18 @@ export const VmmImageService: GenService<{
   getTask: {
     methodKind: "unary";
     input: typeof VmmImageServiceGetTaskRequestSchema;
-    output: typeof ImageServiceGetTaskResponseSchema;
+    output: typeof VmmImageServiceGetTaskResponseSchema;
+  },
+  /**
+   * UploadImage imports a tar the gateway streams from a client (`POST /images/import` with a
+   * tar body): the first message carries the caller, name and size, the others the bytes.
+   *
+   * @generated from rpc bhatti.v1.VmmImageService.UploadImage
+   */
+  uploadImage: {
+    methodKind: "client_streaming";
+    input: typeof VmmImageServiceUploadImageRequestSchema;
+    output: typeof VmmImageServiceUploadImageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_image, 1);

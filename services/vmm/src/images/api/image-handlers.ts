@@ -106,6 +106,24 @@ export function createImageHandlers(images: ImageService): ServiceImpl<typeof Vm
           req.request?.unshare ?? false,
         ),
       })),
+    async uploadImage(reqs) {
+      const it = reqs[Symbol.asyncIterator]();
+      const first = await it.next();
+      if (first.done) throw new ConnectError("empty upload", Code.InvalidArgument);
+      const head = first.value;
+      async function* chunks(): AsyncIterable<Uint8Array> {
+        for (;;) {
+          const next = await it.next();
+          if (next.done) return;
+          yield next.value.chunk;
+        }
+      }
+      return mapped(async () => ({
+        task: taskToProto(
+          await images.receiveUpload(callerOf(head.caller), head.name, Number(head.size), chunks()),
+        ),
+      }));
+    },
     getTask: (req) =>
       mapped(() => ({ task: taskToProto(images.task(callerOf(req.caller), req.request?.id ?? "")) })),
   };

@@ -1,4 +1,14 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { crashPoint } from "@bhatti/runtime";
 import type { ImageRecord, ImageRegistry, ImageRunConfig } from "../../adapters/image-registry.js";
@@ -131,6 +141,16 @@ export interface ImageService {
   recover(): void;
   pull(caller: ImageCaller, req: PullRequest): ImageTask;
   importTar(caller: ImageCaller, path: string, name: string): ImageTask;
+  /**
+   * Receives an uploaded tar (exactly `size` bytes) into images/.tmp, then imports it like
+   * importTar (any user: it is their data) and deletes it when the task ends.
+   */
+  receiveUpload(
+    caller: ImageCaller,
+    name: string,
+    size: number,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<ImageTask>;
   save(caller: ImageCaller, sandboxId: string, name: string): ImageTask;
   remove(caller: ImageCaller, name: string): void;
   share(caller: ImageCaller, name: string, user: string, unshare: boolean): string[];
@@ -334,20 +354,38 @@ export function createImageService(o: ImageServiceOptions): ImageService {
       if (!path.startsWith("/")) throw new ImageInputError("path must be absolute");
       checkImageName(name);
       if (!existsSync(path)) throw new ImageServiceError("not_found", `${path} does not exist`);
-      const admitted = admit(caller, name, `import ${path}`);
-      if ("task" in admitted) return admitted.task;
-      return startBuild(
-        "image_import",
-        caller,
-        name,
-        `import ${path}`,
-        admitted.existing,
-        async (t, work, signal) => {
-          t.phase = "reading";
-          const kind = (await isOciArchive(path, signal)) ? "oci-archive" : "docker-archive";
-          return fetchAndUnpack(t, work, signal, { kind, path }, path, false, "import", "");
-        },
-      );
+      return startImport(caller, path, name, path);
+    },
+
+    async receiveUpload(caller, name, size, chunks) {
+      checkImageName(name);
+      if (!Number.isSafeInteger(size) || size <= 0)
+        throw new ImageInputError("the upload's size must be given");
+      // The name and quota first: a refused upload is refused before its bytes arrive.
+      const admitted = admit(caller, name, `upload ${randomBytes(8).toString("hex")}`);
+      if ("task" in admitted) throw new ImageServiceError("already_exists", `image ${name} is being built`);
+      // The tar, its OCI copy and the rootfs: about three times the upload.
+      checkDisk(3 * size, `importing ${Math.ceil(size / 1024 / 1024)} MB`);
+      const path = join(tmpRoot, `upload-${randomBytes(8).toString("hex")}.tar`);
+      const out = createWriteStream(path, { mode: 0o600 });
+      let received = 0;
+      try {
+        for await (const chunk of chunks) {
+          received += chunk.byteLength;
+          if (received > size)
+            throw new ImageInputError(`the upload is longer than its declared ${size} bytes`);
+          if (!out.write(chunk)) await once(out, "drain");
+        }
+        out.end();
+        await once(out, "finish");
+        if (received !== size)
+          throw new ImageInputError(`the upload ended after ${received} of ${size} bytes`);
+      } catch (e) {
+        out.destroy();
+        rmSync(path, { force: true });
+        throw e;
+      }
+      return startImport(caller, path, name, "the uploaded tar", () => rmSync(path, { force: true }));
     },
 
     save(caller, sandboxId, name) {
@@ -441,6 +479,39 @@ export function createImageService(o: ImageServiceOptions): ImageService {
 
     list: (userId) => registry.list().filter((i) => visibleTo(i, userId)),
   };
+
+  function startImport(
+    caller: ImageCaller,
+    path: string,
+    name: string,
+    shown: string,
+    cleanup?: () => void,
+  ): ImageTask {
+    let admitted: ReturnType<typeof admit>;
+    try {
+      admitted = admit(caller, name, `import ${path}`);
+    } catch (e) {
+      cleanup?.();
+      throw e;
+    }
+    if ("task" in admitted) return admitted.task;
+    return startBuild(
+      "image_import",
+      caller,
+      name,
+      `import ${path}`,
+      admitted.existing,
+      async (t, work, signal) => {
+        try {
+          t.phase = "reading";
+          const kind = (await isOciArchive(path, signal)) ? "oci-archive" : "docker-archive";
+          return await fetchAndUnpack(t, work, signal, { kind, path }, shown, false, "import", "");
+        } finally {
+          cleanup?.();
+        }
+      },
+    );
+  }
 
   async function fetchAndUnpack(
     t: ImageTask,
