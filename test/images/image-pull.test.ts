@@ -81,7 +81,13 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("images: pull, import
 
   it("pulls the host platform from an index: whiteouts, owners, config; a sandbox boots with its Env and WorkingDir", async () => {
     const t = await settle(pull(`${reg.host}/bt/busybox:multi`, "bb").id);
-    expect(t).toMatchObject({ state: "completed", result: "", layersTotal: 3, layersDone: 3, error: "" });
+    expect(t).toMatchObject({
+      state: "completed",
+      result: "pulled",
+      layersTotal: 3,
+      layersDone: 3,
+      error: "",
+    });
     expect(t.digest).toMatch(/^sha256:/);
     const root = rootfsOf("bb");
     expect(readFileSync(join(root, "etc/arch"), "utf8")).toBe("amd64\n");

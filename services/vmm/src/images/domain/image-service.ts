@@ -297,6 +297,7 @@ export function createImageService(o: ImageServiceOptions): ImageService {
         if (existsSync(final)) renameSync(final, join(work, "replaced"));
         renameSync(join(work, "image"), final);
         t.bytesDone = sizeBytes;
+        t.result = RESULTS[kind];
       } finally {
         release();
         clearTimeout(timer);
@@ -579,6 +580,12 @@ interface ImageMeta {
   digest: string;
   config: ImageRunConfig;
 }
+
+const RESULTS: Record<ImageTaskKind, string> = {
+  image_pull: "pulled",
+  image_import: "imported",
+  image_save: "saved",
+};
 
 const EMPTY_CONFIG: ImageRunConfig = { env: [], cmd: [], entrypoint: [], workingDir: "", user: "" };
 
