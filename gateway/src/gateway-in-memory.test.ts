@@ -8,6 +8,7 @@ import {
   StoreService,
   ThermalService,
   ThermalState,
+  VmmImageService,
   VmmService,
   VmmSnapshotService,
   VmmVolumeService,
@@ -97,6 +98,7 @@ describe("gateway operations with in-memory service fakes", () => {
       vmm: createClient(VmmService, fakes),
       vmmSnapshots: createClient(VmmSnapshotService, fakes),
       vmmVolumes: createClient(VmmVolumeService, fakes),
+      vmmImages: createClient(VmmImageService, fakes),
       // What this process's client throws when it cannot reach the service is not something a
       // service can send, so it is thrown here, on the client side.
       thermal: {

@@ -5,6 +5,7 @@ import {
   VmmService,
   VmmSnapshotService,
   VmmVolumeService,
+  VmmImageService,
 } from "@bhatti/proto";
 import { type ServerConfig, createServiceClient, serviceSocketPath } from "@bhatti/runtime";
 import type { Client } from "@connectrpc/connect";
@@ -19,6 +20,8 @@ export interface ServiceClients {
   readonly thermal: Client<typeof ThermalService>;
   /** The vmm's volume images (served on vmm.sock next to VmmService). */
   readonly vmmVolumes: Client<typeof VmmVolumeService>;
+  /** The vmm's image tasks (pull, import, save), on the vmm's socket. */
+  readonly vmmImages: Client<typeof VmmImageService>;
   /** Closes every HTTP/2 session. */
   close(): void;
 }
@@ -34,6 +37,11 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
   const vmm = createServiceClient(VmmService, serviceSocketPath(config.socket_dir, "vmm"), options);
   const vmmSnapshots = createServiceClient(
     VmmSnapshotService,
+    serviceSocketPath(config.socket_dir, "vmm"),
+    options,
+  );
+  const vmmImages = createServiceClient(
+    VmmImageService,
     serviceSocketPath(config.socket_dir, "vmm"),
     options,
   );
@@ -54,8 +62,9 @@ export function createServiceClients(config: ServerConfig): ServiceClients {
     vmmSnapshots: vmmSnapshots.client,
     thermal: thermal.client,
     vmmVolumes: vmmVolumes.client,
+    vmmImages: vmmImages.client,
     close: () => {
-      for (const c of [store, network, vmm, vmmSnapshots, thermal, vmmVolumes]) c.close();
+      for (const c of [store, network, vmm, vmmSnapshots, thermal, vmmVolumes, vmmImages]) c.close();
     },
   };
 }

@@ -14,6 +14,7 @@ export * from "./gen/bhatti/v1/snapshot_pb.js";
 export * from "./gen/bhatti/v1/volume_pb.js";
 export * from "./gen/bhatti/v1/vmm_volume_pb.js";
 export * from "./gen/bhatti/v1/publish_pb.js";
+export * from "./gen/bhatti/v1/image_pb.js";
 // The public REST JSON shapes, shared by the gateway and `bhatti --json`.
 export * from "./rest-json.js";
 

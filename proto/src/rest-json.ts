@@ -3,6 +3,7 @@
 // the OpenAPI schemas in gateway/src/openapi describe exactly these objects.
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Event, MetricsSnapshot } from "./gen/bhatti/v1/admin_pb.js";
+import type { ImageTask } from "./gen/bhatti/v1/image_pb.js";
 import type { FileInfo, Image, Sandbox, SessionInfo } from "./gen/bhatti/v1/sandbox_pb.js";
 import type { SecretInfo } from "./gen/bhatti/v1/secret_pb.js";
 import type { Snapshot } from "./gen/bhatti/v1/snapshot_pb.js";
@@ -220,6 +221,37 @@ export function imageJson(
     built_at: i.builtAt,
     source: i.source,
     is_default: i.isDefault,
+  };
+}
+
+/** An image pull, import or save (`GET /tasks/:id`, `bhatti image pull --json`). */
+export interface TaskJson {
+  id: string;
+  type: string;
+  status: string;
+  phase: string;
+  progress: { bytes: number; layers_done: number; layers_total: number };
+  error: string;
+  image: string;
+  result: string;
+  digest: string;
+  created_at: string;
+  completed_at: string;
+}
+
+export function taskJson(t: ImageTask): TaskJson {
+  return {
+    id: t.id,
+    type: t.kind,
+    status: t.state,
+    phase: t.phase,
+    progress: { bytes: Number(t.bytesDone), layers_done: t.layersDone, layers_total: t.layersTotal },
+    error: t.error,
+    image: t.image,
+    result: t.result,
+    digest: t.digest,
+    created_at: isoTime(t.createdAt),
+    completed_at: isoTime(t.finishedAt),
   };
 }
 

@@ -54,4 +54,14 @@ export const commandExamples: Readonly<Record<string, readonly string[]>> = {
   share: ["bhatti share dev --expires 1h --read-only", "bhatti share dev --revoke"],
   publish: ["bhatti publish dev -p 3000 --alias my-app", "bhatti publish dev"],
   unpublish: ["bhatti unpublish dev -p 3000"],
+  "image pull": [
+    "bhatti image pull python:3.12-slim --name python",
+    "bhatti image pull ghcr.io/org/app:1.2 --authfile ~/.docker/config.json",
+  ],
+  "image import": ["bhatti image import app.tar --name app", "bhatti image import --from-docker app:dev"],
+  "image save": ["bhatti image save dev dev-with-deps"],
+  "image delete": ["bhatti image delete dev-with-deps"],
+  "image share": ["bhatti image share python --user <user-id>"],
+  "image unshare": ["bhatti image unshare python --user <user-id>"],
+  "image task": ["bhatti image task <task-id> --json"],
 };

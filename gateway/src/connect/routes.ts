@@ -2,6 +2,7 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { registerAdminService } from "./admin-service.js";
 import { registerPublishService } from "./publish-service.js";
+import { registerImageService } from "./image-service.js";
 import { registerSandboxService } from "./sandbox-service.js";
 import { registerSecretService } from "./secret-service.js";
 import { registerSnapshotService } from "./snapshot-service.js";
@@ -19,4 +20,5 @@ export function registerConnectServices(router: ConnectRouter, gw: GatewayContex
   registerVolumeService(router, gw);
   registerShareServices(router, gw);
   registerPublishService(router, gw);
+  registerImageService(router, gw);
 }

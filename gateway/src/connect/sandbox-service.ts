@@ -172,8 +172,8 @@ export function registerSandboxService(router: ConnectRouter, gw: GatewayContext
     },
 
     async listImages(_req, ctx) {
-      caller(ctx, "read");
-      const { images } = await gw.clients.vmm.listImages({});
+      const user = caller(ctx, "read");
+      const { images } = await gw.clients.vmm.listImages({ userId: user.id });
       return {
         images: images.map((i) => ({
           name: i.name,

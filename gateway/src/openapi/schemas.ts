@@ -258,6 +258,30 @@ export const componentSchemas: Record<string, Schema> = {
       is_default: { type: "boolean" },
     },
   },
+  Task: {
+    type: "object",
+    description: "An image pull, import or save, kept in the vmm's memory (a bounded history).",
+    properties: {
+      id: { type: "string" },
+      type: { type: "string", enum: ["image_pull", "image_import", "image_save"] },
+      status: { type: "string", enum: ["running", "completed", "failed"] },
+      phase: { type: "string" },
+      progress: {
+        type: "object",
+        properties: {
+          bytes: { type: "integer" },
+          layers_done: { type: "integer" },
+          layers_total: { type: "integer" },
+        },
+      },
+      error: { type: "string" },
+      image: { type: "string" },
+      result: { type: "string", description: "pulled | exists | imported | saved (empty while running)" },
+      digest: { type: "string" },
+      created_at: { type: "string" },
+      completed_at: { type: "string" },
+    },
+  },
 };
 
 /** A route's operation: summary, responses by status, then parameters and request body. */

@@ -167,8 +167,9 @@ export function createSandboxManager(deps: {
     }
   };
 
-  const resolveImage = async (requested: string): Promise<string> => {
-    const { images } = await vmm.listImages({});
+  const resolveImage = async (user: AuthenticatedUser, requested: string): Promise<string> => {
+    // Only the images this user may use: its own, shared with it, and system ones.
+    const { images } = await vmm.listImages({ userId: user.id });
     if (requested === "") {
       const fallback = images.find((i) => i.isDefault) ?? images[0];
       if (fallback === undefined) throw new ConnectError("no image is installed", Code.FailedPrecondition);
@@ -199,7 +200,7 @@ export function createSandboxManager(deps: {
       // Cheap checks against the caller's limits come first, so a request that can never
       // succeed is refused before any image lookup (the store re-checks in its transaction).
       checkPerSandboxLimits(user, input);
-      const image = await resolveImage(input.image);
+      const image = await resolveImage(user, input.image);
       let row: SandboxRecord | undefined;
       try {
         row = (

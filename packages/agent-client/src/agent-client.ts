@@ -110,6 +110,8 @@ export interface WriteFileOptions extends CallOptions {
 
 export interface WaitReadyOptions extends CallOptions {
   timeoutMs?: number;
+  /** The command whose success proves the agent can run commands; default `true` (from PATH). */
+  probeArgv?: string[];
 }
 
 /** Typed access to one sandbox's agent. */
@@ -496,9 +498,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         const attemptSignal = AbortSignal.timeout(Math.min(waitReadyAttemptTimeoutMs(attempt), remaining));
         const signal = o.signal === undefined ? attemptSignal : AbortSignal.any([o.signal, attemptSignal]);
         try {
-          const result = await client.exec(["true"], { signal });
+          const probe = o.probeArgv ?? ["true"];
+          const result = await client.exec(probe, { signal });
           if (result.exitCode === 0) return;
-          lastError = new Error(`true exited ${result.exitCode}`);
+          lastError = new Error(`${probe[0]} exited ${result.exitCode}`);
         } catch (err) {
           if (o.signal?.aborted) throw abortError(o.signal);
           // A wrong token never becomes right: fail fast.

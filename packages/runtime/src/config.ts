@@ -340,6 +340,16 @@ export const configKeys = {
     1,
     1_000_000,
   ),
+  image_task_timeout: durationKey(
+    "30m",
+    "How long an image pull, import or save may run before the vmm kills it (the task fails and nothing is kept).",
+  ),
+  image_upload_max_mb: integerKey(
+    10240,
+    "Largest tar `POST /images/import` (and `bhatti image import`) accepts as a request body, MiB.",
+    1,
+    1_048_576,
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof configKeys;

@@ -1,5 +1,11 @@
 import { join } from "node:path";
-import { StoreService, VmmService, VmmSnapshotService, VmmVolumeService } from "@bhatti/proto";
+import {
+  StoreService,
+  VmmImageService,
+  VmmService,
+  VmmSnapshotService,
+  VmmVolumeService,
+} from "@bhatti/proto";
 import {
   StartupError,
   createServiceClient,
@@ -19,6 +25,7 @@ import { createStoreSync } from "./domain/store-sync.js";
 import { createGvisorEngine } from "./engines/gvisor/gvisor-engine.js";
 import { reapOrphanSnapshots } from "./engines/gvisor/snapshots/snapshot-reconcile.js";
 import { createVmmVolumeHandlers } from "./volumes/vmm-volume-handlers.js";
+import { createEngineImages, createImageHandlers } from "./images/index.js";
 
 /**
  * The deadline of the network service's Health inside the engine's: longer than a plain probe
@@ -128,6 +135,12 @@ await runService({
     reapTimer.unref();
     shutdown.add(() => clearInterval(reapTimer));
 
+    // Image tasks live in this process's memory; what a killed one left in images/.tmp goes now.
+    const images = createEngineImages(engine, {
+      taskTimeoutMs: config.image_task_timeout,
+      diskReserveMb: config.host_disk_reserve_mb,
+      logger,
+    });
     const handlers = createVmmHandlers({
       engine,
       images: engine.images,
@@ -147,6 +160,7 @@ await runService({
         router.service(VmmService, handlers);
         router.service(VmmSnapshotService, createVmmSnapshotHandlers(engine.snapshots));
         router.service(VmmVolumeService, createVmmVolumeHandlers(engine.volumes));
+        router.service(VmmImageService, createImageHandlers(images.service));
       },
       interceptors: [engineErrorInterceptor],
     };

@@ -15,6 +15,23 @@ export interface ImageRecord {
   /** The unprivileged user of the image (uid 1000). */
   user: string;
   rootfs: string;
+  /** Owning user id; "" for a system image (built by a script, visible to all). */
+  owner: string;
+  /** User ids the owner shared the image with. */
+  sharedWith: string[];
+  /** The manifest digest a pull recorded (a repeat pull of it is a no-op); "" otherwise. */
+  digest: string;
+  /** The image config's run settings (pulled or imported images): defaults for every exec. */
+  runConfig: ImageRunConfig;
+}
+
+/** From the OCI image config: Env and WorkingDir become the sandbox's defaults; Cmd/User are recorded. */
+export interface ImageRunConfig {
+  env: string[];
+  cmd: string[];
+  entrypoint: string[];
+  workingDir: string;
+  user: string;
 }
 
 export interface ImageRegistry {
@@ -31,7 +48,8 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
     if (!IMAGE_NAME.test(name)) return undefined;
     const dir = join(imagesDir, name);
     const rootfs = join(dir, "rootfs");
-    if (!existsSync(join(rootfs, "bin", "sh"))) return undefined;
+    // No /bin/sh needed (distroless images): the agent brings its own runtime.
+    if (!existsSync(rootfs)) return undefined;
     let meta: Record<string, unknown>;
     try {
       meta = JSON.parse(readFileSync(join(dir, "image.json"), "utf8")) as Record<string, unknown>;
@@ -39,6 +57,11 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
       return undefined;
     }
     const str = (k: string, d = "") => (typeof meta[k] === "string" ? (meta[k] as string) : d);
+    const strs = (v: unknown) =>
+      Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : [];
+    const cfg = (
+      typeof meta["config"] === "object" && meta["config"] !== null ? meta["config"] : {}
+    ) as Record<string, unknown>;
     return {
       name,
       description: str("description"),
@@ -47,6 +70,16 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
       source: str("source"),
       user: str("user", "lohar"),
       rootfs,
+      owner: str("owner"),
+      sharedWith: strs(meta["shared_with"]),
+      digest: str("digest"),
+      runConfig: {
+        env: strs(cfg["env"]),
+        cmd: strs(cfg["cmd"]),
+        entrypoint: strs(cfg["entrypoint"]),
+        workingDir: typeof cfg["working_dir"] === "string" ? cfg["working_dir"] : "",
+        user: typeof cfg["user"] === "string" ? cfg["user"] : "",
+      },
     };
   };
   return {

@@ -5,6 +5,7 @@ import { type VmmService, thermalStateOf } from "@bhatti/proto";
 import { processHealth, requireSandboxId } from "@bhatti/runtime";
 import type { Engine, EngineEvent } from "../engine/engine.js";
 import type { ImageRegistry } from "../adapters/image-registry.js";
+import { visibleTo } from "../images/domain/image-service.js";
 import { infoToProto, specFromProto } from "./proto-mapping.js";
 
 export interface VmmHandlersOptions {
@@ -65,15 +66,19 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
         diskBytes: BigInt(s.diskBytes),
       };
     },
-    listImages: async () => ({
-      images: images.list().map((i) => ({
-        name: i.name,
-        description: i.description,
-        sizeBytes: BigInt(i.sizeBytes),
-        builtAt: i.builtAt,
-        source: i.source,
-        isDefault: i.name === options.defaultImage,
-      })),
+    listImages: async (req) => ({
+      images: images
+        .list()
+        .filter((i) => visibleTo(i, req.userId))
+        .map((i) => ({
+          name: i.name,
+          description: i.description,
+          sizeBytes: BigInt(i.sizeBytes),
+          builtAt: i.builtAt,
+          source: i.source,
+          isDefault: i.name === options.defaultImage,
+          owner: i.owner,
+        })),
     }),
     async *watchEvents(req, ctx) {
       const queue: EngineEvent[] = [];

@@ -4,6 +4,7 @@ import { AGENT_MOUNT_POINT } from "@bhatti/agent-client";
 import { type AgentBootConfig, DEFAULT_SUDO_SOCKET } from "@bhatti/agent-protocol";
 import { BOOT_CONFIG_MOUNT_POINT, BOOT_CONFIG_PATH, type GuestInit } from "../../adapters/agent-launch.js";
 import type { SandboxCgroups } from "../../adapters/cgroups.js";
+import type { ImageRunConfig } from "../../adapters/image-registry.js";
 import type { SandboxSpec } from "../../engine/engine.js";
 import type { SandboxLayout } from "./layout.js";
 import { type VolumeHost, volumeOciMounts } from "../../volumes/volume-host.js";
@@ -20,12 +21,22 @@ export interface BundleHost {
   volumes: Pick<VolumeHost, "mountPath">;
 }
 
+function envMap(env: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const kv of env) {
+    const eq = kv.indexOf("=");
+    if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  return out;
+}
+
 /** The boot config the agent reads once at start (it holds the secrets; the agent deletes it). */
 export function writeBootConfig(
   r: GvisorSandboxRecord,
   spec: SandboxSpec,
   imageUser: string,
   layout: SandboxLayout,
+  imageDefaults: ImageRunConfig = { env: [], cmd: [], entrypoint: [], workingDir: "", user: "" },
 ): void {
   const home = imageUser === "root" ? "/root" : `/home/${imageUser}`;
   const config: AgentBootConfig = {
@@ -33,7 +44,9 @@ export function writeBootConfig(
     sandbox_id: r.id,
     token: r.token,
     hostname: r.hostname,
-    env: spec.env,
+    // The image config's Env and WorkingDir are defaults: the create's env (and each exec's) wins.
+    env: { ...envMap(imageDefaults.env), ...spec.env },
+    ...(imageDefaults.workingDir === "" ? {} : { workdir: imageDefaults.workingDir }),
     secrets: spec.secrets,
     files: spec.files.map((f) => ({
       path: f.path,

@@ -1,6 +1,11 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
+import {
+  AGENT_MOUNT_POINT,
+  AGENT_PACKAGE_LAYOUT,
+  type AgentClient,
+  createAgentClient,
+} from "@bhatti/agent-client";
 import { AGENT_CONTROL_PORT, AGENT_FORWARD_PORT } from "@bhatti/agent-protocol";
 import { type Logger, crashPoint } from "@bhatti/runtime";
 import type { GuestInit } from "../../adapters/agent-launch.js";
@@ -257,7 +262,12 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
         );
       }, 500);
       try {
-        await client.waitReady({ timeoutMs: readyTimeoutMs, signal: abort.signal });
+        await client.waitReady({
+          timeoutMs: readyTimeoutMs,
+          signal: abort.signal,
+          // A binary every sandbox has (the agent package's): images may lack `true` (distroless).
+          probeArgv: [`${AGENT_MOUNT_POINT}/${AGENT_PACKAGE_LAYOUT.tini}`, "--version"],
+        });
       } catch (e) {
         const tail = readLogTail(layoutOf(r.id).log);
         throw new Error(

@@ -50,6 +50,16 @@ export interface GvisorEngine extends Engine {
   isCreating(id: string): boolean;
   /** Named snapshots (create, fork, rewind), serialized with the sandbox's other transitions. */
   readonly snapshots: SnapshotOps;
+  /**
+   * Runs `fn` on the sandbox's merged root filesystem (the host's view of its overlay) while the
+   * sandbox is consistent and still: an agent `sync` flushes the guest's dirty pages to the
+   * gofer, then the cgroup is frozen until `fn` returns. A warm sandbox is resumed for the sync
+   * and paused again after. Cold: FailedPrecondition. Serialized with the sandbox's lifecycle.
+   */
+  withFrozenRootfs<T>(
+    id: string,
+    fn: (view: { rootfs: string; image: string; userId: string }) => Promise<T>,
+  ): Promise<T>;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -135,7 +145,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           };
           undo.push("volumes", () => ctx.volumes.release(spec.id));
           await ctx.volumes.acquire(holderOf(r));
-          writeBootConfig(r, spec, image.user, layout);
+          writeBootConfig(r, spec, image.user, layout, image.runConfig);
           writeBundle(r, layout, ctx);
           undo.push("cgroups", () => {
             crashPoint("vmm.release.after-kill");
@@ -285,6 +295,38 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     isCreating: (id) => pending.has(id),
 
     snapshots: createSnapshotOps(ctx, serializer),
+    withFrozenRootfs: (id, fn) =>
+      serializer.run(id, async () => {
+        const r = mustGet(id);
+        if (r.thermal === "cold") {
+          throw new EngineError("failed_precondition", `sandbox ${id} is stopped — start it first`);
+        }
+        const wasWarm = r.thermal === "warm";
+        if (wasWarm) await ctx.resume(r);
+        try {
+          const agent = await ctx.agentClientOf(r);
+          try {
+            // The sandbox's own `sync` (an image without one, e.g. distroless, only gets the freeze).
+            const s = await agent.exec(["sync"], { root: true, timeoutMs: 60_000 }).catch((e: Error) => e);
+            if (s instanceof Error || s.exitCode !== 0) {
+              ctx.log?.warn("sync before freezing failed", {
+                sandbox: id,
+                error: s instanceof Error ? s.message : s.stderr.toString().slice(0, 200),
+              });
+            }
+          } finally {
+            agent.close();
+          }
+          await cgroups.freeze(id);
+          try {
+            return await fn({ rootfs: ctx.layoutOf(id).rootfs, image: r.image, userId: r.userId });
+          } finally {
+            await cgroups.thaw(id);
+          }
+        } finally {
+          if (wasWarm) await ctx.pause(r);
+        }
+      }),
 
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {
