@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { type ImageRunscSettings, parseImageRunscSettings } from "./image-runsc-settings.js";
 
 /**
  * Root filesystem images under `<state_dir>/images/<name>/`: `rootfs/` plus `image.json`,
@@ -15,6 +16,10 @@ export interface ImageRecord {
   /** The unprivileged user of the image (uid 1000). */
   user: string;
   rootfs: string;
+  /** Sandbox settings the image needs from gVisor (image-runsc-settings.ts). */
+  runsc?: ImageRunscSettings;
+  /** Boot hook: a shell command run at boot (as the image user), before the sandbox's own init. */
+  init?: string;
 }
 
 export interface ImageRegistry {
@@ -39,6 +44,14 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
       return undefined;
     }
     const str = (k: string, d = "") => (typeof meta[k] === "string" ? (meta[k] as string) : d);
+    let runsc: ImageRunscSettings | undefined;
+    try {
+      runsc = parseImageRunscSettings(meta["runsc"]);
+    } catch {
+      // Settings the engine refuses make the image unusable, like an incomplete one.
+      return undefined;
+    }
+    const init = str("init");
     return {
       name,
       description: str("description"),
@@ -47,6 +60,8 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
       source: str("source"),
       user: str("user", "lohar"),
       rootfs,
+      ...(runsc === undefined ? {} : { runsc }),
+      ...(init === "" ? {} : { init }),
     };
   };
   return {

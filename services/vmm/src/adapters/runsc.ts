@@ -25,7 +25,7 @@ export interface Runsc {
   pause(id: string): Promise<void>;
   resume(id: string): Promise<void>;
   /** Saves memory and processes into `imagePath`; the container exits afterwards. */
-  checkpoint(id: string, imagePath: string): Promise<void>;
+  checkpoint(id: string, imagePath: string, flags?: readonly string[]): Promise<void>;
   /** Kills (if running) and forgets the container; a missing container is not an error. */
   delete(id: string): Promise<void>;
   /** The container's state, or undefined if runsc does not know it. */
@@ -48,6 +48,8 @@ export interface LaunchOptions {
   /** runsc's stdout/stderr (and the container's, until the agent takes over logging). */
   logFile: string;
   timeoutMs?: number;
+  /** Global flags of this sandbox only (its image's runsc settings), after the engine's own. */
+  flags?: readonly string[];
 }
 
 export interface RunscOptions {
@@ -136,9 +138,9 @@ export function createRunsc(options: RunscOptions): Runsc {
     "--overlay2=none",
     ...(options.extraFlags ?? []),
   ];
-  const call = async (args: string[], timeoutMs = 30_000) => {
+  const call = async (args: string[], timeoutMs = 30_000, flags: readonly string[] = []) => {
     try {
-      return await runCommand(options.path, [...globalFlags, ...args], { timeoutMs });
+      return await runCommand(options.path, [...globalFlags, ...flags, ...args], { timeoutMs });
     } catch (e) {
       throw new RunscError(e instanceof Error ? e.message : String(e), { cause: e });
     }
@@ -165,6 +167,7 @@ export function createRunsc(options: RunscOptions): Runsc {
           "--",
           options.path,
           ...globalFlags,
+          ...(launchOptions.flags ?? []),
           ...args,
         ],
         { stdio: ["ignore", fd, fd, "pipe"], detached: true },
@@ -228,10 +231,12 @@ export function createRunsc(options: RunscOptions): Runsc {
       launch(["restore", "--detach", `--image-path=${imagePath}`, `--bundle=${bundle}`, id], l),
     pause: async (id) => void (await call(["pause", id])),
     resume: async (id) => void (await call(["resume", id])),
-    checkpoint: async (id, imagePath) =>
+    // The same global flags as the run: gVisor requires them for a checkpoint.
+    checkpoint: async (id, imagePath, flags = []) =>
       void (await call(
         ["checkpoint", `--image-path=${imagePath}`, `--compression=${options.compression ?? "none"}`, id],
         300_000,
+        flags,
       )),
     async delete(id) {
       try {

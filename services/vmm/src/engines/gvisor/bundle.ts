@@ -23,7 +23,10 @@ export function writeBootConfig(
   spec: SandboxSpec,
   imageUser: string,
   layout: SandboxLayout,
+  imageInit?: string,
 ): void {
+  // The image's boot hook (its boot services) runs first, then the sandbox's own init.
+  const init = [imageInit, spec.init].filter((s): s is string => s !== undefined && s !== "").join("\n");
   const home = imageUser === "root" ? "/root" : `/home/${imageUser}`;
   const config: AgentBootConfig = {
     version: 1,
@@ -42,7 +45,7 @@ export function writeBootConfig(
     // for the sandbox user over a local socket instead, and the shim replaces /usr/bin/sudo.
     allow_root_exec: true,
     sudo: { socket: DEFAULT_SUDO_SOCKET },
-    ...(spec.init ? { init: spec.init } : {}),
+    ...(init === "" ? {} : { init }),
   };
   writeFileSync(layout.bootConfig, JSON.stringify(config), { mode: 0o600 });
 }
@@ -99,6 +102,7 @@ export function writeBundle(r: GvisorSandboxRecord, layout: SandboxLayout, host:
     resolvConf: layout.resolvConf,
     hosts: layout.hosts,
     ...(sudoShim === undefined ? {} : { sudoShim }),
+    ...(r.runsc === undefined ? {} : { imageMounts: r.runsc.mounts }),
   });
   writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));
 }

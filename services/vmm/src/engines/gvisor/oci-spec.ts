@@ -27,6 +27,8 @@ export interface OciSpecInput {
   hosts?: string;
   /** Host file bound read-only over /usr/bin/sudo (the agent package's shim); undefined = none. */
   sudoShim?: string;
+  /** Mounts the image asks for (cgroupfs, tmpfs), after the engine's own. */
+  imageMounts?: readonly { destination: string; type: string; source: string; options: readonly string[] }[];
 }
 
 /** Memory the sentry and gofer need on top of the guest's own (charged to the same cgroup). */
@@ -107,6 +109,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
   }
   if (input.hosts !== undefined) {
     mounts.push({ destination: "/etc/hosts", type: "bind", source: input.hosts, options: ["rbind", "rw"] });
+  }
+  for (const m of input.imageMounts ?? []) {
+    mounts.push({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] });
   }
   const memoryLimit = (input.memoryMb + SENTRY_OVERHEAD_MB) * 1024 * 1024;
   return {

@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
+import type { ImageRunscSettings } from "../../adapters/image-runsc-settings.js";
 import type { SandboxStatus, ThermalState } from "../../engine/engine.js";
 
 /**
@@ -14,6 +15,8 @@ export interface GvisorSandboxRecord {
   name: string;
   image: string;
   imageRootfs: string;
+  /** The image's runsc settings at create: its flags go to run, checkpoint and restore. */
+  runsc?: ImageRunscSettings;
   cpus: number;
   memoryMb: number;
   pidsLimit: number;
