@@ -19,6 +19,11 @@ tier_apt xfce4 xfce4-terminal dbus-x11 tigervnc-standalone-server tigervnc-tools
   python3-websockify chromium fonts-liberation xfonts-base
 # Packages that only make sense on a real machine and print errors without one.
 tier_chroot apt-get purge -y -q xfce4-power-manager light-locker xscreensaver >/dev/null 2>&1 || true
+# gVisor + GLib 2.74: see close-range-enosys.c. Built on the host (install.sh installs
+# build-essential; same Debian 12 glibc), preloaded by bhatti-start-desktop only.
+command -v cc >/dev/null || { log "a C compiler is needed (apt-get install build-essential)"; exit 1; }
+mkdir -p "$ROOTFS/usr/local/lib/bhatti"
+cc -O2 -shared -fPIC -o "$ROOTFS/usr/local/lib/bhatti/close-range-enosys.so" "$(dirname "$0")/close-range-enosys.c"
 # The noVNC client at the site root (websockify serves /usr/share/novnc).
 ln -sfn vnc.html "$ROOTFS/usr/share/novnc/index.html"
 
@@ -27,6 +32,8 @@ cat >"$ROOTFS/usr/local/bin/bhatti-start-desktop" <<'SCRIPT'
 # Starts the desktop for the calling user: Xvnc :1 (loopback), XFCE, websockify on :6901.
 # Idempotent: what already runs is left alone. Logs go to ~/.local/state/bhatti-desktop/.
 set -eu
+# Every program of the session inherits the close_range workaround (see the image's build).
+export LD_PRELOAD=/usr/local/lib/bhatti/close-range-enosys.so${LD_PRELOAD:+:$LD_PRELOAD}
 width="${DISPLAY_WIDTH:-1280}"; height="${DISPLAY_HEIGHT:-800}"; depth="${DISPLAY_DEPTH:-24}"
 state="$HOME/.local/state/bhatti-desktop"
 mkdir -p "$state" "$HOME/.vnc"

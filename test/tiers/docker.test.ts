@@ -1,4 +1,6 @@
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SandboxInfo } from "@bhatti/service-vmm/engine";
 import { createTierEnv, noLeaks, reportSkip, type TierEnv, waitFor } from "./tier-harness.js";
@@ -68,6 +70,14 @@ describe.skipIf(skip)("docker tier", () => {
     expect(stopped.thermal).toBe("cold");
     const started = await t.engine.start(sb.id);
     expect(started.thermal).toBe("hot");
+    // The restored sandbox runs with the image's flag: the runsc processes of this sandbox say so.
+    const runscArgs = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.includes("runsc") && l.includes(sb.id) && l.includes(" restore "));
+    expect(runscArgs.length).toBeGreaterThan(0);
+    for (const l of runscArgs) expect(l).toContain("--net-raw");
+    const record = JSON.parse(readFileSync(join(t.env.stateDir, "sandboxes", sb.id, "engine.json"), "utf8"));
+    expect(record.runsc.flags).toEqual(["--net-raw"]);
     const images = await t.sh(sb.id, "docker images --format '{{.Repository}}'");
     expect(images.stdout.split("\n")).toContain("bt-busybox");
     const run = await t.sh(
