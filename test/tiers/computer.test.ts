@@ -105,6 +105,21 @@ describe.skipIf(skip)("computer tier", () => {
     expect(xfce.stdout.trim()).toBe("up");
   }, 240_000);
 
+  it("after a cold cycle (checkpoint, restore) the desktop answers again with the same password", async () => {
+    const before = await desktopReady();
+    expect((await t.engine.stop(sb.id)).thermal).toBe("cold");
+    expect((await t.engine.start(sb.id)).thermal).toBe("hot");
+    const port = await t.forward(sb.id, 6901);
+    browser ??= await chromium.launch({ executablePath: HOST_CHROMIUM, args: ["--no-sandbox"] });
+    const page = await browser.newPage({ viewport: { width: WIDTH + 40, height: HEIGHT + 80 } });
+    await page.goto(
+      `http://127.0.0.1:${port}/vnc.html?autoconnect=true&resize=off&password=${encodeURIComponent(before.password)}`,
+    );
+    await page.waitForFunction(CONNECTED, null, { timeout: 60_000 });
+    await page.waitForFunction(DESKTOP_DRAWN, null, { timeout: 60_000, polling: 1000 });
+    await page.screenshot({ path: join(ARTIFACTS, "computer-desktop-after-restore.png") });
+  }, 240_000);
+
   it("a wrong password is refused", async () => {
     await desktopReady();
     const port = await t.forward(sb.id, 6901);

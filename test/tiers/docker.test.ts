@@ -19,7 +19,8 @@ describe.skipIf(skip)("docker tier", () => {
 
   beforeAll(async () => {
     t = await createTierEnv("docker");
-    sb = await t.create({ memoryMb: 2048, cpus: 2 });
+    // The sandbox's own init runs after the image's boot hook, in the same session.
+    sb = await t.create({ memoryMb: 2048, cpus: 2, init: "echo user-init-ran > /tmp/user-init" });
   }, 180_000);
 
   afterAll(async () => {
@@ -44,6 +45,15 @@ describe.skipIf(skip)("docker tier", () => {
     );
     expect(mounts.stdout).toContain("/var/lib/docker tmpfs");
     expect(mounts.stdout).toContain("/sys/fs/cgroup");
+    const init = await waitFor(
+      "the sandbox's own init",
+      async () => {
+        const r = await t.sh(sb.id, "cat /tmp/user-init");
+        return r.exitCode === 0 ? r.stdout.trim() : undefined;
+      },
+      30_000,
+    );
+    expect(init).toBe("user-init-ran");
   }, 90_000);
 
   it("docker build of a local image and docker run of it, as the sandbox user", async () => {
