@@ -128,6 +128,8 @@ tier_finish() {
   tier_chroot apt-get clean
   tier_unmount
   rm -rf "$ROOTFS/var/lib/apt/lists/"* "$ROOTFS/var/log/"*.log "$ROOTFS/root/.npm" "$ROOTFS/tmp/"*
+  # The old marker goes first: an interrupted swap leaves an image that is visibly incomplete.
+  rm -f "$DIR/image.json"
   rm -rf "$DIR/rootfs"
   mv "$ROOTFS" "$DIR/rootfs"
   trap - EXIT INT TERM
