@@ -5,17 +5,33 @@
 #   ./install.sh                 apt packages, npm ci, build, runsc, images, `bhatti` on PATH, dirs
 #   ./install.sh --with-systemd  also installs the units from deploy/ (see docs/deploy.md)
 #   ./install.sh --no-images     skips building the sandbox images (slow: debootstrap)
+#   ./install.sh --tiers all     also builds the missing tiers (all, or a list: browser,docker,computer)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WITH_SYSTEMD=0
 WITH_IMAGES=1
-for arg in "$@"; do
-  case "$arg" in
+# Tiers are images built on top of minimal (docs/tiers.md); only built when asked for.
+ALL_TIERS="browser docker computer"
+TIERS=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --with-systemd) WITH_SYSTEMD=1 ;;
     --no-images) WITH_IMAGES=0 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+    --tiers=*) TIERS="${1#--tiers=}" ;;
+    --tiers) [ $# -ge 2 ] || { echo "install.sh: --tiers needs a value (all or browser,docker,computer)" >&2; exit 2; }
+      TIERS="$2"; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+[ "$TIERS" = all ] && TIERS="$ALL_TIERS"
+TIERS="${TIERS//,/ }"
+for tier in $TIERS; do
+  case " $ALL_TIERS " in
+    *" $tier "*) ;;
+    *) echo "install.sh: unknown tier $tier (known: $ALL_TIERS)" >&2; exit 2 ;;
   esac
 done
 
@@ -159,8 +175,14 @@ chmod 0755 /usr/local/bin/bhatti
 if [ "$WITH_IMAGES" = 1 ]; then
   for build in images/*/build.sh; do
     [ -f "$build" ] || continue
-    log "image $(basename "$(dirname "$build")")"
+    name="$(basename "$(dirname "$build")")"
+    case " $ALL_TIERS " in *" $name "*) continue ;; esac
+    log "image $name"
     sh "$build" --state-dir /var/lib/bhatti
+  done
+  for tier in $TIERS; do
+    log "tier $tier"
+    sh "images/$tier/build.sh" --state-dir /var/lib/bhatti
   done
 fi
 

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { type ImageRunscSettings, parseImageRunscSettings } from "./image-runsc-settings.js";
 
 /**
  * Root filesystem images under `<state_dir>/images/<name>/`: `rootfs/` plus `image.json`,
@@ -23,6 +24,10 @@ export interface ImageRecord {
   digest: string;
   /** The image config's run settings (pulled or imported images): defaults for every exec. */
   runConfig: ImageRunConfig;
+  /** Sandbox settings the image needs from gVisor (image-runsc-settings.ts). */
+  runsc?: ImageRunscSettings;
+  /** Boot hook: a shell command run at boot (as the image user), before the sandbox's own init. */
+  init?: string;
 }
 
 /** From the OCI image config: Env and WorkingDir become the sandbox's defaults; Cmd/User are recorded. */
@@ -62,6 +67,14 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
     const cfg = (
       typeof meta["config"] === "object" && meta["config"] !== null ? meta["config"] : {}
     ) as Record<string, unknown>;
+    let runsc: ImageRunscSettings | undefined;
+    try {
+      runsc = parseImageRunscSettings(meta["runsc"]);
+    } catch {
+      // Settings the engine refuses make the image unusable, like an incomplete one.
+      return undefined;
+    }
+    const init = str("init");
     return {
       name,
       description: str("description"),
@@ -80,6 +93,8 @@ export function createImageRegistry(imagesDir: string): ImageRegistry {
         workingDir: typeof cfg["working_dir"] === "string" ? cfg["working_dir"] : "",
         user: typeof cfg["user"] === "string" ? cfg["user"] : "",
       },
+      ...(runsc === undefined ? {} : { runsc }),
+      ...(init === "" ? {} : { init }),
     };
   };
   return {

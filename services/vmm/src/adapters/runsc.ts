@@ -27,8 +27,13 @@ export interface Runsc {
   /**
    * Saves memory and processes into `imagePath`; the container exits afterwards, unless
    * `leaveRunning` (named snapshots): then it stays as it was (a paused container stays paused).
+   * `flags`: the image's extra global flags, the same as its run (gVisor requires them).
    */
-  checkpoint(id: string, imagePath: string, options?: { leaveRunning?: boolean }): Promise<void>;
+  checkpoint(
+    id: string,
+    imagePath: string,
+    options?: { leaveRunning?: boolean; flags?: readonly string[] },
+  ): Promise<void>;
   /** Kills (if running) and forgets the container; a missing container is not an error. */
   delete(id: string): Promise<void>;
   /** The container's state, or undefined if runsc does not know it. */
@@ -51,6 +56,8 @@ export interface LaunchOptions {
   /** runsc's stdout/stderr (and the container's, until the agent takes over logging). */
   logFile: string;
   timeoutMs?: number;
+  /** Global flags of this sandbox only (its image's runsc settings), after the engine's own. */
+  flags?: readonly string[];
 }
 
 export interface RunscOptions {
@@ -139,9 +146,9 @@ export function createRunsc(options: RunscOptions): Runsc {
     "--overlay2=none",
     ...(options.extraFlags ?? []),
   ];
-  const call = async (args: string[], timeoutMs = 30_000) => {
+  const call = async (args: string[], timeoutMs = 30_000, flags: readonly string[] = []) => {
     try {
-      return await runCommand(options.path, [...globalFlags, ...args], { timeoutMs });
+      return await runCommand(options.path, [...globalFlags, ...flags, ...args], { timeoutMs });
     } catch (e) {
       throw new RunscError(e instanceof Error ? e.message : String(e), { cause: e });
     }
@@ -168,6 +175,7 @@ export function createRunsc(options: RunscOptions): Runsc {
           "--",
           options.path,
           ...globalFlags,
+          ...(launchOptions.flags ?? []),
           ...args,
         ],
         { stdio: ["ignore", fd, fd, "pipe"], detached: true },
@@ -231,6 +239,7 @@ export function createRunsc(options: RunscOptions): Runsc {
       launch(["restore", "--detach", `--image-path=${imagePath}`, `--bundle=${bundle}`, id], l),
     pause: async (id) => void (await call(["pause", id])),
     resume: async (id) => void (await call(["resume", id])),
+    // The same global flags as the run: gVisor requires them for a checkpoint.
     checkpoint: async (id, imagePath, checkpointOptions = {}) =>
       void (await call(
         [
@@ -241,6 +250,7 @@ export function createRunsc(options: RunscOptions): Runsc {
           id,
         ],
         300_000,
+        checkpointOptions.flags ?? [],
       )),
     async delete(id) {
       try {

@@ -37,7 +37,10 @@ export function writeBootConfig(
   imageUser: string,
   layout: SandboxLayout,
   imageDefaults: ImageRunConfig = { env: [], cmd: [], entrypoint: [], workingDir: "", user: "" },
+  imageInit?: string,
 ): void {
+  // The image's boot hook (its boot services) runs first, then the sandbox's own init.
+  const init = [imageInit, spec.init].filter((s): s is string => s !== undefined && s !== "").join("\n");
   const home = imageUser === "root" ? "/root" : `/home/${imageUser}`;
   const config: AgentBootConfig = {
     version: 1,
@@ -58,7 +61,7 @@ export function writeBootConfig(
     // for the sandbox user over a local socket instead, and the shim replaces /usr/bin/sudo.
     allow_root_exec: true,
     sudo: { socket: DEFAULT_SUDO_SOCKET },
-    ...(spec.init ? { init: spec.init } : {}),
+    ...(init === "" ? {} : { init }),
   };
   writeFileSync(layout.bootConfig, JSON.stringify(config), { mode: 0o600 });
 }
@@ -115,6 +118,7 @@ export function writeBundle(r: GvisorSandboxRecord, layout: SandboxLayout, host:
     resolvConf: layout.resolvConf,
     hosts: layout.hosts,
     ...(sudoShim === undefined ? {} : { sudoShim }),
+    ...(r.runsc === undefined ? {} : { imageMounts: r.runsc.mounts }),
     ...(r.volumes?.length ? { volumeMounts: volumeOciMounts(host.volumes, r.volumes) } : {}),
   });
   writeFileSync(join(layout.bundle, "config.json"), JSON.stringify(spec, null, 2));

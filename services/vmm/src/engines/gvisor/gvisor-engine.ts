@@ -127,6 +127,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             name: spec.name,
             image: image.name,
             imageRootfs: image.rootfs,
+            ...(image.runsc === undefined ? {} : { runsc: image.runsc }),
             cpus: spec.cpus,
             memoryMb: spec.memoryMb,
             pidsLimit: spec.pidsLimit,
@@ -145,7 +146,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           };
           undo.push("volumes", () => ctx.volumes.release(spec.id));
           await ctx.volumes.acquire(holderOf(r));
-          writeBootConfig(r, spec, image.user, layout, image.runConfig);
+          writeBootConfig(r, spec, image.user, layout, image.runConfig, image.init);
           writeBundle(r, layout, ctx);
           undo.push("cgroups", () => {
             crashPoint("vmm.release.after-kill");
@@ -153,7 +154,11 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           });
           const procs = cgroups.ensureUnified(spec.id);
           undo.push("runsc delete", () => ctx.killSandbox(spec.id));
-          await runsc.run(spec.id, layout.bundle, { cgroupProcs: [procs], logFile: layout.log });
+          await runsc.run(spec.id, layout.bundle, {
+            cgroupProcs: [procs],
+            logFile: layout.log,
+            ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
+          });
           crashPoint("vmm.create.after-runsc-run");
           const tStarted = performance.now();
           await ctx.waitReady(r);

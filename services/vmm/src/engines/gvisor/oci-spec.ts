@@ -29,6 +29,8 @@ export interface OciSpecInput {
   sudoShim?: string;
   /** Volume binds (volumes/volume-host.ts), mounted last: after /tmp, /run and the name files. */
   volumeMounts?: Record<string, unknown>[];
+  /** Mounts the image asks for (cgroupfs, tmpfs), after the engine's own. */
+  imageMounts?: readonly { destination: string; type: string; source: string; options: readonly string[] }[];
 }
 
 /** Memory the sentry and gofer need on top of the guest's own (charged to the same cgroup). */
@@ -111,6 +113,9 @@ export function buildOciSpec(input: OciSpecInput): Record<string, unknown> {
     mounts.push({ destination: "/etc/hosts", type: "bind", source: input.hosts, options: ["rbind", "rw"] });
   }
   if (input.volumeMounts !== undefined) mounts.push(...input.volumeMounts);
+  for (const m of input.imageMounts ?? []) {
+    mounts.push({ destination: m.destination, type: m.type, source: m.source, options: [...m.options] });
+  }
   const memoryLimit = (input.memoryMb + SENTRY_OVERHEAD_MB) * 1024 * 1024;
   return {
     ociVersion: "1.0.2",

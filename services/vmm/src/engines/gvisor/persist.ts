@@ -38,7 +38,7 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
       timeoutMs: 5_000,
       log,
     });
-    await runsc.checkpoint(r.id, layout.checkpointTmp);
+    await runsc.checkpoint(r.id, layout.checkpointTmp, { flags: r.runsc?.flags ?? [] });
     const img = join(layout.checkpointTmp, "checkpoint.img");
     if (!existsSync(img) || statSync(img).size === 0) throw new Error("checkpoint image is missing or empty");
     syncDir(layout.checkpointTmp);
@@ -115,6 +115,7 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
       cgroupProcs: [procs],
       logFile: layout.log,
       timeoutMs: 120_000,
+      ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
     });
     crashPoint("vmm.start.after-restore");
     await ctx.waitReady(r);

@@ -1,6 +1,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SandboxStatus, SandboxVolumeSpec, ThermalState } from "../../engine/engine.js";
+import type { ImageRunscSettings } from "../../adapters/image-runsc-settings.js";
 
 /**
  * What the gvisor engine persists per sandbox (`<sandbox dir>/engine.json`, mode 0600), so a
@@ -14,6 +15,8 @@ export interface GvisorSandboxRecord {
   name: string;
   image: string;
   imageRootfs: string;
+  /** The image's runsc settings at create: its flags go to run, checkpoint and restore. */
+  runsc?: ImageRunscSettings;
   cpus: number;
   memoryMb: number;
   pidsLimit: number;

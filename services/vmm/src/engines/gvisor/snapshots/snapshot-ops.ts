@@ -129,6 +129,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
         cgroupProcs: [procs],
         logFile: layout.log,
         timeoutMs: 120_000,
+        ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
       });
     } else {
       const image = imageOf(m);
@@ -148,9 +149,13 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
         hostname: r.hostname,
         userId: r.userId,
       };
-      writeBootConfig(r, spec, image.user, layout);
+      writeBootConfig(r, spec, image.user, layout, image.runConfig, image.init);
       writeBundle(r, layout, ctx);
-      await runsc.run(r.id, layout.bundle, { cgroupProcs: [procs], logFile: layout.log });
+      await runsc.run(r.id, layout.bundle, {
+        cgroupProcs: [procs],
+        logFile: layout.log,
+        ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
+      });
     }
     await ctx.waitReady(r);
     rmSync(layout.bootConfig, { force: true });
@@ -215,7 +220,10 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
           if (kind === "full") {
             mkdirSync(t.checkpoint, { mode: 0o700 });
             // The container stays paused, so the disk copy below matches the memory image.
-            await runsc.checkpoint(sandboxId, t.checkpoint, { leaveRunning: true });
+            await runsc.checkpoint(sandboxId, t.checkpoint, {
+              leaveRunning: true,
+              ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
+            });
             if (allocatedBytes(join(t.checkpoint, "checkpoint.img")) === 0)
               throw new Error("checkpoint image is missing or empty");
             crashPoint("vmm.snapshot.after-checkpoint");
@@ -309,6 +317,8 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
             pidsLimit: m.pidsLimit,
             userId,
             hostname: m.hostname,
+            // The image's runsc settings (e.g. the docker tier's) apply to the fork as to its source.
+            ...(image.runsc === undefined ? {} : { runsc: image.runsc }),
             createdAt: now,
             token: m.kind === "full" ? m.token : randomBytes(16).toString("hex"),
             address: net.address,
