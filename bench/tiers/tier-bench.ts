@@ -62,7 +62,8 @@ const rows: Record<
 try {
   for (let n = 0; n < N; n++) {
     for (const image of images) {
-      const r = (rows[image] ??= { create: [], service: [], checkpoint: [], restore: [], mb: [] });
+      rows[image] ??= { create: [], service: [], checkpoint: [], restore: [], mb: [] };
+      const r = rows[image];
       const t0 = performance.now();
       const sb = await engine.create(
         testSpec(image, { name: `bench-${image}`, cpus: 2, memoryMb: MEMORY[image] ?? 512 }),
