@@ -51,8 +51,10 @@ describe("snapshots with volumes (real product)", () => {
     (await getVolume(name)).attachments
       .map((a) => `${a.sandbox_id}:${a.mount}:${a.read_only ? "ro" : "rw"}`)
       .sort();
-  const createSandbox = async (name: string, volumes: Mount[]) => {
-    const res = await product.http("POST", "/sandboxes", { body: { name, image: "busybox", volumes } });
+  const createSandbox = async (name: string, volumes: Mount[], extra: Record<string, unknown> = {}) => {
+    const res = await product.http("POST", "/sandboxes", {
+      body: { name, image: "busybox", volumes, ...extra },
+    });
     expect(res.status, res.text).toBe(201);
     return res.json<SandboxJson>();
   };
@@ -160,6 +162,20 @@ describe("snapshots with volumes (real product)", () => {
     const target = await createSandbox("target", [{ name: "other", mount: "/other" }]);
     await sh(product, target.id, "echo mine > /other/x");
     expect(mountedPaths().has(mntOf(other.id))).toBe(true);
+
+    // The vmm refuses a sandbox of another size after the gateway swapped the attachments: the
+    // sandbox's own are put back and it keeps running as it was.
+    const smaller = await createSandbox("smaller", [{ name: "other", mount: "/other" }], { memory_mb: 512 });
+    const refused = await product.http("POST", "/snapshots/withvol/resume", { body: { into: "smaller" } });
+    expect(refused.status, refused.text).toBe(409);
+    expect(refused.text).toContain("512 MiB");
+    expect(await attachmentsOf("other")).toEqual(
+      [`${smaller.id}:/other:rw`, `${target.id}:/other:rw`].sort(),
+    );
+    expect((await attachmentsOf("shared")).some((a) => a.startsWith(smaller.id))).toBe(false);
+    expect((await attachmentsOf("ref")).some((a) => a.startsWith(smaller.id))).toBe(false);
+    expect(await sh(product, smaller.id, "cat /other/x")).toBe("mine\n");
+    await destroy(smaller.id);
 
     const r = await product.http("POST", "/snapshots/withvol/resume", { body: { into: "target" } });
     expect(r.status, r.text).toBe(200);
