@@ -47,7 +47,7 @@ export function createSandboxRuntime(
     refs,
     sandboxes,
     agent: createSandboxAgent({ sandboxes, wake }),
-    snapshots: createSnapshotManager({ clients, sandboxes, wake, logger }),
+    snapshots: createSnapshotManager({ clients, sandboxes, wake, logger, volumes }),
     limiter: createRateLimiter({
       lifecycle: {
         capacity: config.rate_lifecycle_burst,

@@ -47,7 +47,12 @@ describe("SIGKILL of the vmm during snapshot create", () => {
       const vmmPid = product.childPid("services/vmm/dist");
       const res = await product.http("POST", `/sandboxes/${id}/checkpoint`, { body: { name: "snap" } });
       expect(res.status, `${point}: ${res.text}`).toBe(503);
-      expect(product.output()).toContain(`crash point ${point}: SIGKILL`);
+      // The vmm's last line reaches serve's relay after the gateway answered: wait for it.
+      await waitUntil(
+        `the vmm logged ${point}`,
+        async () => product.output().includes(`crash point ${point}: SIGKILL`),
+        (seen) => seen,
+      );
       // The supervisor restarts the vmm, which adopts the sandbox (warm if it was paused) and
       // sweeps the unfinished snapshot; the next exec wakes it.
       await waitUntil(
@@ -71,7 +76,11 @@ describe("SIGKILL of the vmm during snapshot create", () => {
     await expect(
       product.http("POST", `/sandboxes/${id}/checkpoint`, { body: { name: "snap" } }),
     ).rejects.toThrow();
-    expect(product.output()).toContain(`crash point ${GATEWAY_POINT}: SIGKILL`);
+    await waitUntil(
+      `the gateway logged ${GATEWAY_POINT}`,
+      async () => product.output().includes(`crash point ${GATEWAY_POINT}: SIGKILL`),
+      (seen) => seen,
+    );
     expect(snapshotDirs(product)).toHaveLength(1);
     await waitUntil(
       "the gateway is back",

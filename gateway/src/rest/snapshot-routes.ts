@@ -142,7 +142,9 @@ export function registerSnapshotRoutes(router: RestRouter, gw: GatewayContext): 
           "200": json(ref("Sandbox"), "The rewound sandbox"),
           "400": error("Invalid name, or name with into"),
           "404": error("No such snapshot or sandbox"),
-          "409": error("Name taken, or the sandbox cannot take this snapshot"),
+          "409": error(
+            "Name taken, a volume the snapshot was taken with is missing (named), or the sandbox cannot take this snapshot",
+          ),
           ...common,
         },
         {

@@ -16,7 +16,9 @@ import { checkSandboxName } from "../sandboxes/create-input.js";
 import type { SandboxManager } from "../sandboxes/sandbox-manager.js";
 import type { SandboxState } from "../sandboxes/sandbox-view.js";
 import type { ServiceClients } from "../service-clients.js";
+import type { VolumeOperations } from "../volumes/volume-operations.js";
 import type { WakeController } from "../wake/wake-controller.js";
+import { createSnapshotVolumes, recordedVolumes } from "./snapshot-volumes.js";
 
 /** Named snapshots of a user's sandboxes: the store rows and the vmm's files kept in step. */
 export interface SnapshotManager {
@@ -46,6 +48,7 @@ interface StoredManifest {
   cpus?: number;
   memoryMb?: number;
   diskSizeMb?: number;
+  volumes?: unknown;
 }
 
 function manifestOf(row: SnapshotRecord): StoredManifest {
@@ -101,9 +104,12 @@ export function createSnapshotManager(deps: {
   sandboxes: SandboxManager;
   wake: WakeController;
   logger: Logger;
+  /** Re-attaches a snapshot's volumes by name on resume. */
+  volumes: Pick<VolumeOperations, "attachForCreate">;
 }): SnapshotManager {
   const { clients, sandboxes, wake, logger } = deps;
   const { store, vmmSnapshots, vmm } = clients;
+  const snapshotVolumes = createSnapshotVolumes({ clients, volumes: deps.volumes, logger });
 
   const getRow = async (user: AuthenticatedUser, ref: string): Promise<SnapshotRecord> => {
     const { snapshot } = await store.getSnapshot({ userId: user.id, snapshot: ref });
@@ -205,25 +211,39 @@ export function createSnapshotManager(deps: {
     async resume(user, ref, options) {
       const row = await getRow(user, ref);
       const snapshotId = filesOf(row);
+      const m = manifestOf(row);
+      const recorded = recordedVolumes(m);
       if (options.into !== undefined && options.into !== "") {
         if (options.name !== undefined && options.name !== "") {
           throw new ConnectError("name and into cannot be used together", Code.InvalidArgument);
         }
         const id = await sandboxes.resolveId(user, options.into);
-        wake.markNotHot(id);
-        const { sandbox: sb } = await vmmCall(() =>
-          vmmSnapshots.rewindSandbox(
-            { userId: user.id, snapshotId, sandboxId: id },
-            { timeoutMs: RESUME_TIMEOUT_MS },
-          ),
-        );
+        // The sandbox's mount set becomes the snapshot's (the vmm re-checks it before stopping
+        // anything); on failure its own attachments are put back.
+        const attached = await snapshotVolumes.replaceAttachments(user.id, row.name, id, recorded);
+        let sb: VmmSandbox | undefined;
+        try {
+          wake.markNotHot(id);
+          sb = (
+            await vmmCall(() =>
+              vmmSnapshots.rewindSandbox(
+                { userId: user.id, snapshotId, sandboxId: id, volumes: attached.mounts },
+                { timeoutMs: RESUME_TIMEOUT_MS },
+              ),
+            )
+          ).sandbox;
+        } catch (e) {
+          await attached.undo();
+          throw e;
+        }
         if (sb === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);
         await markRunning(user, id, sb);
         return sandboxes.get(user, id);
       }
       const name = options.name || `${row.name.slice(0, 55)}-${randomBytes(3).toString("hex")}`;
       checkSandboxName(name);
-      const m = manifestOf(row);
+      // A missing volume is refused before the sandbox row exists.
+      await snapshotVolumes.checkPresent(user.id, row.name, recorded);
       const { sandbox: created } = await store.createSandbox({
         userId: user.id,
         name,
@@ -237,9 +257,11 @@ export function createSnapshotManager(deps: {
       if (created === undefined) throw new ConnectError("store returned no sandbox", Code.Internal);
       const id = created.id;
       try {
+        // Deleting the row (the rollback below) drops these attachments again.
+        const volumes = await snapshotVolumes.attachToNew(user.id, row.name, id, recorded);
         const { sandbox: sb } = await vmmCall(() =>
           vmmSnapshots.resumeSnapshot(
-            { userId: user.id, snapshotId, sandboxId: id, sandboxName: name },
+            { userId: user.id, snapshotId, sandboxId: id, sandboxName: name, volumes },
             { timeoutMs: RESUME_TIMEOUT_MS },
           ),
         );

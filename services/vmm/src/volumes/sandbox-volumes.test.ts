@@ -50,5 +50,12 @@ describe("sandbox volumes", () => {
     refused(recorded, [vol("data", "/data"), vol("other", "/ref")], /missing volume\(s\) ref at \/ref/);
     refused(recorded, [...resolved, vol("new", "/new")], /not in the snapshot new at \/new/);
     refused([], [vol("new", "/new")], /not in the snapshot/);
+    // An id that is not a volume id never reaches a host path.
+    expect(() =>
+      volumesForRestore(
+        [{ name: "data", mount: "/data", readOnly: false }],
+        [vol("data", "/data", false, "../x")],
+      ),
+    ).toThrow(/volume id "..\/x" is invalid/);
   });
 });

@@ -1,3 +1,4 @@
+import { isSandboxId } from "@bhatti/proto";
 import type { SandboxVolumeSpec, ThermalState } from "../engine/engine.js";
 import { EngineError } from "../engine/engine-error.js";
 import type { VolumeHolder } from "./volume-host.js";
@@ -71,6 +72,9 @@ export function volumesForRestore(
   // Read-only as recorded: the guest's mount flags live in the checkpoint too.
   return recorded.map((r) => {
     const v = byMount.get(r.mount) as SandboxVolumeSpec;
+    if (!isSandboxId(v.volumeId)) {
+      throw new EngineError("invalid_argument", `volume id "${v.volumeId.slice(0, 40)}" is invalid`);
+    }
     return { volumeId: v.volumeId, name: v.name, mount: r.mount, readOnly: r.readOnly };
   });
 }

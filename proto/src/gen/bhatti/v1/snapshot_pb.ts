@@ -318,7 +318,10 @@ export const SnapshotService: GenService<{
   },
   /**
    * ResumeSnapshot starts a new sandbox from the snapshot (a fork: new id, name and address), or,
-   * with `into`, rewinds that existing sandbox to it (same id, name and address).
+   * with `into`, rewinds that existing sandbox to it (same id, name and address). The snapshot's
+   * volumes are re-attached by name at the same mount points (a rewound sandbox's own volumes
+   * that the snapshot lacks are detached); a volume that no longer exists is FailedPrecondition
+   * naming it, before anything is created or changed.
    *
    * @generated from rpc bhatti.v1.SnapshotService.ResumeSnapshot
    */

@@ -1,8 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { VmmSnapshotService } from "@bhatti/proto";
+import type { VmmSnapshotService, VmmVolumeMount } from "@bhatti/proto";
 import { requireSandboxId } from "@bhatti/runtime";
+import type { SandboxVolumeSpec } from "../../engine/engine.js";
 import type { SnapshotOps } from "../../engines/gvisor/snapshots/snapshot-ops.js";
 import { infoToProto } from "../proto-mapping.js";
+
+const volumesOf = (volumes: readonly VmmVolumeMount[]): SandboxVolumeSpec[] =>
+  volumes.map((v) => ({ volumeId: v.volumeId, name: v.name, mount: v.mount, readOnly: v.readOnly }));
 
 /** VmmSnapshotService: thin translation to the engine's snapshot operations (errors: engineErrorInterceptor). */
 export function createVmmSnapshotHandlers(snapshots: SnapshotOps): ServiceImpl<typeof VmmSnapshotService> {
@@ -30,12 +34,18 @@ export function createVmmSnapshotHandlers(snapshots: SnapshotOps): ServiceImpl<t
           id: requireSandboxId(req.sandboxId),
           name: req.sandboxName,
           userId: req.userId,
+          volumes: volumesOf(req.volumes),
         }),
       ),
     }),
     rewindSandbox: async (req) => ({
       sandbox: infoToProto(
-        await snapshots.rewind(req.userId, req.snapshotId, requireSandboxId(req.sandboxId)),
+        await snapshots.rewind(
+          req.userId,
+          req.snapshotId,
+          requireSandboxId(req.sandboxId),
+          volumesOf(req.volumes),
+        ),
       ),
     }),
     deleteSnapshot: (req) => ({ existed: snapshots.remove(req.userId, req.snapshotId) }),

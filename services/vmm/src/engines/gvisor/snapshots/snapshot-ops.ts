@@ -3,8 +3,9 @@ import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
 import { type KeyedLock, crashPoint, createUndoStack } from "@bhatti/runtime";
-import type { SandboxInfo, SandboxSpec } from "../../../engine/engine.js";
+import type { SandboxInfo, SandboxSpec, SandboxVolumeSpec } from "../../../engine/engine.js";
 import { EngineError } from "../../../engine/engine-error.js";
+import { holderOf, volumesForRestore } from "../../../volumes/sandbox-volumes.js";
 import { writeBootConfig, writeBundle } from "../bundle.js";
 import { quiesceForCheckpoint } from "../checkpoint-quiesce.js";
 import { dirBytes } from "../disk.js";
@@ -43,6 +44,8 @@ export interface ResumeTarget {
   id: string;
   name: string;
   userId: string;
+  /** The snapshot's volumes as the gateway attached them to the new sandbox (by name, with ids). */
+  volumes: readonly SandboxVolumeSpec[];
 }
 
 /** Named snapshots of the gvisor engine: create, resume into a new sandbox (fork), rewind, delete. */
@@ -52,32 +55,21 @@ export interface SnapshotOps {
   sweep(): string[];
   create(sandboxId: string, userId: string, kind: SnapshotKind): Promise<SnapshotCreated>;
   resumeNew(userId: string, snapshotId: string, target: ResumeTarget): Promise<SandboxInfo>;
-  rewind(userId: string, snapshotId: string, sandboxId: string): Promise<SandboxInfo>;
+  /** `volumes`: the snapshot's volumes as now attached to the sandbox; they replace its own. */
+  rewind(
+    userId: string,
+    snapshotId: string,
+    sandboxId: string,
+    volumes: readonly SandboxVolumeSpec[],
+  ): Promise<SandboxInfo>;
   remove(userId: string, snapshotId: string): boolean;
 }
 
 const MiB = 1024 * 1024;
 
-/**
- * The volumes a sandbox runs with, as its record lists them (the record gains `volumes` with the
- * volumes feature; a record without them has none).
- */
+/** The volumes a sandbox runs with, by name (volume ids are resolved again on resume). */
 function recordVolumes(r: GvisorSandboxRecord): SnapshotVolume[] {
-  const volumes = (r as { volumes?: { name: string; mount: string; readOnly: boolean }[] }).volumes ?? [];
-  return volumes.map((v) => ({ name: v.name, mount: v.mount, readOnly: v.readOnly }));
-}
-
-/**
- * Volume re-attachment on resume is wired with the volumes feature (it acquires the host mounts
- * by name and binds them at the same mount points); until then a snapshot that has volumes is
- * refused, naming them, rather than restored without its mounts.
- */
-function refuseVolumes(m: SnapshotManifest): void {
-  if (m.volumes.length === 0) return;
-  throw new EngineError(
-    "failed_precondition",
-    `snapshot has volumes attached (${m.volumes.map((v) => `${v.name}:${v.mount}`).join(", ")}); this vmm cannot re-attach volumes`,
-  );
+  return (r.volumes ?? []).map((v) => ({ name: v.name, mount: v.mount, readOnly: v.readOnly }));
 }
 
 function allocatedBytes(path: string): number {
@@ -276,7 +268,8 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
     resumeNew(userId, snapshotId, target) {
       const { p, m } = manifestOf(userId, snapshotId);
       const image = imageOf(m);
-      refuseVolumes(m);
+      // Re-attached by name at the recorded mount points, before anything is made.
+      const volumes = volumesForRestore(m.volumes, target.volumes);
       const id = target.id;
       const layout = ctx.layoutOf(id);
       if (sandboxes.has(id) || pending.has(id) || existsSync(layout.dir)) {
@@ -328,7 +321,11 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
             status: "running",
             thermal: "hot",
             thermalSince: now,
+            ...(volumes.length > 0 ? { volumes } : {}),
           };
+          // Their host mounts are the sources of the bundle's binds (launch writes it).
+          undo.push("volumes", () => ctx.volumes.release(id));
+          await ctx.volumes.acquire(holderOf(r));
           undo.push("cgroups", () => cgroups.remove(id));
           undo.push("runsc delete", () => ctx.killSandbox(id));
           crashPoint("vmm.snapshot-resume.before-launch");
@@ -350,13 +347,13 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
       });
     },
 
-    rewind(userId, snapshotId, sandboxId) {
+    rewind(userId, snapshotId, sandboxId, resolved) {
       return serializer.run(sandboxId, async () => {
         const r = ctx.mustGet(sandboxId);
         if (r.userId !== userId) throw new EngineError("not_found", `sandbox ${sandboxId} not found`);
         const { p, m } = manifestOf(userId, snapshotId);
         imageOf(m);
-        refuseVolumes(m);
+        const volumes = volumesForRestore(m.volumes, resolved);
         if (
           m.image !== r.image ||
           m.imageRootfs !== r.imageRootfs ||
@@ -375,6 +372,7 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
         const t0 = performance.now();
         // Copied before anything is stopped: a failed copy leaves the sandbox as it was.
         const staged = `${layout.diskImage}.rewind`;
+        const ownVolumes = r.volumes;
         rmSync(staged, { force: true });
         try {
           await copyDiskImage(p.disk, staged);
@@ -385,6 +383,10 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
         try {
           await ctx.killSandbox(sandboxId);
           crashPoint("vmm.snapshot-rewind.after-kill");
+          // The mount set becomes the snapshot's: its own volumes' holds go with the container.
+          await ctx.volumes.release(sandboxId);
+          if (volumes.length > 0) r.volumes = volumes;
+          else delete r.volumes;
           await unmountSandboxFs(layout);
           rmSync(layout.checkpoint, { recursive: true, force: true });
           rmSync(layout.checkpointTmp, { recursive: true, force: true });
@@ -405,10 +407,15 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
           });
           if (net.address !== r.address)
             throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+          await ctx.volumes.acquire(holderOf(r));
           await launch(r, layout, p, m);
         } catch (e) {
           rmSync(staged, { force: true });
           await ctx.killSandbox(sandboxId).catch(() => undefined);
+          await ctx.volumes.release(sandboxId).catch(() => undefined);
+          // The gateway puts the store's attachments back to the sandbox's own; so does the record.
+          if (ownVolumes !== undefined) r.volumes = ownVolumes;
+          else delete r.volumes;
           r.status = "unknown";
           r.restoreError = `rewind to snapshot ${snapshotId} failed: ${(e as Error).message}`;
           writeRecord(layout.record, r);
