@@ -1,0 +1,494 @@
+// The seed's performance table (bhatti-v1.md §9.3), measured through the public REST API of the
+// whole product (`bhatti serve`, gvisor, busybox image, test names and its own state dir), printed
+// beside the seed's figures and beside floors measured in the same run: in-sandbox fork+exec of
+// `true`, a bare runsc container's pause/resume/checkpoint/restore, and an HTTP round trip to
+// /health. Each target of issue 15 is checked against those same-run floors (PASS/MISS).
+//
+//   npm run bench:seed [-- --n 100 --lifecycle-n 30 --idle-s 60 --density 10 --out FILE]
+//   (as root; run with `nice` on a loaded machine)
+import { execFileSync } from "node:child_process";
+import { readFileSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
+import { Agent, request } from "node:http";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { createAgentClient } from "@bhatti/agent-client";
+import { VmmService } from "@bhatti/proto";
+import { createServiceClient } from "@bhatti/runtime";
+import { RUNSC_PATH } from "@bhatti/test/engine-conformance/gvisor-factory";
+import { eventsOf, startProduct } from "@bhatti/test/thermal/product-harness";
+import { percentiles } from "../foundation/stats.js";
+import { createBareRunsc } from "./bare-runsc.js";
+
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : def;
+};
+const outIndex = process.argv.indexOf("--out");
+const OUT = outIndex >= 0 ? process.argv[outIndex + 1] : undefined;
+const N = arg("n", 100); // hot rows (seed: ITERATIONS=100)
+const LN = arg("lifecycle-n", 30); // create, stop, cold, warm rows (seed: 15 / 10)
+const IDLE_S = arg("idle-s", 60);
+const DENSITY = arg("density", 10);
+const WARM_AFTER_MS = 300;
+
+const lines: string[] = [];
+const say = (s = "") => {
+  lines.push(s);
+  process.stdout.write(`${s}\n`);
+};
+const sh = (cmd: string) => {
+  try {
+    return execFileSync("/bin/sh", ["-c", cmd], { encoding: "utf8" }).trim();
+  } catch {
+    return "?";
+  }
+};
+const progress = (phase: string) =>
+  process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${phase}\n`);
+const time = async (fn: () => Promise<unknown>) => {
+  const t = performance.now();
+  await fn();
+  return performance.now() - t;
+};
+
+// ---- the machine ----
+const la = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
+say(`# bhatti seed table, ${new Date().toISOString()}`);
+say(
+  `machine: ${cpus().length} vCPU (${cpus()[0]?.model ?? "?"}), RAM ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
+    `kernel ${sh("uname -r")}, node ${process.version}`,
+);
+say(
+  `runsc: ${sh(`${RUNSC_PATH} --version | head -1`)}, platform ${process.env["BHATTI_RUNSC_PLATFORM"] ?? "ptrace"}`,
+);
+say(`load average at start: ${la()}`);
+say(`samples: hot rows n=${N}, lifecycle rows n=${LN}, idle window ${IDLE_S} s, density sample ${DENSITY}`);
+
+interface Row {
+  name: string;
+  samples: number[];
+  seed?: string;
+  note?: string;
+}
+const rows: Row[] = [];
+const floors: Row[] = [];
+const p50 = (s: number[]) => percentiles(s).p50;
+
+const product = await startProduct({
+  flags: [
+    "--log-level=warn",
+    `--thermal-warm-after=${WARM_AFTER_MS}ms`,
+    "--thermal-cold-after=1h",
+    "--thermal-tick=50ms",
+  ],
+});
+const bare = createBareRunsc(
+  RUNSC_PATH,
+  join(product.env.stateDir, "images/busybox/rootfs"),
+  product.env.options.platform,
+);
+const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
+try {
+  const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+  const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  const call = (method: string, path: string, body?: Buffer | string) =>
+    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const payload = body === undefined ? undefined : Buffer.from(body);
+      const req = request(
+        {
+          socketPath: ep.path,
+          agent,
+          method,
+          path,
+          headers: {
+            authorization: `Bearer ${product.userKey}`,
+            ...(payload !== undefined
+              ? { "content-length": String(payload.byteLength), "content-type": "application/json" }
+              : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (d: Buffer) => chunks.push(d));
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        },
+      );
+      req.on("error", reject);
+      req.end(payload);
+    });
+  // Every timed call must succeed: a fast 4xx would flatter the figures.
+  const ok = async (p: Promise<{ status: number; body: Buffer }>, want = 200) => {
+    const r = await p;
+    if (r.status !== want) throw new Error(`unexpected HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
+    return r;
+  };
+  const create = async (name: string, keepHot: boolean) =>
+    (
+      JSON.parse(
+        (
+          await ok(
+            call("POST", "/sandboxes", JSON.stringify({ name, image: "busybox", keep_hot: keepHot })),
+            201,
+          )
+        ).body.toString(),
+      ) as { id: string }
+    ).id;
+  const execBody = JSON.stringify({ cmd: ["true"] });
+  const restExec = async (id: string) => {
+    const r = await ok(call("POST", `/sandboxes/${id}/exec`, execBody));
+    const exit = (JSON.parse(r.body.toString()) as { exit_code: number }).exit_code;
+    if (exit !== 0) throw new Error(`exec true exited ${exit}`);
+  };
+  const restSh = async (id: string, script: string) => {
+    const r = await ok(call("POST", `/sandboxes/${id}/exec`, JSON.stringify({ cmd: ["sh", "-c", script] })));
+    const body = JSON.parse(r.body.toString()) as { exit_code: number; stdout: string };
+    if (body.exit_code !== 0) throw new Error(`sh -c ${script}: exit ${body.exit_code}`);
+    return body.stdout;
+  };
+  const state = async (id: string) =>
+    (JSON.parse((await ok(call("GET", `/sandboxes/${id}`))).body.toString()) as { thermal?: string }).thermal;
+  const waitThermal = async (id: string, want: string) => {
+    const deadline = Date.now() + 30_000;
+    while ((await state(id)) !== want) {
+      if (Date.now() > deadline) throw new Error(`${id} never became ${want}`);
+      await sleep(25);
+    }
+  };
+
+  const hot = await create("seed-hot", true);
+  const st = await vmm.client.getSandboxStatus({ id: hot });
+  const ag = st.sandbox?.agent;
+  if (ag === undefined) throw new Error("no agent endpoint");
+  const direct = createAgentClient({
+    control: await product.env.options.dialer.endpoint(ag.host, ag.controlPort),
+    forward: await product.env.options.dialer.endpoint(ag.host, ag.forwardPort),
+    token: ag.token,
+  });
+  for (let i = 0; i < 20; i++) {
+    await restExec(hot);
+    await direct.exec(["true"]);
+  }
+
+  // ---- floors: HTTP round trip, in-sandbox fork+exec ----
+  progress("floors: HTTP round trip, in-sandbox fork+exec");
+  const health: number[] = [];
+  for (let i = 0; i < N; i++) health.push(await time(() => ok(call("GET", "/health"))));
+  floors.push({ name: "HTTP round trip GET /health", samples: health });
+  const forkExec: number[] = [];
+  for (let i = 0; i < Math.max(30, Math.floor(N / 3)); i++) {
+    // (a loop of 20 × /bin/true) − (the same loop without it), ÷ 20: busybox `date` has no
+    // sub-second clock, so both are timed from here, back to back (as bench/engine does).
+    const empty = await time(() => restSh(hot, "i=0; while [ $i -lt 20 ]; do i=$((i+1)); done"));
+    const loop = await time(() => restSh(hot, "i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i+1)); done"));
+    forkExec.push((loop - empty) / 20);
+  }
+  floors.push({ name: "in-sandbox fork+exec of /bin/true", samples: forkExec });
+
+  // ---- hot rows, interleaved with the agent-direct figures ----
+  progress("hot rows, interleaved with the agent-direct figures");
+  const exec: number[] = [];
+  const execDirect: number[] = [];
+  for (let i = 0; i < N; i++) {
+    exec.push(await time(() => restExec(hot)));
+    execDirect.push(await time(() => direct.exec(["true"])));
+  }
+  rows.push({ name: "exec true", samples: exec, seed: "12.5 / 13.6 / 14.0 (n=100)" });
+  floors.push({ name: "exec true, agent client direct", samples: execDirect });
+
+  const kib = Buffer.alloc(1024, "x");
+  const reads: number[] = [];
+  const writes: number[] = [];
+  const dReads: number[] = [];
+  const dWrites: number[] = [];
+  for (let i = 0; i < N; i++) {
+    writes.push(await time(() => ok(call("PUT", `/sandboxes/${hot}/files?path=/tmp/seed.bin`, kib))));
+    reads.push(
+      await time(async () => {
+        const r = await ok(call("GET", `/sandboxes/${hot}/files?path=/tmp/seed.bin`));
+        if (r.body.byteLength !== 1024) throw new Error(`read ${r.body.byteLength} bytes`);
+      }),
+    );
+    dWrites.push(await time(() => direct.writeFile("/tmp/seed2.bin", kib)));
+    dReads.push(await time(() => direct.readFileBuffer("/tmp/seed2.bin")));
+    // Reads are limited per user to a burst of 60 and 1200/min (v1): paced, untimed, like v1's bench.
+    await sleep(55);
+  }
+  rows.push({ name: "file read 1 KiB", samples: reads, seed: "12.4 / 13.4 / 13.8 (CLI)" });
+  rows.push({ name: "file write 1 KiB", samples: writes, seed: "12.4 / 13.1 / 13.7 (CLI)" });
+  floors.push({ name: "file read 1 KiB, agent direct", samples: dReads });
+  floors.push({ name: "file write 1 KiB, agent direct", samples: dWrites });
+
+  const batches: number[] = [];
+  for (let i = 0; i < LN; i++)
+    batches.push(await time(() => Promise.all(Array.from({ length: 10 }, () => restExec(hot)))));
+  rows.push({ name: "10 concurrent execs (batch)", samples: batches, seed: "18.1 / 20.9 / 21.1 (n=30)" });
+
+  // ---- warm: the policy pauses after 300 ms idle; exec wakes it ----
+  progress("warm: the policy pauses after 300 ms idle; exec wakes it");
+  const warmId = await create("seed-warm", false);
+  const warm: number[] = [];
+  for (let i = 0; i < LN; i++) {
+    await waitThermal(warmId, "warm");
+    warm.push(await time(() => restExec(warmId)));
+  }
+  rows.push({ name: "warm resume + exec true", samples: warm, seed: "13.7 / 15.1 / 15.1 (n=3)" });
+  const pauses = (await eventsOf(product, warmId, "thermal.pause"))
+    .map((e) => Number(e.meta["pause_ms"]))
+    .filter(Number.isFinite);
+  const resumes = (await eventsOf(product, warmId, "thermal.wake"))
+    .map((e) => Number(e.meta["wake_ms"]))
+    .filter(Number.isFinite);
+  rows.push({ name: "pause (thermal, vmm pause)", samples: pauses, seed: "~0.4 (doc, FC PATCH)" });
+  rows.push({ name: "resume (thermal wake, warm)", samples: resumes, seed: "~0.4 (doc); wake 3.67" });
+
+  // ---- cold: POST /stop is the full snapshot; exec restores ----
+  progress("cold: POST /stop is the full snapshot; exec restores");
+  const coldId = await create("seed-cold", false);
+  await restExec(coldId);
+  const stops: number[] = [];
+  const cold: number[] = [];
+  let checkpointBytes = 0;
+  for (let i = 0; i < LN; i++) {
+    stops.push(await time(() => ok(call("POST", `/sandboxes/${coldId}/stop`))));
+    const s = await vmm.client.getSandboxStatus({ id: coldId });
+    checkpointBytes = Number(s.sandbox?.engineDetails["checkpoint_bytes"] ?? checkpointBytes);
+    cold.push(await time(() => restExec(coldId)));
+  }
+  rows.push({
+    name: "full snapshot (POST /stop)",
+    samples: stops,
+    seed: "484.8 / 806.6 / 806.6 (n=15)",
+    note: `thermal cold checkpoint, ${(checkpointBytes / 2 ** 20).toFixed(1)} MiB; no named snapshots in this tree`,
+  });
+  rows.push({ name: "cold resume + exec true", samples: cold, seed: "309.7 / 339.9 / 339.9 (n=15)" });
+
+  // ---- create + first exec ----
+  progress("create + first exec");
+  const creates: number[] = [];
+  for (let i = 0; i < LN; i++) {
+    let id = "";
+    creates.push(
+      await time(async () => {
+        id = await create(`seed-c${i}`, true);
+        await restExec(id);
+      }),
+    );
+    await ok(call("DELETE", `/sandboxes/${id}`));
+  }
+  rows.push({
+    name: "create + first exec",
+    samples: creates,
+    seed: "265.7 / 291.0 / 291.0 (n=15, boot only)",
+  });
+
+  // ---- bare runsc floors ----
+  progress("bare runsc floors");
+  const bPause: number[] = [];
+  const bResume: number[] = [];
+  await bare.run("bare-p", 0);
+  for (let i = 0; i < LN; i++) {
+    bPause.push(await time(() => bare.pause("bare-p")));
+    bResume.push(await time(() => bare.resume("bare-p")));
+  }
+  await bare.delete("bare-p");
+  floors.push({ name: "runsc pause (bare container)", samples: bPause });
+  floors.push({ name: "runsc resume (bare container)", samples: bResume });
+  const bareCycle = async (id: string, hold: number, n: number) => {
+    const ck: number[] = [];
+    const rs: number[] = [];
+    await bare.run(id, hold);
+    for (let i = 0; i < n; i++) {
+      let img = "";
+      ck.push(
+        await time(async () => {
+          img = await bare.checkpoint(id);
+        }),
+      );
+      await bare.delete(id);
+      rs.push(await time(() => bare.restore(id, img)));
+      await bare.execTrue(id);
+    }
+    await bare.delete(id);
+    return { ck, rs };
+  };
+  const small = await bareCycle("bare-s", 0, Math.min(LN, 15));
+  floors.push({ name: "runsc checkpoint (bare, small)", samples: small.ck });
+  floors.push({ name: "runsc restore (bare, small)", samples: small.rs });
+  // A bare checkpoint of about the same size as the product's cold one (tmpfs data makes up the rest).
+  const sized = await bareCycle("bare-m", Math.max(0, checkpointBytes - 1_000_000), Math.min(LN, 15));
+  floors.push({
+    name: `runsc checkpoint (bare, ~${(checkpointBytes / 2 ** 20).toFixed(0)} MiB)`,
+    samples: sized.ck,
+  });
+  floors.push({
+    name: `runsc restore (bare, ~${(checkpointBytes / 2 ** 20).toFixed(0)} MiB)`,
+    samples: sized.rs,
+  });
+
+  // ---- idle cost over IDLE_S: a hot, a warm and a cold sandbox, and the server ----
+  progress("idle cost over IDLE_S: a hot, a warm and a cold sandbox, and the server");
+  await waitThermal(warmId, "warm");
+  await ok(call("POST", `/sandboxes/${coldId}/stop`));
+  const servePids = () => {
+    const pids: number[] = [];
+    for (const e of readdirSync("/proc")) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
+        if (cmd.includes(product.socketDir)) pids.push(Number(e));
+      } catch {
+        // exited
+      }
+    }
+    return pids;
+  };
+  const ticks = (pids: number[]) => {
+    let t = 0;
+    for (const pid of pids) {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+        t += Number(f[11]) + Number(f[12]); // utime + stime, clock ticks
+      } catch {
+        // exited
+      }
+    }
+    return t;
+  };
+  const cpuNs = async (id: string) => Number((await vmm.client.sandboxStats({ id })).cpuUsageNs);
+  const pids = servePids();
+  const t0 = [ticks(pids), await cpuNs(hot), await cpuNs(warmId), await cpuNs(coldId)];
+  const w0 = performance.now();
+  await sleep(IDLE_S * 1000);
+  const wall = (performance.now() - w0) / 1000;
+  const t1 = [ticks(pids), await cpuNs(hot), await cpuNs(warmId), await cpuNs(coldId)];
+  const tck = Number(sh("getconf CLK_TCK")) || 100;
+  const pct = (i: number, perNs: number) => (((t1[i] ?? 0) - (t0[i] ?? 0)) / perNs / wall) * 100;
+  const idle = {
+    server: pct(0, tck),
+    hot: pct(1, 1e9),
+    warm: pct(2, 1e9),
+    cold: pct(3, 1e9),
+  };
+
+  // ---- density: DENSITY idle minimal sandboxes, hot ----
+  progress("density: DENSITY idle minimal sandboxes, hot");
+  const dIds: string[] = [];
+  for (let i = 0; i < DENSITY; i++) dIds.push(await create(`seed-d${i}`, true));
+  for (const id of dIds) await restExec(id);
+  await sleep(3000);
+  const mem: number[] = [];
+  const tasks: number[] = [];
+  for (const id of dIds) {
+    const s = await vmm.client.sandboxStats({ id });
+    mem.push(Number(s.memoryBytes) / 2 ** 20);
+    tasks.push(s.tasks);
+  }
+  const coldDisk = Number((await vmm.client.sandboxStats({ id: coldId })).diskBytes) / 2 ** 20;
+  const memAvail =
+    Number(/MemAvailable:\s+(\d+)/.exec(readFileSync("/proc/meminfo", "utf8"))?.[1] ?? 0) / 1024;
+  const fs = statfsSync(product.env.stateDir);
+  const diskFree = (fs.bavail * fs.bsize) / 2 ** 20;
+  for (const id of dIds) await call("DELETE", `/sandboxes/${id}`);
+
+  direct.close();
+  agent.destroy();
+
+  // ---- the table ----
+  progress("the table");
+  const f = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1)).padStart(7);
+  const line = (r: Row) => {
+    const p = percentiles(r.samples);
+    return `${r.name.padEnd(42)}${f(p.p50)}${f(p.p95)}${f(p.p99)}${String(p.n).padStart(5)}   ${r.seed ?? ""}${r.note ? `  [${r.note}]` : ""}`;
+  };
+  say();
+  say("## seed table, through the public REST API (ms)");
+  say(
+    `${"row".padEnd(42)}${"p50".padStart(7)}${"p95".padStart(7)}${"p99".padStart(7)}${"n".padStart(5)}   seed v1 (p50 / p95 / p99)`,
+  );
+  for (const r of rows) say(line(r));
+  say();
+  say("## floors measured in the same run (ms)");
+  for (const r of floors) say(line(r));
+
+  const get = (list: Row[], prefix: string) =>
+    p50(list.find((r) => r.name.startsWith(prefix))?.samples ?? []);
+  const floor = get(floors, "in-sandbox fork+exec");
+  const nproc = cpus().length;
+  const checks: [string, number, number, string][] = [
+    ["REST exec ≤ fork+exec floor + 2 ms", get(rows, "exec true"), floor + 2, "ms"],
+    ["10 concurrent ≤ 2 × (10 × floor ÷ CPUs)", get(rows, "10 concurrent"), (2 * 10 * floor) / nproc, "ms"],
+    [
+      "1 KiB read via REST ≤ agent direct + 1 ms",
+      get(rows, "file read"),
+      get(floors, "file read 1 KiB, agent") + 1,
+      "ms",
+    ],
+    [
+      "1 KiB write via REST ≤ agent direct + 1 ms",
+      get(rows, "file write"),
+      get(floors, "file write 1 KiB, agent") + 1,
+      "ms",
+    ],
+    ["warm resume + exec ≤ hot REST exec + 3 ms", get(rows, "warm resume"), get(rows, "exec true") + 3, "ms"],
+    [
+      "create + first exec ≤ 2 × bare runsc restore",
+      get(rows, "create +"),
+      2 * get(floors, "runsc restore (bare, small)"),
+      "ms",
+    ],
+    ["create + first exec ≤ 250 ms", get(rows, "create +"), 250, "ms"],
+    [
+      "cold resume + exec ≤ 1.5 × bare restore, same size",
+      get(rows, "cold resume"),
+      1.5 * p50(sized.rs),
+      "ms",
+    ],
+    ["idle hot sandbox ≤ 1% of one CPU", idle.hot, 1, "%"],
+    ["idle warm sandbox uses none (≤ 0.05%)", idle.warm, 0.05, "%"],
+    ["idle cold sandbox uses none (≤ 0.05%)", idle.cold, 0.05, "%"],
+  ];
+  say();
+  say("## targets (issue 15, p50 against the same-run floors)");
+  for (const [name, got, limit, unit] of checks)
+    say(
+      `${(got <= limit ? "PASS" : "MISS").padEnd(6)}${name.padEnd(52)}${got.toFixed(2).padStart(9)} ${unit}  (limit ${limit.toFixed(2)} ${unit}${unit === "ms" ? `, ${(got / limit).toFixed(2)}× the limit` : ""})`,
+    );
+
+  say();
+  say(`## idle cost over ${wall.toFixed(0)} s (% of one CPU)`);
+  say(
+    `server (all ${pids.length} processes of bhatti serve): ${idle.server.toFixed(2)}%; hot sandbox ${idle.hot.toFixed(2)}%; ` +
+      `warm ${idle.warm.toFixed(3)}%; cold ${idle.cold.toFixed(3)}%`,
+  );
+
+  const memP50 = p50(mem);
+  const hotByMem = Math.floor(memAvail / memP50);
+  const hotByCpu = idle.hot > 0 ? Math.floor((nproc * 100) / idle.hot) : Number.POSITIVE_INFINITY;
+  say();
+  say(`## density (${DENSITY} idle minimal sandboxes sampled)`);
+  say(
+    `memory per idle hot sandbox (cgroup: sentry + gofer + guest, incl. page cache): p50 ${memP50.toFixed(1)} MiB, ` +
+      `max ${Math.max(...mem).toFixed(1)} MiB; host tasks per sandbox p50 ${p50(tasks)}`,
+  );
+  say(
+    `MemAvailable with the sample running: ${memAvail.toFixed(0)} MiB; disk free under the state dir: ${diskFree.toFixed(0)} MiB`,
+  );
+  say(
+    `hot: ~${Math.min(hotByMem, hotByCpu)} (memory allows ${hotByMem}, idle CPU allows ${hotByCpu === Number.POSITIVE_INFINITY ? "∞" : hotByCpu}); ` +
+      `limit: ${hotByMem <= hotByCpu ? "memory" : "CPU"}`,
+  );
+  say(`warm: ~${hotByMem} (a paused sandbox keeps its memory; it uses no CPU), limit: memory`);
+  say(
+    `cold: ~${Math.floor(diskFree / Math.max(coldDisk, 0.001))} (${coldDisk.toFixed(1)} MiB on disk each: upper layer + checkpoint), limit: disk`,
+  );
+  say(`load average at end: ${la()}`);
+} finally {
+  vmm.close();
+  await bare.dispose().catch(() => undefined);
+  await product.dispose();
+}
+if (OUT !== undefined) writeFileSync(OUT, `${lines.join("\n")}\n`);
