@@ -68,6 +68,34 @@ say(
 say(`load average at start: ${la()}`);
 say(`samples: hot rows n=${N}, lifecycle rows n=${LN}, idle window ${IDLE_S} s, density sample ${DENSITY}`);
 
+/** Pids of every process of one `bhatti serve` (its command lines name its socket dir). */
+const servePids = (socketDir: string) => {
+  const pids: number[] = [];
+  for (const e of readdirSync("/proc")) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, "utf8").includes(socketDir)) pids.push(Number(e));
+    } catch {
+      // exited
+    }
+  }
+  return pids;
+};
+/** utime + stime of these processes, clock ticks. */
+const ticks = (pids: number[]) => {
+  let t = 0;
+  for (const pid of pids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+      t += Number(f[11]) + Number(f[12]);
+    } catch {
+      // exited
+    }
+  }
+  return t;
+};
+const CLK_TCK = Number(sh("getconf CLK_TCK")) || 100;
+
 interface Row {
   name: string;
   samples: number[];
@@ -143,12 +171,6 @@ try {
     const exit = (JSON.parse(r.body.toString()) as { exit_code: number }).exit_code;
     if (exit !== 0) throw new Error(`exec true exited ${exit}`);
   };
-  const restSh = async (id: string, script: string) => {
-    const r = await ok(call("POST", `/sandboxes/${id}/exec`, JSON.stringify({ cmd: ["sh", "-c", script] })));
-    const body = JSON.parse(r.body.toString()) as { exit_code: number; stdout: string };
-    if (body.exit_code !== 0) throw new Error(`sh -c ${script}: exit ${body.exit_code}`);
-    return body.stdout;
-  };
   const state = async (id: string) =>
     (JSON.parse((await ok(call("GET", `/sandboxes/${id}`))).body.toString()) as { thermal?: string }).thermal;
   const waitThermal = async (id: string, want: string) => {
@@ -178,14 +200,44 @@ try {
   const health: number[] = [];
   for (let i = 0; i < N; i++) health.push(await time(() => ok(call("GET", "/health"))));
   floors.push({ name: "HTTP round trip GET /health", samples: health });
-  const forkExec: number[] = [];
-  for (let i = 0; i < Math.max(30, Math.floor(N / 3)); i++) {
-    // (a loop of 20 × /bin/true) − (the same loop without it), ÷ 20: busybox `date` has no
-    // sub-second clock, so both are timed from here, back to back (as bench/engine does).
-    const empty = await time(() => restSh(hot, "i=0; while [ $i -lt 20 ]; do i=$((i+1)); done"));
-    const loop = await time(() => restSh(hot, "i=0; while [ $i -lt 20 ]; do /bin/true; i=$((i+1)); done"));
-    forkExec.push((loop - empty) / 20);
-  }
+  // Timed inside the sandbox by a Node process (busybox `date` has no sub-second clock):
+  // (sh running a loop of 20 × /bin/true) − (sh running the same loop empty), ÷ 20: a shell's
+  // fork+exec, the floor. Beside it, Node's own spawnSync of /bin/true (what a Node agent pays).
+  const FLOOR_SCRIPT = `
+const { spawnSync } = require("node:child_process");
+const t = () => process.hrtime.bigint();
+const loop = (body) => "i=0; while [ $i -lt 20 ]; do " + body + " i=$((i+1)); done";
+const out = [];
+for (let k = 0; k < ${Math.max(30, Math.floor(N / 3))}; k++) {
+  const a = t(); spawnSync("/bin/sh", ["-c", loop("")]);
+  const b = t(); spawnSync("/bin/sh", ["-c", loop("/bin/true;")]);
+  const c = t(); for (let j = 0; j < 20; j++) spawnSync("/bin/true");
+  const d = t();
+  out.push([Number(c - b - (b - a)) / 20e6, Number(d - c) / 20e6]);
+}
+console.log(JSON.stringify(out));`;
+  const floorRun = await ok(
+    call(
+      "POST",
+      `/sandboxes/${hot}/exec`,
+      JSON.stringify({
+        cmd: [
+          "/.bhatti/lib/ld-linux-x86-64.so.2",
+          "--library-path",
+          "/.bhatti/lib",
+          "/.bhatti/node",
+          "-e",
+          FLOOR_SCRIPT,
+        ],
+      }),
+    ),
+  );
+  const floorPairs = JSON.parse((JSON.parse(floorRun.body.toString()) as { stdout: string }).stdout) as [
+    number,
+    number,
+  ][];
+  const forkExec = floorPairs.map((p) => p[0]);
+  floors.push({ name: "node spawnSync of /bin/true, in-sandbox", samples: floorPairs.map((p) => p[1]) });
   floors.push({ name: "in-sandbox fork+exec of /bin/true", samples: forkExec });
 
   // ---- hot rows, interleaved with the agent-direct figures ----
@@ -269,6 +321,16 @@ try {
   // ---- create + first exec ----
   progress("create + first exec");
   const creates: number[] = [];
+  // Where create's time goes, as the vmm reports it in its sandbox.created event.
+  const phases: number[][] = [];
+  const watch = new AbortController();
+  const watching = (async () => {
+    for await (const ev of vmm.client.watchEvents({}, { signal: watch.signal, timeoutMs: 0 })) {
+      if (ev.kind === "sandbox.created" && /prepare/.test(ev.detail))
+        phases.push([...ev.detail.matchAll(/(\d+) ms/g)].map((m) => Number(m[1])));
+    }
+  })().catch(() => undefined);
+  await sleep(200);
   for (let i = 0; i < LN; i++) {
     let id = "";
     creates.push(
@@ -284,6 +346,10 @@ try {
     samples: creates,
     seed: "265.7 / 291.0 / 291.0 (n=15, boot only)",
   });
+  watch.abort();
+  await watching;
+  for (const [k, phase] of ["prepare (disk, network, bundle)", "runsc run", "agent ready"].entries())
+    rows.push({ name: `  create phase: ${phase}`, samples: phases.map((p) => p[k] ?? 0), note: "vmm event" });
 
   // ---- bare runsc floors ----
   progress("bare runsc floors");
@@ -333,42 +399,16 @@ try {
   progress("idle cost over IDLE_S: a hot, a warm and a cold sandbox, and the server");
   await waitThermal(warmId, "warm");
   await ok(call("POST", `/sandboxes/${coldId}/stop`));
-  const servePids = () => {
-    const pids: number[] = [];
-    for (const e of readdirSync("/proc")) {
-      if (!/^\d+$/.test(e)) continue;
-      try {
-        const cmd = readFileSync(`/proc/${e}/cmdline`, "utf8");
-        if (cmd.includes(product.socketDir)) pids.push(Number(e));
-      } catch {
-        // exited
-      }
-    }
-    return pids;
-  };
-  const ticks = (pids: number[]) => {
-    let t = 0;
-    for (const pid of pids) {
-      try {
-        const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
-        t += Number(f[11]) + Number(f[12]); // utime + stime, clock ticks
-      } catch {
-        // exited
-      }
-    }
-    return t;
-  };
   const cpuNs = async (id: string) => Number((await vmm.client.sandboxStats({ id })).cpuUsageNs);
-  const pids = servePids();
+  const pids = servePids(product.socketDir);
   const t0 = [ticks(pids), await cpuNs(hot), await cpuNs(warmId), await cpuNs(coldId)];
   const w0 = performance.now();
   await sleep(IDLE_S * 1000);
   const wall = (performance.now() - w0) / 1000;
   const t1 = [ticks(pids), await cpuNs(hot), await cpuNs(warmId), await cpuNs(coldId)];
-  const tck = Number(sh("getconf CLK_TCK")) || 100;
   const pct = (i: number, perNs: number) => (((t1[i] ?? 0) - (t0[i] ?? 0)) / perNs / wall) * 100;
   const idle = {
-    server: pct(0, tck),
+    server: pct(0, CLK_TCK),
     hot: pct(1, 1e9),
     warm: pct(2, 1e9),
     cold: pct(3, 1e9),
@@ -459,7 +499,7 @@ try {
     );
 
   say();
-  say(`## idle cost over ${wall.toFixed(0)} s (% of one CPU)`);
+  say(`## idle cost over ${wall.toFixed(0)} s (% of one CPU), thermal tick 50 ms (this run's setting)`);
   say(
     `server (all ${pids.length} processes of bhatti serve): ${idle.server.toFixed(2)}%; hot sandbox ${idle.hot.toFixed(2)}%; ` +
       `warm ${idle.warm.toFixed(3)}%; cold ${idle.cold.toFixed(3)}%`,
@@ -490,5 +530,37 @@ try {
   vmm.close();
   await bare.dispose().catch(() => undefined);
   await product.dispose();
+}
+
+// ---- idle server with the default settings (thermal tick 10 s), one keep-hot sandbox ----
+progress("idle server, default settings");
+{
+  const idleProduct = await startProduct({ flags: ["--log-level=warn"] });
+  const idleVmm = createServiceClient(VmmService, join(idleProduct.socketDir, "vmm.sock"));
+  try {
+    const r = await idleProduct.http("POST", "/sandboxes", {
+      body: { name: "seed-idle", image: "busybox", keep_hot: true },
+    });
+    if (r.status !== 201) throw new Error(`create: ${r.status} ${r.text}`);
+    const id = r.json<{ id: string }>().id;
+    await sleep(5_000); // let start-up work settle
+    const pids = servePids(idleProduct.socketDir);
+    const cpu = async () => Number((await idleVmm.client.sandboxStats({ id })).cpuUsageNs);
+    const a = [ticks(pids), await cpu()];
+    const w0 = performance.now();
+    await sleep(IDLE_S * 1000);
+    const wall = (performance.now() - w0) / 1000;
+    const b = [ticks(pids), await cpu()];
+    say();
+    say(`## idle cost over ${wall.toFixed(0)} s with the default settings (% of one CPU)`);
+    say(
+      `server (all ${pids.length} processes): ${((((b[0] ?? 0) - (a[0] ?? 0)) / CLK_TCK / wall) * 100).toFixed(2)}%; ` +
+        `one hot sandbox (keep_hot): ${((((b[1] ?? 0) - (a[1] ?? 0)) / 1e9 / wall) * 100).toFixed(2)}%`,
+    );
+    say(`load average at end: ${la()}`);
+  } finally {
+    idleVmm.close();
+    await idleProduct.dispose();
+  }
 }
 if (OUT !== undefined) writeFileSync(OUT, `${lines.join("\n")}\n`);
