@@ -517,11 +517,24 @@ console.log(JSON.stringify(out));`;
   say(
     `MemAvailable with the sample running: ${memAvail.toFixed(0)} MiB; disk free under the state dir: ${diskFree.toFixed(0)} MiB`,
   );
+  // Every host task (Sentry threads, ptrace stubs, gofer) takes a pid: pid_max bounds hot and warm.
+  const pidMax = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8").trim());
+  // Threads in the whole system (loadavg's "running/total" field).
+  const tasksNow = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[3]?.split("/")[1] ?? 0);
+  const byPids = Math.floor((pidMax - tasksNow) / Math.max(1, p50(tasks)));
+  const limits: [string, number][] = [
+    ["memory", hotByMem],
+    ["idle CPU", hotByCpu],
+    [`pids (kernel.pid_max ${pidMax})`, byPids],
+  ];
+  const first = ([...limits].sort((x, y) => x[1] - y[1])[0] ?? ["?", 0]) as [string, number];
   say(
-    `hot: ~${Math.min(hotByMem, hotByCpu)} (memory allows ${hotByMem}, idle CPU allows ${hotByCpu === Number.POSITIVE_INFINITY ? "∞" : hotByCpu}); ` +
-      `limit: ${hotByMem <= hotByCpu ? "memory" : "CPU"}`,
+    `hot: ~${first[1]} (${limits.map(([n, v]) => `${n} allows ${v === Number.POSITIVE_INFINITY ? "∞" : v}`).join(", ")}); limit: ${first[0]}`,
   );
-  say(`warm: ~${hotByMem} (a paused sandbox keeps its memory; it uses no CPU), limit: memory`);
+  const warmFirst = byPids < hotByMem ? [`pids (kernel.pid_max ${pidMax})`, byPids] : ["memory", hotByMem];
+  say(
+    `warm: ~${warmFirst[1]} (a paused sandbox keeps its memory and tasks; it uses no CPU), limit: ${warmFirst[0]}`,
+  );
   say(
     `cold: ~${Math.floor(diskFree / Math.max(coldDisk, 0.001))} (${coldDisk.toFixed(1)} MiB on disk each: upper layer + checkpoint), limit: disk`,
   );
