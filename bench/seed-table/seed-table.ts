@@ -447,6 +447,9 @@ console.log(JSON.stringify(out));`;
   say();
   say("## seed table, through the public REST API (ms)");
   say(
+    "seed v1 = bhatti v1.11.0 on Firecracker, Hetzner AX102, 2026-05-02 (bhatti-v1.md §9.3; the reference records no Raspberry Pi 5 table)",
+  );
+  say(
     `${"row".padEnd(42)}${"p50".padStart(7)}${"p95".padStart(7)}${"p99".padStart(7)}${"n".padStart(5)}   seed v1 (p50 / p95 / p99)`,
   );
   for (const r of rows) say(line(r));
