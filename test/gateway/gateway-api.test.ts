@@ -274,7 +274,7 @@ describe("gateway API", () => {
         { method: "GET", pattern: "/sandboxes/:id/exec/ws" },
       ];
       for (const r of routes) {
-        const path = r.pattern.replace(/:([a-z_]+)/g, "{$1}");
+        const path = r.pattern.replace(/:([A-Za-z_]+)/g, "{$1}");
         expect(doc.paths[path]?.[r.method.toLowerCase()], `${r.method} ${path}`).toBeDefined();
       }
     } finally {
