@@ -152,14 +152,20 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("thermal service (pro
   }, 90_000);
 
   it("answers 503 with Retry-After past the cold-wake bound", async () => {
-    const [a, b] = [await create("bound-a"), await create("bound-b")];
-    await Promise.all([a, b].map((s) => waitForSandbox(product, s.id, isCold, 30_000)));
-    const [ra, rb] = await Promise.all([exec(product, a.id, ["true"]), exec(product, b.id, ["true"])]);
-    const statuses = [ra.status, rb.status].sort();
-    expect(statuses).toEqual([200, 503]);
-    const busy = ra.status === 503 ? ra : rb;
-    expect(busy.headers["retry-after"]).toBe("2");
-    expect(busy.body.error).toMatch(/server busy/);
+    // Three cold sandboxes woken at once with a bound of one: the first restore admitted holds the
+    // only slot for hundreds of ms, so at least one other request meets it taken. (Two sandboxes
+    // were not enough on a loaded machine: their requests could reach thermal one after the other.)
+    const sbs = [await create("bound-a"), await create("bound-b"), await create("bound-c")];
+    await Promise.all(sbs.map((s) => waitForSandbox(product, s.id, isCold, 30_000)));
+    const results = await Promise.all(sbs.map((s) => exec(product, s.id, ["true"])));
+    const statuses = results.map((r) => r.status);
+    expect(statuses).toContain(200);
+    expect(statuses).toContain(503);
+    expect(statuses.every((st) => st === 200 || st === 503)).toBe(true);
+    for (const busy of results.filter((r) => r.status === 503)) {
+      expect(busy.headers["retry-after"]).toBe("2");
+      expect(busy.body.error).toMatch(/server busy/);
+    }
   }, 90_000);
 
   it("loses no sandbox and leaves none half-transitioned when the thermal service is SIGKILLed mid-cycle", async () => {
