@@ -476,12 +476,14 @@ describe("conntrack cap", () => {
     // Slower than the new-flow limit, so only the cap on tracked connections (4096) can stop
     // them: each flow stays tracked (30 s for unanswered UDP) while the next ones are opened.
     const flows = 4600;
+    const sendStarted = Date.now();
     const sent = await inNetns(
       ns(g1.sandboxId),
       [process.execPath, `${fixtures}/udp-flows.mjs`, "send", WAN.server, "9998", String(flows), "ct", "400"],
       120_000,
     );
     expect(JSON.parse(sent.stdout)).toEqual({ sent: flows });
+    const sendMs = Date.now() - sendStarted;
     // What the host's connection-tracking table holds for this sandbox right now.
     const tracked = await run("ip", [
       "netns",
@@ -520,7 +522,10 @@ describe("conntrack cap", () => {
     expect(Number(tracked.stdout.trim())).toBeLessThanOrEqual(4096);
     // Some were dropped (not by the new-flow limit: the pace is below it). A flow whose random
     // source port repeats an earlier one is that connection again, so more than 4096 get through.
-    expect(passed).toBeLessThan(flows);
+    // Only when the sending took less than the 30 s an unanswered UDP entry stays tracked: on a
+    // loaded machine the first entries expire before the last flows are sent, which frees room
+    // for them (the cap itself is checked above through the table's size).
+    if (sendMs < 28_000) expect(passed).toBeLessThan(flows);
   }, 120_000);
 });
 
