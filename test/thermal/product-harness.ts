@@ -162,6 +162,12 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
       const ws = new WebSocket(`ws+unix://${ep.path}:${path}`, {
         headers: { authorization: `Bearer ${product.userKey}` },
       });
+      // Frames that arrive with the upgrade response (a session's scrollback replay) can be
+      // emitted before "open"; keep them and emit them again once the caller has had the chance
+      // to listen (process.nextTick runs after the caller's await continuation, before any I/O).
+      const early: [WebSocket.RawData, boolean][] = [];
+      const keepEarly = (data: WebSocket.RawData, isBinary: boolean) => early.push([data, isBinary]);
+      ws.on("message", keepEarly);
       await new Promise<void>((resolve, reject) => {
         ws.once("open", () => resolve());
         ws.once("error", reject);
@@ -169,6 +175,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
           reject(new Error(`upgrade refused: ${res.statusCode}`)),
         );
       });
+      ws.off("message", keepEarly);
+      if (early.length > 0)
+        process.nextTick(() => early.forEach(([data, isBinary]) => ws.emit("message", data, isBinary)));
       return ws;
     },
     cli: (cliArgs) =>
