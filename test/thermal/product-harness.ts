@@ -177,7 +177,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
       });
       ws.off("message", keepEarly);
       if (early.length > 0)
-        process.nextTick(() => early.forEach(([data, isBinary]) => ws.emit("message", data, isBinary)));
+        process.nextTick(() => {
+          for (const [data, isBinary] of early) ws.emit("message", data, isBinary);
+        });
       return ws;
     },
     cli: (cliArgs) =>
