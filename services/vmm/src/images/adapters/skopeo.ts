@@ -1,8 +1,20 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type ToolRunOptions, runTool } from "./tool-process.js";
 
 /** Where skopeo reads an image from: a registry, or a tarball on this host. */
 export type ImageSource =
-  | { kind: "registry"; ref: string; tlsVerify: boolean; creds?: string; platform?: Platform }
+  | {
+      kind: "registry";
+      ref: string;
+      /** The registry host[:port] of `ref` ("docker.io" when it names none): the credentials' key. */
+      registry: string;
+      tlsVerify: boolean;
+      /** user:token; handed to skopeo in a 0600 auth file, never on its command line (ps shows that). */
+      creds?: string;
+      platform?: Platform;
+    }
   | { kind: "docker-archive" | "oci-archive"; path: string };
 
 export interface Platform {
@@ -22,11 +34,27 @@ function transport(src: ImageSource): string {
   return src.kind === "registry" ? `docker://${src.ref}` : `${src.kind}:${src.path}`;
 }
 
-function sourceFlags(src: ImageSource, prefix: "--src-" | "--"): string[] {
-  if (src.kind !== "registry") return [];
+/**
+ * Runs `fn` with the source's flags. Credentials go into a containers-auth.json of their own (in a
+ * 0700 temp dir, removed afterwards), so they never appear in a process list.
+ */
+async function withSourceFlags<T>(
+  src: ImageSource,
+  prefix: "--src-" | "--",
+  fn: (flags: string[]) => Promise<T>,
+): Promise<T> {
+  if (src.kind !== "registry") return fn([]);
   const flags = [`${prefix}tls-verify=${src.tlsVerify}`];
-  if (src.creds !== undefined) flags.push(`${prefix}creds`, src.creds);
-  return flags;
+  if (src.creds === undefined) return fn(flags);
+  const dir = mkdtempSync(join(tmpdir(), "bhatti-skopeo-auth-"));
+  try {
+    const file = join(dir, "auth.json");
+    const auth = Buffer.from(src.creds).toString("base64");
+    writeFileSync(file, JSON.stringify({ auths: { [src.registry]: { auth } } }), { mode: 0o600 });
+    return await fn([...flags, `${prefix}authfile`, file]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function platformFlags(src: ImageSource): string[] {
@@ -58,10 +86,8 @@ export interface Skopeo {
 export function createSkopeo(path = "skopeo"): Skopeo {
   return {
     async inspect(src, options) {
-      const out = await runTool(
-        path,
-        [...platformFlags(src), "inspect", ...sourceFlags(src, "--"), transport(src)],
-        options,
+      const out = await withSourceFlags(src, "--", (flags) =>
+        runTool(path, [...platformFlags(src), "inspect", ...flags, transport(src)], options),
       );
       const j = JSON.parse(out) as { Digest?: unknown; Layers?: unknown };
       return {
@@ -70,19 +96,21 @@ export function createSkopeo(path = "skopeo"): Skopeo {
       };
     },
     async copy(src, layout, tag, options) {
-      await runTool(
-        path,
-        [
-          ...platformFlags(src),
-          "copy",
-          ...sourceFlags(src, "--src-"),
-          "--dest-compress",
-          "--dest-compress-format",
-          "gzip",
-          transport(src),
-          `oci:${layout}:${tag}`,
-        ],
-        options,
+      await withSourceFlags(src, "--src-", (flags) =>
+        runTool(
+          path,
+          [
+            ...platformFlags(src),
+            "copy",
+            ...flags,
+            "--dest-compress",
+            "--dest-compress-format",
+            "gzip",
+            transport(src),
+            `oci:${layout}:${tag}`,
+          ],
+          options,
+        ),
       );
     },
   };

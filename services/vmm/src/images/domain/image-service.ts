@@ -328,6 +328,7 @@ export function createImageService(o: ImageServiceOptions): ImageService {
       const source: ImageSource = {
         kind: "registry",
         ref: req.ref,
+        registry: parsed.registry,
         tlsVerify: !(req.insecure || isLoopbackRegistry(parsed.registry)),
         ...(req.auth === "" ? {} : { creds: req.auth }),
         ...(platform === undefined ? {} : { platform }),
