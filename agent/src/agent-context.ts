@@ -5,8 +5,10 @@ import type { SessionRegistry } from "./sessions/session-registry.js";
 
 /** Everything a request handler needs to know about this agent: the exec defaults and the rest. */
 export interface AgentContext extends ExecDefaults {
-  /** "" disables auth. */
+  /** "" disables auth. Replaced once by a CLAIM_REQ in a template (claim/claim.ts). */
   token: string;
+  /** Booted as a template and not yet claimed: one CLAIM_REQ is accepted. */
+  claimable?: boolean;
   authTimeoutMs: number;
   activity: ActivityClock;
   sessions: SessionRegistry;

@@ -21,6 +21,8 @@ export interface AgentOptions {
   forward: { host: string; port: number };
   /** The local sudo channel's Unix socket (every command there runs as root); absent = off. */
   sudoSocket?: string;
+  /** Booted as a per-image template: accepts one CLAIM_REQ (claim/claim.ts). */
+  template?: boolean;
   authTimeoutMs?: number;
   log: AgentLogger;
 }
@@ -48,6 +50,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     activity,
     sessions: new SessionRegistry({ activity }),
     log: options.log,
+    ...(options.template === true ? { claimable: true } : {}),
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);

@@ -23,6 +23,7 @@ export function writeBootConfig(
   spec: SandboxSpec,
   imageUser: string,
   layout: SandboxLayout,
+  extra: Partial<AgentBootConfig> = {},
 ): void {
   const home = imageUser === "root" ? "/root" : `/home/${imageUser}`;
   const config: AgentBootConfig = {
@@ -43,6 +44,7 @@ export function writeBootConfig(
     allow_root_exec: true,
     sudo: { socket: DEFAULT_SUDO_SOCKET },
     ...(spec.init ? { init: spec.init } : {}),
+    ...extra,
   };
   writeFileSync(layout.bootConfig, JSON.stringify(config), { mode: 0o600 });
 }

@@ -30,6 +30,8 @@ import {
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
+import { createFromTemplate } from "./templates/template-claim.js";
+import { type Templates, createTemplates } from "./templates/templates.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
 
@@ -46,6 +48,8 @@ export interface GvisorEngine extends Engine {
   isCreating(id: string): boolean;
   /** Named snapshots (create, fork, rewind), serialized with the sandbox's other transitions. */
   readonly snapshots: SnapshotOps;
+  /** Per-image template checkpoints that creates restore instead of booting. */
+  readonly templates: Templates;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -56,6 +60,11 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   const serializer = createKeyedLock();
   const wakes = createSingleFlight<EnsureHotResult>();
   let runscVersion: string | undefined;
+  const templates = createTemplates(
+    ctx,
+    options.templateImages ?? [],
+    options.defaultDiskSizeMb ?? DEFAULT_DISK_SIZE_MB,
+  );
 
   const engine: GvisorEngine = {
     kind: "gvisor",
@@ -90,9 +99,27 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       );
       pending.add(spec.id);
       return serializer.run(spec.id, async () => {
-        const undo = createUndoStack();
         const t0 = performance.now();
+        // Fast path: restore the image's template checkpoint and claim it; any failure there
+        // is undone completely and the create boots normally (the template is rebuilt).
+        let bootReason: string;
+        const undo = createUndoStack();
         try {
+          const pick = templates.pick(spec, image, diskSizeMb);
+          if ("template" in pick) {
+            try {
+              const made = await createFromTemplate(ctx, spec, image, pick.template);
+              sandboxes.set(spec.id, made.record);
+              ctx.emit("sandbox.created", made.record, performance.now() - t0, made.detail);
+              ctx.log?.info("sandbox created", { sandbox: spec.id, path: "template", detail: made.detail });
+              return infoOf(made.record);
+            } catch (e) {
+              bootReason = `template failed: ${(e as Error).message}`;
+              templates.discard(pick.template, (e as Error).message);
+            }
+          } else {
+            bootReason = pick.reason;
+          }
           mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
           undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
           mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
@@ -151,8 +178,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             "sandbox.created",
             r,
             performance.now() - t0,
-            `prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`,
+            `boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`,
           );
+          ctx.log?.info("sandbox created", { sandbox: spec.id, path: "boot", reason: bootReason });
           return infoOf(r);
         } catch (e) {
           for (const f of await undo.rollback()) {
@@ -278,6 +306,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
 
     snapshots: createSnapshotOps(ctx, serializer),
 
+    templates,
+
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {
         engine: "gvisor",
@@ -309,6 +339,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
 
     async close() {
+      await templates.close();
       ctx.listeners.clear();
     },
   };
