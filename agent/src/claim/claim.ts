@@ -1,4 +1,6 @@
 import { type ClaimRequest, FrameType, errorTextFor, parseClaimRequest } from "@bhatti/agent-protocol";
+import { writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import type { AgentContext } from "../agent-context.js";
 import { applyBootConfig } from "../boot-config-apply.js";
 import type { FrameSink } from "../server/frame-sink.js";
@@ -26,6 +28,7 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   ctx.claimable = false;
   ctx.token = req.token;
   ctx.configEnv = { ...req.env, ...req.secrets };
+  setHostname(req.hostname);
   applyBootConfig(
     {
       version: 1,
@@ -41,4 +44,18 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   ctx.log.info("claimed", { sandbox: req.sandbox_id });
   sink.sendJson(FrameType.CLAIM_RESP, { status: "ok" });
   sink.end();
+}
+
+/**
+ * Sets the UTS hostname by writing /proc/sys/kernel/hostname, which spares the claim a fork of
+ * the agent's Node process (`hostname`, costly under gVisor's ptrace platform). Where the write
+ * is not supported, applyBootConfig runs `hostname` as at boot (it does when the name differs).
+ */
+function setHostname(name: string): void {
+  if (name === "" || hostname() === name) return;
+  try {
+    writeFileSync("/proc/sys/kernel/hostname", name);
+  } catch {
+    // applyBootConfig falls back to the command.
+  }
 }

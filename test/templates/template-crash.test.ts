@@ -1,0 +1,62 @@
+// The vmm SIGKILLed while it builds a template (after the template sandbox was checkpointed,
+// before the template is committed): the restarted vmm removes the half-built template and the
+// template sandbox (its mounts, network and files), builds the template again, and creates use
+// it. Creates in the meantime boot normally.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { waitUntil } from "../snapshots/snapshot-helpers.js";
+import { type Product, exec, startProduct } from "../thermal/product-harness.js";
+import { createPathOf, templatesOf, waitForTemplate } from "./template-helpers.js";
+
+const POINT = "vmm.template.after-checkpoint";
+
+describe("SIGKILL of the vmm during a template build", () => {
+  let product: Product;
+  let onceDir: string;
+
+  beforeAll(async () => {
+    onceDir = mkdtempSync(join(tmpdir(), "bhatti-test-tplcrash-"));
+    product = await startProduct({
+      flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m", "--create-template-images=busybox"],
+      env: { BHATTI_CRASH_AT: POINT, BHATTI_CRASH_ONCE_DIR: onceDir },
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    try {
+      await product?.dispose();
+    } finally {
+      rmSync(onceDir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it("leaves no half-built template or template sandbox, and the template is rebuilt", {
+    timeout: 400_000,
+  }, async () => {
+    await waitUntil(
+      "the crash point fired",
+      async () => product.output(),
+      (out) => out.includes(`crash point ${POINT}: SIGKILL`),
+      240_000,
+    );
+    const tpl = await waitForTemplate(product, "busybox");
+    const root = join(product.env.stateDir, "templates");
+    expect(readdirSync(join(root, "busybox")).filter((e) => e.endsWith(".tmp"))).toEqual([]);
+    await waitUntil(
+      "the crashed build's template sandbox is gone",
+      async () => (existsSync(join(root, "work")) ? readdirSync(join(root, "work")) : []),
+      (left) => left.length === 0,
+    );
+    expect(templatesOf(product, "busybox").map((t) => t.key)).toEqual([tpl.key]);
+
+    const res = await product.http("POST", "/sandboxes", { body: { name: "after-crash" } });
+    expect(res.status, res.text).toBe(201);
+    const id = res.json<{ id: string }>().id;
+    expect(await createPathOf(product, id)).toBe("template");
+    const r = await exec(product, id, ["hostname"]);
+    expect(r.body.stdout.trim()).toBe("after-crash");
+    expect((await product.http("DELETE", `/sandboxes/${id}`)).status).toBe(200);
+  });
+});
