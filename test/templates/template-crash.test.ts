@@ -2,7 +2,7 @@
 // before the template is committed): the restarted vmm removes the half-built template and the
 // template sandbox (its mounts, network and files), builds the template again, and creates use
 // it. Creates in the meantime boot normally.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -19,7 +19,9 @@ describe("SIGKILL of the vmm during a template build", () => {
   beforeAll(async () => {
     onceDir = mkdtempSync(join(tmpdir(), "bhatti-test-tplcrash-"));
     product = await startProduct({
-      flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m", "--create-template-images=busybox"],
+      // busybox2 is installed only once serve is up: the build (and the crash) must not happen
+      // during serve's start-up, which a dying child aborts.
+      flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m", "--create-template-images=busybox2"],
       env: { BHATTI_CRASH_AT: POINT, BHATTI_CRASH_ONCE_DIR: onceDir },
     });
   }, 240_000);
@@ -35,23 +37,35 @@ describe("SIGKILL of the vmm during a template build", () => {
   it("leaves no half-built template or template sandbox, and the template is rebuilt", {
     timeout: 400_000,
   }, async () => {
+    symlinkSync(
+      join(product.env.stateDir, "images", "busybox"),
+      join(product.env.stateDir, "images", "busybox2"),
+    );
+    // The first create of the image finds no template (it boots, or meets the crash: 503) and
+    // starts the build.
+    const first = await product.http("POST", "/sandboxes", { body: { name: "trigger", image: "busybox2" } });
+    expect([201, 503], first.text).toContain(first.status);
     await waitUntil(
       "the crash point fired",
       async () => product.output(),
       (out) => out.includes(`crash point ${POINT}: SIGKILL`),
       240_000,
     );
-    const tpl = await waitForTemplate(product, "busybox");
+    const tpl = await waitForTemplate(product, "busybox2");
+    // The restarted vmm found the half-built template and the template sandbox, and removed them.
+    expect(product.output()).toContain("template leftovers removed");
     const root = join(product.env.stateDir, "templates");
-    expect(readdirSync(join(root, "busybox")).filter((e) => e.endsWith(".tmp"))).toEqual([]);
+    expect(readdirSync(join(root, "busybox2")).filter((e) => e.endsWith(".tmp"))).toEqual([]);
     await waitUntil(
       "the crashed build's template sandbox is gone",
       async () => (existsSync(join(root, "work")) ? readdirSync(join(root, "work")) : []),
       (left) => left.length === 0,
     );
-    expect(templatesOf(product, "busybox").map((t) => t.key)).toEqual([tpl.key]);
+    expect(templatesOf(product, "busybox2").map((t) => t.key)).toEqual([tpl.key]);
 
-    const res = await product.http("POST", "/sandboxes", { body: { name: "after-crash" } });
+    const res = await product.http("POST", "/sandboxes", {
+      body: { name: "after-crash", image: "busybox2" },
+    });
     expect(res.status, res.text).toBe(201);
     const id = res.json<{ id: string }>().id;
     expect(await createPathOf(product, id)).toBe("template");

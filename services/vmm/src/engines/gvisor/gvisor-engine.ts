@@ -320,6 +320,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           .map((i) => i.name)
           .join(","),
         sandboxes: String(sandboxes.size),
+        templates: templates.describe(),
       };
       try {
         runscVersion ??= await runsc.version();

@@ -42,6 +42,8 @@ export interface Templates {
   pick(spec: SandboxSpec, image: ImageRecord, diskSizeMb: number): TemplatePick;
   /** A template a create could not use: removed, and rebuilt in the background. */
   discard(t: ReadyTemplate, why: string): void;
+  /** One `image:state` per configured image (ready, building, missing, failed), for Health facts. */
+  describe(): string;
   /** Resolves once every build in flight has finished (tests, shutdown). */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -167,6 +169,22 @@ export function createTemplates(
       }
       failedAt.delete(t.m.image);
       schedule(t.m.image);
+    },
+
+    describe() {
+      return [...enabled]
+        .map((name) => {
+          if (building.has(name)) return `${name}:building`;
+          const image = ctx.images.get(name);
+          if (!image) return `${name}:no-image`;
+          try {
+            if (readTemplate(templatePaths(root, name, keyOf(image)))) return `${name}:ready`;
+          } catch {
+            return `${name}:unusable`;
+          }
+          return failedAt.has(name) ? `${name}:failed` : `${name}:missing`;
+        })
+        .join(",");
     },
 
     async idle() {
