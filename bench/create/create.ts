@@ -28,6 +28,16 @@ async function waitForTemplate(product: Product): Promise<void> {
   throw new Error(`no busybox template: ${product.output().slice(-2000)}`);
 }
 
+/** The vmm's timing of the normal boot of `id`: runsc run, agent ready (ms). */
+function bootStepsOf(product: Product, id: string): { run: number; ready: number } {
+  for (const line of product.output().split("\n")) {
+    if (!line.includes('"sandbox created"') || !line.includes(id)) continue;
+    const m = /runsc run (\d+) ms, agent ready (\d+) ms/.exec(line);
+    if (m) return { run: Number(m[1]), ready: Number(m[2]) };
+  }
+  return { run: Number.NaN, ready: Number.NaN };
+}
+
 /** The vmm's timing of the template create of `id`: prepare, runsc restore, claim (ms). */
 function stepsOf(product: Product, id: string): { prepare: number; restore: number; claim: number } {
   for (const line of product.output().split("\n")) {
@@ -44,6 +54,9 @@ const product = await startProduct({
 });
 try {
   await waitForTemplate(product);
+  const tplRoot = join(product.env.stateDir, "templates", "busybox");
+  const tplSize = execFileSync("du", ["-sm", "--apparent-size", tplRoot]).toString().split("\t")[0];
+  const diskUsed = execFileSync("du", ["-sm", tplRoot]).toString().split("\t")[0];
   const createAndExec = async (name: string, body: Record<string, unknown>) => {
     const t0 = performance.now();
     const res = await product.http("POST", "/sandboxes", { body: { name, image: "busybox", ...body } });
@@ -59,6 +72,8 @@ try {
   const claim: number[] = [];
   const fromTemplate: number[] = [];
   const boot: number[] = [];
+  const bootRun: number[] = [];
+  const bootReady: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     const t = await createAndExec(`tpl-${i}`, {});
     fromTemplate.push(t.ms);
@@ -69,6 +84,10 @@ try {
     claim.push(steps.claim);
     const b = await createAndExec(`boot-${i}`, { memory_mb: 1000 });
     boot.push(b.ms);
+    await sleep(50);
+    const bs = bootStepsOf(product, b.id);
+    bootRun.push(bs.run);
+    bootReady.push(bs.ready);
     await product.http("DELETE", `/sandboxes/${t.id}`);
     await product.http("DELETE", `/sandboxes/${b.id}`);
   }
@@ -76,7 +95,7 @@ try {
   process.stdout.write(
     `\nhost load average ${l1?.toFixed(1)} / ${l5?.toFixed(1)} (1 / 5 min) on ${execFileSync("nproc")
       .toString()
-      .trim()} CPUs; sandbox: busybox, 1 cpu, 1024 MiB (boot path: 1000 MiB)\n`,
+      .trim()} CPUs; sandbox: busybox, 1 cpu, 1024 MiB (boot path: 1000 MiB); template ${tplSize} MiB apparent, ${diskUsed} MiB on disk (checkpoint + sparse disk)\n`,
   );
   report(`create + first exec (${SAMPLES} samples)`, "ms", [
     { name: "bare runsc restore (template)", samples: restore },
@@ -87,6 +106,11 @@ try {
     { name: "runsc restore", samples: restore },
     { name: "disk copy + mount + network", samples: prepare },
     { name: "claim (CLAIM_REQ round trip)", samples: claim },
+  ]);
+  report(`normal boot, vmm steps (${SAMPLES} samples; baseline: the template's runsc restore)`, "ms", [
+    { name: "runsc restore (template path)", samples: restore },
+    { name: "runsc run (boot path)", samples: bootRun },
+    { name: "agent ready (boot path)", samples: bootReady },
   ]);
 } finally {
   await product.dispose();

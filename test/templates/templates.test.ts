@@ -164,6 +164,16 @@ describe("create from a template checkpoint (real product)", () => {
     expect(templatesOf(product, "busybox")).toHaveLength(1);
   });
 
+  it("concurrent creates all restore the one template (there is no pool to run out of)", {
+    timeout: 240_000,
+  }, async () => {
+    const made = await Promise.all([0, 1, 2].map((i) => create(`burst-${i}`)));
+    for (const sb of made) expect(await createPathOf(product, sb.id)).toBe("template");
+    expect(new Set(made.map((sb) => sb.ip)).size).toBe(3);
+    for (const sb of made) expect((await sh(product, sb.id, "hostname")).trim()).toBe(sb.name);
+    for (const sb of made) await destroy(sb.id);
+  });
+
   it("a corrupt template: the create boots normally and the template is rebuilt", {
     timeout: 300_000,
   }, async () => {

@@ -174,13 +174,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           crashPoint("vmm.create.after-write-record");
           undo.commit();
           sandboxes.set(r.id, r);
-          ctx.emit(
-            "sandbox.created",
-            r,
-            performance.now() - t0,
-            `boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`,
-          );
-          ctx.log?.info("sandbox created", { sandbox: spec.id, path: "boot", reason: bootReason });
+          const detail = `boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`;
+          ctx.emit("sandbox.created", r, performance.now() - t0, detail);
+          ctx.log?.info("sandbox created", { sandbox: spec.id, path: "boot", detail });
           return infoOf(r);
         } catch (e) {
           for (const f of await undo.rollback()) {
