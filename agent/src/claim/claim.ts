@@ -27,6 +27,8 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   // Token first, synchronously: no connection authenticates with the old one after this point.
   ctx.claimable = false;
   ctx.token = req.token;
+  // The clock still says when the template was built: idle detection starts from the claim.
+  ctx.activity.touch();
   ctx.configEnv = { ...req.env, ...req.secrets };
   setHostname(req.hostname);
   applyBootConfig(
