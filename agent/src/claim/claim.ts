@@ -1,6 +1,4 @@
 import { type ClaimRequest, FrameType, errorTextFor, parseClaimRequest } from "@bhatti/agent-protocol";
-import { writeFileSync } from "node:fs";
-import { hostname } from "node:os";
 import type { AgentContext } from "../agent-context.js";
 import { applyBootConfig } from "../boot-config-apply.js";
 import type { FrameSink } from "../server/frame-sink.js";
@@ -30,7 +28,6 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   // The clock still says when the template was built: idle detection starts from the claim.
   ctx.activity.touch();
   ctx.configEnv = { ...req.env, ...req.secrets };
-  setHostname(req.hostname);
   applyBootConfig(
     {
       version: 1,
@@ -48,16 +45,3 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   sink.end();
 }
 
-/**
- * Sets the UTS hostname by writing /proc/sys/kernel/hostname, which spares the claim a fork of
- * the agent's Node process (`hostname`, costly under gVisor's ptrace platform). Where the write
- * is not supported, applyBootConfig runs `hostname` as at boot (it does when the name differs).
- */
-function setHostname(name: string): void {
-  if (name === "" || hostname() === name) return;
-  try {
-    writeFileSync("/proc/sys/kernel/hostname", name);
-  } catch {
-    // applyBootConfig falls back to the command.
-  }
-}
