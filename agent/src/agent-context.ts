@@ -1,4 +1,5 @@
 import type { ActivityClock } from "./activity.js";
+import type { HostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecDefaults } from "./exec/command-spec.js";
 import type { AgentLogger } from "./logger.js";
 import type { SessionRegistry } from "./sessions/session-registry.js";
@@ -9,6 +10,8 @@ export interface AgentContext extends ExecDefaults {
   token: string;
   /** Booted as a template and not yet claimed: one CLAIM_REQ is accepted. */
   claimable?: boolean;
+  /** A template's pre-forked `hostname` runner (claim/hostname-helper.ts). */
+  hostnameHelper?: HostnameHelper;
   authTimeoutMs: number;
   activity: ActivityClock;
   sessions: SessionRegistry;

@@ -2,6 +2,7 @@ import type { AddressInfo, Server, Socket } from "node:net";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { ActivityClock } from "./activity.js";
 import type { AgentContext } from "./agent-context.js";
+import { startHostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecIdentity } from "./identity.js";
 import { createIdleCollector } from "./idle-gc.js";
 import type { AgentLogger } from "./logger.js";
@@ -50,7 +51,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     activity,
     sessions: new SessionRegistry({ activity }),
     log: options.log,
-    ...(options.template === true ? { claimable: true } : {}),
+    ...(options.template === true ? { claimable: true, hostnameHelper: startHostnameHelper() } : {}),
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);
@@ -89,6 +90,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     forwardAddress: forward.address() as AddressInfo,
     sudoSocket: options.sudoSocket,
     close: async () => {
+      ctx.hostnameHelper?.dispose();
       ctx.sessions.disposeAll();
       const closed = Promise.all(servers.map(closeServer));
       for (const socket of sockets) socket.destroy();

@@ -1,4 +1,5 @@
 import { type ClaimRequest, FrameType, errorTextFor, parseClaimRequest } from "@bhatti/agent-protocol";
+import { hostname } from "node:os";
 import type { AgentContext } from "../agent-context.js";
 import { applyBootConfig } from "../boot-config-apply.js";
 import type { FrameSink } from "../server/frame-sink.js";
@@ -10,7 +11,7 @@ import { startInitSession } from "./init-session.js";
  * token; from the moment the new token is set, only it is accepted (the template token, shared
  * by every sandbox restored from the same checkpoint, never works again). Accepted once.
  */
-export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Array): void {
+export async function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Array): Promise<void> {
   if (ctx.claimable !== true) {
     sink.fail("claim refused: this agent is not an unclaimed template");
     return;
@@ -28,6 +29,17 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   // The clock still says when the template was built: idle detection starts from the claim.
   ctx.activity.touch();
   ctx.configEnv = { ...req.env, ...req.secrets };
+  // Through the pre-forked helper when it can; applyBootConfig runs `hostname` itself if the
+  // name still differs afterwards.
+  const helper = ctx.hostnameHelper;
+  delete ctx.hostnameHelper;
+  if (helper !== undefined) {
+    if (req.hostname !== "" && req.hostname !== hostname()) {
+      if (!(await helper.set(req.hostname))) ctx.log.warn("hostname helper failed; running hostname");
+    } else {
+      helper.dispose();
+    }
+  }
   applyBootConfig(
     {
       version: 1,
@@ -44,4 +56,3 @@ export function handleClaim(ctx: AgentContext, sink: FrameSink, payload: Uint8Ar
   sink.sendJson(FrameType.CLAIM_RESP, { status: "ok" });
   sink.end();
 }
-
