@@ -32,12 +32,7 @@ const benches = [
 const wanted = process.argv.slice(2);
 const out = join(root, "bench/results", `${new Date().toISOString().slice(0, 10)}.txt`);
 mkdirSync(dirname(out), { recursive: true });
-writeFileSync(
-  out,
-  `# bhatti benchmarks, ${new Date().toISOString()}, load average ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(" ")}\n`,
-);
+writeFileSync(out, `# bhatti benchmarks, ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}\n`);
 
 const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs")], { stdio: "inherit" });
 if (build.status !== 0) process.exit(1);

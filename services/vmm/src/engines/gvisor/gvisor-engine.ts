@@ -30,7 +30,7 @@ import {
 } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
-import { createFromTemplate } from "./templates/template-claim.js";
+import { TemplateUnusableError, createFromTemplate } from "./templates/template-claim.js";
 import { type Templates, createTemplates } from "./templates/templates.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
@@ -114,8 +114,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
               ctx.log?.info("sandbox created", { sandbox: spec.id, path: "template", detail: made.detail });
               return infoOf(made.record);
             } catch (e) {
-              bootReason = `template failed: ${(e as Error).message}`;
-              templates.discard(pick.template, (e as Error).message);
+              bootReason = `template path failed: ${(e as Error).message}`;
+              if (e instanceof TemplateUnusableError) templates.discard(pick.template, (e as Error).message);
             }
           } else {
             bootReason = pick.reason;

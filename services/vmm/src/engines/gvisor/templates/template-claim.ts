@@ -11,6 +11,14 @@ import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "../sandbox-record.js";
 import { type TemplateManifest, type TemplatePaths, copyTemplateDisk } from "./template-files.js";
 
+/**
+ * The template itself failed (its checkpoint did not restore, or its agent did not take the
+ * claim): the caller discards it. Other failures (disk space, network) say nothing about it.
+ */
+export class TemplateUnusableError extends Error {
+  override readonly name = "TemplateUnusableError";
+}
+
 /** How long a restored template's agent gets to answer the claim. */
 const CLAIM_TIMEOUT_MS = 10_000;
 
@@ -73,11 +81,16 @@ export async function createFromTemplate(
     undo.push("cgroups", () => cgroups.remove(spec.id));
     const procs = cgroups.ensureUnified(spec.id);
     undo.push("runsc delete", () => ctx.killSandbox(spec.id));
-    await runsc.restore(spec.id, layout.bundle, tpl.p.checkpoint, {
-      cgroupProcs: [procs],
-      logFile: layout.log,
-      timeoutMs: 60_000,
-    });
+    const unusable = (what: string) => (e: unknown) => {
+      throw new TemplateUnusableError(`${what}: ${(e as Error).message}`, { cause: e });
+    };
+    await runsc
+      .restore(spec.id, layout.bundle, tpl.p.checkpoint, {
+        cgroupProcs: [procs],
+        logFile: layout.log,
+        timeoutMs: 60_000,
+      })
+      .catch(unusable("runsc restore"));
     crashPoint("vmm.template-create.after-restore");
     const tRestored = performance.now();
     await claimAgent(
@@ -97,7 +110,7 @@ export async function createFromTemplate(
         ...(spec.init ? { init: spec.init } : {}),
       },
       CLAIM_TIMEOUT_MS,
-    );
+    ).catch(unusable("claim"));
     const tClaimed = performance.now();
     writeRecord(layout.record, r);
     undo.commit();
