@@ -58,7 +58,7 @@ describe("SIGKILL of the vmm during a template build", () => {
     expect(readdirSync(join(root, "busybox2")).filter((e) => e.endsWith(".tmp"))).toEqual([]);
     await waitUntil(
       "the crashed build's template sandbox is gone",
-      async () => (existsSync(join(root, "work")) ? readdirSync(join(root, "work")) : []),
+      async () => (existsSync(join(root, ".work")) ? readdirSync(join(root, ".work")) : []),
       (left) => left.length === 0,
     );
     expect(templatesOf(product, "busybox2").map((t) => t.key)).toEqual([tpl.key]);

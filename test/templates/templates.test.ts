@@ -160,7 +160,7 @@ describe("create from a template checkpoint (real product)", () => {
     await destroy(second.id, true);
     // Nothing of the sandboxes is left on the template side: the template is intact and no
     // template sandbox is running or half-built.
-    expect(readdirSync(join(product.env.stateDir, "templates", "work"))).toEqual([]);
+    expect(readdirSync(join(product.env.stateDir, "templates", ".work"))).toEqual([]);
     expect(templatesOf(product, "busybox")).toHaveLength(1);
   });
 

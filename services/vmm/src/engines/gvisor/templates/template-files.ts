@@ -11,7 +11,8 @@ import { fsyncDirectory, writeFileDurably } from "../sandbox-record.js";
  * `<state_dir>/templates/<image>/<version>/` holds `manifest.json`, `disk.ext4` (the template
  * sandbox's own disk after boot) and `checkpoint/` (runsc's image of the booted, idle agent).
  * Written under `<version>.tmp` and renamed once every file is fsynced, like a snapshot, so a
- * directory without the suffix is complete. `work/` holds the template sandbox while it boots.
+ * directory without the suffix is complete. `.work/` (no image name starts with a dot) holds
+ * the template sandbox while it boots.
  */
 
 /** Bumped when what a template holds or how it is claimed changes: old templates are rebuilt. */
@@ -51,7 +52,7 @@ export function templatesRoot(stateDir: string): string {
 
 /** Where template sandboxes live while they boot (not under `sandboxes/`: never adopted as a user's). */
 export function templateWorkDir(root: string): string {
-  return join(root, "work");
+  return join(root, ".work");
 }
 
 function fingerprint(path: string): string {
@@ -168,7 +169,7 @@ export function sweepTemplateTemps(root: string): string[] {
   const removed: string[] = [];
   mkdirSync(root, { recursive: true, mode: 0o700 });
   for (const image of readdirSync(root)) {
-    if (image === "work") continue;
+    if (image.startsWith(".")) continue;
     let entries: string[];
     try {
       entries = readdirSync(join(root, image));
