@@ -27,6 +27,7 @@ const benches = [
   ["ratelimit", "bench/ratelimit/flood.ts"],
   ["backpressure", "bench/backpressure/backpressure.ts"],
   ["snapshots", "bench/snapshots/snapshots.ts"],
+  ["create", "bench/create/create.ts"],
 ];
 const wanted = process.argv.slice(2);
 const out = join(root, "bench/results", `${new Date().toISOString().slice(0, 10)}.txt`);

@@ -1,12 +1,17 @@
 import type { ActivityClock } from "./activity.js";
+import type { HostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecDefaults } from "./exec/command-spec.js";
 import type { AgentLogger } from "./logger.js";
 import type { SessionRegistry } from "./sessions/session-registry.js";
 
 /** Everything a request handler needs to know about this agent: the exec defaults and the rest. */
 export interface AgentContext extends ExecDefaults {
-  /** "" disables auth. */
+  /** "" disables auth. Replaced once by a CLAIM_REQ in a template (claim/claim.ts). */
   token: string;
+  /** Booted as a template and not yet claimed: one CLAIM_REQ is accepted. */
+  claimable?: boolean;
+  /** A template's pre-forked `hostname` runner (claim/hostname-helper.ts). */
+  hostnameHelper?: HostnameHelper;
   authTimeoutMs: number;
   activity: ActivityClock;
   sessions: SessionRegistry;

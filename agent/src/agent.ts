@@ -7,9 +7,8 @@ import { applyBootConfig, bootEnv, bootSudoSocket, bootUser, loadBootConfig } fr
 import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
 import { currentIdentity, resolveUser, type ExecIdentity } from "./identity.js";
 import { createAgentLogger } from "./logger.js";
-import { spawnPtyProcess } from "./sessions/session-process.js";
-import { resolveCommandSpec } from "./exec/command-spec.js";
-import { startAgent, type AgentOptions, type RunningAgent } from "./start-agent.js";
+import { startInitSession } from "./claim/init-session.js";
+import { startAgent, type AgentOptions } from "./start-agent.js";
 
 const log = createAgentLogger();
 
@@ -60,22 +59,12 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
       control: parseHostPort(config.listen?.control ?? `0.0.0.0:${AGENT_CONTROL_PORT}`),
       forward: parseHostPort(config.listen?.forward ?? `0.0.0.0:${AGENT_FORWARD_PORT}`),
       ...(sudoSocket !== undefined ? { sudoSocket } : {}),
+      ...(config.template === true ? { template: true } : {}),
       ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
       log,
     },
     init: config.init,
   };
-}
-
-/** The boot `init` script runs as the TTY session "init", as the sandbox user. */
-function startInitSession(agent: RunningAgent, script: string): void {
-  try {
-    const spec = resolveCommandSpec(agent.ctx, { argv: ["sh", "-c", script] });
-    const proc = spawnPtyProcess(spec, 24, 80);
-    agent.ctx.sessions.add(proc, { id: "init", argv: spec.argv, tty: true, maxIdleSec: 0, noLinger: true });
-  } catch (err) {
-    log.error("init script failed to start", { error: err as Error });
-  }
 }
 
 async function main(): Promise<void> {
@@ -107,7 +96,7 @@ async function main(): Promise<void> {
   process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err }));
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: err as Error }));
 
-  if (init !== undefined && init !== "") startInitSession(agent, init);
+  if (init !== undefined && init !== "") startInitSession(agent.ctx, init);
   const control = `${agent.controlAddress.address}:${agent.controlAddress.port}`;
   const forward = `${agent.forwardAddress.address}:${agent.forwardAddress.port}`;
   log.info("ready", {

@@ -2,6 +2,7 @@ import type { AddressInfo, Server, Socket } from "node:net";
 import { AgentLimits } from "@bhatti/agent-protocol";
 import { ActivityClock } from "./activity.js";
 import type { AgentContext } from "./agent-context.js";
+import { startHostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecIdentity } from "./identity.js";
 import { createIdleCollector } from "./idle-gc.js";
 import type { AgentLogger } from "./logger.js";
@@ -21,6 +22,8 @@ export interface AgentOptions {
   forward: { host: string; port: number };
   /** The local sudo channel's Unix socket (every command there runs as root); absent = off. */
   sudoSocket?: string;
+  /** Booted as a per-image template: accepts one CLAIM_REQ (claim/claim.ts). */
+  template?: boolean;
   authTimeoutMs?: number;
   log: AgentLogger;
 }
@@ -48,6 +51,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     activity,
     sessions: new SessionRegistry({ activity }),
     log: options.log,
+    ...(options.template === true ? { claimable: true, hostnameHelper: startHostnameHelper() } : {}),
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);
@@ -86,6 +90,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     forwardAddress: forward.address() as AddressInfo,
     sudoSocket: options.sudoSocket,
     close: async () => {
+      ctx.hostnameHelper?.dispose();
       ctx.sessions.disposeAll();
       const closed = Promise.all(servers.map(closeServer));
       for (const socket of sockets) socket.destroy();

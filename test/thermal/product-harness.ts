@@ -108,6 +108,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
     // The network service runs in the test netns; /run/netns is shared, so test names there too.
     "--network-netns-prefix=bt-",
     "--log-level=info",
+    // No background template builds (docs/templates.md) unless a test asks for them in its flags.
+    "--create-template-images=",
   ];
   let args = [...baseArgs, ...options.flags];
   let serve: ChildProcess;

@@ -11,6 +11,7 @@ import {
   type Frame,
 } from "@bhatti/agent-protocol";
 import type { AgentContext } from "../agent-context.js";
+import { handleClaim } from "../claim/claim.js";
 import { handleDetachedExec } from "../exec/detached-exec.js";
 import { parseExecRequest } from "../exec/exec-request.js";
 import { handleOneShotExec } from "../exec/oneshot-exec.js";
@@ -117,6 +118,8 @@ async function dispatch(ctx: AgentContext, conn: ControlConnection, frame: Frame
       return handleFileStat(sink, frame.payload);
     case FrameType.FILE_LS_REQ:
       return handleFileList(sink, frame.payload);
+    case FrameType.CLAIM_REQ:
+      return handleClaim(ctx, sink, frame.payload);
     default:
       return sink.fail(unexpectedFrameText(frame.type));
   }

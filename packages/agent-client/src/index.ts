@@ -25,3 +25,4 @@ export {
   AGENT_PACKAGE_LAYOUT,
   agentLaunchArgv,
 } from "./agent-launch.js";
+export { claimAgent } from "./claim.js";

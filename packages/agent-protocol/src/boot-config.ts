@@ -32,6 +32,11 @@ export interface AgentBootConfig {
    * root, without AUTH. Absent = no such channel.
    */
   sudo?: AgentBootSudo;
+  /**
+   * Booted as a per-image template (docs/templates.md): the agent accepts one CLAIM_REQ that
+   * replaces its token and applies the user's hostname, env, secrets and files.
+   */
+  template?: boolean;
 }
 
 export interface AgentBootSudo {

@@ -43,6 +43,14 @@ export const FrameType = {
   FILE_LS_RESP: 0x57,
   SYSTEMCTL_REQ: 0x60,
   SYSTEMCTL_RESP: 0x61,
+  /**
+   * bhatti v2, H→G, JSON ClaimRequest: hands a template sandbox (restored from a per-image
+   * checkpoint) to its user: new token, hostname, env, files. Accepted once, only by an agent
+   * booted as a template, on a connection authenticated with the template's token.
+   */
+  CLAIM_REQ: 0x70,
+  /** bhatti v2, G→H, JSON `{status: "ok"}`: the claim is applied; the old token is refused from now on. */
+  CLAIM_RESP: 0x71,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;

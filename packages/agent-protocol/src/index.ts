@@ -55,3 +55,4 @@ export {
   type AgentBootUser,
 } from "./boot-config.js";
 export { EXEC_OUTPUT_CAP_BYTES, EXEC_OUTPUT_TRUNCATION_NOTE } from "./exec-output.js";
+export { type ClaimRequest, parseClaimRequest } from "./claim.js";

@@ -190,6 +190,10 @@ export const configKeys = {
     "/usr/local/lib/bhatti/agent",
     "Read-only agent package (tini, Node, agent bundle) mounted at /.bhatti in every sandbox.",
   ),
+  create_template_images: listKey(
+    ["minimal"],
+    "Images whose sandboxes are created by restoring a per-image template checkpoint (built by the vmm in the background; docs/templates.md) instead of booting; empty = always boot.",
+  ),
   default_image: stringKey("minimal", "Image of sandboxes created without one (see `bhatti image list`)."),
   cgroup_parent: stringKey(
     "bhatti",

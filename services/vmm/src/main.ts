@@ -88,6 +88,7 @@ await runService({
       defaultDiskSizeMb: config.default_disk_size_mb,
       hostMemoryReserveMb: config.host_memory_reserve_mb,
       hostDiskReserveMb: config.host_disk_reserve_mb,
+      templateImages: config.create_template_images,
       network,
       dialer: createDirectDialer(),
       init,
@@ -104,6 +105,8 @@ await runService({
     // Snapshots a crash cut short (or a removal it interrupted) are never left half there.
     const swept = engine.snapshots.sweep();
     if (swept.length > 0) logger.info("removed unfinished snapshots", { removed: swept });
+    // After adoption (which kills containers no sandbox owns): builds never block startup.
+    engine.templates.start();
 
     const store = createServiceClient(StoreService, serviceSocketPath(config.socket_dir, "store"), {
       defaultTimeoutMs: config.rpc_timeout,

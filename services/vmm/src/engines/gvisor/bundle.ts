@@ -38,6 +38,7 @@ export function writeBootConfig(
   layout: SandboxLayout,
   imageDefaults: ImageRunConfig = { env: [], cmd: [], entrypoint: [], workingDir: "", user: "" },
   imageInit?: string,
+  extra: Partial<AgentBootConfig> = {},
 ): void {
   // The image's boot hook (its boot services) runs first, then the sandbox's own init.
   const init = [imageInit, spec.init].filter((s): s is string => s !== undefined && s !== "").join("\n");
@@ -62,6 +63,7 @@ export function writeBootConfig(
     allow_root_exec: true,
     sudo: { socket: DEFAULT_SUDO_SOCKET },
     ...(init === "" ? {} : { init }),
+    ...extra,
   };
   writeFileSync(layout.bootConfig, JSON.stringify(config), { mode: 0o600 });
 }

@@ -52,6 +52,8 @@ export interface GvisorEngineOptions {
   hostMemoryReserveMb?: number;
   /** Free space kept on the state disk by admission and checkpoints, MiB (default 2048). */
   hostDiskReserveMb?: number;
+  /** Images whose creates restore a per-image template checkpoint (docs/templates.md); default none. */
+  templateImages?: readonly string[];
   logger?: Logger;
 }
 

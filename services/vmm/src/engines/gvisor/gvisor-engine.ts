@@ -32,6 +32,8 @@ import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 import type { VolumeHost } from "../../volumes/volume-host.js";
 import { holderOf } from "../../volumes/sandbox-volumes.js";
+import { TemplateUnusableError, createFromTemplate } from "./templates/template-claim.js";
+import { type Templates, createTemplates } from "./templates/templates.js";
 
 export type { GvisorEngineOptions } from "./engine-context.js";
 
@@ -60,6 +62,8 @@ export interface GvisorEngine extends Engine {
     id: string,
     fn: (view: { rootfs: string; image: string; userId: string }) => Promise<T>,
   ): Promise<T>;
+  /** Per-image template checkpoints that creates restore instead of booting. */
+  readonly templates: Templates;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -70,6 +74,11 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
   const serializer = createKeyedLock();
   const wakes = createSingleFlight<EnsureHotResult>();
   let runscVersion: string | undefined;
+  const templates = createTemplates(
+    ctx,
+    options.templateImages ?? [],
+    options.defaultDiskSizeMb ?? DEFAULT_DISK_SIZE_MB,
+  );
 
   const engine: GvisorEngine = {
     kind: "gvisor",
@@ -105,9 +114,27 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       );
       pending.add(spec.id);
       return serializer.run(spec.id, async () => {
-        const undo = createUndoStack();
         const t0 = performance.now();
+        // Fast path: restore the image's template checkpoint and claim it; any failure there
+        // is undone completely and the create boots normally (the template is rebuilt).
+        let bootReason: string;
+        const undo = createUndoStack();
         try {
+          const pick = templates.pick(spec, image, diskSizeMb);
+          if ("template" in pick) {
+            try {
+              const made = await createFromTemplate(ctx, spec, image, pick.template);
+              sandboxes.set(spec.id, made.record);
+              ctx.emit("sandbox.created", made.record, performance.now() - t0, made.detail);
+              ctx.log?.info("sandbox created", { sandbox: spec.id, path: "template", detail: made.detail });
+              return infoOf(made.record);
+            } catch (e) {
+              bootReason = `template path failed: ${(e as Error).message}`;
+              if (e instanceof TemplateUnusableError) templates.discard(pick.template, (e as Error).message);
+            }
+          } else {
+            bootReason = pick.reason;
+          }
           mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
           undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
           mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
@@ -170,12 +197,9 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           crashPoint("vmm.create.after-write-record");
           undo.commit();
           sandboxes.set(r.id, r);
-          ctx.emit(
-            "sandbox.created",
-            r,
-            performance.now() - t0,
-            `prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`,
-          );
+          const detail = `boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`;
+          ctx.emit("sandbox.created", r, performance.now() - t0, detail);
+          ctx.log?.info("sandbox created", { sandbox: spec.id, path: "boot", detail });
           return infoOf(r);
         } catch (e) {
           for (const f of await undo.rollback()) {
@@ -333,6 +357,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         }
       }),
 
+    templates,
+
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {
         engine: "gvisor",
@@ -345,6 +371,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           .map((i) => i.name)
           .join(","),
         sandboxes: String(sandboxes.size),
+        templates: templates.describe(),
       };
       try {
         runscVersion ??= await runsc.version();
@@ -364,6 +391,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
 
     async close() {
+      await templates.close();
       ctx.listeners.clear();
     },
   };

@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync } from "node:fs";
+import { claimAgent } from "@bhatti/agent-client";
+import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
+import { crashPoint, createUndoStack } from "@bhatti/runtime";
+import type { ImageRecord } from "../../../adapters/image-registry.js";
+import type { SandboxSpec } from "../../../engine/engine.js";
+import { writeBundle } from "../bundle.js";
+import type { GvisorContext } from "../engine-context.js";
+import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
+import { type GvisorSandboxRecord, writeRecord } from "../sandbox-record.js";
+import { type TemplateManifest, type TemplatePaths, copyTemplateDisk } from "./template-files.js";
+
+/**
+ * The template itself failed (its checkpoint did not restore, or its agent did not take the
+ * claim): the caller discards it. Other failures (disk space, network) say nothing about it.
+ */
+export class TemplateUnusableError extends Error {
+  override readonly name = "TemplateUnusableError";
+}
+
+/** How long a restored template's agent gets to answer the claim. */
+const CLAIM_TIMEOUT_MS = 10_000;
+
+/**
+ * Creates sandbox `spec.id` from a template: a copy of the template's disk, the user's network
+ * (a new netns and address, as a fork gets), `runsc restore` of the template's checkpoint under
+ * the sandbox's own container id, then the claim: the agent takes the sandbox's new token,
+ * hostname, env, secrets and files (what a boot reads from the boot config). Everything is
+ * undone if a step fails, so the caller can fall back to a normal boot with the same id.
+ * Returns the record and the step timings.
+ */
+export async function createFromTemplate(
+  ctx: GvisorContext,
+  spec: SandboxSpec,
+  image: ImageRecord,
+  tpl: { p: TemplatePaths; m: TemplateManifest },
+): Promise<{ record: GvisorSandboxRecord; detail: string }> {
+  const { runsc, cgroups, options } = ctx;
+  const layout = ctx.layoutOf(spec.id);
+  const undo = createUndoStack();
+  const t0 = performance.now();
+  try {
+    mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
+    undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
+    mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
+    undo.push("network detach", () => options.network.detach(spec.id));
+    undo.push("unmount", () => unmountSandboxFs(layout));
+    const [, net] = await Promise.all([
+      ctx
+        .ensureAgentPackage()
+        .then(() => copyTemplateDisk(tpl.p.disk, layout.diskImage))
+        .then(() => mountSandboxFs(layout, image.rootfs)),
+      options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
+    ]);
+    const tPrepared = performance.now();
+    const now = Date.now();
+    const r: GvisorSandboxRecord = {
+      version: 1,
+      id: spec.id,
+      name: spec.name,
+      image: image.name,
+      imageRootfs: image.rootfs,
+      cpus: spec.cpus,
+      memoryMb: spec.memoryMb,
+      pidsLimit: spec.pidsLimit,
+      userId: spec.userId,
+      hostname: spec.hostname,
+      createdAt: now,
+      token: randomBytes(16).toString("hex"),
+      address: net.address,
+      gateway: net.gateway,
+      dnsServer: net.dnsServer,
+      netnsPath: net.netnsPath,
+      status: "running",
+      thermal: "hot",
+      thermalSince: now,
+    };
+    // The name files (hosts, resolv.conf) are the new sandbox's: its hostname and address.
+    writeBundle(r, layout, ctx);
+    undo.push("cgroups", () => cgroups.remove(spec.id));
+    const procs = cgroups.ensureUnified(spec.id);
+    undo.push("runsc delete", () => ctx.killSandbox(spec.id));
+    const unusable = (what: string) => (e: unknown) => {
+      throw new TemplateUnusableError(`${what}: ${(e as Error).message}`, { cause: e });
+    };
+    await runsc
+      .restore(spec.id, layout.bundle, tpl.p.checkpoint, {
+        cgroupProcs: [procs],
+        logFile: layout.log,
+        timeoutMs: 60_000,
+      })
+      .catch(unusable("runsc restore"));
+    crashPoint("vmm.template-create.after-restore");
+    const tRestored = performance.now();
+    await claimAgent(
+      await options.dialer.endpoint(r.address, AGENT_CONTROL_PORT),
+      tpl.m.token,
+      {
+        token: r.token,
+        sandbox_id: r.id,
+        hostname: r.hostname,
+        env: spec.env,
+        secrets: spec.secrets,
+        files: spec.files.map((f) => ({
+          path: f.path,
+          content: Buffer.from(f.content).toString("base64"),
+          mode: (f.mode ?? 0o644).toString(8).padStart(4, "0"),
+        })),
+        ...(spec.init ? { init: spec.init } : {}),
+      },
+      CLAIM_TIMEOUT_MS,
+    ).catch(unusable("claim"));
+    const tClaimed = performance.now();
+    writeRecord(layout.record, r);
+    undo.commit();
+    return {
+      record: r,
+      detail: `from template ${tpl.m.image}/${tpl.m.key}: prepare ${(tPrepared - t0).toFixed(0)} ms, runsc restore ${(tRestored - tPrepared).toFixed(0)} ms, claim ${(tClaimed - tRestored).toFixed(0)} ms`,
+    };
+  } catch (e) {
+    for (const f of await undo.rollback()) {
+      ctx.log?.warn(`release: ${f.what} failed`, { sandbox: spec.id, error: f.error });
+    }
+    throw e;
+  }
+}
