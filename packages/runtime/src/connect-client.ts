@@ -65,6 +65,18 @@ const unreachableIsUnavailable: Interceptor = (next) => async (req) => {
     const err = ConnectError.from(e);
     // Marked whatever code the transport chose: only a socket error, never an answer, says so.
     if (hasUnavailableErrno(e)) throw new ServiceUnreachableError(err.rawMessage, e);
+    // Canceled although our caller never aborted: the service went away mid-call (killed,
+    // restarting), which is Unavailable (503, retry later), not a client's cancel (499). Not a
+    // ServiceUnreachableError: the request may have been acted on, so it is no blind resend.
+    if (err.code === Code.Canceled && !req.signal.aborted) {
+      throw new ConnectError(
+        `the service stopped during the call: ${err.rawMessage}`,
+        Code.Unavailable,
+        undefined,
+        undefined,
+        e,
+      );
+    }
     throw err;
   }
 };
