@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { AgentClient } from "@bhatti/agent-client";
@@ -28,7 +27,7 @@ import {
   sandboxDiskBytes,
   unmountSandboxFs,
 } from "./sandbox-disk.js";
-import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
+import { newRunningRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 import type { VolumeHost } from "../../volumes/volume-host.js";
 import { holderOf } from "../../volumes/sandbox-volumes.js";
@@ -147,30 +146,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
             options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
           ]);
           const tPrepared = performance.now();
-          const now = Date.now();
-          const r: GvisorSandboxRecord = {
-            version: 1,
-            id: spec.id,
-            name: spec.name,
-            image: image.name,
-            imageRootfs: image.rootfs,
-            ...(image.runsc === undefined ? {} : { runsc: image.runsc }),
-            cpus: spec.cpus,
-            memoryMb: spec.memoryMb,
-            pidsLimit: spec.pidsLimit,
-            userId: spec.userId,
-            hostname: spec.hostname,
-            createdAt: now,
-            token: randomBytes(16).toString("hex"),
-            address: net.address,
-            gateway: net.gateway,
-            dnsServer: net.dnsServer,
-            netnsPath: net.netnsPath,
-            status: "running",
-            thermal: "hot",
-            thermalSince: now,
-            ...(spec.volumes ? { volumes: spec.volumes } : {}),
-          };
+          const r = newRunningRecord({ ...spec, image, net });
           undo.push("volumes", () => ctx.volumes.release(spec.id));
           await ctx.volumes.acquire(holderOf(r));
           writeBootConfig(r, spec, image.user, layout, image.runConfig, image.init);

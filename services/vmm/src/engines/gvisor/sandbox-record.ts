@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { SandboxStatus, SandboxVolumeSpec, ThermalState } from "../../engine/engine.js";
@@ -121,4 +122,51 @@ export function fsyncDirectory(dir: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** What a new sandbox's record is made of: its identity and shape, its image, its network. */
+export interface NewSandboxRecordInput {
+  id: string;
+  name: string;
+  image: { name: string; rootfs: string; runsc?: ImageRunscSettings | undefined };
+  cpus: number;
+  memoryMb: number;
+  pidsLimit: number;
+  userId: string;
+  hostname: string;
+  net: { address: string; gateway: string; dnsServer: string; netnsPath: string };
+  /** The agent token; a fresh random one when absent (a fork keeps its source's). */
+  token?: string | undefined;
+  volumes?: SandboxVolumeSpec[] | undefined;
+}
+
+/**
+ * The record of a sandbox that is about to run hot for the first time: the one shape create,
+ * create from a template and snapshot resume all write.
+ */
+export function newRunningRecord(input: NewSandboxRecordInput, now = Date.now()): GvisorSandboxRecord {
+  return {
+    version: 1,
+    id: input.id,
+    name: input.name,
+    image: input.image.name,
+    imageRootfs: input.image.rootfs,
+    // The image's runsc settings (e.g. the docker tier's) go to every run, checkpoint and restore.
+    ...(input.image.runsc === undefined ? {} : { runsc: input.image.runsc }),
+    cpus: input.cpus,
+    memoryMb: input.memoryMb,
+    pidsLimit: input.pidsLimit,
+    userId: input.userId,
+    hostname: input.hostname,
+    createdAt: now,
+    token: input.token ?? randomBytes(16).toString("hex"),
+    address: input.net.address,
+    gateway: input.net.gateway,
+    dnsServer: input.net.dnsServer,
+    netnsPath: input.net.netnsPath,
+    status: "running",
+    thermal: "hot",
+    thermalSince: now,
+    ...(input.volumes !== undefined && input.volumes.length > 0 ? { volumes: input.volumes } : {}),
+  };
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
@@ -12,7 +11,7 @@ import { dirBytes } from "../disk.js";
 import { type GvisorContext, asEngineError } from "../engine-context.js";
 import type { SandboxLayout } from "../layout.js";
 import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
-import { type GvisorSandboxRecord, writeRecord } from "../sandbox-record.js";
+import { type GvisorSandboxRecord, newRunningRecord, writeRecord } from "../sandbox-record.js";
 import {
   type SnapshotKind,
   type SnapshotManifest,
@@ -298,31 +297,20 @@ export function createSnapshotOps(ctx: GvisorContext, serializer: KeyedLock): Sn
               .then(() => mountSandboxFs(layout, image.rootfs)),
             options.network.attach({ sandboxId: id, userId, sandboxName: target.name }),
           ]);
-          const now = Date.now();
-          const r: GvisorSandboxRecord = {
-            version: 1,
+          const r = newRunningRecord({
             id,
             name: target.name,
-            image: m.image,
-            imageRootfs: m.imageRootfs,
+            // The image's runsc settings (e.g. the docker tier's) apply to the fork as to its source.
+            image: { name: m.image, rootfs: m.imageRootfs, runsc: image.runsc },
             cpus: m.cpus,
             memoryMb: m.memoryMb,
             pidsLimit: m.pidsLimit,
             userId,
             hostname: m.hostname,
-            // The image's runsc settings (e.g. the docker tier's) apply to the fork as to its source.
-            ...(image.runsc === undefined ? {} : { runsc: image.runsc }),
-            createdAt: now,
-            token: m.kind === "full" ? m.token : randomBytes(16).toString("hex"),
-            address: net.address,
-            gateway: net.gateway,
-            dnsServer: net.dnsServer,
-            netnsPath: net.netnsPath,
-            status: "running",
-            thermal: "hot",
-            thermalSince: now,
-            ...(volumes.length > 0 ? { volumes } : {}),
-          };
+            net,
+            token: m.kind === "full" ? m.token : undefined,
+            volumes,
+          });
           // Their host mounts are the sources of the bundle's binds (launch writes it).
           undo.push("volumes", () => ctx.volumes.release(id));
           await ctx.volumes.acquire(holderOf(r));

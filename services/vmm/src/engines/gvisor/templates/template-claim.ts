@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync } from "node:fs";
 import { claimAgent } from "@bhatti/agent-client";
 import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
@@ -8,7 +7,7 @@ import type { SandboxSpec } from "../../../engine/engine.js";
 import { writeBundle } from "../bundle.js";
 import type { GvisorContext } from "../engine-context.js";
 import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
-import { type GvisorSandboxRecord, writeRecord } from "../sandbox-record.js";
+import { type GvisorSandboxRecord, newRunningRecord, writeRecord } from "../sandbox-record.js";
 import { type TemplateManifest, type TemplatePaths, copyTemplateDisk } from "./template-files.js";
 
 /**
@@ -54,28 +53,12 @@ export async function createFromTemplate(
       options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
     ]);
     const tPrepared = performance.now();
-    const now = Date.now();
-    const r: GvisorSandboxRecord = {
-      version: 1,
-      id: spec.id,
-      name: spec.name,
-      image: image.name,
-      imageRootfs: image.rootfs,
-      cpus: spec.cpus,
-      memoryMb: spec.memoryMb,
-      pidsLimit: spec.pidsLimit,
-      userId: spec.userId,
-      hostname: spec.hostname,
-      createdAt: now,
-      token: randomBytes(16).toString("hex"),
-      address: net.address,
-      gateway: net.gateway,
-      dnsServer: net.dnsServer,
-      netnsPath: net.netnsPath,
-      status: "running",
-      thermal: "hot",
-      thermalSince: now,
-    };
+    const r = newRunningRecord({
+      ...spec,
+      image: { name: image.name, rootfs: image.rootfs },
+      net,
+      volumes: undefined,
+    });
     // The name files (hosts, resolv.conf) are the new sandbox's: its hostname and address.
     writeBundle(r, layout, ctx);
     undo.push("cgroups", () => cgroups.remove(spec.id));
