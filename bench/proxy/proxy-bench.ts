@@ -8,17 +8,22 @@ import { type Product, startProduct, waitForSandbox } from "@bhatti/test/thermal
  * The proxy through the whole product (`bhatti serve`, gvisor, the test web app in the sandbox),
  * against a direct request to the same app from the host netns (the sandbox's bridge IP), in the
  * same run. Both go through the same netns relay (the harness's Unix socket into the test netns),
- * so the difference is the gateway + agent forward hop:
+ * so the difference is the gateway's hop. The app listens on 0.0.0.0:3000 (the gateway dials it
+ * at the sandbox's address) and on 127.0.0.1:3001 (reached through the agent's forward port):
  *   - proxied GET p50 vs direct GET p50 (keep-alive client; target: <= 1 ms overhead);
- *   - requests/s with 50 connections, proxied vs direct (target: >= 50% of direct);
+ *   - requests/s with 50 connections, proxied vs direct (target: >= 50% of direct), in alternating
+ *     rounds so that a change of load hits both sides alike: the median of the rounds' ratios;
  *   - warm wake + proxied GET, cold wake + proxied GET.
  * Run as root: node --conditions=source --import tsx bench/proxy/proxy-bench.ts
  */
 const SAMPLES = Number(process.env["SAMPLES"] ?? 300);
 const WAKE_SAMPLES = Number(process.env["WAKE_SAMPLES"] ?? 10);
-const LOAD_SECONDS = Number(process.env["LOAD_SECONDS"] ?? 5);
+const LOAD_SECONDS = Number(process.env["LOAD_SECONDS"] ?? 3);
+const LOAD_ROUNDS = Number(process.env["LOAD_ROUNDS"] ?? 5);
 const CONNECTIONS = 50;
 const PORT = 3000;
+/** The same app on 127.0.0.1 only: the proxy reaches it through the agent's forward port. */
+const LOCAL_PORT = 3001;
 const PROXY_PORT = 40_000 + Math.floor(Math.random() * 20_000);
 
 const get = (agent: Agent, socketPath: string, path: string, host: string, expect = 200) =>
@@ -72,10 +77,13 @@ try {
     });
     if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${res.text}`);
     const sb = res.json<{ id: string; ip: string }>();
-    await startWebApp(product, sb.id, [`0.0.0.0:${PORT}`]);
-    const pub = await product.http("POST", `/sandboxes/${sb.id}/publish`, { body: { port: PORT } });
-    if (pub.status !== 201) throw new Error(`publish ${name}: ${pub.status} ${pub.text}`);
-    return { ...sb, alias: pub.json<{ alias: string }>().alias };
+    await startWebApp(product, sb.id, [`0.0.0.0:${PORT}`, `127.0.0.1:${LOCAL_PORT}`]);
+    const publish = async (port: number) => {
+      const pub = await product.http("POST", `/sandboxes/${sb.id}/publish`, { body: { port } });
+      if (pub.status !== 201) throw new Error(`publish ${name}: ${pub.status} ${pub.text}`);
+      return pub.json<{ alias: string }>().alias;
+    };
+    return { ...sb, alias: await publish(PORT), localAlias: await publish(LOCAL_PORT) };
   };
   const hot = await create("bench-hot", true);
   const warm = await create("bench-warm", false);
@@ -91,21 +99,30 @@ try {
   for (let i = 0; i < 20; i++) {
     await get(keepAlive, direct, "/headers", `${hot.ip}:${PORT}`);
     await get(keepAlive, gateway, "/headers", gatewayHost(hot.alias));
+    await get(keepAlive, gateway, "/headers", gatewayHost(hot.localAlias));
   }
   const directMs: number[] = [];
   const proxiedMs: number[] = [];
   const floorMs: number[] = [];
+  const viaAgentMs: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     directMs.push(await get(keepAlive, direct, "/headers", `${hot.ip}:${PORT}`));
     proxiedMs.push(await get(keepAlive, gateway, "/headers", gatewayHost(hot.alias)));
+    viaAgentMs.push(await get(keepAlive, gateway, "/headers", gatewayHost(hot.localAlias)));
     // The gateway alone: path mode's redirect resolves the (cached) alias and answers without the sandbox.
     floorMs.push(await get(floorAgent, publicListener, `/${hot.alias}`, `127.0.0.1:${PROXY_PORT}`, 301));
   }
   keepAlive.destroy();
   floorAgent.destroy();
 
-  const directRps = await throughput(direct, `${hot.ip}:${PORT}`);
-  const proxiedRps = await throughput(gateway, gatewayHost(hot.alias));
+  const rounds: { direct: number; proxied: number; viaAgent: number }[] = [];
+  for (let round = 0; round < LOAD_ROUNDS; round++) {
+    const directRps = await throughput(direct, `${hot.ip}:${PORT}`);
+    const proxiedRps = await throughput(gateway, gatewayHost(hot.alias));
+    const viaAgentRps = await throughput(gateway, gatewayHost(hot.localAlias));
+    rounds.push({ direct: directRps, proxied: proxiedRps, viaAgent: viaAgentRps });
+  }
+  const median = (xs: number[]) => percentiles(xs).p50;
 
   const warmMs: number[] = [];
   const coldMs: number[] = [];
@@ -127,6 +144,7 @@ try {
   report("proxied GET vs direct (same app, same relay, keep-alive client)", "ms", [
     { name: "direct GET (baseline)", samples: directMs },
     { name: "proxied GET (domain mode)", samples: proxiedMs },
+    { name: "proxied GET, app on 127.0.0.1 (agent)", samples: viaAgentMs },
     { name: "gateway floor (301, no sandbox)", samples: floorMs },
     { name: "warm wake + proxied GET", samples: warmMs },
     { name: "cold wake + proxied GET", samples: coldMs },
@@ -135,8 +153,14 @@ try {
   process.stdout.write(
     `\nproxied GET p50 overhead: ${overhead.toFixed(2)} ms (target <= 1 ms: ${overhead <= 1 ? "met" : "missed"})\n`,
   );
+  const ratio = median(rounds.map((r) => r.proxied / r.direct));
+  const agentRatio = median(rounds.map((r) => r.viaAgent / r.direct));
   process.stdout.write(
-    `requests/s with ${CONNECTIONS} connections: direct ${directRps.toFixed(0)}, proxied ${proxiedRps.toFixed(0)} (${((100 * proxiedRps) / directRps).toFixed(0)}% of direct; target >= 50%: ${proxiedRps >= directRps / 2 ? "met" : "missed"})\n`,
+    `requests/s with ${CONNECTIONS} connections, ${LOAD_ROUNDS} alternating rounds of ${LOAD_SECONDS} s (direct / proxied / app on 127.0.0.1 through the agent):\n${rounds
+      .map((r) => `  ${r.direct.toFixed(0)} / ${r.proxied.toFixed(0)} / ${r.viaAgent.toFixed(0)}`)
+      .join(
+        "\n",
+      )}\nproxied: median ${(100 * ratio).toFixed(0)}% of direct (target >= 50%: ${ratio >= 0.5 ? "met" : "missed"}); through the agent: ${(100 * agentRatio).toFixed(0)}%\n`,
   );
 } finally {
   await product.dispose();

@@ -11,6 +11,8 @@ const COLD_MS = 5_000;
 const APP_PORT = 3000;
 const PRIVATE_PORT = 3001;
 const FLOOD_PORT = 3002;
+/** The app also listens on 0.0.0.0 here: the proxy reaches it at the sandbox's address. */
+const WIDE_PORT = 3003;
 
 interface Published {
   id: string;
@@ -24,7 +26,8 @@ interface Published {
 
 /**
  * Published ports and the proxy through the whole product (`bhatti serve`, gvisor, a real Node web
- * app inside the sandbox reached only through the agent's forward port): domain mode (Host
+ * app inside the sandbox, on 127.0.0.1, so reached through the agent's forward port, and on
+ * 0.0.0.0 on WIDE_PORT, reached at the sandbox's address): domain mode (Host
  * header), path mode (the separate `proxy_listen` listener) and the owner's authenticated proxy;
  * streaming, WebSockets, byte-exact large bodies, wake from cold, activity, limits and refusals.
  */
@@ -65,7 +68,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
     expect(other.status, other.text).toBe(201);
     otherKey = other.json<{ api_key: string }>().api_key;
     web = await create("web");
-    await startWebApp(product, web.id, [APP_PORT, PRIVATE_PORT, FLOOD_PORT]);
+    await startWebApp(product, web.id, [APP_PORT, PRIVATE_PORT, FLOOD_PORT, `0.0.0.0:${WIDE_PORT}`]);
     const cli = await product.cli(["publish", "web", "-p", String(APP_PORT), "--json"]);
     expect(cli.code, cli.stderr).toBe(0);
     published = JSON.parse(cli.stdout) as Published;
@@ -128,6 +131,49 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
       ports.add((JSON.parse(res.text) as { remotePort: number }).remotePort);
     }
     expect(ports.size).toBe(1);
+  });
+
+  it("an app on 127.0.0.1 is reached through the agent, one on 0.0.0.0 directly at the sandbox's address", async () => {
+    type Seen = { remoteAddress: string; remotePort: number; headers: Record<string, string> };
+    // 127.0.0.1 only: the direct dial is refused, so the agent's forward port relays (its peer is loopback).
+    for (let i = 0; i < 2; i++) {
+      const local = await rawRequest(api, "GET", "/headers", { headers: { host: hostOf(published.alias) } });
+      expect(local.status, local.text).toBe(200);
+      expect((JSON.parse(local.text) as Seen).remoteAddress).toBe("127.0.0.1");
+    }
+    // 0.0.0.0: the gateway dials the sandbox's address; the app's peer is the host side of the link.
+    const wideRule = await product.http("POST", `/sandboxes/${web.id}/publish`, {
+      body: { port: WIDE_PORT },
+    });
+    expect(wideRule.status, wideRule.text).toBe(201);
+    const wideHost = hostOf(wideRule.json<Published>().alias);
+    const peers = new Set<string>();
+    const ports = new Set<number>();
+    for (let i = 0; i < 3; i++) {
+      const wide = await rawRequest(api, "GET", "/headers", { headers: { host: wideHost } });
+      expect(wide.status, wide.text).toBe(200);
+      const seen = JSON.parse(wide.text) as Seen;
+      expect(seen.headers["x-forwarded-host"]).toBe(wideHost);
+      expect(seen.headers["host"]).toBe(`localhost:${WIDE_PORT}`);
+      peers.add(seen.remoteAddress.replace(/^::ffff:/, ""));
+      ports.add(seen.remotePort);
+    }
+    expect(peers.size).toBe(1);
+    const [peer] = [...peers];
+    expect(peer).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(peer).not.toBe("127.0.0.1");
+    expect(peer).not.toBe((web as SandboxJson & { ip?: string }).ip);
+    // Direct connections are pooled too.
+    expect(ports.size).toBe(1);
+    // The owner's proxy and WebSockets take the same path.
+    const owner = await product.http("GET", `/sandboxes/${web.id}/proxy/${WIDE_PORT}/headers`);
+    expect(owner.status).toBe(200);
+    expect(owner.json<Seen>().remoteAddress.replace(/^::ffff:/, "")).toBe(peer);
+    const ws = await openWebSocket(api, "/ws", { host: wideHost });
+    open.push(ws);
+    ws.send("direct");
+    expect(await nextMessage(ws)).toBe("echo:direct");
+    ws.close();
   });
 
   it("path mode on proxy_listen: /<alias>/ strips the prefix, /<alias> redirects, the API is not served there", async () => {
@@ -336,6 +382,29 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("publish and the prox
       headers: { host: hostOf("api"), authorization: `Bearer ${product.userKey}` },
     });
     expect(apiByName.status).toBe(200);
+  });
+
+  it("drops its pooled connections into a sandbox when it pauses; the next request wakes it on a new one", async () => {
+    const pausing = await create("pausing");
+    await startWebApp(product, pausing.id, [`0.0.0.0:${APP_PORT}`, PRIVATE_PORT]);
+    for (const port of [APP_PORT, PRIVATE_PORT]) {
+      const rule = await product.http("POST", `/sandboxes/${pausing.id}/publish`, { body: { port } });
+      expect(rule.status, rule.text).toBe(201);
+      const host = { host: hostOf(rule.json<Published>().alias) };
+      const remotePort = async () => {
+        const res = await rawRequest(api, "GET", "/headers", { headers: host });
+        expect(res.status, res.text).toBe(200);
+        return (JSON.parse(res.text) as { remotePort: number }).remotePort;
+      };
+      const before = await remotePort();
+      expect(await remotePort()).toBe(before);
+      // Paused by the thermal policy (well within the app's 5 s keep-alive): the pooled
+      // connection (direct on APP_PORT, through the agent on PRIVATE_PORT) is not reused.
+      await waitForSandbox(product, pausing.id, (s) => s.thermal === "warm", 30_000);
+      expect(await remotePort()).not.toBe(before);
+      expect((await product.http("GET", `/sandboxes/${pausing.id}`)).json<SandboxJson>().thermal).toBe("hot");
+    }
+    expect((await product.http("DELETE", `/sandboxes/${pausing.id}`)).status).toBe(200);
   });
 
   it("wakes a cold sandbox on a request, and an open proxied WebSocket keeps a sandbox hot", async () => {

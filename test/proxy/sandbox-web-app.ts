@@ -1,9 +1,9 @@
 /**
  * A small web app (Node built-ins only) that tests run inside a sandbox with the agent package's
  * Node. It listens on 127.0.0.1 (like Vite's default: reachable only through the agent) on every
- * port given in argv, and serves:
+ * port given in argv (or on `host:port`, e.g. `0.0.0.0:3003`), and serves:
  * - `/` an HTML page whose script builds the DOM and checks a WebSocket echo through the proxy;
- * - `/headers` the request line, headers and the connection's remote port as JSON;
+ * - `/headers` the request line, headers and the connection's remote address and port as JSON;
  * - `/sse` one server-sent event at once, then one every 10 s until the client goes;
  * - `/blob` 6 MiB of random bytes, `/blob.sha256` their hash; `POST /upload` the body's sha256;
  * - WebSocket upgrades: an echo (text frames, RFC 6455, no extensions).
@@ -62,7 +62,7 @@ function handler(port) {
     if (url.pathname === "/" ) { res.writeHead(200, { "content-type": "text/html" }); res.end(page); return; }
     if (url.pathname === "/headers") {
       res.writeHead(200, { "content-type": "application/json" });
-      res.end(JSON.stringify({ port, method: req.method, url: req.url, headers: req.headers, remotePort: req.socket.remotePort }));
+      res.end(JSON.stringify({ port, method: req.method, url: req.url, headers: req.headers, remotePort: req.socket.remotePort, remoteAddress: req.socket.remoteAddress }));
       return;
     }
     if (url.pathname === "/sse") {

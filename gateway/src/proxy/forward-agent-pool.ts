@@ -3,13 +3,17 @@ import type { Duplex } from "node:stream";
 
 /**
  * Keep-alive HTTP agents per (sandbox, port) whose connections are forward channels through
- * the sandbox agent: a new TCP connection inside gVisor costs milliseconds, so connections to
- * the app are reused across requests, as a browser reuses its own. An idle connection lives
- * shorter than the thermal policy's idle time before a pause, so none is left across a pause
- * or checkpoint; one that still turns out dead is retried by the engine (GET/HEAD only).
+ * the sandbox agent: a new TCP connection inside gVisor costs milliseconds (over 100 ms on a
+ * loaded host), so connections to the app are reused across requests, as a browser reuses its
+ * own. A sandbox's connections are dropped as soon as it stops being hot (`dropSandbox`, from
+ * the wake controller), so none is used across a pause or a checkpoint; one that still turns
+ * out dead is retried by the engine (GET/HEAD only). Idle ones close after `idleMs` or earlier
+ * when the app announces a shorter keep-alive (Node's agent honours `Keep-Alive: timeout=`).
  */
 export interface ForwardAgentPool {
   agentFor(sandboxId: string, port: number): http.Agent;
+  /** Closes every pooled connection into the sandbox (it was paused, stopped or destroyed). */
+  dropSandbox(sandboxId: string): void;
   close(): void;
 }
 
@@ -57,6 +61,14 @@ export function createForwardAgentPool(
       // Re-inserted on use: the first key is the least recently used.
       agents.set(key, agent);
       return agent;
+    },
+    dropSandbox(sandboxId) {
+      const prefix = `${sandboxId}:`;
+      for (const [key, agent] of agents) {
+        if (!key.startsWith(prefix)) continue;
+        agents.delete(key);
+        agent.destroy();
+      }
     },
     close() {
       for (const agent of agents.values()) agent.destroy();

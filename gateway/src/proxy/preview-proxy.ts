@@ -5,6 +5,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { createIpRateLimiter } from "../limits/ip-rate-limiter.js";
 import type { AliasCache } from "./alias-cache.js";
+import type { AppDialer } from "./app-dialer.js";
 import { type ProxyEngine, type ProxyTarget, createProxyEngine } from "./proxy-engine.js";
 import { plainReply, proxyErrorReply, sendReply, writeSocketReply } from "./proxy-responses.js";
 import { RESERVED_ALIASES, aliasOfHost, aliasOfPath, hostnameOf, ownerProxyPath } from "./preview-host.js";
@@ -45,15 +46,17 @@ export function checkProxyPort(raw: unknown): number {
   return port;
 }
 
-export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache): PreviewProxy {
+export function createPreviewProxy(gw: GatewayContext, aliases: AliasCache, dialer: AppDialer): PreviewProxy {
   const { config } = gw;
   const zone = config.proxy_zone.toLowerCase();
   const engine: ProxyEngine = createProxyEngine({
     wake: gw.runtime.wake,
+    dialer,
     logger: gw.logger.child({ component: "proxy" }),
     idleTimeoutMs: config.proxy_idle_timeout,
-    // Idle pooled connections go well before the thermal policy could pause the sandbox.
-    poolIdleMs: Math.max(250, Math.min(4_000, Math.floor(config.thermal_warm_after / 2))),
+    // Pooled connections are dropped when the sandbox leaves hot, so they need not expire
+    // before the thermal policy pauses it; Node apps cap this at their keep-alive (5 s - 1 s).
+    poolIdleMs: 30_000,
   });
   const perIp = createIpRateLimiter({
     capacity: config.proxy_rate_ip_burst,

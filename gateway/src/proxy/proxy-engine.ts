@@ -4,7 +4,9 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "@bhatti/runtime";
 import { createProxyServer } from "http-proxy-3";
 import type { WakeController } from "../wake/wake-controller.js";
+import type { AppDialer } from "./app-dialer.js";
 import { DialedSocketAgent } from "./dialed-socket-agent.js";
+import { relayHttp } from "./http-relay.js";
 import { createForwardAgentPool } from "./forward-agent-pool.js";
 import { stripHopByHop } from "./hop-by-hop.js";
 import { plainReply, proxyErrorReply, sendReply, writeSocketReply } from "./proxy-responses.js";
@@ -24,9 +26,11 @@ export interface ProxyTarget {
 
 /**
  * The proxy's engine, shared by preview URLs and the authenticated proxy: wakes the sandbox
- * (single-flight in the wake controller, bounded by its deadline), dials the app through the
- * sandbox agent's forward port (no host port per sandbox), and lets http-proxy-3 relay the
- * request or the WebSocket over that connection, streamed both ways with no buffering.
+ * (single-flight in the wake controller, bounded by its deadline), dials the app (at the
+ * sandbox's address, or through the agent's forward port for an app on 127.0.0.1 only: see
+ * AppDialer; no host port per sandbox either way) and relays over pooled keep-alive
+ * connections: HTTP requests with relayHttp (see http-relay.ts for why not http-proxy-3's
+ * web()), WebSockets with http-proxy-3, streamed both ways with no buffering.
  * A request in progress holds the sandbox hot; an open WebSocket counts as an interactive client.
  */
 export interface ProxyEngine {
@@ -38,31 +42,21 @@ export interface ProxyEngine {
 
 export interface ProxyEngineOptions {
   wake: WakeController;
+  /** Connections to apps (at the sandbox's address, or through the sandbox agent). */
+  dialer: AppDialer;
   logger: Logger;
   /** No traffic either way for this long closes the request or WebSocket. */
   idleTimeoutMs: number;
-  /** How long a pooled connection to an app may stay idle (below the thermal idle time). */
+  /** How long a pooled connection to an app may stay idle. */
   poolIdleMs: number;
   maxBodyBytes?: number;
 }
 
-function prepare(req: IncomingMessage, target: ProxyTarget, upgrade: boolean): void {
-  stripHopByHop(req.headers, upgrade);
+/** A WebSocket handshake as the app sees it (http-proxy-3 adds X-Forwarded-* and Host). */
+function prepareUpgrade(req: IncomingMessage, target: ProxyTarget): void {
+  stripHopByHop(req.headers, true);
   if (target.stripAuthorization) delete req.headers.authorization;
   req.url = target.path;
-}
-
-const FORWARD_HEADERS = ["x-forwarded-for", "x-forwarded-port", "x-forwarded-proto", "x-forwarded-host"];
-
-const savedForwardHeaders = (req: IncomingMessage) =>
-  FORWARD_HEADERS.map((h) => [h, req.headers[h]] as const);
-
-/** Undoes what http-proxy-3's xfwd added, so a retried request does not list the client twice. */
-function restoreForwardHeaders(req: IncomingMessage, saved: ReturnType<typeof savedForwardHeaders>): void {
-  for (const [h, v] of saved) {
-    if (v === undefined) delete req.headers[h];
-    else req.headers[h] = v;
-  }
 }
 
 export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
@@ -78,18 +72,18 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
   // Errors are handled per call (the callbacks below); this keeps an unexpected one from throwing.
   proxy.on("error", (err) => logger.debug("proxy error", { error: err }));
 
+  const { dialer } = options;
   const dial = (target: ProxyTarget, signal: AbortSignal) =>
-    wake.withAgent(target.sandboxId, (agent) => agent.forward(target.port, { signal }), { signal });
-  const pool = createForwardAgentPool(
-    (sandboxId, port) => wake.withAgent(sandboxId, (agent) => agent.forward(port)),
-    { idleMs: options.poolIdleMs },
-  );
-  // The outgoing request of each proxied request, to tell a dead pooled connection from a failing app.
-  const proxyRequests = new WeakMap<IncomingMessage, http.ClientRequest>();
-  proxy.on("proxyReq", (proxyReq, req) => proxyRequests.set(req, proxyReq));
-
+    dialer.dial(target.sandboxId, target.port, signal);
+  const pool = createForwardAgentPool((sandboxId, port) => dialer.dial(sandboxId, port), {
+    idleMs: options.poolIdleMs,
+  });
+  const stopDropping = wake.onLeftHot((sandboxId) => pool.dropSandbox(sandboxId));
   return {
-    close: () => pool.close(),
+    close: () => {
+      stopDropping();
+      pool.close();
+    },
 
     async web(req, res, target) {
       const method = (req.method ?? "GET").toUpperCase();
@@ -100,18 +94,21 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
         res.once("finish", () => req.destroy());
         return;
       }
-      const aborted = new AbortController();
+      // Made only when a retry needs to dial (an abort's DOMException is not free per request).
+      let aborted: AbortController | undefined;
+      let closed = false;
       const release = wake.hold(target.sandboxId);
       res.once("close", () => {
+        closed = true;
         release();
-        aborted.abort();
+        aborted?.abort();
         wake.touch(target.sandboxId);
       });
       try {
         // Wake errors keep their status (503/504/404); a no-op while the sandbox is known hot.
         await wake.ensureHot(target.sandboxId);
       } catch (e) {
-        if (!aborted.signal.aborted) sendReply(res, proxyErrorReply(e, target.port));
+        if (!closed) sendReply(res, proxyErrorReply(e, target.port));
         return;
       }
       if (res.destroyed) return;
@@ -126,19 +123,14 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
           }
         });
       }
-      prepare(req, target, false);
-      const forwarded = savedForwardHeaders(req);
       const send = (agent: http.Agent, retried: boolean) =>
-        proxy.web(
-          req,
-          res,
-          { target: `http://localhost:${target.port}`, agent, timeout: idleTimeoutMs },
-          (err) => {
-            const reused = proxyRequests.get(req)?.reusedSocket === true;
-            if (!retried && reused && !hasBody && !res.headersSent && !aborted.signal.aborted) {
+        relayHttp(req, res, target, agent, {
+          idleTimeoutMs,
+          onError: (err, outgoing) => {
+            if (!retried && outgoing.reusedSocket && !hasBody && !closed) {
               // A pooled connection died while idle (the app restarted, the sandbox was
               // restored): a request without a body is safely sent again on a fresh one.
-              restoreForwardHeaders(req, forwarded);
+              aborted = new AbortController();
               dial(target, aborted.signal).then(
                 (socket) => send(new DialedSocketAgent(socket), true),
                 (e: unknown) => sendReply(res, proxyErrorReply(e, target.port)),
@@ -147,7 +139,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
             }
             if (!res.writableEnded) sendReply(res, proxyErrorReply(err, target.port));
           },
-        );
+        });
       send(pool.agentFor(target.sandboxId, target.port), false);
     },
 
@@ -170,7 +162,7 @@ export function createProxyEngine(options: ProxyEngineOptions): ProxyEngine {
         upstream.destroy();
         return;
       }
-      prepare(req, target, true);
+      prepareUpgrade(req, target);
       proxy.ws(
         req,
         socket,

@@ -1,5 +1,6 @@
 import type { GatewayContext } from "../gateway-context.js";
 import { type AliasCache, createAliasCache } from "./alias-cache.js";
+import { createAppDialer } from "./app-dialer.js";
 import { type PreviewProxy, createPreviewProxy } from "./preview-proxy.js";
 import { type PublishOperations, createPublishOperations } from "./publish-operations.js";
 
@@ -17,10 +18,11 @@ export function proxyRuntimeOf(gw: GatewayContext): ProxyRuntime {
   let runtime = runtimes.get(gw);
   if (runtime === undefined) {
     const aliases = createAliasCache(gw.clients);
+    const dialer = createAppDialer(gw.runtime.wake);
     runtime = {
       aliases,
-      publish: createPublishOperations(gw, aliases),
-      preview: createPreviewProxy(gw, aliases),
+      publish: createPublishOperations(gw, aliases, dialer),
+      preview: createPreviewProxy(gw, aliases, dialer),
     };
     runtimes.set(gw, runtime);
   }

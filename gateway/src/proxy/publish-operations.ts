@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { AuthenticatedUser } from "../auth/authenticated-user.js";
 import type { GatewayContext } from "../gateway-context.js";
 import type { AliasCache } from "./alias-cache.js";
+import type { AppDialer } from "./app-dialer.js";
 import { checkProxyPort } from "./preview-proxy.js";
 import { publishedUrl } from "./published-url.js";
 
@@ -18,7 +19,11 @@ export interface PublishOperations {
   unpublish(user: AuthenticatedUser, sandbox: string, port: unknown): Promise<PublishedPort>;
 }
 
-export function createPublishOperations(gw: GatewayContext, aliases: AliasCache): PublishOperations {
+export function createPublishOperations(
+  gw: GatewayContext,
+  aliases: AliasCache,
+  dialer: AppDialer,
+): PublishOperations {
   const { store } = gw.clients;
   const toPublished = (rule: PublishRule | undefined): PublishedPort => {
     if (rule === undefined) throw new ConnectError("store returned no rule", Code.Internal);
@@ -57,6 +62,7 @@ export function createPublishOperations(gw: GatewayContext, aliases: AliasCache)
       const sandboxId = await idOf(user, sandbox);
       const { rule } = await store.deletePublishRule({ userId: user.id, sandbox: sandboxId, port });
       if (rule !== undefined) aliases.evict(rule.alias);
+      dialer.forget(sandboxId, port);
       return toPublished(rule);
     },
   };

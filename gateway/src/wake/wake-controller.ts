@@ -47,6 +47,11 @@ export interface WakeController {
   lastActivity(sandboxId: string): number | undefined;
   /** Called on every activity; returns an unsubscribe function. */
   onActivity(listener: (sandboxId: string) => void): () => void;
+  /**
+   * Called when a sandbox stops being hot (paused, checkpointed, stopped, destroyed or no longer
+   * trusted), so connections into it can be dropped; returns an unsubscribe function.
+   */
+  onLeftHot(listener: (sandboxId: string) => void): () => void;
   /** Live interactive clients per sandbox (pin sandboxes hot). */
   readonly interactive: InteractiveClients;
   /**
@@ -144,6 +149,16 @@ export function createWakeController(
   const wakes = createSingleFlight<AgentClient>();
   const activity = new Map<string, number>();
   const listeners = new Set<(sandboxId: string) => void>();
+  const leftHotListeners = new Set<(sandboxId: string) => void>();
+  const leftHot = (sandboxId: string) => {
+    for (const l of leftHotListeners) {
+      try {
+        l(sandboxId);
+      } catch (e) {
+        logger.warn("left-hot listener failed", { error: e });
+      }
+    }
+  };
   const busy = new Map<string, number>();
   let eventsLive = false;
 
@@ -212,6 +227,7 @@ export function createWakeController(
   const invalidate = (sandboxId: string) => {
     hot.delete(sandboxId);
     agents.drain(sandboxId);
+    leftHot(sandboxId);
   };
 
   /** After a real wake, the row goes back to running and the wake is recorded (v1 §3.3). */
@@ -300,6 +316,7 @@ export function createWakeController(
     onDestroyed(sandboxId) {
       hot.delete(sandboxId);
       agents.remove(sandboxId);
+      leftHot(sandboxId);
     },
   });
 
@@ -330,12 +347,17 @@ export function createWakeController(
       hot.delete(sandboxId);
       activity.delete(sandboxId);
       agents.remove(sandboxId);
+      leftHot(sandboxId);
     },
     touch,
     lastActivity: (sandboxId) => activity.get(sandboxId),
     onActivity(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    onLeftHot(listener) {
+      leftHotListeners.add(listener);
+      return () => leftHotListeners.delete(listener);
     },
     interactive,
     hold,

@@ -152,6 +152,8 @@ export interface AgentClient {
   listDir(path: string, options?: CallOptions): Promise<FileInfo[]>;
   /** A raw byte stream to 127.0.0.1:port inside the sandbox. */
   forward(port: number, options?: CallOptions): Promise<Socket>;
+  /** The address the agent's forward port is dialed at (the sandbox's own); undefined for a Unix socket. */
+  readonly host: string | undefined;
   /** Polls `exec true` with v1's backoff until it succeeds (default limit 30 s). */
   waitReady(options?: WaitReadyOptions): Promise<void>;
   /** Closes pooled spare connections (call after a sandbox pause/restore). */
@@ -332,6 +334,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
   }
 
   const client: AgentClient = {
+    host: "host" in options.forward ? options.forward.host : undefined,
     async exec(argv, o = {}) {
       // A command runs as long as it runs: its caller bounds it (signal or its own deadline).
       return call(o.signal, { ms: 0, what: "" }, async (conn) => {
