@@ -8,10 +8,18 @@ import {
   type Client,
   type Interceptor,
 } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import {
+  Http2SessionManager,
+  compressionBrotli,
+  compressionGzip,
+  createConnectTransport,
+} from "@connectrpc/connect-node";
+import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
+import { createTransport } from "@connectrpc/connect/protocol-connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { REQUEST_ID_HEADER, currentRequestId } from "./request-context.js";
 import { type RpcHttpVersion, rpcHttpVersion } from "./rpc-http-version.js";
+import { createUnixHttp1Client } from "./unix-http1-client.js";
 
 export interface ServiceClientOptions {
   /** Deadline for each call that does not set its own `timeoutMs`. */
@@ -184,12 +192,15 @@ export function createServiceClient<S extends DescService>(
   const interceptors = [unreachableIsUnavailable, forwardRequestId];
   const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
   if ((options.httpVersion ?? rpcHttpVersion()) === "1.1") {
-    const agent = acquireAgent(socketPath);
-    const transport = createConnectTransport({
-      httpVersion: "1.1",
+    // connect-node's transport with its defaults, but our client (one write per request).
+    const transport = createTransport({
+      httpClient: createUnixHttp1Client(acquireAgent(socketPath), socketPath),
       baseUrl,
-      nodeOptions: { agent, socketPath },
+      useBinaryFormat: true,
       interceptors,
+      acceptCompression: [compressionGzip, compressionBrotli],
+      sendCompression: null,
+      ...validateReadWriteMaxBytes(undefined, undefined, undefined),
     });
     let closed = false;
     return {
