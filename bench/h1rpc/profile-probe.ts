@@ -22,7 +22,12 @@ if (process.argv[2] === "--server") {
   const dir = mkdtempSync(join(tmpdir(), "bhatti-test-prof-"));
   const sock = join(dir, "s.sock");
   const server = fork(fileURLToPath(import.meta.url), ["--server", sock], {
-    execArgv: ["--conditions=source", "--import", "tsx", ...process.execArgv.filter((a) => a.startsWith("--cpu-prof"))],
+    execArgv: [
+      "--conditions=source",
+      "--import",
+      "tsx",
+      ...process.execArgv.filter((a) => a.startsWith("--cpu-prof")),
+    ],
   });
   try {
     await new Promise((ok) => server.once("message", ok));
@@ -30,7 +35,9 @@ if (process.argv[2] === "--server") {
     for (let i = 0; i < 500; i++) await c.client.health({});
     const t = performance.now();
     for (let i = 0; i < calls; i++) await c.client.health({});
-    console.log(`${(((performance.now() - t) / calls) * 1000).toFixed(0)} µs per call (mean, ${calls} calls)`);
+    console.log(
+      `${(((performance.now() - t) / calls) * 1000).toFixed(0)} µs per call (mean, ${calls} calls)`,
+    );
     c.close();
     server.send("exit");
     await new Promise((ok) => server.once("exit", ok));

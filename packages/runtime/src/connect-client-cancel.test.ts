@@ -111,6 +111,23 @@ describe("a call cut off by the service, over HTTP/1.1", () => {
     }
   });
 
+  it("is Unavailable when the service closes the connection halfway through its answer", async () => {
+    const socketPath = await listen((_req, res) => {
+      res.writeHead(200, { "content-type": "application/proto", "content-length": "100" });
+      res.write(Buffer.alloc(10), () => res.socket?.destroy());
+    });
+    const { client, close } = createServiceClient(StoreService, socketPath, { httpVersion: "1.1" });
+    try {
+      const err = await client.health({}).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(err?.code).toBe(Code.Unavailable);
+    } finally {
+      close();
+    }
+  });
+
   it("stays Canceled when the caller aborts", async () => {
     let arrived: () => void = () => {};
     const requestArrived = new Promise<void>((resolve) => {

@@ -88,20 +88,20 @@ function appendNodeHeaders(target: Headers, source: http.IncomingHttpHeaders | N
 }
 
 /**
- * The codes connect-node gives the same failures (a connection cut mid-call is Aborted, a refused
- * one Unavailable), keeping the Node error as the cause so connect-client.ts can tell a socket
- * error (ServiceUnreachableError) from an answer.
+ * A failure of the connection itself (refused, reset, closed mid-response) is Unavailable: the
+ * service is down or went away, so the caller may retry later (503). The Node error stays the
+ * cause, so connect-client.ts can tell a socket error (ServiceUnreachableError) from an answer.
+ * connect-node's own client calls some of these Aborted or Internal, which callers would take
+ * for an answer of the service.
  */
 function connectErrorFromSocket(e: unknown): ConnectError {
   if (e instanceof ConnectError) return e;
-  const errno = (e as { code?: unknown }).code;
-  const code =
-    errno === "ECONNRESET" || errno === "ERR_STREAM_PREMATURE_CLOSE"
-      ? Code.Aborted
-      : errno === "ECONNREFUSED" || errno === "ENOENT"
-        ? Code.Unavailable
-        : Code.Internal;
-  const err = ConnectError.from(e, code);
-  if (err !== e) err.cause = e;
-  return err;
+  const reason = e instanceof Error ? e.message : String(e);
+  return new ConnectError(
+    `connection to the service failed: ${reason}`,
+    Code.Unavailable,
+    undefined,
+    undefined,
+    e,
+  );
 }
