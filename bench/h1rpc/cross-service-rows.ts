@@ -67,6 +67,8 @@ console.log(`load average at start: ${la()}`);
 const rigs: Rig[] = [];
 try {
   for (const v of variants) {
+    // The harness's own thermal client (made while it waits for health) reads it from this process.
+    process.env["BHATTI_RPC_HTTP_VERSION"] = v.env.BHATTI_RPC_HTTP_VERSION;
     const product = await startProduct({ flags, env: v.env });
     const rig: Rig = {
       product,
