@@ -2,8 +2,9 @@
 // process, all on Unix sockets and interleaved in one run:
 //   - a bare HTTP/1.1 request to a handler that answers a constant (the floor: sockets + HTTP);
 //   - Connect unary over HTTP/1.1 (node:http server, keep-alive client);
-//   - Connect unary over HTTP/2 through @bhatti/runtime (how the services talk today, with its
-//     interceptors and the server's logging/request-id wrapper);
+//   - Connect unary through @bhatti/runtime (how the services talk, with its interceptors and the
+//     server's logging/request-id wrapper), over HTTP/1.1 (the product's transport since issue 15)
+//     and over HTTP/2 (the earlier transport, the baseline: httpVersion "2");
 //   - Connect unary over HTTP/2 with the plain connect-node client (no bhatti interceptors).
 // Run: node --conditions=source --import tsx bench/seed-table/rpc-transport.ts
 import { fork } from "node:child_process";
@@ -25,11 +26,14 @@ const routes = (r: Parameters<Parameters<typeof connectNodeAdapter>[0]["routes"]
 
 if (process.argv[2] === "--server") {
   const dir = process.argv[3] ?? "";
-  await startConnectServer({
-    socketPath: join(dir, "bhatti.sock"),
-    routes,
-    logger: createLogger({ service: "bench", level: "error" }),
-  });
+  for (const httpVersion of ["1.1", "2"] as const) {
+    await startConnectServer({
+      socketPath: join(dir, `bhatti-${httpVersion}.sock`),
+      routes,
+      logger: createLogger({ service: "bench", level: "error" }),
+      httpVersion,
+    });
+  }
   const h1 = http.createServer(connectNodeAdapter({ routes }));
   await new Promise<void>((ok) => h1.listen(join(dir, "h1.sock"), ok));
   const h2 = http2.createServer(connectNodeAdapter({ routes }));
@@ -45,7 +49,8 @@ if (process.argv[2] === "--server") {
   });
   try {
     await new Promise((ok) => server.once("message", ok));
-    const bhatti = createServiceClient(StoreService, join(dir, "bhatti.sock"));
+    const bhatti = createServiceClient(StoreService, join(dir, "bhatti-2.sock"), { httpVersion: "2" });
+    const bhatti1 = createServiceClient(StoreService, join(dir, "bhatti-1.1.sock"), { httpVersion: "1.1" });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
     const h1 = createClient(
       StoreService,
@@ -68,7 +73,7 @@ if (process.argv[2] === "--server") {
     const toBhattiSessions = new Http2SessionManager(
       "http://localhost",
       {},
-      { createConnection: () => net.connect(join(dir, "bhatti.sock")) },
+      { createConnection: () => net.connect(join(dir, "bhatti-2.sock")) },
     );
     const toBhatti = createClient(
       StoreService,
@@ -93,6 +98,7 @@ if (process.argv[2] === "--server") {
     const variants: [string, () => Promise<unknown>][] = [
       ["bare HTTP/1.1 request (floor)", bare],
       ["Connect over HTTP/1.1", () => h1.health({})],
+      ["Connect over HTTP/1.1, @bhatti/runtime (product)", () => bhatti1.client.health({})],
       ["Connect over HTTP/2, @bhatti/runtime", () => bhatti.client.health({})],
       ["Connect over HTTP/2, plain client", () => h2.health({})],
       ["  … with a 30 s deadline (timeoutMs)", () => h2.health({}, { timeoutMs: 30_000 })],
@@ -116,6 +122,7 @@ if (process.argv[2] === "--server") {
       variants.map(([name], k) => ({ name, samples: samples[k] ?? [] })),
     );
     bhatti.close();
+    bhatti1.close();
     sessions.abort();
     toBhattiSessions.abort();
     agent.destroy();

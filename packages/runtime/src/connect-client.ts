@@ -1,3 +1,4 @@
+import * as http from "node:http";
 import * as net from "node:net";
 import {
   Code,
@@ -7,18 +8,24 @@ import {
   type Client,
   type Interceptor,
 } from "@connectrpc/connect";
-import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Http2SessionManager, createConnectTransport } from "@connectrpc/connect-node";
+import { validateReadWriteMaxBytes } from "@connectrpc/connect/protocol";
+import { createTransport } from "@connectrpc/connect/protocol-connect";
 import type { DescService } from "@bufbuild/protobuf";
 import { REQUEST_ID_HEADER, currentRequestId } from "./request-context.js";
+import { type RpcHttpVersion, rpcHttpVersion } from "./rpc-http-version.js";
+import { createUnixHttp1Client } from "./unix-http1-client.js";
 
 export interface ServiceClientOptions {
   /** Deadline for each call that does not set its own `timeoutMs`. */
   defaultTimeoutMs?: number;
+  /** Must match the server's; defaults to BHATTI_RPC_HTTP_VERSION, i.e. HTTP/1.1 (see rpc-http-version.ts). */
+  httpVersion?: RpcHttpVersion;
 }
 
 export interface ServiceClient<S extends DescService> {
   readonly client: Client<S>;
-  /** Closes the HTTP/2 session so the process can exit. */
+  /** Releases this client's connections so the process can exit. */
   close(): void;
 }
 
@@ -55,31 +62,51 @@ export function isServiceUnreachable(e: unknown): e is ServiceUnreachableError {
 
 /**
  * The service is down: callers see Unavailable (ServiceUnreachableError), which they may retry,
- * instead of a generic Internal.
+ * instead of a generic Internal. Applies to a stream's messages too, so a watch cut by the
+ * service's death ends in Unavailable on either HTTP version.
  */
 const unreachableIsUnavailable: Interceptor = (next) => async (req) => {
+  let res: Awaited<ReturnType<typeof next>>;
   try {
-    return await next(req);
+    res = await next(req);
   } catch (e) {
-    if (isServiceUnreachable(e)) throw e;
-    const err = ConnectError.from(e);
-    // Marked whatever code the transport chose: only a socket error, never an answer, says so.
-    if (hasUnavailableErrno(e)) throw new ServiceUnreachableError(err.rawMessage, e);
-    // Canceled although our caller never aborted: the service went away mid-call (killed,
-    // restarting), which is Unavailable (503, retry later), not a client's cancel (499). Not a
-    // ServiceUnreachableError: the request may have been acted on, so it is no blind resend.
-    if (err.code === Code.Canceled && !req.signal.aborted) {
-      throw new ConnectError(
-        `the service stopped during the call: ${err.rawMessage}`,
-        Code.Unavailable,
-        undefined,
-        undefined,
-        e,
-      );
-    }
-    throw err;
+    throw callError(e, req.signal);
   }
+  if (!res.stream) return res;
+  const messages = res.message;
+  return {
+    ...res,
+    message: (async function* () {
+      try {
+        yield* messages;
+      } catch (e) {
+        throw callError(e, req.signal);
+      }
+    })(),
+  };
 };
+
+function callError(e: unknown, signal: AbortSignal): ConnectError {
+  if (isServiceUnreachable(e)) return e;
+  const err = ConnectError.from(e);
+  // Marked whatever code the transport chose: only a socket error, never an answer, says so.
+  // On HTTP/1.1 a connection the service closed mid-call is such an error (ECONNRESET), as a
+  // dead HTTP/2 session was: callers that resend on it (the wake's fallback) are idempotent.
+  if (hasUnavailableErrno(e)) return new ServiceUnreachableError(err.rawMessage, e);
+  // Canceled although our caller never aborted: the service went away mid-call
+  // (killed, restarting), which is Unavailable (503, retry later), not a client's cancel (499).
+  // Not a ServiceUnreachableError: the request may have been acted on, so it is no blind resend.
+  if (err.code === Code.Canceled && !signal.aborted) {
+    return new ConnectError(
+      `the service stopped during the call: ${err.rawMessage}`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      e,
+    );
+  }
+  return err;
+}
 
 function hasUnavailableErrno(e: unknown): boolean {
   for (let cur: unknown = e, depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
@@ -112,13 +139,76 @@ function withDefaultTimeout<S extends DescService>(client: Client<S>, timeoutMs:
   });
 }
 
-/** A Connect client for a bhatti service on a Unix socket, over HTTP/2. */
+/**
+ * Idle keep-alive connections are closed by the client after this long, before the server's
+ * keepAliveTimeout (connect-server.ts), so a call never picks a connection the server is closing.
+ */
+export const RPC_CLIENT_IDLE_MS = 30_000;
+
+interface SharedAgent {
+  readonly agent: http.Agent;
+  users: number;
+}
+
+/** One keep-alive pool per socket path in this process, shared by every client of that service. */
+const agents = new Map<string, SharedAgent>();
+
+function acquireAgent(socketPath: string): http.Agent {
+  let shared = agents.get(socketPath);
+  if (shared === undefined) {
+    shared = {
+      // No cap on connections in use: HTTP/1.1 carries one call per connection, and the
+      // server-streaming watches (vmm events, thermal) hold theirs for their lifetime. A cap
+      // would queue unary calls behind them and behind long calls (create, checkpoint), which
+      // HTTP/2's multiplexing never did; each service bounds its own work. Idle ones are capped.
+      agent: new http.Agent({ keepAlive: true, maxFreeSockets: 16, timeout: RPC_CLIENT_IDLE_MS }),
+      users: 0,
+    };
+    agents.set(socketPath, shared);
+  }
+  shared.users++;
+  return shared.agent;
+}
+
+function releaseAgent(socketPath: string): void {
+  const shared = agents.get(socketPath);
+  if (shared === undefined || --shared.users > 0) return;
+  agents.delete(socketPath);
+  shared.agent.destroy();
+}
+
+/** A Connect client for a bhatti service on a Unix socket (HTTP/1.1 keep-alive, or HTTP/2 for a bench baseline). */
 export function createServiceClient<S extends DescService>(
   service: S,
   socketPath: string,
   options: ServiceClientOptions = {},
 ): ServiceClient<S> {
   const baseUrl = "http://localhost";
+  const interceptors = [unreachableIsUnavailable, forwardRequestId];
+  const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+  if ((options.httpVersion ?? rpcHttpVersion()) === "1.1") {
+    // connect-node's transport with our client (one write per request) and without compression:
+    // on a local socket gzip only burns CPU on both sides (an 8 KiB answer cost the two processes
+    // ~0.4 ms more with it, bench/h1rpc/cpu-per-call.ts).
+    const transport = createTransport({
+      httpClient: createUnixHttp1Client(acquireAgent(socketPath), socketPath),
+      baseUrl,
+      useBinaryFormat: true,
+      interceptors,
+      acceptCompression: [],
+      sendCompression: null,
+      ...validateReadWriteMaxBytes(undefined, undefined, undefined),
+    });
+    let closed = false;
+    return {
+      client: withDefaultTimeout(createClient(service, transport), defaultTimeoutMs),
+      close: () => {
+        if (closed) return;
+        closed = true;
+        releaseAgent(socketPath);
+      },
+    };
+  }
   const sessionManager = new Http2SessionManager(
     baseUrl,
     { idleConnectionTimeoutMs: 60_000 },
@@ -130,10 +220,10 @@ export function createServiceClient<S extends DescService>(
     httpVersion: "2",
     baseUrl,
     sessionManager,
-    interceptors: [unreachableIsUnavailable, forwardRequestId],
+    interceptors,
   });
   return {
-    client: withDefaultTimeout(createClient(service, transport), options.defaultTimeoutMs ?? 30_000),
+    client: withDefaultTimeout(createClient(service, transport), defaultTimeoutMs),
     close: () => sessionManager.abort(),
   };
 }

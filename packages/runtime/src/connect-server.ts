@@ -1,10 +1,12 @@
 import { chmodSync, mkdirSync } from "node:fs";
+import * as http from "node:http";
 import * as http2 from "node:http2";
 import { dirname } from "node:path";
 import { Code, ConnectError, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Logger } from "./logger.js";
 import { REQUEST_ID_HEADER, newRequestId, sanitizeRequestId, withRequestId } from "./request-context.js";
+import { type RpcHttpVersion, rpcHttpVersion } from "./rpc-http-version.js";
 import { reclaimSocketPath } from "./unix-socket.js";
 
 export interface ConnectServerOptions {
@@ -13,6 +15,54 @@ export interface ConnectServerOptions {
   logger: Logger;
   /** The service's own interceptors (e.g. its error mapping), run inside the request context. */
   interceptors?: readonly Interceptor[];
+  /** Must match the clients'; defaults to BHATTI_RPC_HTTP_VERSION, i.e. HTTP/1.1 (see rpc-http-version.ts). */
+  httpVersion?: RpcHttpVersion;
+}
+
+/**
+ * How long an idle keep-alive connection is kept. Longer than the clients' own idle close
+ * (RPC_CLIENT_IDLE_MS), so the client always closes first and never reuses a closing connection.
+ */
+export const RPC_SERVER_KEEP_ALIVE_MS = 60_000;
+
+/** Open calls get this long to finish on close before their connections are cut. */
+const CLOSE_GRACE_MS = 2000;
+
+type Handler = ReturnType<typeof connectNodeAdapter>;
+
+interface ListeningServer {
+  readonly server: http.Server | http2.Http2Server;
+  /** Ends idle connections now and lets open calls finish. */
+  closeIdle(): void;
+  /** Cuts every connection still open. */
+  destroyAll(): void;
+}
+
+function http1Server(handler: Handler): ListeningServer {
+  const server = http.createServer({ keepAliveTimeout: RPC_SERVER_KEEP_ALIVE_MS }, handler);
+  return {
+    server,
+    closeIdle: () => server.closeIdleConnections(),
+    destroyAll: () => server.closeAllConnections(),
+  };
+}
+
+function http2Server(handler: Handler): ListeningServer {
+  const server = http2.createServer(handler);
+  const sessions = new Set<http2.Http2Session>();
+  server.on("session", (session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
+  return {
+    server,
+    closeIdle: () => {
+      for (const s of sessions) s.close();
+    },
+    destroyAll: () => {
+      for (const s of sessions) s.destroy();
+    },
+  };
 }
 
 export interface ConnectServer {
@@ -33,6 +83,13 @@ export function requestContextInterceptor(logger: Logger): Interceptor {
       try {
         return await next(req);
       } catch (e) {
+        // The caller went away (aborted, or its deadline passed): whatever the handler threw on
+        // the way out is no failure of ours. Over HTTP/1.1 the signal carries no Connect code
+        // (the connection just closed), so handlers that pass it on throw a bare AbortError.
+        if (req.signal.aborted) {
+          logger.debug("rpc ended: the caller went away", { method: req.method.name });
+          throw ConnectError.from(req.signal.reason ?? e, Code.Canceled);
+        }
         if (e instanceof ConnectError) {
           if (e.code === Code.Internal || e.code === Code.Unknown) {
             logger.error("rpc failed", {
@@ -52,7 +109,7 @@ export function requestContextInterceptor(logger: Logger): Interceptor {
 }
 
 /**
- * Serves Connect over HTTP/2 (h2c) on a Unix socket with mode 0600.
+ * Serves Connect on a Unix socket with mode 0600, over HTTP/1.1 (or HTTP/2 for a bench baseline).
  * A stale socket file is reclaimed; a live one makes this fail with SocketInUseError.
  */
 export async function startConnectServer(options: ConnectServerOptions): Promise<ConnectServer> {
@@ -63,12 +120,8 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     routes: options.routes,
     interceptors: [requestContextInterceptor(logger), ...(options.interceptors ?? [])],
   });
-  const server = http2.createServer(handler);
-  const sessions = new Set<http2.Http2Session>();
-  server.on("session", (session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
-  });
+  const { server, closeIdle, destroyAll } =
+    (options.httpVersion ?? rpcHttpVersion()) === "1.1" ? http1Server(handler) : http2Server(handler);
   // Sockets are created with the umask; restrict before anyone can connect by listening under a tight umask.
   const previousUmask = process.umask(0o177);
   try {
@@ -90,11 +143,9 @@ export async function startConnectServer(options: ConnectServerOptions): Promise
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const s of sessions) s.close();
-        // Sessions that do not close politely are destroyed so shutdown is bounded.
-        setTimeout(() => {
-          for (const s of sessions) s.destroy();
-        }, 2000).unref();
+        closeIdle();
+        // Connections that do not close politely are destroyed so shutdown is bounded.
+        setTimeout(destroyAll, CLOSE_GRACE_MS).unref();
       });
       return closing;
     },

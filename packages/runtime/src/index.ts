@@ -31,13 +31,16 @@ export {
   type ServerConfig,
 } from "./config.js";
 export { MAX_SOCKET_PATH_BYTES, SocketInUseError, isSocketLive, reclaimSocketPath } from "./unix-socket.js";
+export { RPC_HTTP_VERSION_ENV, type RpcHttpVersion, rpcHttpVersion } from "./rpc-http-version.js";
 export {
+  RPC_SERVER_KEEP_ALIVE_MS,
   requestContextInterceptor,
   startConnectServer,
   type ConnectServer,
   type ConnectServerOptions,
 } from "./connect-server.js";
 export {
+  RPC_CLIENT_IDLE_MS,
   ServiceUnreachableError,
   createServiceClient,
   isServiceUnreachable,
