@@ -10,6 +10,7 @@
 //
 // --profile DIR starts every service with `--cpu-prof --cpu-prof-dir=DIR` (the gateway's profile is
 // the one whose file name carries its pid; the bench prints it).
+import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -33,6 +34,8 @@ const baseRoots = process.argv.flatMap((a, i) =>
 
 interface Setup {
   readonly label: string;
+  /** CPU time of the gateway's main thread so far, in ms (schedstat: ns precision). */
+  gatewayCpuMs(): number;
   readonly product: Product;
   readonly ops: Record<string, () => Promise<unknown>>;
   close(): void;
@@ -94,6 +97,8 @@ async function setUp(label: string, root: string | undefined): Promise<Setup> {
       forward: await product.env.options.dialer.endpoint(ag.host, ag.forwardPort),
       token: ag.token,
     });
+    const gatewayPid = product.childPid("gateway/dist");
+    if (gatewayPid === undefined) throw new Error("no gateway process");
     const kib = Buffer.alloc(1024, "x");
     const execBody = JSON.stringify({ cmd: ["true"] });
     await direct.writeFile("/tmp/r.bin", kib);
@@ -120,6 +125,10 @@ async function setUp(label: string, root: string | undefined): Promise<Setup> {
     return {
       label,
       product,
+      gatewayCpuMs() {
+        const text = readFileSync(`/proc/${gatewayPid}/task/${gatewayPid}/schedstat`, "utf8");
+        return Number(text.split(" ")[0]) / 1e6;
+      },
       ops,
       close() {
         direct.close();
@@ -154,18 +163,30 @@ try {
     }
     return undefined;
   };
+  /** The gateway's main-thread CPU time during each REST call (its own work, whatever the load). */
+  const cpu = new Map<string, number[]>();
   const time = async (name: string, record: boolean) => {
     const fn = opOf(name);
-    if (fn === undefined) throw new Error(name);
+    const setup = setups.find((s) => name.startsWith(`${s.label} `));
+    if (fn === undefined || setup === undefined) throw new Error(name);
+    const c = setup.gatewayCpuMs();
     const t = performance.now();
     await fn();
+    const elapsed = performance.now() - t;
     if (!record) return;
     const list = samples.get(name) ?? [];
-    list.push(performance.now() - t);
+    list.push(elapsed);
     samples.set(name, list);
+    if (name.includes("REST") || name.includes("health")) {
+      const cl = cpu.get(name) ?? [];
+      cl.push(setup.gatewayCpuMs() - c);
+      cpu.set(name, cl);
+    }
   };
   const load0 = loadavg();
+  let cpuAt0 = setups.map(() => 0);
   for (let i = -20; i < N; i++) {
+    if (i === 0) cpuAt0 = setups.map((s) => s.gatewayCpuMs());
     const started = performance.now();
     for (const kind of kinds) {
       const order = names(kind);
@@ -178,6 +199,7 @@ try {
     if (left > 0) await sleep(left);
   }
   const load1 = loadavg();
+  const cpuTotals = setups.map((s, k) => s.gatewayCpuMs() - (cpuAt0[k] ?? 0));
   const p50s = new Map<string, number>();
   const platform = setups[0]?.product.env.options.platform;
   process.stdout.write(
@@ -193,6 +215,17 @@ try {
       `${name.padEnd(28)} p50 ${p.p50.toFixed(2).padStart(7)}  p95 ${p.p95.toFixed(2).padStart(7)}  p99 ${p.p99.toFixed(2).padStart(7)} ms  n=${p.n}\n`,
     );
   }
+  for (const [name, c] of [...cpu].sort(([a], [b]) => a.localeCompare(b))) {
+    const p = percentiles(c);
+    const mean = c.reduce((a, b) => a + b, 0) / c.length;
+    process.stdout.write(
+      `gateway CPU, ${name.padEnd(24)} p50 ${p.p50.toFixed(3)}  mean ${mean.toFixed(3)} ms (main thread, during the call)\n`,
+    );
+  }
+  for (const [k, s] of setups.entries())
+    process.stdout.write(
+      `gateway CPU, ${s.label} all: ${((cpuTotals[k] ?? 0) / N).toFixed(3)} ms per iteration (every call and what follows)\n`,
+    );
   // Paired per iteration (the two calls ran back to back), then the median: robust to load swings.
   const pairedMedian = (a: string, b: string) => {
     const x = samples.get(a) ?? [];

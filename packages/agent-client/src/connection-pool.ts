@@ -42,7 +42,10 @@ export class ConnectionSource {
         clearTimeout(entry.timer);
         if (entry.conn.alive) {
           entry.conn.socket.ref();
-          this.refillSoon();
+          // With a spare left, the replacement is dialed once this operation is over, so its
+          // connect and AUTH do not compete with the operation inside the sandbox.
+          if (this.idle.length > 0) entry.conn.socket.once("close", () => this.refillSoon());
+          else this.refillSoon();
           return { conn: entry.conn, pooled: true };
         }
         entry.conn.close();
