@@ -54,7 +54,9 @@ export class AgentConnection {
   }
 
   get alive(): boolean {
-    return !this.released && !this.socket.destroyed && !this.socket.readableEnded && !this.socket.writableEnded;
+    return (
+      !this.released && !this.socket.destroyed && !this.socket.readableEnded && !this.socket.writableEnded
+    );
   }
 
   send(type: number, payload?: Uint8Array | string): boolean {

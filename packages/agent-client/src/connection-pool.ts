@@ -42,17 +42,14 @@ export class ConnectionSource {
         clearTimeout(entry.timer);
         if (entry.conn.alive) {
           entry.conn.socket.ref();
-          // With a spare left, the replacement is dialed once this operation is over, so its
-          // connect and AUTH do not compete with the operation inside the sandbox.
-          if (this.idle.length > 0) entry.conn.socket.once("close", () => this.refillSoon());
-          else this.refillSoon();
+          this.replaceAfter(entry.conn);
           return { conn: entry.conn, pooled: true };
         }
         entry.conn.close();
       }
     }
     const conn = await this.dial(signal);
-    this.refillSoon();
+    this.replaceAfter(conn);
     return { conn, pooled: false };
   }
 
@@ -73,6 +70,16 @@ export class ConnectionSource {
     const conn = await dialAgent(this.endpoint, this.connectTimeoutMs, signal);
     if (this.token !== "") conn.send(FrameType.AUTH, this.token);
     return conn;
+  }
+
+  /**
+   * Dials the spare that replaces `conn` once `conn` is closed (its operation is over), so that
+   * its connect and AUTH do not compete with the operation inside the sandbox; only when no
+   * spare is left is one dialed at once, for the next concurrent operation.
+   */
+  private replaceAfter(conn: AgentConnection): void {
+    conn.socket.once("close", () => this.refillSoon());
+    if (this.idle.length === 0) this.refillSoon();
   }
 
   /**
