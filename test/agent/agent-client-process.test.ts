@@ -2,6 +2,7 @@
 // @bhatti/agent/testing): waiting for an agent that starts late, and the connection pool across an
 // agent restart. The client's pure parts are tested beside it, in packages/agent-client.
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { startAgentProcess } from "@bhatti/agent/testing";
 import { createAgentClient } from "@bhatti/agent-client";
@@ -18,6 +19,31 @@ async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** Established connections whose local end is the agent's port (the agent's side of each). */
+function agentSideConnections(port: number): number {
+  const hexPort = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync("/proc/net/tcp", "utf8")
+    .split("\n")
+    .slice(1)
+    .filter((line) => {
+      const f = line.trim().split(/\s+/);
+      return f[1]?.endsWith(hexPort) === true && f[3] === "01";
+    }).length;
+}
+
+async function waitFor(
+  what: string,
+  cond: () => boolean,
+  detail?: () => string,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail?.() ?? ""}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 describe("waitReady", () => {
@@ -64,5 +90,51 @@ describe("connection pool", () => {
     });
     cleanups.push(() => again.stop());
     expect((await client.exec(["echo", "after-restart"])).stdout.toString()).toBe("after-restart\n");
+  });
+
+  it("closes the connection of every finished operation (after it returned) and keeps exactly the spares", async () => {
+    const agent = await startAgentProcess();
+    cleanups.push(() => agent.stop());
+    const client = createAgentClient({
+      control: agent.control,
+      forward: agent.forward,
+      token: agent.token,
+      pool: { size: 2, idleMs: 30_000 },
+    });
+    cleanups.push(() => client.close());
+    const port = agent.control.port;
+    for (let i = 0; i < 4; i++) {
+      expect((await client.exec(["echo", String(i)])).stdout.toString()).toBe(`${i}\n`);
+      await client.writeFile(`/tmp/bhatti-test-pool-${agent.token}.txt`, `v${i}`);
+      const read = await client.readFileBuffer(`/tmp/bhatti-test-pool-${agent.token}.txt`);
+      expect(read.data.toString()).toBe(`v${i}`);
+      async function* body() {
+        yield Buffer.from(`s${i}`);
+      }
+      await client.writeFileStream(`/tmp/bhatti-test-pool-${agent.token}.txt`, body(), 2);
+      expect((await client.stat(`/tmp/bhatti-test-pool-${agent.token}.txt`)).size).toBe(2);
+      const proc = await client.execStream(["echo", "streamed"]);
+      proc.closeStdin();
+      const events = [];
+      for await (const ev of proc) events.push(ev.type);
+      expect(events).toEqual(["stdout", "exit"]);
+      // A reader that stops before the end closes its connection at once (not a release).
+      const stream = await client.readFile("/etc/hostname");
+      await stream.content[Symbol.asyncIterator]().return?.();
+    }
+    await waitFor(
+      "only the two spares",
+      () => agentSideConnections(port) === 2,
+      () => `: ${agentSideConnections(port)}`,
+    );
+    // A burst takes the spares and dials the rest; afterwards the pool is back to its size.
+    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => client.exec(["echo", `b${i}`])));
+    expect(burst.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 8 }, (_, i) => `b${i}\n`));
+    await waitFor("the pool back to two spares", () => agentSideConnections(port) === 2);
+    // A command still running holds its own connection beside the spares.
+    const running = await client.execStream(["sleep", "30"]);
+    await waitFor("the running command's connection and two spares", () => agentSideConnections(port) === 3);
+    running.close();
+    await waitFor("two spares again", () => agentSideConnections(port) === 2);
   });
 });

@@ -286,6 +286,26 @@ describe.skipIf(!runnable)("gateway with sandboxes", () => {
     expect(Array.isArray(sessions.json())).toBe(true);
   });
 
+  it("reads whole files below, at and above the one-write size byte for byte, and empty ones", async () => {
+    // Up to 64 KiB the gateway buffers the agent's chunks and answers in one write; above, it streams.
+    for (const size of [0, 1024, 65_535, 65_536, 65_537, 300_000]) {
+      const content = Array.from({ length: size }, (_, i) => String.fromCharCode(97 + ((i * 7) % 26))).join(
+        "",
+      );
+      const path = `/tmp/gw-sizes/${size}.txt`;
+      const put = await rawRequest(product, "PUT", `/sandboxes/${sb.id}/files?path=${path}`, content);
+      expect(put.status).toBe(200);
+      const read = await product.http("GET", `/sandboxes/${sb.id}/files?path=${path}`);
+      expect(read.status).toBe(200);
+      expect(read.headers["content-length"]).toBe(String(size));
+      expect(read.headers["x-file-size"]).toBe(String(size));
+      expect(read.text.length).toBe(size);
+      expect(read.text === content).toBe(true);
+    }
+    const missing = await product.http("GET", `/sandboxes/${sb.id}/files?path=/tmp/gw-sizes/none.txt`);
+    expect(missing.status).toBe(404);
+  });
+
   it("CLI: exec streams and passes the exit code, stdin goes through, file and ps work", async () => {
     const code = await product.cli(["exec", "gw1", "--", "sh", "-c", "echo hi; exit 7"]);
     expect(code.code).toBe(7);

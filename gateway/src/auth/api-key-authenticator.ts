@@ -16,13 +16,16 @@ export type ApiKeyLookup = (
 ) => Promise<{ user: AuthenticatedUser; keySha256: string } | undefined>;
 
 export interface ApiKeyAuthenticator {
-  /** The key's user; throws Unauthenticated "invalid api key" for an unknown key. */
-  authenticate(apiKey: string, origin: RequestOrigin): Promise<AuthenticatedUser>;
+  /**
+   * The key's user; throws Unauthenticated "invalid api key" for an unknown key. `digest` is
+   * keyDigest(apiKey) when the caller already computed it (one hash per request).
+   */
+  authenticate(apiKey: string, origin: RequestOrigin, digest?: string): Promise<AuthenticatedUser>;
   /**
    * True when the key was found valid and not forgotten since (its cache entry may have expired
    * and need a store check): such requests are not unauthenticated traffic.
    */
-  isKnownValid(apiKey: string): boolean;
+  isKnownValid(apiKey: string, digest?: string): boolean;
   /** Drops the cached entry of one key, by its hex SHA-256 (after a rotation). */
   forgetKey(keySha256: string): void;
   /** Drops cached entries of one user (after a key rotation or deletion). */
@@ -101,8 +104,11 @@ export function createApiKeyAuthenticator(
     return hit !== undefined && hit.expiresAt > now() ? hit.user : undefined;
   };
 
-  const resolve = (apiKey: string, origin: RequestOrigin): Promise<AuthenticatedUser | undefined> => {
-    const digest = keyDigest(apiKey);
+  const resolve = (
+    apiKey: string,
+    origin: RequestOrigin,
+    digest: string,
+  ): Promise<AuthenticatedUser | undefined> => {
     const hit = cachedUser(digest);
     if (hit !== undefined) return Promise.resolve(hit);
     const refusedUntil = unknown.get(digest);
@@ -152,13 +158,13 @@ export function createApiKeyAuthenticator(
   };
 
   return {
-    async authenticate(apiKey, origin) {
-      const user = await resolve(apiKey, origin);
+    async authenticate(apiKey, origin, digest = keyDigest(apiKey)) {
+      const user = await resolve(apiKey, origin, digest);
       if (user === undefined) throw new ConnectError(INVALID_API_KEY, Code.Unauthenticated);
       return user;
     },
     // Expired entries stay until evicted or forgotten, so they still vouch for the key here.
-    isKnownValid: (apiKey) => cache.has(keyDigest(apiKey)),
+    isKnownValid: (apiKey, digest = keyDigest(apiKey)) => cache.has(digest),
     forgetKey(keySha256) {
       generation++;
       if (running > 0) forgottenKeys.set(keySha256, generation);

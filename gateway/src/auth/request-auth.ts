@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { IpRateLimiter } from "../limits/ip-rate-limiter.js";
-import type { ApiKeyAuthenticator, RequestOrigin } from "./api-key-authenticator.js";
+import { type ApiKeyAuthenticator, type RequestOrigin, keyDigest } from "./api-key-authenticator.js";
 import type { AuthenticatedUser } from "./authenticated-user.js";
 import { apiKeyFromHeader } from "./bearer-token.js";
 import { type LiveSessions, createLiveSessions } from "./live-sessions.js";
@@ -50,8 +50,9 @@ export function createRequestAuth(
         limiter?.take(origin.remoteAddr);
         throw e;
       }
-      if (!authenticator.isKnownValid(apiKey)) limiter?.take(origin.remoteAddr);
-      return authenticator.authenticate(apiKey, origin);
+      const digest = keyDigest(apiKey);
+      if (!authenticator.isKnownValid(apiKey, digest)) limiter?.take(origin.remoteAddr);
+      return authenticator.authenticate(apiKey, origin, digest);
     },
     revokeKey(keySha256) {
       authenticator.forgetKey(keySha256);

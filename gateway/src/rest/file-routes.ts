@@ -10,6 +10,9 @@ import { sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, sandboxRef, userRoute } from "./user-route.js";
 
+/** Whole files up to this size are read into memory and sent in one write. */
+const SMALL_READ_BYTES = 64 * 1024;
+
 /** `/sandboxes/:id/files`: GET (read or `ls=true`), PUT (atomic write), HEAD (stat) — v1 §5.7. */
 export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void {
   const { agent } = gw.runtime;
@@ -46,6 +49,25 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
         "x-file-mode": file.mode,
       };
       if (!partial) headers["content-length"] = file.size;
+      if (!partial && file.size <= SMALL_READ_BYTES) {
+        // A small file is answered in one write (headers and body), without a stream pipeline;
+        // a failure before the end is still a proper error status.
+        const chunks: Buffer[] = [];
+        let received = 0;
+        for await (const chunk of file.content) {
+          received += chunk.byteLength;
+          // The agent is the sandbox's: more than it announced is not buffered.
+          if (received > file.size)
+            throw new ConnectError(
+              "bad gateway: the sandbox's agent sent more than the file size",
+              Code.DataLoss,
+            );
+          chunks.push(chunk);
+        }
+        ctx.res.writeHead(200, headers);
+        ctx.res.end(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+        return;
+      }
       ctx.res.writeHead(200, headers);
       // pipeline waits for 'drain' and ends when the client goes away: the content iterator is
       // then returned, which closes the agent connection (and frees the agent's slot).

@@ -74,6 +74,8 @@ interface Route {
   readonly method: HttpMethod;
   readonly pattern: string;
   readonly segments: readonly string[];
+  /** The pattern ends in `*` (matches any longer path). */
+  readonly wildcard: boolean;
   readonly handler: RestHandler;
   readonly public: boolean;
   readonly maxBodyBytes: number;
@@ -156,6 +158,7 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
         method,
         pattern,
         segments: splitPath(pattern),
+        wildcard: splitPath(pattern).includes("*"),
         handler,
         public: options.public === true,
         maxBodyBytes: options.maxBodyBytes ?? MAX_JSON_BODY_BYTES,
@@ -182,9 +185,13 @@ export function createRestRouter(gw: GatewayContext): RestRouter {
           const path = cleanPath(url.pathname);
           const parts = splitPath(path);
           const method = (req.method ?? "GET").toUpperCase();
-          const candidates = routes
-            .map((route) => ({ route, params: match(route.segments, parts) }))
-            .filter((c): c is { route: Route; params: Record<string, string> } => c.params !== undefined);
+          const candidates: { route: Route; params: Record<string, string> }[] = [];
+          for (const route of routes) {
+            // Most routes differ in length: skip them before building their params.
+            if (!route.wildcard && route.segments.length !== parts.length) continue;
+            const params = match(route.segments, parts);
+            if (params !== undefined) candidates.push({ route, params });
+          }
           const found =
             candidates.find((c) => c.route.method === method) ??
             (method === "HEAD" ? candidates.find((c) => c.route.method === "GET") : undefined);

@@ -186,7 +186,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     conn.bindSignal(signal);
     const disarm = conn.deadline(deadline.ms, deadline.what);
     try {
-      return await op(conn);
+      const result = await op(conn);
+      conn.release();
+      return result;
     } catch (err) {
       if (!pooled || !(err instanceof AgentConnectionError) || conn.receivedAny || signal?.aborted) throw err;
       conn.close();
@@ -194,7 +196,9 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       retry.conn.bindSignal(signal);
       const disarmRetry = retry.conn.deadline(deadline.ms, deadline.what);
       try {
-        return await op(retry.conn);
+        const result = await op(retry.conn);
+        retry.conn.release();
+        return result;
       } finally {
         disarmRetry();
         retry.conn.close();
@@ -281,8 +285,10 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             const disarm = conn.deadline(chunkDeadline, "the next file chunk");
             const frame = await conn.expect().finally(disarm);
             if (frame.type === FrameType.STDOUT) yield frame.payload;
-            else if (frame.type === FrameType.EXIT) return;
-            else throw conn.unexpected(frame.type);
+            else if (frame.type === FrameType.EXIT) {
+              conn.release();
+              return;
+            } else throw conn.unexpected(frame.type);
           }
         } finally {
           conn.close();
@@ -328,6 +334,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     const conn = await open(o.signal);
     try {
       await run(conn);
+      conn.release();
     } finally {
       conn.close();
     }

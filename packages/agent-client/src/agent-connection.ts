@@ -54,7 +54,9 @@ export class AgentConnection {
   }
 
   get alive(): boolean {
-    return !this.socket.destroyed && !this.socket.readableEnded && !this.socket.writableEnded;
+    return (
+      !this.released && !this.socket.destroyed && !this.socket.readableEnded && !this.socket.writableEnded
+    );
   }
 
   send(type: number, payload?: Uint8Array | string): boolean {
@@ -198,7 +200,23 @@ export class AgentConnection {
   close(): void {
     this.abortCleanup?.();
     this.abortCleanup = undefined;
-    this.socket.destroy();
+    // A released connection is already on its way out (and its operation is complete).
+    if (!this.released) this.socket.destroy();
+  }
+
+  private released = false;
+
+  /**
+   * Closes a connection whose operation is complete (the agent sent its last frame) on the next
+   * turn of the event loop: a close is a syscall into the sandbox's netstack, and the caller
+   * answers its own client first. The connection is not alive from now on.
+   */
+  release(): void {
+    this.abortCleanup?.();
+    this.abortCleanup = undefined;
+    if (this.released || this.socket.destroyed) return;
+    this.released = true;
+    setImmediate(() => this.socket.destroy());
   }
 
   /**

@@ -25,6 +25,7 @@ interface IdleConnection {
 export class ConnectionSource {
   private readonly idle: IdleConnection[] = [];
   private dialing = 0;
+  private refillQueued = false;
   private closed = false;
 
   constructor(
@@ -41,14 +42,14 @@ export class ConnectionSource {
         clearTimeout(entry.timer);
         if (entry.conn.alive) {
           entry.conn.socket.ref();
-          this.refill();
+          this.replaceAfter(entry.conn);
           return { conn: entry.conn, pooled: true };
         }
         entry.conn.close();
       }
     }
     const conn = await this.dial(signal);
-    this.refill();
+    this.replaceAfter(conn);
     return { conn, pooled: false };
   }
 
@@ -69,6 +70,30 @@ export class ConnectionSource {
     const conn = await dialAgent(this.endpoint, this.connectTimeoutMs, signal);
     if (this.token !== "") conn.send(FrameType.AUTH, this.token);
     return conn;
+  }
+
+  /**
+   * Dials the spare that replaces `conn` once `conn` is closed (its operation is over), so that
+   * its connect and AUTH do not compete with the operation inside the sandbox; only when no
+   * spare is left is one dialed at once, for the next concurrent operation.
+   */
+  private replaceAfter(conn: AgentConnection): void {
+    conn.socket.once("close", () => this.refillSoon());
+    if (this.idle.length === 0) this.refillSoon();
+  }
+
+  /**
+   * Dials the replacement spare after the caller's request went out: the caller sends in this
+   * tick (its frames leave on the next one), and a connect made first would delay them by a
+   * connect syscall (a netstack round into the sandbox).
+   */
+  private refillSoon(): void {
+    if (this.refillQueued) return;
+    this.refillQueued = true;
+    setImmediate(() => {
+      this.refillQueued = false;
+      this.refill();
+    });
   }
 
   private refill(): void {

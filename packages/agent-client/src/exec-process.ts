@@ -50,6 +50,7 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
             break;
           case FrameType.EXIT:
             this.finished = true;
+            this.conn.release();
             yield { type: "exit", exitCode: decodeExitPayload(frame.payload) ?? 1 };
             return;
           default:
