@@ -145,6 +145,8 @@ export function createWakeController(
   const activity = new Map<string, number>();
   const listeners = new Set<(sandboxId: string) => void>();
   const busy = new Map<string, number>();
+  // Paused (frozen) per the vmm's feed, with nothing since: its agent connections survive.
+  const warm = new Set<string>();
   let eventsLive = false;
 
   const reporter: ActivityReporter = createActivityReporter(clients.thermal, logger, {
@@ -207,10 +209,16 @@ export function createWakeController(
     return agent;
   };
 
-  // Spare agent connections may not survive a pause or a checkpoint: drop them whenever the
-  // sandbox leaves the hot state, even if this gateway had already stopped trusting it.
-  const invalidate = (sandboxId: string) => {
+  // Spare agent connections survive a pause (the sandbox is only frozen) but not a checkpoint
+  // or restore: drop them whenever the sandbox may have gone cold, even if this gateway had
+  // already stopped trusting it.
+  const invalidate = (sandboxId: string, to: "warm" | "cold" = "cold") => {
     hot.delete(sandboxId);
+    if (to === "warm") {
+      warm.add(sandboxId);
+      return;
+    }
+    warm.delete(sandboxId);
     agents.drain(sandboxId);
   };
 
@@ -249,8 +257,12 @@ export function createWakeController(
 
   const wake = (sandboxId: string): Promise<AgentClient> =>
     wakes.do(sandboxId, async () => {
+      // Known frozen: its endpoint is unchanged, so dial now; the connect and AUTH queue in the
+      // frozen sandbox and complete while the wake's answer comes back.
+      const knownWarm = eventsLive && warm.has(sandboxId);
+      if (knownWarm) agents.prewarm(sandboxId);
       try {
-        let res: { sandbox?: VmmSandbox | undefined };
+        let res: { sandbox?: VmmSandbox | undefined; from: ThermalState };
         try {
           res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
         } catch (e) {
@@ -262,8 +274,11 @@ export function createWakeController(
           res = await wakeThroughVmm(sandboxId);
         }
         if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
-        // Spares dialed before this wake may predate a restore; start the new hot period clean.
-        agents.drain(sandboxId);
+        warm.delete(sandboxId);
+        // Spares dialed before a restore are stale; start that hot period clean. A thaw (or an
+        // already hot sandbox) keeps them, unless the feed was down and a restore may have been missed.
+        const keptAcross = res.from === ThermalState.WARM || res.from === ThermalState.HOT;
+        if (!keptAcross || !eventsLive) agents.drain(sandboxId);
         return remember(res.sandbox);
       } catch (e) {
         if (e instanceof WakeBusyError) throw e;
@@ -283,10 +298,14 @@ export function createWakeController(
     onLive(live) {
       eventsLive = live;
       // Entries trusted under a feed that dropped must not outlive the shorter window.
-      if (!live) for (const id of [...hot.keys()]) invalidate(id);
+      if (!live) {
+        for (const id of [...hot.keys()]) invalidate(id);
+        // Without the feed, a checkpoint of a warm sandbox would go unseen.
+        for (const id of [...warm]) invalidate(id);
+      }
     },
-    onCooled(sandboxId) {
-      invalidate(sandboxId);
+    onCooled(sandboxId, to) {
+      invalidate(sandboxId, to);
       // The pause raced a request or a live client: wake it again rather than leave it frozen.
       if ((busy.get(sandboxId) ?? 0) > 0 || interactive.count(sandboxId) > 0) {
         wake(sandboxId).catch((e: unknown) =>
@@ -299,6 +318,7 @@ export function createWakeController(
     },
     onDestroyed(sandboxId) {
       hot.delete(sandboxId);
+      warm.delete(sandboxId);
       agents.remove(sandboxId);
     },
   });
@@ -325,9 +345,10 @@ export function createWakeController(
       remember(sandbox);
       touch(sandbox.id);
     },
-    markNotHot: invalidate,
+    markNotHot: (sandboxId) => invalidate(sandboxId),
     forget(sandboxId) {
       hot.delete(sandboxId);
+      warm.delete(sandboxId);
       activity.delete(sandboxId);
       agents.remove(sandboxId);
     },
