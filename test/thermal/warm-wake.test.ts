@@ -1,0 +1,141 @@
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ThermalState, VmmService } from "@bhatti/proto";
+import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
+import {
+  type Product,
+  type SandboxJson,
+  eventsOf,
+  exec,
+  startProduct,
+  waitForSandbox,
+} from "./product-harness.js";
+
+/**
+ * The warm wake's connection handling through the whole product: the gateway keeps the agent
+ * client's spare connections across a freeze and pre-dials new ones as the wake starts; spares
+ * that a checkpoint, a restore or a vmm restart made stale are never used. The thermal policy is
+ * kept out of the way (1 h thresholds): the test drives pause, stop and start on the vmm itself,
+ * as the thermal service would, so the gateway learns of them only through the vmm's event feed.
+ */
+describe.skipIf(gvisorFactory.unavailable() !== undefined)("warm wake (product)", () => {
+  let product: Product;
+  let vmm: ServiceClient<typeof VmmService>;
+
+  const create = async (name: string) => {
+    const res = await product.http("POST", "/sandboxes", { body: { name, image: "busybox" } });
+    expect(res.status, res.text).toBe(201);
+    return res.json<SandboxJson>();
+  };
+  const echo = async (id: string, word: string) => {
+    const r = await exec(product, id, ["echo", word]);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.stdout).toBe(`${word}\n`);
+  };
+  const thermalOf = async (id: string) =>
+    (await product.thermal().client.getThermal({ sandboxId: id })).sandbox;
+  /**
+   * The gateway, the thermal service and the store agree the sandbox is hot and running. The
+   * thermal service learns of a thaw from the vmm's event feed, so its view is awaited.
+   */
+  const expectHot = async (id: string) => {
+    expect((await product.http("GET", `/sandboxes/${id}`)).json<SandboxJson>()).toMatchObject({
+      status: "running",
+      thermal: "hot",
+    });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const view = await thermalOf(id);
+      if (view?.thermal === ThermalState.HOT && view.status === "running") return;
+      if (Date.now() > deadline)
+        throw new Error(`thermal service never saw ${id} hot: ${JSON.stringify(view)}`);
+      await sleep(50);
+    }
+  };
+  /** The wake events of a sandbox once there are `n` (they are recorded off the request path). */
+  const wakesOf = async (id: string, n: number) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const wakes = await eventsOf(product, id, "thermal.wake");
+      if (wakes.length >= n || Date.now() > deadline) return wakes.map((w) => w.meta["from_state"]);
+      await sleep(100);
+    }
+  };
+
+  beforeAll(async () => {
+    product = await startProduct({
+      flags: ["--thermal-warm-after=1h", "--thermal-cold-after=1h", "--thermal-tick=100ms"],
+    });
+    vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
+  }, 180_000);
+
+  afterAll(async () => {
+    vmm?.close();
+    await product?.dispose();
+  }, 180_000);
+
+  it("wakes a frozen sandbox for exec again and again, keeping its spares; thermal state and wake events right", async () => {
+    const sb = await create("warm-cycles");
+    await echo(sb.id, "first");
+    for (let i = 0; i < 4; i++) {
+      // Right after an exec: the spares it left are alive when the sandbox freezes.
+      await vmm.client.pauseSandbox({ id: sb.id });
+      await waitForSandbox(product, sb.id, (s) => s.thermal === "warm", 15_000);
+      await echo(sb.id, `warm-${i}`);
+      await expectHot(sb.id);
+    }
+    expect(await wakesOf(sb.id, 4)).toEqual(["warm", "warm", "warm", "warm"]);
+  }, 120_000);
+
+  it("never uses a spare that a checkpoint and a restore behind the gateway made stale", async () => {
+    const sb = await create("stale-spares");
+    await echo(sb.id, "before");
+    // Frozen first (the gateway keeps the spares), then checkpointed and restored by the vmm
+    // alone: the gateway hears only the events, and the exec must not ride a pre-restore spare.
+    await vmm.client.pauseSandbox({ id: sb.id });
+    await waitForSandbox(product, sb.id, (s) => s.thermal === "warm", 15_000);
+    await vmm.client.stopSandbox({ id: sb.id });
+    await waitForSandbox(product, sb.id, (s) => s.thermal === "cold", 15_000);
+    await vmm.client.startSandbox({ id: sb.id });
+    await echo(sb.id, "after-restore");
+    await expectHot(sb.id);
+
+    // Hot, checkpointed and restored with spares in hand (no pause in between).
+    await echo(sb.id, "again");
+    await vmm.client.stopSandbox({ id: sb.id });
+    await vmm.client.startSandbox({ id: sb.id });
+    await echo(sb.id, "after-second-restore");
+
+    // And a cold wake after the gateway had seen the freeze: exec restores it.
+    await vmm.client.pauseSandbox({ id: sb.id });
+    await waitForSandbox(product, sb.id, (s) => s.thermal === "warm", 15_000);
+    await vmm.client.stopSandbox({ id: sb.id });
+    await waitForSandbox(product, sb.id, (s) => s.thermal === "cold", 15_000);
+    await echo(sb.id, "cold-wake");
+    await expectHot(sb.id);
+    expect(await wakesOf(sb.id, 1)).toEqual(["cold"]);
+  }, 180_000);
+
+  it("wakes a frozen sandbox after the vmm was SIGKILLed and came back (the event feed dropped)", async () => {
+    const sb = await create("vmm-killed");
+    await echo(sb.id, "before");
+    await vmm.client.pauseSandbox({ id: sb.id });
+    await waitForSandbox(product, sb.id, (s) => s.thermal === "warm", 15_000);
+    const pid = product.childPid("services/vmm/dist");
+    expect(pid).toBeDefined();
+    process.kill(pid as number, "SIGKILL");
+    // The supervisor starts a new vmm, which adopts the frozen sandbox as warm.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const now = product.childPid("services/vmm/dist");
+      const status = await vmm.client.getSandboxStatus({ id: sb.id }).catch(() => undefined);
+      if (now !== undefined && now !== pid && status?.sandbox?.thermal === ThermalState.WARM) break;
+      if (Date.now() > deadline) throw new Error(`vmm never came back with the sandbox warm: ${now}`);
+      await sleep(100);
+    }
+    await echo(sb.id, "after-vmm-restart");
+    await expectHot(sb.id);
+  }, 180_000);
+});
