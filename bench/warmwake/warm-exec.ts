@@ -1,13 +1,17 @@
-// Warm resume + exec via REST against hot REST exec, in one run, with the freeze driven on the
-// vmm directly (no thermal tick to wait for): "spares expired" pauses after the agent client's
-// spares have idled out (as with the default 30 s warm-after), "spares kept" right after an exec.
+// Warm resume + exec via REST against hot REST exec, with the freeze driven on the vmm directly
+// (no thermal tick to wait for): "spares expired" pauses after the agent client's spares have
+// idled out (as with the default 30 s warm-after), "spares kept" right after an exec. With
+// `--roots a,b` it runs one product per install root (a directory holding built bundles and a
+// package.json named bhatti) side by side and alternates their samples, so that builds are
+// compared under the same load.
 //
-//   node --conditions=source --import tsx bench/warmwake/warm-exec.ts [--n 20] [--idle-ms 5500]
-import { join } from "node:path";
+//   node --conditions=source --import tsx bench/warmwake/warm-exec.ts [--n 20] [--idle-ms 5500] [--roots DIR,DIR]
+import { loadavg } from "node:os";
+import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { VmmService } from "@bhatti/proto";
-import { createServiceClient } from "@bhatti/runtime";
-import { exec, startProduct, waitForSandbox } from "@bhatti/test/thermal/product-harness";
+import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
+import { type Product, exec, startProduct, waitForSandbox } from "@bhatti/test/thermal/product-harness";
 import { report } from "../foundation/stats.js";
 
 const arg = (name: string, dflt: number) => {
@@ -16,58 +20,95 @@ const arg = (name: string, dflt: number) => {
 };
 const N = arg("--n", 20);
 const IDLE_MS = arg("--idle-ms", 5_500);
-const product = await startProduct({
-  flags: ["--log-level=warn", "--thermal-warm-after=1h", "--thermal-cold-after=1h", "--thermal-tick=1s"],
-});
-const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
+const rootsAt = process.argv.indexOf("--roots");
+const roots = rootsAt >= 0 ? (process.argv[rootsAt + 1] ?? "").split(",") : [""];
+
+interface Subject {
+  label: string;
+  product: Product;
+  vmm: ServiceClient<typeof VmmService>;
+  hot: string;
+  warm: string;
+  hotExec: number[];
+  expired: number[];
+  kept: number[];
+}
+
+const subjects: Subject[] = [];
 try {
-  const create = async (name: string, keepHot: boolean) => {
-    const r = await product.http("POST", "/sandboxes", {
-      body: { name, image: "busybox", keep_hot: keepHot },
+  for (const root of roots) {
+    const product = await startProduct({
+      flags: ["--log-level=warn", "--thermal-warm-after=1h", "--thermal-cold-after=1h", "--thermal-tick=1s"],
+      ...(root !== "" ? { serveBundle: join(root, "cli/dist/bhatti.mjs") } : {}),
     });
-    if (r.status !== 201) throw new Error(`create: ${r.status} ${r.text}`);
-    return r.json<{ id: string }>().id;
-  };
-  const timedExec = async (id: string) => {
+    const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
+    const create = async (name: string, keepHot: boolean) => {
+      const r = await product.http("POST", "/sandboxes", {
+        body: { name, image: "busybox", keep_hot: keepHot },
+      });
+      if (r.status !== 201) throw new Error(`create: ${r.status} ${r.text}`);
+      return r.json<{ id: string }>().id;
+    };
+    const label = root === "" ? "this checkout" : basename(root);
+    subjects.push({
+      label,
+      product,
+      vmm,
+      hot: await create("warm-exec-hot", true),
+      warm: await create("warm-exec-warm", false),
+      hotExec: [],
+      expired: [],
+      kept: [],
+    });
+  }
+  const timedExec = async (s: Subject, id: string) => {
     const t = performance.now();
-    const r = await exec(product, id, ["true"]);
+    const r = await exec(s.product, id, ["true"]);
     const ms = performance.now() - t;
     if (r.status !== 200 || r.body.exit_code !== 0)
       throw new Error(`exec: ${r.status} ${JSON.stringify(r.body)}`);
     return ms;
   };
-  const freeze = async (id: string) => {
-    await vmm.client.pauseSandbox({ id });
-    await waitForSandbox(product, id, (s) => s.thermal === "warm", 10_000);
+  const freeze = async (s: Subject) => {
+    await s.vmm.client.pauseSandbox({ id: s.warm });
+    await waitForSandbox(s.product, s.warm, (x) => x.thermal === "warm", 10_000);
   };
-  const hot = await create("warm-exec-hot", true);
-  const warm = await create("warm-exec-warm", false);
-  for (let k = 0; k < 5; k++) {
-    await timedExec(hot);
-    await timedExec(warm);
+  for (const s of subjects) {
+    for (let k = 0; k < 5; k++) {
+      await timedExec(s, s.hot);
+      await timedExec(s, s.warm);
+    }
   }
-  const hotExec: number[] = [];
-  const expired: number[] = [];
-  const kept: number[] = [];
+  const loads: number[] = [];
   for (let k = 0; k < N; k++) {
     await sleep(IDLE_MS);
-    await freeze(warm);
-    hotExec.push(await timedExec(hot));
-    expired.push(await timedExec(warm));
-    await freeze(warm);
-    hotExec.push(await timedExec(hot));
-    kept.push(await timedExec(warm));
+    loads.push(loadavg()[0] ?? 0);
+    // Alternate which build goes first.
+    const order = k % 2 === 0 ? subjects : [...subjects].reverse();
+    for (const s of order) await freeze(s);
+    for (const s of order) {
+      s.hotExec.push(await timedExec(s, s.hot));
+      s.expired.push(await timedExec(s, s.warm));
+    }
+    for (const s of order) {
+      await freeze(s);
+      s.hotExec.push(await timedExec(s, s.hot));
+      s.kept.push(await timedExec(s, s.warm));
+    }
   }
+  const load = loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length);
   report(
-    `warm resume + exec via REST (gvisor, n=${N}, load ${(await import("node:os")).loadavg()[0]?.toFixed(1)})`,
+    `warm resume + exec via REST (gvisor, n=${N}, mean load ${load.toFixed(1)})`,
     "ms",
-    [
-      { name: "hot REST exec true (baseline)", samples: hotExec },
-      { name: "warm REST exec, spares expired", samples: expired },
-      { name: "warm REST exec, spares kept", samples: kept },
-    ],
+    subjects.flatMap((s) => [
+      { name: `${s.label}: hot REST exec true`, samples: s.hotExec },
+      { name: `${s.label}: warm REST exec, spares expired`, samples: s.expired },
+      { name: `${s.label}: warm REST exec, spares kept`, samples: s.kept },
+    ]),
   );
 } finally {
-  vmm.close();
-  await product.dispose();
+  for (const s of subjects) {
+    s.vmm.close();
+    await s.product.dispose();
+  }
 }

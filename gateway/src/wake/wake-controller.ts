@@ -1,4 +1,5 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ThermalState, type VmmSandbox, thermalName } from "@bhatti/proto";
 import { type Logger, createSingleFlight, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -255,6 +256,32 @@ export function createWakeController(
     return res;
   };
 
+  /**
+   * A sandbox the feed says is frozen is thawed by the vmm directly (`ResumeSandbox`, which never
+   * restores: a sandbox that went cold meanwhile fails it, and that wake goes through the thermal
+   * service and its cold-wake bound). The thermal service learns of the thaw from the same feed;
+   * the gateway records the wake as the thermal service would. Undefined: use the thermal service.
+   */
+  const thawDirectly = async (sandboxId: string) => {
+    const t0 = Date.now();
+    const t = performance.now();
+    try {
+      const { sandbox } = await clients.vmm.resumeSandbox({ id: sandboxId });
+      if (sandbox === undefined || sandbox.thermal !== ThermalState.HOT) return undefined;
+      // Thawed by this call (not already hot): record it, off the request path.
+      if (sandbox.thermalSince !== undefined && timestampMs(sandbox.thermalSince) >= t0) {
+        void recordWake(sandboxId, ThermalState.WARM, performance.now() - t);
+      }
+      return { sandbox, from: ThermalState.WARM };
+    } catch (e) {
+      logger.debug("direct thaw refused; waking through the thermal service", {
+        sandbox_id: sandboxId,
+        error: ConnectError.from(e).rawMessage,
+      });
+      return undefined;
+    }
+  };
+
   const wake = (sandboxId: string): Promise<AgentClient> =>
     wakes.do(sandboxId, async () => {
       // Known frozen: its endpoint is unchanged, so dial now; the connect and AUTH queue in the
@@ -262,16 +289,19 @@ export function createWakeController(
       const knownWarm = eventsLive && warm.has(sandboxId);
       if (knownWarm) agents.prewarm(sandboxId);
       try {
-        let res: { sandbox?: VmmSandbox | undefined; from: ThermalState };
-        try {
-          res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
-        } catch (e) {
-          const err = ConnectError.from(e);
-          if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
-          // Only when the thermal service itself is unreachable (down or restarting), not refusing.
-          if (!isServiceUnreachable(err)) throw err;
-          logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
-          res = await wakeThroughVmm(sandboxId);
+        let res: { sandbox?: VmmSandbox | undefined; from: ThermalState } | undefined;
+        if (knownWarm) res = await thawDirectly(sandboxId);
+        if (res === undefined) {
+          try {
+            res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
+          } catch (e) {
+            const err = ConnectError.from(e);
+            if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
+            // Only when the thermal service itself is unreachable (down or restarting), not refusing.
+            if (!isServiceUnreachable(err)) throw err;
+            logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
+            res = await wakeThroughVmm(sandboxId);
+          }
         }
         if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
         warm.delete(sandboxId);
