@@ -72,10 +72,11 @@ async function recordingRelay(target: { host: string; port: number }) {
   const sent: string[] = [];
   const closed: boolean[] = [];
   const sockets = new Set<Socket>();
-  const server = createServer((client) => {
+  // Half-open both ways: the client half-closes after its request and still reads the reply.
+  const server = createServer({ allowHalfOpen: true }, (client) => {
     const i = sent.push("") - 1;
     closed.push(false);
-    const upstream = connect(target.port, target.host);
+    const upstream = connect({ port: target.port, host: target.host, allowHalfOpen: true });
     sockets.add(client).add(upstream);
     client.on("data", (d: Buffer) => {
       sent[i] += d.toString("latin1");

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ThermalState, VmmService } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
 import {
@@ -113,6 +114,10 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("warm wake (product)"
     await waitForSandbox(product, sb.id, (s) => s.thermal === "warm", 15_000);
     await vmm.client.stopSandbox({ id: sb.id });
     await waitForSandbox(product, sb.id, (s) => s.thermal === "cold", 15_000);
+    // The gateway's direct thaw never restores (cold wakes are the thermal service's, bounded).
+    const thaw = await vmm.client.ensureHot({ id: sb.id, warmOnly: true }).catch((e: unknown) => e);
+    expect(ConnectError.from(thaw).code).toBe(Code.FailedPrecondition);
+    expect((await vmm.client.getSandboxStatus({ id: sb.id })).sandbox?.thermal).toBe(ThermalState.COLD);
     await echo(sb.id, "cold-wake");
     await expectHot(sb.id);
     expect(await wakesOf(sb.id, 1)).toEqual(["cold"]);

@@ -1,5 +1,4 @@
 import { type AgentClient, AgentConnectionError } from "@bhatti/agent-client";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { ThermalState, type VmmSandbox, thermalName } from "@bhatti/proto";
 import { type Logger, createSingleFlight, isServiceUnreachable } from "@bhatti/runtime";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -14,7 +13,10 @@ import { watchVmmEvents } from "./vmm-event-watch.js";
  * health). A sandbox known to be hot is answered from a local cache without any RPC; otherwise
  * `ThermalService.Wake` is called, once per sandbox however many requests wait for it. The
  * thermal service bounds concurrent cold wakes (past the bound: 503 with Retry-After) and
- * records each wake; only while it is unreachable does the gateway ask the vmm directly.
+ * records each wake. The gateway asks the vmm directly only to thaw a sandbox its event feed
+ * says is frozen (a thaw needs no bound and cannot restore: one hop less on the warm path) and
+ * while the thermal service is unreachable. Agent spare connections survive a freeze; they are
+ * pre-dialed as a warm wake starts and dropped when the sandbox may have been checkpointed.
  *
  * It is also the thermal policy's eyes: every touch (API call, proxied traffic) and the pins
  * (live interactive clients, requests in progress) are reported to the thermal service in
@@ -257,22 +259,17 @@ export function createWakeController(
   };
 
   /**
-   * A sandbox the feed says is frozen is thawed by the vmm directly (`ResumeSandbox`, which never
-   * restores: a sandbox that went cold meanwhile fails it, and that wake goes through the thermal
-   * service and its cold-wake bound). The thermal service learns of the thaw from the same feed;
-   * the gateway records the wake as the thermal service would. Undefined: use the thermal service.
+   * A sandbox the feed says is frozen is thawed by the vmm directly (`EnsureHot` with
+   * `warm_only`, which never restores: a sandbox that went cold meanwhile is refused, and that
+   * wake goes through the thermal service and its cold-wake bound). The thermal service learns
+   * of the thaw from the same feed; the gateway records the wake as the thermal service would.
+   * Undefined: use the thermal service.
    */
   const thawDirectly = async (sandboxId: string) => {
-    const t0 = Date.now();
-    const t = performance.now();
     try {
-      const { sandbox } = await clients.vmm.resumeSandbox({ id: sandboxId });
-      if (sandbox === undefined || sandbox.thermal !== ThermalState.HOT) return undefined;
-      // Thawed by this call (not already hot): record it, off the request path.
-      if (sandbox.thermalSince !== undefined && timestampMs(sandbox.thermalSince) >= t0) {
-        void recordWake(sandboxId, ThermalState.WARM, performance.now() - t);
-      }
-      return { sandbox, from: ThermalState.WARM };
+      const res = await clients.vmm.ensureHot({ id: sandboxId, warmOnly: true });
+      if (res.from === ThermalState.WARM) void recordWake(sandboxId, res.from, res.wakeMs);
+      return res;
     } catch (e) {
       logger.debug("direct thaw refused; waking through the thermal service", {
         sandbox_id: sandboxId,
