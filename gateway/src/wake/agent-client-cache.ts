@@ -10,8 +10,6 @@ export interface AgentClientCache {
   clientFor(sandboxId: string, endpoint: AgentEndpoint): AgentClient;
   /** Drops spare connections (they are stale after a checkpoint or restore). */
   drain(sandboxId: string): void;
-  /** Starts dialing spares for the sandbox's known client, if any (right before a warm wake). */
-  prewarm(sandboxId: string): void;
   /** Closes and forgets the sandbox's client (destroy). */
   remove(sandboxId: string): void;
   close(): void;
@@ -39,7 +37,6 @@ export function createAgentClientCache(options: { operationTimeoutMs?: number } 
       return client;
     },
     drain: (sandboxId) => clients.get(sandboxId)?.client.drainPool(),
-    prewarm: (sandboxId) => clients.get(sandboxId)?.client.prewarmPool(),
     remove(sandboxId) {
       clients.get(sandboxId)?.client.close();
       clients.delete(sandboxId);

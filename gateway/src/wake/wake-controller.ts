@@ -16,7 +16,7 @@ import { watchVmmEvents } from "./vmm-event-watch.js";
  * records each wake. The gateway asks the vmm directly only to thaw a sandbox its event feed
  * says is frozen (a thaw needs no bound and cannot restore: one hop less on the warm path) and
  * while the thermal service is unreachable. Agent spare connections survive a freeze; they are
- * pre-dialed as a warm wake starts and dropped when the sandbox may have been checkpointed.
+ * dropped when the sandbox may have been checkpointed or restored.
  *
  * It is also the thermal policy's eyes: every touch (API call, proxied traffic) and the pins
  * (live interactive clients, requests in progress) are reported to the thermal service in
@@ -281,10 +281,7 @@ export function createWakeController(
 
   const wake = (sandboxId: string): Promise<AgentClient> =>
     wakes.do(sandboxId, async () => {
-      // Known frozen: its endpoint is unchanged, so dial now; the connect and AUTH queue in the
-      // frozen sandbox and complete while the wake's answer comes back.
       const knownWarm = eventsLive && warm.has(sandboxId);
-      if (knownWarm) agents.prewarm(sandboxId);
       try {
         let res: { sandbox?: VmmSandbox | undefined; from: ThermalState } | undefined;
         if (knownWarm) res = await thawDirectly(sandboxId);

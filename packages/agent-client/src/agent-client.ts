@@ -154,14 +154,8 @@ export interface AgentClient {
   forward(port: number, options?: CallOptions): Promise<Socket>;
   /** Polls `exec true` with v1's backoff until it succeeds (default limit 30 s). */
   waitReady(options?: WaitReadyOptions): Promise<void>;
-  /** Closes pooled spare connections (call after a sandbox restore). */
+  /** Closes pooled spare connections (call after a sandbox pause/restore). */
   drainPool(): void;
-  /**
-   * Starts dialing spare connections now, without waiting (call right before a warm sandbox is
-   * thawed: the dial completes as it thaws). An operation that finds no spare ready takes over
-   * a dial in flight instead of dialing another.
-   */
-  prewarmPool(): void;
   close(): void;
 }
 
@@ -524,7 +518,6 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     drainPool: () => source.drain(),
-    prewarmPool: () => source.prewarm(),
     close: () => source.close(),
   };
   return client;

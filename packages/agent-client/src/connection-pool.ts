@@ -1,6 +1,5 @@
 import { FrameType } from "@bhatti/agent-protocol";
 import { type AgentConnection, type AgentEndpoint, dialAgent } from "./agent-connection.js";
-import { abortError } from "./agent-error.js";
 
 export interface ConnectionPoolOptions {
   /** Pre-authenticated idle connections kept ready (0 disables the pool). */
@@ -17,15 +16,6 @@ interface IdleConnection {
   timer: NodeJS.Timeout;
 }
 
-interface PendingDial {
-  /** An acquire took this dial over: the connection goes to it, not to the idle list. */
-  claimed: boolean;
-  /** Drained while dialing: the connection is closed on arrival. */
-  drained: boolean;
-  /** The connection for a claimer; undefined when it went to the idle list, was closed or failed. */
-  result: Promise<AgentConnection | undefined>;
-}
-
 /**
  * Hands out authenticated connections. v1 allows one operation per connection, so the pool
  * cannot reuse a connection; instead it dials and authenticates spares ahead of demand, so
@@ -34,8 +24,7 @@ interface PendingDial {
  */
 export class ConnectionSource {
   private readonly idle: IdleConnection[] = [];
-  /** Spare dials in flight; an acquire with no idle spare takes one over instead of dialing again. */
-  private readonly dialing: PendingDial[] = [];
+  private dialing = 0;
   private closed = false;
 
   constructor(
@@ -57,30 +46,10 @@ export class ConnectionSource {
         }
         entry.conn.close();
       }
-      const pending = this.dialing.find((d) => !d.claimed && !d.drained);
-      if (pending !== undefined && signal?.aborted !== true) {
-        pending.claimed = true;
-        const conn = await untilAborted(pending.result, signal);
-        if (conn?.alive === true) {
-          conn.socket.ref();
-          this.refill();
-          return { conn, pooled: true };
-        }
-        conn?.close();
-      }
     }
     const conn = await this.dial(signal);
     this.refill();
     return { conn, pooled: false };
-  }
-
-  /**
-   * Starts dialing spares now (up to the pool size) without waiting. Used right before a
-   * sandbox is thawed: the connect and AUTH queue in the frozen sandbox and complete while the
-   * wake's answer travels back, so the next operation finds a spare ready.
-   */
-  prewarm(): void {
-    this.refill();
   }
 
   /** Closes idle connections; later acquires dial again (e.g. after a sandbox restore). */
@@ -89,8 +58,6 @@ export class ConnectionSource {
       clearTimeout(entry.timer);
       entry.conn.close();
     }
-    // Dials in flight may predate the restore too: nobody gets them.
-    for (const d of this.dialing) d.drained = true;
   }
 
   close(): void {
@@ -105,47 +72,25 @@ export class ConnectionSource {
   }
 
   private refill(): void {
-    if (this.closed || this.pool.size <= 0) return;
-    const spares = this.dialing.filter((d) => !d.claimed && !d.drained).length;
-    if (this.idle.length + spares >= this.pool.size) return;
-    const pending: PendingDial = {
-      claimed: false,
-      drained: false,
-      result: this.dial().then(
-        (conn) => {
-          this.forget(pending);
-          // A drained dial is closed even if claimed: its claimer dials afresh (result undefined).
-          if (pending.drained) {
-            conn.close();
-            return undefined;
-          }
-          if (pending.claimed) return conn;
-          if (this.closed || this.idle.length >= this.pool.size) {
-            conn.close();
-            return undefined;
-          }
-          const entry: IdleConnection = {
-            conn,
-            timer: setTimeout(() => this.evict(entry), this.pool.idleMs),
-          };
-          entry.timer.unref();
-          conn.socket.unref();
-          conn.socket.once("close", () => this.evict(entry));
-          this.idle.push(entry);
-          return undefined;
-        },
-        () => {
-          this.forget(pending);
-          return undefined;
-        },
-      ),
-    };
-    this.dialing.push(pending);
-  }
-
-  private forget(pending: PendingDial): void {
-    const i = this.dialing.indexOf(pending);
-    if (i >= 0) this.dialing.splice(i, 1);
+    if (this.closed || this.pool.size <= 0 || this.idle.length + this.dialing >= this.pool.size) return;
+    this.dialing++;
+    this.dial().then(
+      (conn) => {
+        this.dialing--;
+        if (this.closed || this.idle.length >= this.pool.size) return conn.close();
+        const entry: IdleConnection = {
+          conn,
+          timer: setTimeout(() => this.evict(entry), this.pool.idleMs),
+        };
+        entry.timer.unref();
+        conn.socket.unref();
+        conn.socket.once("close", () => this.evict(entry));
+        this.idle.push(entry);
+      },
+      () => {
+        this.dialing--;
+      },
+    );
   }
 
   private evict(entry: IdleConnection): void {
@@ -154,23 +99,4 @@ export class ConnectionSource {
     clearTimeout(entry.timer);
     entry.conn.close();
   }
-}
-
-/** The dial's connection, or the abort; a connection arriving after the abort is closed. */
-function untilAborted(
-  result: Promise<AgentConnection | undefined>,
-  signal: AbortSignal | undefined,
-): Promise<AgentConnection | undefined> {
-  if (signal === undefined) return result;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      void result.then((conn) => conn?.close());
-      reject(abortError(signal));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    void result.then((conn) => {
-      signal.removeEventListener("abort", onAbort);
-      if (!signal.aborted) resolve(conn);
-    });
-  });
 }
