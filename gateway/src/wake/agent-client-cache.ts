@@ -8,7 +8,7 @@ import type { AgentEndpoint } from "@bhatti/proto";
  */
 export interface AgentClientCache {
   clientFor(sandboxId: string, endpoint: AgentEndpoint): AgentClient;
-  /** Drops spare connections (they may be stale after a pause or restore). */
+  /** Drops spare connections (they are stale after a checkpoint or restore). */
   drain(sandboxId: string): void;
   /** Closes and forgets the sandbox's client (destroy). */
   remove(sandboxId: string): void;

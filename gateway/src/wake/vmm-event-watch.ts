@@ -5,8 +5,11 @@ import type { ServiceClients } from "../service-clients.js";
 export interface VmmEventHandlers {
   /** The feed connected (true) or dropped (false). */
   onLive(live: boolean): void;
-  /** The sandbox left the hot state (paused, snapshotted, or its restore failed). */
-  onCooled(sandboxId: string): void;
+  /**
+   * The sandbox left the hot state: `warm` when it was paused (frozen: its TCP connections
+   * survive), otherwise snapshotted or its restore failed (its connections are gone).
+   */
+  onCooled(sandboxId: string, to: "warm" | "cold"): void;
   onDestroyed(sandboxId: string): void;
 }
 
@@ -35,7 +38,8 @@ export function watchVmmEvents(
           }
           backoffMs = 250;
           if (ev.kind === "sandbox.destroyed") handlers.onDestroyed(ev.sandboxId);
-          else if (coolingKinds.has(ev.kind)) handlers.onCooled(ev.sandboxId);
+          else if (coolingKinds.has(ev.kind))
+            handlers.onCooled(ev.sandboxId, ev.kind === "thermal.pause" ? "warm" : "cold");
         }
       } catch (e) {
         if (abort.signal.aborted) return;

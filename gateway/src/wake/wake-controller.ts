@@ -13,7 +13,10 @@ import { watchVmmEvents } from "./vmm-event-watch.js";
  * health). A sandbox known to be hot is answered from a local cache without any RPC; otherwise
  * `ThermalService.Wake` is called, once per sandbox however many requests wait for it. The
  * thermal service bounds concurrent cold wakes (past the bound: 503 with Retry-After) and
- * records each wake; only while it is unreachable does the gateway ask the vmm directly.
+ * records each wake. The gateway asks the vmm directly only to thaw a sandbox its event feed
+ * says is frozen (a thaw needs no bound and cannot restore: one hop less on the warm path) and
+ * while the thermal service is unreachable. Agent spare connections survive a freeze; they are
+ * dropped when the sandbox may have been checkpointed or restored.
  *
  * It is also the thermal policy's eyes: every touch (API call, proxied traffic) and the pins
  * (live interactive clients, requests in progress) are reported to the thermal service in
@@ -160,6 +163,8 @@ export function createWakeController(
     }
   };
   const busy = new Map<string, number>();
+  // Paused (frozen) per the vmm's feed, with nothing since: its agent connections survive.
+  const warm = new Set<string>();
   let eventsLive = false;
 
   const reporter: ActivityReporter = createActivityReporter(clients.thermal, logger, {
@@ -222,10 +227,16 @@ export function createWakeController(
     return agent;
   };
 
-  // Spare agent connections may not survive a pause or a checkpoint: drop them whenever the
-  // sandbox leaves the hot state, even if this gateway had already stopped trusting it.
-  const invalidate = (sandboxId: string) => {
+  // Spare agent connections survive a pause (the sandbox is only frozen) but not a checkpoint
+  // or restore: drop them whenever the sandbox may have gone cold, even if this gateway had
+  // already stopped trusting it.
+  const invalidate = (sandboxId: string, to: "warm" | "cold" = "cold") => {
     hot.delete(sandboxId);
+    if (to === "warm") {
+      warm.add(sandboxId);
+      return;
+    }
+    warm.delete(sandboxId);
     agents.drain(sandboxId);
     leftHot(sandboxId);
   };
@@ -263,23 +274,51 @@ export function createWakeController(
     return res;
   };
 
+  /**
+   * A sandbox the feed says is frozen is thawed by the vmm directly (`EnsureHot` with
+   * `warm_only`, which never restores: a sandbox that went cold meanwhile is refused, and that
+   * wake goes through the thermal service and its cold-wake bound). The thermal service learns
+   * of the thaw from the same feed; the gateway records the wake as the thermal service would.
+   * Undefined: use the thermal service.
+   */
+  const thawDirectly = async (sandboxId: string) => {
+    try {
+      const res = await clients.vmm.ensureHot({ id: sandboxId, warmOnly: true });
+      if (res.from === ThermalState.WARM) void recordWake(sandboxId, res.from, res.wakeMs);
+      return res;
+    } catch (e) {
+      logger.debug("direct thaw refused; waking through the thermal service", {
+        sandbox_id: sandboxId,
+        error: ConnectError.from(e).rawMessage,
+      });
+      return undefined;
+    }
+  };
+
   const wake = (sandboxId: string): Promise<AgentClient> =>
     wakes.do(sandboxId, async () => {
+      const knownWarm = eventsLive && warm.has(sandboxId);
       try {
-        let res: { sandbox?: VmmSandbox | undefined };
-        try {
-          res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
-        } catch (e) {
-          const err = ConnectError.from(e);
-          if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
-          // Only when the thermal service itself is unreachable (down or restarting), not refusing.
-          if (!isServiceUnreachable(err)) throw err;
-          logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
-          res = await wakeThroughVmm(sandboxId);
+        let res: { sandbox?: VmmSandbox | undefined; from: ThermalState } | undefined;
+        if (knownWarm) res = await thawDirectly(sandboxId);
+        if (res === undefined) {
+          try {
+            res = await clients.thermal.wake({ sandboxId }, { timeoutMs: wakeTimeoutMs });
+          } catch (e) {
+            const err = ConnectError.from(e);
+            if (err.code === Code.ResourceExhausted) throw new WakeBusyError();
+            // Only when the thermal service itself is unreachable (down or restarting), not refusing.
+            if (!isServiceUnreachable(err)) throw err;
+            logger.debug("thermal service unreachable; waking through the vmm", { sandbox_id: sandboxId });
+            res = await wakeThroughVmm(sandboxId);
+          }
         }
         if (res.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", 13);
-        // Spares dialed before this wake may predate a restore; start the new hot period clean.
-        agents.drain(sandboxId);
+        warm.delete(sandboxId);
+        // Spares dialed before a restore are stale; start that hot period clean. A thaw (or an
+        // already hot sandbox) keeps them, unless the feed was down and a restore may have been missed.
+        const keptAcross = res.from === ThermalState.WARM || res.from === ThermalState.HOT;
+        if (!keptAcross || !eventsLive) agents.drain(sandboxId);
         return remember(res.sandbox);
       } catch (e) {
         if (e instanceof WakeBusyError) throw e;
@@ -299,10 +338,14 @@ export function createWakeController(
     onLive(live) {
       eventsLive = live;
       // Entries trusted under a feed that dropped must not outlive the shorter window.
-      if (!live) for (const id of [...hot.keys()]) invalidate(id);
+      if (!live) {
+        for (const id of [...hot.keys()]) invalidate(id);
+        // Without the feed, a checkpoint of a warm sandbox would go unseen.
+        for (const id of [...warm]) invalidate(id);
+      }
     },
-    onCooled(sandboxId) {
-      invalidate(sandboxId);
+    onCooled(sandboxId, to) {
+      invalidate(sandboxId, to);
       // The pause raced a request or a live client: wake it again rather than leave it frozen.
       if ((busy.get(sandboxId) ?? 0) > 0 || interactive.count(sandboxId) > 0) {
         wake(sandboxId).catch((e: unknown) =>
@@ -315,6 +358,7 @@ export function createWakeController(
     },
     onDestroyed(sandboxId) {
       hot.delete(sandboxId);
+      warm.delete(sandboxId);
       agents.remove(sandboxId);
       leftHot(sandboxId);
     },
@@ -342,9 +386,10 @@ export function createWakeController(
       remember(sandbox);
       touch(sandbox.id);
     },
-    markNotHot: invalidate,
+    markNotHot: (sandboxId) => invalidate(sandboxId),
     forget(sandboxId) {
       hot.delete(sandboxId);
+      warm.delete(sandboxId);
       activity.delete(sandboxId);
       agents.remove(sandboxId);
       leftHot(sandboxId);

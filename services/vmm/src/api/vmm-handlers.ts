@@ -41,7 +41,7 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
       sandbox: infoToProto(await engine.start(requireSandboxId(req.id), { force: req.force })),
     }),
     async ensureHot(req) {
-      const r = await engine.ensureHot(requireSandboxId(req.id));
+      const r = await engine.ensureHot(requireSandboxId(req.id), { warmOnly: req.warmOnly });
       return { sandbox: infoToProto(r.info), from: thermalStateOf(r.from), wakeMs: r.wakeMs };
     },
     async getSandboxStatus(req) {

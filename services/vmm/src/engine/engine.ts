@@ -158,7 +158,8 @@ export interface Engine {
   /** Restore from the cold snapshot; resolves once the agent answers. */
   start(id: string, options?: StartOptions): Promise<SandboxInfo>;
   /** Wakes from warm or cold; concurrent calls share one wake. */
-  ensureHot(id: string): Promise<EnsureHotResult>;
+  /** `warmOnly`: a cold sandbox is refused (failed_precondition), never restored. */
+  ensureHot(id: string, options?: { warmOnly?: boolean }): Promise<EnsureHotResult>;
   /** In-memory state only; never wakes. */
   status(id: string): SandboxInfo | undefined;
   list(): SandboxInfo[];

@@ -247,17 +247,23 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         return infoOf(r);
       }),
 
-    ensureHot(id) {
+    ensureHot(id, ensureOptions = {}) {
       const r0 = sandboxes.get(id);
       // Only an idle sandbox answers at once: a stop runs its sandbox again (hot) to quiesce it
       // before the checkpoint, and a caller told "hot" then would dial an agent about to be
       // paused and killed (reset or hung). Behind a transition, wait for it and wake after.
       if (r0?.thermal === "hot" && !serializer.busy(id))
         return Promise.resolve({ info: infoOf(r0), from: "hot", wakeMs: 0 });
-      return wakes.do(id, () =>
+      const warmOnly = ensureOptions.warmOnly === true;
+      // A thaw-only call never shares a full wake's flight (nor the reverse): a wake must not
+      // be refused because a thaw-only call for the same sandbox happened to start first.
+      return wakes.do(warmOnly ? `${id}\0warm-only` : id, () =>
         serializer.run(id, async () => {
           const r = mustGet(id);
           const from = r.thermal;
+          if (from === "cold" && warmOnly) {
+            throw new EngineError("failed_precondition", `sandbox ${id} is cold; a thaw cannot wake it`);
+          }
           const t0 = performance.now();
           if (from === "warm") await ctx.resume(r);
           else if (from === "cold") await doStartAdmitted(ctx, r, false);
