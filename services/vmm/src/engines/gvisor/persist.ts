@@ -5,6 +5,7 @@ import { crashPoint } from "@bhatti/runtime";
 import { EngineError } from "../../engine/engine-error.js";
 import { commitCheckpoint, markCheckpointComplete } from "./adoption-files.js";
 import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
+import { killRunscProcesses } from "./runsc-exit.js";
 import { dirBytes, syncDir } from "./disk.js";
 import type { GvisorContext } from "./engine-context.js";
 import { mountSandboxFs, unmountSandboxFs } from "./sandbox-disk.js";
@@ -23,6 +24,15 @@ function phaseClock() {
     },
     toString: () => `${parts.join(", ")} ms`,
   };
+}
+
+/**
+ * Waits for every step, then throws the first failure: nothing of a failed start is still
+ * running when its cleanup starts.
+ */
+async function allSettledOrThrow(steps: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((s) => s.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
 }
 
 /**
@@ -82,6 +92,9 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
     throw new EngineError("internal", r.restoreError);
   }
   crashPoint("vmm.stop.after-checkpoint");
+  // Its state is saved: end its runsc processes here, so that the delete below needs no wait.
+  await killRunscProcesses(() => ctx.cgroups.pids(r.id), runsc.path, 2_000);
+  phases.mark("exit");
   await ctx.killSandbox(r.id);
   phases.mark("kill");
   // A crash from here to setThermal leaves a complete checkpoint.tmp that adoption promotes.
@@ -119,19 +132,20 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
   const phases = phaseClock();
   try {
     await ctx.ensureAgentPackage();
-    await mountSandboxFs(layout, r.imageRootfs);
-    phases.mark("mount");
-    const net = await options.network.attach({
-      sandboxId: r.id,
-      userId: r.userId,
-      sandboxName: r.name,
-      requestedAddress: r.address,
-    });
-    if (net.address !== r.address)
-      throw new Error(`network gave address ${net.address}, expected ${r.address}`);
-    phases.mark("network");
-    await runsc.delete(r.id);
-    phases.mark("delete");
+    // Three independent steps (host mounts, the network service, runsc's state dir), run side
+    // by side: together they were ~35 ms of a restore one after the other.
+    await allSettledOrThrow([
+      mountSandboxFs(layout, r.imageRootfs),
+      options.network
+        .attach({ sandboxId: r.id, userId: r.userId, sandboxName: r.name, requestedAddress: r.address })
+        .then((net) => {
+          if (net.address !== r.address)
+            throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+        }),
+      // Forgets a stale container of this id (e.g. left by a crash), so the restore can use it.
+      runsc.delete(r.id),
+    ]);
+    phases.mark("mount+network+delete");
     // The checkpoint fixed the mount destinations; their host mounts must be back first.
     await ctx.volumes.acquire(holderOf(r));
     const procs = cgroups.ensureUnified(r.id);
@@ -145,7 +159,7 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
     });
     phases.mark("restore");
     crashPoint("vmm.start.after-restore");
-    await ctx.waitReady(r);
+    await ctx.waitReady(r, "answer");
     phases.mark("ready");
   } catch (e) {
     await ctx.killSandbox(r.id).catch(() => undefined);
