@@ -18,6 +18,7 @@ import type { SandboxNetwork } from "../../adapters/sandbox-network.js";
 import type { AgentEndpoint, EngineEvent, SandboxInfo, ThermalState } from "../../engine/engine.js";
 import { EngineError, isEngineError } from "../../engine/engine-error.js";
 import type { BundleHost } from "./bundle.js";
+import { waitAgentAnswers } from "./agent-answers.js";
 import { readLogTail } from "./disk.js";
 import { type HostAdmission, createHostAdmission } from "./host-admission.js";
 import { type SandboxLayout, sandboxLayout } from "./layout.js";
@@ -95,8 +96,11 @@ export interface GvisorContext extends BundleHost {
   setThermal(r: GvisorSandboxRecord, thermal: ThermalState): void;
   /** An agent client for the sandbox (the caller closes it). */
   agentClientOf(r: GvisorSandboxRecord, pool?: boolean): Promise<AgentClient>;
-  /** Resolves once the agent answers `exec true`; fails early if the sandbox dies meanwhile. */
-  waitReady(r: GvisorSandboxRecord): Promise<void>;
+  /**
+   * Resolves once the agent runs a command (`probe` "exec", after a boot) or answers on a fresh
+   * connection ("answer", after a restore: waitAgentAnswers); fails early if the sandbox dies.
+   */
+  waitReady(r: GvisorSandboxRecord, probe?: "exec" | "answer"): Promise<void>;
   /** Kills every process of the sandbox and forgets its runsc container. */
   killSandbox(id: string): Promise<void>;
   /** Best-effort removal of everything a sandbox holds; logs and continues on errors. */
@@ -246,7 +250,7 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
         pool: pool ? {} : false,
       }),
 
-    async waitReady(r) {
+    async waitReady(r, probe = "exec") {
       if (options.init.kind === "plain") {
         const s = await runsc.state(r.id);
         if (s?.status !== "running") throw new Error(`sandbox is ${s?.status ?? "gone"} after start`);
@@ -264,12 +268,15 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
         );
       }, 500);
       try {
-        await client.waitReady({
-          timeoutMs: readyTimeoutMs,
-          signal: abort.signal,
-          // A binary every sandbox has (the agent package's): images may lack `true` (distroless).
-          probeArgv: [`${AGENT_MOUNT_POINT}/${AGENT_PACKAGE_LAYOUT.tini}`, "--version"],
-        });
+        if (probe === "answer")
+          await waitAgentAnswers(client, { timeoutMs: readyTimeoutMs, signal: abort.signal });
+        else
+          await client.waitReady({
+            timeoutMs: readyTimeoutMs,
+            signal: abort.signal,
+            // A binary every sandbox has (the agent package's): images may lack `true` (distroless).
+            probeArgv: [`${AGENT_MOUNT_POINT}/${AGENT_PACKAGE_LAYOUT.tini}`, "--version"],
+          });
       } catch (e) {
         const tail = readLogTail(layoutOf(r.id).log);
         throw new Error(

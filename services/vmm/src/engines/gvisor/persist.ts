@@ -5,11 +5,35 @@ import { crashPoint } from "@bhatti/runtime";
 import { EngineError } from "../../engine/engine-error.js";
 import { commitCheckpoint, markCheckpointComplete } from "./adoption-files.js";
 import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
+import { killRunscProcesses } from "./runsc-exit.js";
 import { dirBytes, syncDir } from "./disk.js";
 import type { GvisorContext } from "./engine-context.js";
 import { mountSandboxFs, unmountSandboxFs } from "./sandbox-disk.js";
 import { type GvisorSandboxRecord, writeRecord } from "./sandbox-record.js";
 import { holderOf } from "../../volumes/sandbox-volumes.js";
+
+/** Durations of a transition's steps, for the event's detail ("network 4.1, restore 212.0, …" ms). */
+function phaseClock() {
+  let last = performance.now();
+  const parts: string[] = [];
+  return {
+    mark(name: string) {
+      const now = performance.now();
+      parts.push(`${name} ${(now - last).toFixed(1)}`);
+      last = now;
+    },
+    toString: () => `${parts.join(", ")} ms`,
+  };
+}
+
+/**
+ * Waits for every step, then throws the first failure: nothing of a failed start is still
+ * running when its cleanup starts.
+ */
+async function allSettledOrThrow(steps: readonly Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((s) => s.status === "rejected");
+  if (failed !== undefined) throw failed.reason;
+}
 
 /**
  * Checkpoint and restore (cold ↔ hot), as Firecracker keeps snapshots in `persist.rs` apart from
@@ -24,7 +48,9 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
   // Refused before anything changes: the sandbox stays as it is (hot or warm).
   ctx.admission.checkCheckpointSpace(r.id, r.memoryMb);
   const t0 = performance.now();
+  const phases = phaseClock();
   await ctx.resume(r);
+  phases.mark("resume");
   rmSync(layout.checkpointTmp, { recursive: true, force: true });
   mkdirSync(layout.checkpointTmp, { recursive: true, mode: 0o700 });
   try {
@@ -38,11 +64,14 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
       timeoutMs: 5_000,
       log,
     });
+    phases.mark("quiesce");
     await runsc.checkpoint(r.id, layout.checkpointTmp, { flags: r.runsc?.flags ?? [] });
+    phases.mark("checkpoint");
     const img = join(layout.checkpointTmp, "checkpoint.img");
     if (!existsSync(img) || statSync(img).size === 0) throw new Error("checkpoint image is missing or empty");
     syncDir(layout.checkpointTmp);
     markCheckpointComplete(layout);
+    phases.mark("sync");
   } catch (e) {
     rmSync(layout.checkpointTmp, { recursive: true, force: true });
     // quiesceForCheckpoint left it paused by runsc: let it run again.
@@ -63,7 +92,11 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
     throw new EngineError("internal", r.restoreError);
   }
   crashPoint("vmm.stop.after-checkpoint");
+  // Its state is saved: end its runsc processes here, so that the delete below needs no wait.
+  await killRunscProcesses(() => ctx.cgroups.pids(r.id), runsc.path, 2_000);
+  phases.mark("exit");
   await ctx.killSandbox(r.id);
+  phases.mark("kill");
   // A crash from here to setThermal leaves a complete checkpoint.tmp that adoption promotes.
   crashPoint("vmm.stop.after-kill");
   commitCheckpoint(layout);
@@ -72,7 +105,8 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
   await ctx.volumes.release(r.id);
   r.checkpointBytes = dirBytes(layout.checkpoint);
   ctx.setThermal(r, "cold");
-  ctx.emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes`);
+  phases.mark("release");
+  ctx.emit("thermal.snapshot", r, performance.now() - t0, `${r.checkpointBytes} bytes; ${phases}`);
 }
 
 /** cold → hot: restore from `checkpoint` (warm → hot is a resume); `force` retries a failed restore. */
@@ -95,21 +129,27 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
   }
   delete r.restoreError;
   const t0 = performance.now();
+  const phases = phaseClock();
   try {
     await ctx.ensureAgentPackage();
-    await mountSandboxFs(layout, r.imageRootfs);
-    const net = await options.network.attach({
-      sandboxId: r.id,
-      userId: r.userId,
-      sandboxName: r.name,
-      requestedAddress: r.address,
-    });
-    if (net.address !== r.address)
-      throw new Error(`network gave address ${net.address}, expected ${r.address}`);
-    await runsc.delete(r.id);
+    // Three independent steps (host mounts, the network service, runsc's state dir), run side
+    // by side: together they were ~35 ms of a restore one after the other.
+    await allSettledOrThrow([
+      mountSandboxFs(layout, r.imageRootfs),
+      options.network
+        .attach({ sandboxId: r.id, userId: r.userId, sandboxName: r.name, requestedAddress: r.address })
+        .then((net) => {
+          if (net.address !== r.address)
+            throw new Error(`network gave address ${net.address}, expected ${r.address}`);
+        }),
+      // Forgets a stale container of this id (e.g. left by a crash), so the restore can use it.
+      runsc.delete(r.id),
+    ]);
+    phases.mark("mount+network+delete");
     // The checkpoint fixed the mount destinations; their host mounts must be back first.
     await ctx.volumes.acquire(holderOf(r));
     const procs = cgroups.ensureUnified(r.id);
+    phases.mark("volumes+cgroup");
     crashPoint("vmm.start.before-restore");
     await runsc.restore(r.id, layout.bundle, layout.checkpoint, {
       cgroupProcs: [procs],
@@ -117,8 +157,10 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
       timeoutMs: 120_000,
       ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
     });
+    phases.mark("restore");
     crashPoint("vmm.start.after-restore");
-    await ctx.waitReady(r);
+    await ctx.waitReady(r, "answer");
+    phases.mark("ready");
   } catch (e) {
     await ctx.killSandbox(r.id).catch(() => undefined);
     await ctx.volumes.release(r.id).catch(() => undefined);
@@ -132,7 +174,8 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
   rmSync(layout.checkpoint, { recursive: true, force: true });
   delete r.checkpointBytes;
   ctx.setThermal(r, "hot");
-  ctx.emit("thermal.restore", r, performance.now() - t0);
+  phases.mark("commit");
+  ctx.emit("thermal.restore", r, performance.now() - t0, String(phases));
 }
 
 /** doStart behind host admission: a restore that will really run must fit the host (#25). */
