@@ -1,6 +1,7 @@
 import { loadavg } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { exec, startProduct } from "@bhatti/test/thermal/product-harness";
+import { report } from "../foundation/stats.js";
 
 /**
  * Probe for the pool design (docs/templates.md, "A pool of ready sandboxes"): can a RUNNING
@@ -17,6 +18,7 @@ import { exec, startProduct } from "@bhatti/test/thermal/product-harness";
  * Run as root: node --conditions=source --import tsx bench/createpool/readdress-probe.ts
  */
 const SUDO = "/.bhatti/bin/sudo";
+const SAMPLES = Number(process.env["SAMPLES"] ?? 20);
 const product = await startProduct({ flags: ["--thermal-warm-after=1h", "--thermal-cold-after=2h"] });
 try {
   const make = async (name: string) => {
@@ -62,6 +64,30 @@ try {
       `echo new: $(nc -w 2 ${newA} 1024 </dev/null | tr -dc 'a-z '); echo old: $(nc -w 2 ${oldA} 1024 </dev/null | tr -dc 'a-z '); echo report:; nc -w 2 ${newA} 7000 </dev/null`,
     ),
   );
+  // The guest's half of a claim-time move, timed: two `ip` execs (add the address, replace the
+  // default route) through a root shell, against the same shell running two `true`s, interleaved
+  // REST execs in B (each iteration adds one more address; harmless in the test's netns).
+  const ipCmds: number[] = [];
+  const trueCmds: number[] = [];
+  const prefixB = addrB.slice(0, addrB.lastIndexOf("."));
+  const timed = async (script: string) => {
+    const t0 = performance.now();
+    const r = await exec(product, b, [SUDO, "sh", "-c", script]);
+    if (r.body.exit_code !== 0) throw new Error(`${script}: ${JSON.stringify(r.body)}`);
+    return performance.now() - t0;
+  };
+  for (let i = 0; i < SAMPLES; i++) {
+    ipCmds.push(
+      await timed(
+        `ip addr add ${prefixB}.${100 + i}/24 dev eth0 && ip route replace default via ${prefixB}.1 dev eth0`,
+      ),
+    );
+    trueCmds.push(await timed("true && true"));
+  }
+  report(`guest re-address, REST exec through sudo sh (${SAMPLES} samples)`, "ms", [
+    { name: "sh: true && true", samples: trueCmds },
+    { name: "sh: ip addr add && ip route replace", samples: ipCmds },
+  ]);
   const [l1] = loadavg();
   console.log(`load average ${l1?.toFixed(1)}`);
 } finally {
