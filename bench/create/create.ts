@@ -101,6 +101,13 @@ try {
     { name: "bare runsc restore (template)", samples: restore },
     { name: "create+exec, template (REST)", samples: fromTemplate },
     { name: "create+exec, normal boot (REST)", samples: boot },
+    // What a pool of already restored sandboxes could reach at best: this sample's template
+    // create with its restore and prepare (disk copy, mount, network) taken out. A claim-time
+    // network move (docs/templates.md, "A pool of ready sandboxes") would add to it.
+    {
+      name: "pool lower bound (template − restore − prepare)",
+      samples: fromTemplate.map((ms, i) => ms - (restore[i] ?? 0) - (prepare[i] ?? 0)),
+    },
   ]);
   report(`template create, vmm steps (${SAMPLES} samples)`, "ms", [
     { name: "runsc restore", samples: restore },
