@@ -26,6 +26,7 @@
 //   4 BROKEN   the spawner could not prepare the start (stdio connect...): value = errno
 // All integers little-endian (the host's order; the agent and spawner share a kernel).
 //
+// Children start with vfork (no copy of the spawner's map; the spawner waits until they exec).
 // Every fd the spawner opens is O_CLOEXEC and it closes whatever it inherited above fd 2 at
 // start, so a child inherits exactly fds 0, 1, 2. If the agent goes away (EOF on fd 0) the
 // spawner exits; its running children are left alone (they reparent to PID 1, tini).
@@ -139,11 +140,16 @@ struct request {
   char **argv, **envp;
 };
 
-// In the forked child: becomes the command or writes errno to `errfd` and exits 127.
-static void child_exec(const struct request *r, const int stdio[3], int errfd) {
-  // Signal state as a fresh process would have it (the spawner blocks SIGCHLD for its
-  // signalfd and ignores SIGPIPE; both survive exec otherwise).
-  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
+// Set by a vfork child that could not become the command (the parent sees it once it resumes).
+static volatile int exec_errno;
+
+// In the vfork child (sharing the spawner's memory until it execs or exits): becomes the
+// command, or sets exec_errno and exits 127. Only syscalls and stack variables here.
+static void child_exec(const struct request *r, const int stdio[3]) {
+  // Signal state as a fresh process would have it: the spawner ignores SIGPIPE (every other
+  // disposition was reset to default at its start) and blocks SIGCHLD for its signalfd; both
+  // survive exec otherwise.
+  signal(SIGPIPE, SIG_DFL);
   sigset_t empty;
   sigemptyset(&empty);
   sigprocmask(SIG_SETMASK, &empty, NULL);
@@ -162,10 +168,11 @@ static void child_exec(const struct request *r, const int stdio[3], int errfd) {
     if (dup2(fds[i], i) < 0) goto fail;
   }
   if (r->flags & FLAG_CREDENTIALS) {
-    // As libuv: supplementary groups are dropped (best effort), then gid, then uid.
-    (void)setgroups(0, NULL);
-    if (setgid((gid_t)r->gid) < 0) goto fail;
-    if (setuid((uid_t)r->uid) < 0) goto fail;
+    // As libuv: supplementary groups are dropped (best effort), then gid, then uid. Raw
+    // syscalls: glibc's wrappers would synchronise "all threads" through shared state.
+    (void)syscall(SYS_setgroups, 0, NULL);
+    if (syscall(SYS_setgid, (gid_t)r->gid) < 0) goto fail;
+    if (syscall(SYS_setuid, (uid_t)r->uid) < 0) goto fail;
   }
   if (chdir(r->cwd) < 0) goto fail;
   execve(r->path, r->argv, r->envp);
@@ -173,18 +180,15 @@ static void child_exec(const struct request *r, const int stdio[3], int errfd) {
     // execvp's fallback (what libuv's children get): a file without a #! line runs in sh.
     size_t argc = 0;
     while (r->argv[argc] != NULL) argc++;
-    char **sh_argv = calloc(argc + 2, sizeof(char *));
-    if (sh_argv != NULL) {
-      sh_argv[0] = "/bin/sh";
-      sh_argv[1] = (char *)r->path;
-      for (size_t i = 1; i < argc; i++) sh_argv[i + 1] = r->argv[i];
-      execve("/bin/sh", sh_argv, r->envp);
-      errno = ENOEXEC;
-    }
+    char *sh_argv[argc + 2];
+    sh_argv[0] = "/bin/sh";
+    sh_argv[1] = (char *)r->path;
+    for (size_t i = 1; i <= argc; i++) sh_argv[i + 1] = r->argv[i];
+    execve("/bin/sh", sh_argv, r->envp);
+    errno = ENOEXEC;
   }
-fail:;
-  int err = errno;
-  (void)write_all(errfd, &err, sizeof err);
+fail:
+  exec_errno = errno != 0 ? errno : EINVAL;
   _exit(127);
 }
 
@@ -201,39 +205,23 @@ static void start(struct request *r) {
       }
     }
   }
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) < 0) {
-    int err = errno;
-    for (int i = 0; i < 3; i++)
-      if (stdio[i] >= 0) close(stdio[i]);
-    reply(REPLY_BROKEN, r->id, 0, err);
-    return;
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(errpipe[0]);
-    child_exec(r, stdio, errpipe[1]);
-  }
+  // vfork: no copy of the spawner's map, and the spawner resumes only once the child exec'd
+  // (or gave up), so its exec errno needs no pipe.
+  exec_errno = 0;
+  pid_t pid = vfork();
+  if (pid == 0) child_exec(r, stdio);
   int fork_errno = errno;
-  close(errpipe[1]);
   for (int i = 0; i < 3; i++)
     if (stdio[i] >= 0) close(stdio[i]);
   if (pid < 0) {
-    close(errpipe[0]);
     reply(REPLY_BROKEN, r->id, 0, fork_errno);
     return;
   }
-  // EOF: the exec succeeded (the pipe was CLOEXEC); 4 bytes: its errno.
-  int child_errno = 0;
-  ssize_t n;
-  do n = read(errpipe[0], &child_errno, sizeof child_errno);
-  while (n < 0 && errno == EINTR);
-  close(errpipe[0]);
-  if (n == (ssize_t)sizeof child_errno) {
+  if (exec_errno != 0) {
     // Reaped here, never reported as EXITED: the agent only hears FAILED.
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
-    reply(REPLY_FAILED, r->id, 0, child_errno);
+    reply(REPLY_FAILED, r->id, 0, exec_errno);
     return;
   }
   if (running_count == running_cap) {
@@ -315,6 +303,9 @@ int main(int argc, char **argv) {
   strcpy(stdio_addr.sun_path, stdio_socket);
   stdio_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(stdio_socket) + 1);
 
+  // Whatever was ignored when we were started stays ignored across exec: reset it all once, so
+  // a child only has SIGPIPE to undo.
+  for (int sig = 1; sig < NSIG; sig++) signal(sig, SIG_DFL);
   signal(SIGPIPE, SIG_IGN);
   sigset_t mask;
   sigemptyset(&mask);

@@ -61,9 +61,12 @@ try {
   }
 
   // The second agent: same package, same sandbox, spawner off.
-  await withSpawner.exec(["sh", "-c", `echo ${SECOND_TOKEN} > /tmp/bench-token; chmod 600 /tmp/bench-token`], {
-    root: true,
-  });
+  await withSpawner.exec(
+    ["sh", "-c", `echo ${SECOND_TOKEN} > /tmp/bench-token; chmod 600 /tmp/bench-token`],
+    {
+      root: true,
+    },
+  );
   await withSpawner.execDetached(
     [
       "/.bhatti/lib/ld-linux-x86-64.so.2",

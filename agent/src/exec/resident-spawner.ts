@@ -21,11 +21,13 @@ const RESTART_BACKOFF_MS = 1_000;
 /** Starts that never became READY in a row before the agent gives up on the spawner. */
 const MAX_FAILED_STARTS = 5;
 
-/** The text an exec gets when the spawner died while its command ran (its status is lost). */
-export const SPAWNER_LOST_EXIT_TEXT = "exec: the exit status was lost: the sandbox's process spawner exited";
-/** The text an exec gets when the spawner died between the request and the start. */
-export const SPAWNER_LOST_START_TEXT =
-  "start: the sandbox's process spawner exited before the command started";
+/**
+ * The ERROR text of an exec whose spawner died under it: while the command ran (its exit
+ * status is lost, its output was delivered), or between the request and the start report
+ * (whether it started is unknown: it may have, and killed the spawner itself).
+ */
+export const SPAWNER_LOST_TEXT =
+  "exec: the sandbox's process spawner exited; the command's exit status is unknown";
 
 /** A spawner-side failure that is not the command's: carries the ERROR text as is. */
 export class SpawnerLostError extends Error {
@@ -114,7 +116,7 @@ export class SpawnedCommand extends EventEmitter {
         const { code, signal } = decodeWaitStatus(status);
         this.emit("close", code, signal);
       } else {
-        this.emit("error", new SpawnerLostError(SPAWNER_LOST_EXIT_TEXT));
+        this.emit("error", new SpawnerLostError(SPAWNER_LOST_TEXT));
       }
     });
   }
@@ -356,18 +358,16 @@ export class ResidentSpawner {
         pending.resolve(new SpawnedCommand(pending.pid, null, null, null));
         continue;
       }
+      // Its stdio sockets will never all be matched now: nobody can serve it.
       for (const socket of pending.stdio) socket?.destroy();
       if (pending.pid !== undefined) {
-        // Started, but its stdio sockets will never all be matched now: nobody can serve it.
         try {
           process.kill(-pending.pid, "SIGKILL");
         } catch {
           // Already gone.
         }
-        pending.reject(new SpawnerLostError(SPAWNER_LOST_EXIT_TEXT));
-      } else {
-        pending.reject(new SpawnerLostError(SPAWNER_LOST_START_TEXT));
       }
+      pending.reject(new SpawnerLostError(SPAWNER_LOST_TEXT));
     }
     for (const [id, command] of this.running) {
       this.running.delete(id);

@@ -8,7 +8,7 @@ import { FrameType, encodeSignalPayload } from "@bhatti/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, startAgentProcess } from "../testing/agent-process.js";
 import { rawConnect } from "../testing/raw-connection.js";
-import { SPAWNER_LOST_EXIT_TEXT } from "./resident-spawner.js";
+import { SPAWNER_LOST_TEXT } from "./resident-spawner.js";
 
 const SPAWNER_BINARY = join(import.meta.dirname, "../../dist/spawner");
 
@@ -257,7 +257,7 @@ describe("the resident spawner", () => {
       { type: "stdout", text: "after-go\n" },
     ]);
     expect(error).toBeInstanceOf(AgentError);
-    expect((error as AgentError).agentMessage).toBe(SPAWNER_LOST_EXIT_TEXT);
+    expect((error as AgentError).agentMessage).toBe(SPAWNER_LOST_TEXT);
     // And the agent is back on a new spawner.
     const after = await currentSpawner(spawned, spawner);
     expect((await viaSpawner.exec(["sh", "-c", "echo $PPID"])).stdout.toString().trim()).toBe(String(after));
