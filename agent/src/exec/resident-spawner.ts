@@ -146,6 +146,8 @@ export class ResidentSpawner {
   private proc: ChildProcess | undefined;
   private ready = false;
   private closed = false;
+  /** Between start() and the stdio socket listening. */
+  private listening = false;
   private dir: string | undefined;
   private server: Server | undefined;
   private nextId = 1;
@@ -164,9 +166,28 @@ export class ResidentSpawner {
 
   /** Starts the spawner (again). Commands use it from its READY on. */
   start(): void {
-    if (this.closed || this.proc !== undefined) return;
+    if (this.closed || this.proc !== undefined || this.listening) return;
     this.lastStart = Date.now();
-    if (this.server === undefined) this.listen();
+    if (this.server !== undefined) {
+      this.spawnProcess();
+      return;
+    }
+    // The stdio socket listens before the spawner can connect to it.
+    this.listening = true;
+    try {
+      this.listen(() => {
+        this.listening = false;
+        this.spawnProcess();
+      });
+    } catch (err) {
+      // No temp dir to listen in (a read-only /tmp…): counted as a failed start.
+      this.listening = false;
+      this.onGone(undefined, err as Error);
+    }
+  }
+
+  private spawnProcess(): void {
+    if (this.closed || this.proc !== undefined) return;
     const socketPath = join(this.dir!, "stdio.sock");
     let proc: ChildProcess;
     try {
@@ -241,15 +262,25 @@ export class ResidentSpawner {
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private listen(): void {
-    this.dir = mkdtempSync(join(tmpdir(), "bhatti-agent-"));
-    chmodSync(this.dir, 0o700);
+  private listen(then: () => void): void {
+    const dir = mkdtempSync(join(tmpdir(), "bhatti-agent-"));
+    chmodSync(dir, 0o700);
+    this.dir = dir;
     const server = createServer((socket) => this.onStdioConnection(socket));
-    server.on("error", (err) => this.log.warn("spawner stdio socket failed", { error: err.message }));
-    server.listen(join(this.dir, "stdio.sock"), () => {
-      chmodSync(join(this.dir!, "stdio.sock"), 0o600);
+    server.on("error", (err) => {
+      this.log.warn("spawner stdio socket failed", { error: err.message });
+      if (this.listening) {
+        this.listening = false;
+        this.server = undefined;
+        rmSync(dir, { recursive: true, force: true });
+        this.onGone(undefined, err);
+      }
     });
-    // Connections only come from the spawner, which has to be started (and READY) first.
+    server.listen(join(dir, "stdio.sock"), () => {
+      // The directory (0700, root's) already keeps everyone else out; the socket too.
+      chmodSync(join(dir, "stdio.sock"), 0o600);
+      then();
+    });
     this.server = server;
   }
 

@@ -272,3 +272,24 @@ describe("the resident spawner", () => {
     );
   });
 });
+
+describe("a spawner that never comes up", () => {
+  it("commands use Node's spawn, and the agent stops retrying after a few starts", async () => {
+    // /bin/false exits at once without READY: every start fails.
+    const agent = await startAgentProcess({ user: "1000", env: { BHATTI_AGENT_SPAWNER: "/bin/false" } });
+    const client = createAgentClient({ control: agent.control, forward: agent.forward, token: agent.token });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await client.exec(["sh", "-c", "echo $PPID; exit 4"]);
+        expect(r.exitCode).toBe(4);
+        expect(r.stdout.toString().trim()).toBe(String(agent.child.pid));
+      }
+      await waitFor(() => agent.logs.some((l) => l.includes("spawner keeps failing to start")), 30_000);
+      expect(readySpawners(agent)).toEqual([]);
+      expect((await client.exec(["true"])).exitCode).toBe(0);
+    } finally {
+      client.close();
+      await agent.stop();
+    }
+  }, 60_000);
+});
