@@ -295,13 +295,31 @@ int main(int argc, char **argv) {
   }
   close_inherited_fds();
   stdio_socket = argv[1];
-  if (strlen(stdio_socket) >= sizeof stdio_addr.sun_path) {
+  // The socket's directory is pinned by an fd and reached through /proc/self/fd: whatever
+  // happens to its path later (a rename in a /tmp without the sticky bit), connects go to the
+  // agent's own directory (0700, root's) and never to a socket someone else put in its place.
+  const char *slash = strrchr(stdio_socket, '/');
+  if (slash == NULL || slash == stdio_socket) {
+    dprintf(2, "bhatti-spawner: STDIO_SOCKET must be an absolute path below a directory\n");
+    return 2;
+  }
+  char dir[4096];
+  size_t dir_len = (size_t)(slash - stdio_socket);
+  if (dir_len >= sizeof dir) {
     dprintf(2, "bhatti-spawner: socket path too long\n");
     return 2;
   }
+  memcpy(dir, stdio_socket, dir_len);
+  dir[dir_len] = 0;
+  int dirfd_pinned = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd_pinned < 0) die("open socket directory");
   stdio_addr.sun_family = AF_UNIX;
-  strcpy(stdio_addr.sun_path, stdio_socket);
-  stdio_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(stdio_socket) + 1);
+  int n = snprintf(stdio_addr.sun_path, sizeof stdio_addr.sun_path, "/proc/self/fd/%d%s", dirfd_pinned, slash);
+  if (n < 0 || (size_t)n >= sizeof stdio_addr.sun_path) {
+    dprintf(2, "bhatti-spawner: socket path too long\n");
+    return 2;
+  }
+  stdio_addr_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1);
 
   // Whatever was ignored when we were started stays ignored across exec: reset it all once, so
   // a child only has SIGPIPE to undo.

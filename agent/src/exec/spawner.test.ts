@@ -1,8 +1,9 @@
 // The resident spawner at its real boundary: the bundled agent as a real process with the
 // real static spawner beside it (agent/dist/spawner), beside a second agent that forks Node
 // for every command (BHATTI_AGENT_SPAWNER=off). Both must answer every request the same way.
-import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
 import { type AgentClient, AgentError, type ExecEvent, createAgentClient } from "@bhatti/agent-client";
 import { FrameType, encodeSignalPayload } from "@bhatti/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -261,6 +262,32 @@ describe("the resident spawner", () => {
     // And the agent is back on a new spawner.
     const after = await currentSpawner(spawned, spawner);
     expect((await viaSpawner.exec(["sh", "-c", "echo $PPID"])).stdout.toString().trim()).toBe(String(after));
+  });
+
+  it("stdio goes to the agent's own socket even when its directory's path is taken over", async () => {
+    const spawner = await currentSpawner(spawned);
+    const socketPath = readFileSync(`/proc/${spawner}/cmdline`, "utf8").split("\0")[1]!;
+    const dir = dirname(socketPath);
+    const moved = `${dir}-moved`;
+    renameSync(dir, moved);
+    // An impostor socket at the old path: it must never see a connection.
+    mkdirSync(dir, { mode: 0o700 });
+    let impostorConnections = 0;
+    const impostor = createServer((socket) => {
+      impostorConnections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => impostor.listen(socketPath, resolve));
+    try {
+      const r = await viaSpawner.exec(["sh", "-c", "echo $PPID; echo to-err >&2"]);
+      expect(r.stdout.toString()).toBe(`${spawner}\n`);
+      expect(r.stderr.toString()).toBe("to-err\n");
+      expect(impostorConnections).toBe(0);
+    } finally {
+      await new Promise((resolve) => impostor.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+      renameSync(moved, dir);
+    }
   });
 
   it("10 concurrent execs all complete with their own output", async () => {
