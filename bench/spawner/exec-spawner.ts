@@ -4,7 +4,8 @@
 //     interleaved one by one;
 //   - the in-sandbox fork+exec floor: (sh loop of 20 × /bin/true − empty sh loop) ÷ 20, timed
 //     from the host as the difference of two execs;
-//   - 10 concurrent execs of `true` per batch, both agents, interleaved batch by batch.
+//   - 10 concurrent execs of `true` per batch, both agents, interleaved batch by batch;
+//   - a request without a process (stat /) on the same client: the agent's own round trip.
 //
 //   node --conditions=source --import tsx bench/spawner/exec-spawner.ts [--n 60] [--batches 20]
 import { loadavg } from "node:os";
@@ -108,6 +109,9 @@ try {
   const spawnerRow: number[] = [];
   const nodeRow: number[] = [];
   const floor: number[] = [];
+  // The same round trip without a process (stat /): what is left of an exec beyond the agent's
+  // request handling is the start of the command.
+  const noProcess: number[] = [];
   const loop = (body: string) => `i=0; while [ $i -lt 20 ]; do ${body} i=$((i+1)); done`;
   for (let k = 0; k < N; k++) {
     // Alternate which goes first, so neither always follows the other.
@@ -122,6 +126,7 @@ try {
             [spawnerRow, withSpawner],
           ];
     for (const [row, client] of pair) row.push(await timed(() => execTrue(client)));
+    noProcess.push(await timed(() => withSpawner.stat("/")));
     const empty = await timed(() => withSpawner.exec(["sh", "-c", loop("")]));
     const full = await timed(() => withSpawner.exec(["sh", "-c", loop("/bin/true;")]));
     floor.push((full - empty) / 20);
@@ -152,6 +157,7 @@ try {
     { name: "in-sandbox fork+exec (floor)", samples: floor },
     { name: "exec true, resident spawner", samples: spawnerRow },
     { name: "exec true, Node spawn", samples: nodeRow },
+    { name: "stat / (same round trip, no process)", samples: noProcess },
   ]);
   report("10 concurrent execs of `true`, per batch", "ms", [
     { name: "batch, resident spawner", samples: batchSpawner },
