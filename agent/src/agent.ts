@@ -13,6 +13,7 @@ import { startInitSession } from "./claim/init-session.js";
 import { startAgent, type AgentOptions } from "./start-agent.js";
 
 const log = createAgentLogger();
+const SANDBOX_RUNTIME_DIR = "/run/bhatti";
 
 /**
  * The resident spawner's binary: BHATTI_AGENT_SPAWNER names it ("off": none, every command
@@ -77,6 +78,8 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
       ...(config.template === true ? { template: true } : {}),
       ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
       ...spawnerBinary(),
+      // The sandbox's /run is a root-owned tmpfs: the spawner's socket stays out of the user's /tmp.
+      runtimeDir: SANDBOX_RUNTIME_DIR,
       log,
     },
     init: config.init,

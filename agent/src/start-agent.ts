@@ -28,6 +28,8 @@ export interface AgentOptions {
   authTimeoutMs?: number;
   /** The resident spawner binary (agent/spawner); absent = every command forks Node. */
   spawner?: string;
+  /** Where the spawner's private socket directory is made (default: the temp dir). */
+  runtimeDir?: string;
   log: AgentLogger;
 }
 
@@ -55,7 +57,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sessions: new SessionRegistry({ activity }),
     log: options.log,
     ...(options.template === true ? { claimable: true, hostnameHelper: startHostnameHelper() } : {}),
-    ...(options.spawner !== undefined ? { spawner: new ResidentSpawner(options.spawner, options.log) } : {}),
+    ...(options.spawner !== undefined
+      ? { spawner: new ResidentSpawner(options.spawner, options.log, options.runtimeDir) }
+      : {}),
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { type Server, type Socket, createServer } from "node:net";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -139,8 +139,8 @@ interface PendingStart {
  * (a fallback to Node's spawn covers the execs meanwhile).
  *
  * stdio: the spawner connects three times per command to a Unix socket in a root-only
- * directory (0700; the socket itself 0600), each connection naming the request; they become
- * the command's fds 0, 1, 2.
+ * directory (0700; the socket itself 0600; reached through a pinned fd of the directory), each
+ * connection naming the request; they become the command's fds 0, 1, 2.
  */
 export class ResidentSpawner {
   private proc: ChildProcess | undefined;
@@ -159,9 +159,14 @@ export class ResidentSpawner {
   /** The spawner's pid once it is READY (tests and logs). */
   pid: number | undefined;
 
+  /**
+   * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti,
+   * out of the user's sight; the temp dir for a standalone agent).
+   */
   constructor(
     private readonly binary: string,
     private readonly log: AgentLogger,
+    private readonly runtimeParent: string = tmpdir(),
   ) {}
 
   /** Starts the spawner (again). Commands use it from its READY on. */
@@ -263,7 +268,8 @@ export class ResidentSpawner {
   }
 
   private listen(then: () => void): void {
-    const dir = mkdtempSync(join(tmpdir(), "bhatti-agent-"));
+    mkdirSync(this.runtimeParent, { recursive: true, mode: 0o755 });
+    const dir = mkdtempSync(join(this.runtimeParent, "spawner-"));
     chmodSync(dir, 0o700);
     this.dir = dir;
     const server = createServer((socket) => this.onStdioConnection(socket));
