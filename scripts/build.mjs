@@ -77,6 +77,13 @@ await Promise.all(
     .map((e) => build({ ...common, entryPoints: [e.in], outfile: e.out })),
 );
 
+// The agent's resident spawner beside the standalone bundle (agent/dist/spawner): the agent
+// finds it next to itself.
+if (existsSync(join(root, "agent/scripts/build-spawner.mjs"))) {
+  const { buildSpawner } = await import("../agent/scripts/build-spawner.mjs");
+  buildSpawner(join(root, "agent/dist/spawner"));
+}
+
 // The share page's terminal (browser code): xterm.js and its CSS bundled here, served by the
 // gateway from gateway/dist/share-page/ (no CDN).
 if (existsSync(join(root, "gateway/share-page/share-page.ts"))) {

@@ -7,6 +7,7 @@
 //   lib/*.so*                        pty.node link against (so images need no glibc)
 //   agent.mjs                        the esbuild bundle of agent/src/agent.ts
 //   sudo.mjs, bin/sudo               the sudo shim (build-sudo-shim.mjs), mounted over /usr/bin/sudo
+//   spawner                          the agent's resident process starter (static, build-spawner.mjs)
 //   node_modules/node-pty/           lib/, build/Release/pty.node, package.json
 //   manifest.json                    versions and sha256 of agent.mjs (freshness stamp)
 //
@@ -29,6 +30,7 @@ import { createRequire } from "node:module";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { buildSpawner } from "./build-spawner.mjs";
 import { buildSudoShim } from "./build-sudo-shim.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -66,6 +68,9 @@ await build({
 
 // 1b. The sudo shim: sudo.mjs and the bin/sudo wrapper, for a package mounted at /.bhatti.
 await buildSudoShim(out, "/.bhatti");
+
+// 1c. The spawner: the agent starts every one-shot and detached command through it.
+buildSpawner(join(out, "spawner"));
 
 // 2. Node, tini.
 copyFileSync(process.execPath, join(out, "node"));
@@ -117,6 +122,9 @@ writeFileSync(
       agent_sha256: agentHash,
       sudo_sha256: createHash("sha256")
         .update(readFileSync(join(out, "sudo.mjs")))
+        .digest("hex"),
+      spawner_sha256: createHash("sha256")
+        .update(readFileSync(join(out, "spawner")))
         .digest("hex"),
       node_pty: JSON.parse(readFileSync(join(ptyDir, "package.json"), "utf8")).version,
       libraries: [...libraries.keys()].sort(),

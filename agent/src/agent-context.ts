@@ -1,6 +1,7 @@
 import type { ActivityClock } from "./activity.js";
 import type { HostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecDefaults } from "./exec/command-spec.js";
+import type { ResidentSpawner } from "./exec/resident-spawner.js";
 import type { AgentLogger } from "./logger.js";
 import type { SessionRegistry } from "./sessions/session-registry.js";
 
@@ -12,6 +13,8 @@ export interface AgentContext extends ExecDefaults {
   claimable?: boolean;
   /** A template's pre-forked `hostname` runner (claim/hostname-helper.ts). */
   hostnameHelper?: HostnameHelper;
+  /** Starts one-shot and detached commands without forking Node (exec/resident-spawner.ts). */
+  spawner?: ResidentSpawner;
   authTimeoutMs: number;
   activity: ActivityClock;
   sessions: SessionRegistry;

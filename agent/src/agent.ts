@@ -1,7 +1,9 @@
 // The guest agent. Sandbox mode: `--config FILE`, started by the engine as tini (PID 1) →
 // agent. Standalone mode: `--listen … --forward-listen … [--token-file …] [--user …]`, an
 // ordinary process for tests and for trying the protocol.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { AGENT_CONTROL_PORT, AGENT_FORWARD_PORT, DEFAULT_WORKDIR } from "@bhatti/agent-protocol";
 import { applyBootConfig, bootEnv, bootSudoSocket, bootUser, loadBootConfig } from "./boot-config-apply.js";
 import { USAGE, UsageError, parseAgentArgs, parseHostPort, type AgentArgs } from "./cli-args.js";
@@ -11,6 +13,19 @@ import { startInitSession } from "./claim/init-session.js";
 import { startAgent, type AgentOptions } from "./start-agent.js";
 
 const log = createAgentLogger();
+const SANDBOX_RUNTIME_DIR = "/run/bhatti";
+
+/**
+ * The resident spawner's binary: BHATTI_AGENT_SPAWNER names it ("off": none, every command
+ * forks Node), else the `spawner` beside this bundle (the package's, or agent/dist's).
+ */
+function spawnerBinary(): { spawner?: string } {
+  const chosen = process.env["BHATTI_AGENT_SPAWNER"];
+  if (chosen === "off") return {};
+  const path =
+    chosen !== undefined && chosen !== "" ? chosen : join(dirname(fileURLToPath(import.meta.url)), "spawner");
+  return existsSync(path) ? { spawner: path } : {};
+}
 
 function standaloneOptions(args: AgentArgs): AgentOptions {
   let user: ExecIdentity = currentIdentity();
@@ -39,6 +54,7 @@ function standaloneOptions(args: AgentArgs): AgentOptions {
     forward: parseHostPort(args.forwardListen!),
     ...(args.sudoSocket !== undefined ? { sudoSocket: args.sudoSocket } : {}),
     ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
+    ...spawnerBinary(),
     log,
   };
 }
@@ -61,6 +77,9 @@ function sandboxOptions(args: AgentArgs): { options: AgentOptions; init: string 
       ...(sudoSocket !== undefined ? { sudoSocket } : {}),
       ...(config.template === true ? { template: true } : {}),
       ...(args.authTimeoutMs !== undefined ? { authTimeoutMs: args.authTimeoutMs } : {}),
+      ...spawnerBinary(),
+      // The sandbox's /run is a root-owned tmpfs: the spawner's socket stays out of the user's /tmp.
+      runtimeDir: SANDBOX_RUNTIME_DIR,
       log,
     },
     init: config.init,

@@ -4,6 +4,7 @@ import { ActivityClock } from "./activity.js";
 import type { AgentContext } from "./agent-context.js";
 import { startHostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecIdentity } from "./identity.js";
+import { ResidentSpawner } from "./exec/resident-spawner.js";
 import { createIdleCollector } from "./idle-gc.js";
 import type { AgentLogger } from "./logger.js";
 import { createControlServer } from "./server/control-server.js";
@@ -25,6 +26,10 @@ export interface AgentOptions {
   /** Booted as a per-image template: accepts one CLAIM_REQ (claim/claim.ts). */
   template?: boolean;
   authTimeoutMs?: number;
+  /** The resident spawner binary (agent/spawner); absent = every command forks Node. */
+  spawner?: string;
+  /** Where the spawner's private socket directory is made (default: the temp dir). */
+  runtimeDir?: string;
   log: AgentLogger;
 }
 
@@ -52,6 +57,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sessions: new SessionRegistry({ activity }),
     log: options.log,
     ...(options.template === true ? { claimable: true, hostnameHelper: startHostnameHelper() } : {}),
+    ...(options.spawner !== undefined
+      ? { spawner: new ResidentSpawner(options.spawner, options.log, options.runtimeDir) }
+      : {}),
   };
   const control = createControlServer(ctx);
   const forward = createForwardServer(ctx);
@@ -84,6 +92,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
   const servers = sudo === undefined ? [control, forward] : [control, forward, sudo];
+  // Started once the agent listens (its fork of Node comes after the readiness line); commands
+  // that come before its READY use Node's spawn.
+  if (ctx.spawner !== undefined) setImmediate(() => ctx.spawner?.start());
   return {
     ctx,
     controlAddress: control.address() as AddressInfo,
@@ -91,6 +102,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     sudoSocket: options.sudoSocket,
     close: async () => {
       ctx.hostnameHelper?.dispose();
+      ctx.spawner?.close();
       ctx.sessions.disposeAll();
       const closed = Promise.all(servers.map(closeServer));
       for (const socket of sockets) socket.destroy();

@@ -5,13 +5,18 @@ import type { AgentContext } from "../agent-context.js";
 import type { ControlConnection } from "../server/control-connection.js";
 import { osErrorText } from "../files/os-error-text.js";
 import { CommandSpecError, resolveCommandSpec, spawnErrorText } from "./command-spec.js";
+import { SpawnerLostError } from "./resident-spawner.js";
 
 /**
  * Detached exec: the command runs in its own session with stdout and stderr appended to
  * `output_file`, and outlives the connection. Reply: one STDOUT frame with
- * `{"pid","output_file"}`, then EXIT(0). Node reaps the child when it exits.
+ * `{"pid","output_file"}`, then EXIT(0). The spawner (or Node) reaps the child when it exits.
  */
-export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, req: ExecRequest): void {
+export async function handleDetachedExec(
+  ctx: AgentContext,
+  conn: ControlConnection,
+  req: ExecRequest,
+): Promise<void> {
   const { sink } = conn;
   let spec: ReturnType<typeof resolveCommandSpec>;
   try {
@@ -38,6 +43,36 @@ export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, r
     return;
   }
 
+  const reply = (pid: number) => {
+    const result: DetachedExecResult = { pid, output_file: outputFile };
+    sink.sendJson(FrameType.STDOUT, result);
+    sink.sendExit(0);
+    sink.end();
+  };
+
+  if (ctx.spawner !== undefined) {
+    // The spawner opens the file again (O_WRONLY, the offset shared by stdout and stderr, as
+    // this fd would be) in the child; the spawner reaps it and the agent logs the exit.
+    let started: Awaited<ReturnType<typeof ctx.spawner.startCommand>>;
+    try {
+      started = await ctx.spawner.startCommand(spec, outputFile);
+    } catch (err) {
+      closeSync(fd);
+      sink.fail(
+        err instanceof SpawnerLostError
+          ? err.message
+          : spawnErrorText(spec.file, err as NodeJS.ErrnoException),
+      );
+      return;
+    }
+    if (started !== undefined) {
+      closeSync(fd);
+      reply(started.pid);
+      return;
+    }
+    // The spawner is not up: Node's spawn, on the fd opened above.
+  }
+
   try {
     const child = spawn(spec.path, spec.args, {
       argv0: spec.file,
@@ -60,10 +95,7 @@ export function handleDetachedExec(ctx: AgentContext, conn: ControlConnection, r
       child.once("error", (err: NodeJS.ErrnoException) => sink.fail(spawnErrorText(spec.file, err)));
       return;
     }
-    const result: DetachedExecResult = { pid: child.pid, output_file: outputFile };
-    sink.sendJson(FrameType.STDOUT, result);
-    sink.sendExit(0);
-    sink.end();
+    reply(child.pid);
   } catch (err) {
     sink.fail(spawnErrorText(spec.file, err as NodeJS.ErrnoException));
   } finally {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import type { Readable, Writable } from "node:stream";
 import { FrameType, decodeSignalPayload, type ExecRequest } from "@bhatti/agent-protocol";
 import type { AgentContext } from "../agent-context.js";
 import type { ControlConnection } from "../server/control-connection.js";
@@ -11,6 +12,7 @@ import {
   spawnErrorText,
   type ExecChannel,
 } from "./command-spec.js";
+import { type SpawnedCommand, SpawnerLostError } from "./resident-spawner.js";
 
 const KEEPALIVE_INTERVAL_MS = 1_000;
 
@@ -35,32 +37,36 @@ export async function handleOneShotExec(
     throw err;
   }
 
-  let child: ChildProcess;
+  let child: ChildProcess | SpawnedCommand;
   try {
-    child = spawn(spec.path, spec.args, {
-      argv0: spec.file,
-      cwd: spec.cwd,
-      env: spec.env,
-      stdio: ["pipe", "pipe", "pipe"],
-      // setsid(): the child leads its own process group, so KILL reaches grandchildren.
-      detached: true,
-      ...spec.credentials,
-    });
+    // The resident spawner when it is up; Node's own spawn (a fork of Node) otherwise.
+    child =
+      (await ctx.spawner?.startCommand(spec)) ??
+      spawn(spec.path, spec.args, {
+        argv0: spec.file,
+        cwd: spec.cwd,
+        env: spec.env,
+        stdio: ["pipe", "pipe", "pipe"],
+        // setsid(): the child leads its own process group, so KILL reaches grandchildren.
+        detached: true,
+        ...spec.credentials,
+      });
   } catch (err) {
-    return sink.fail(spawnErrorText(spec.file, err as NodeJS.ErrnoException));
+    return sink.fail(startErrorText(spec.file, err));
   }
+  const stdin: Writable | null = child.stdin;
 
   let finished = false;
   const done = new Promise<void>((resolve) => {
-    child.once("error", (err: NodeJS.ErrnoException) => {
+    child.once("error", (err: Error) => {
       if (finished) return;
       finished = true;
-      sink.fail(spawnErrorText(spec.file, err));
+      sink.fail(startErrorText(spec.file, err));
       resolve();
     });
     // "close" fires after the process exited AND its stdout/stderr reached EOF, so every
     // output frame is queued before EXIT.
-    child.once("close", (code, signal) => {
+    child.once("close", (code: number | null, signal: NodeJS.Signals | number | null) => {
       if (finished) return;
       finished = true;
       const exit = exitCodeOf(code, signal);
@@ -74,7 +80,7 @@ export async function handleOneShotExec(
     });
   });
 
-  const pump = (stream: NodeJS.ReadableStream | null, type: number) => {
+  const pump = (stream: Readable | null, type: number) => {
     if (stream === null) return;
     stream.on("data", (chunk: Buffer) => {
       if (!sink.send(type, chunk)) {
@@ -82,10 +88,12 @@ export async function handleOneShotExec(
         void sink.drained().then(() => stream.resume());
       }
     });
+    // A spawner's stdio socket was read in paused mode (its header): make it flow.
+    stream.resume();
   };
   pump(child.stdout, FrameType.STDOUT);
   pump(child.stderr, FrameType.STDERR);
-  child.stdin?.on("error", () => {
+  stdin?.on("error", () => {
     // EPIPE: the child closed its stdin; extra input is dropped.
   });
 
@@ -94,6 +102,8 @@ export async function handleOneShotExec(
   };
   socket.once("close", onHostGone);
   socket.once("error", onHostGone);
+  // The host may have gone while the spawner started the command.
+  if (socket.destroyed) onHostGone();
 
   // Host → child: STDIN and KILL until the host half-closes or the command ends.
   void (async () => {
@@ -106,7 +116,7 @@ export async function handleOneShotExec(
         return;
       }
       if (frame === null) {
-        child.stdin?.end();
+        stdin?.end();
         // A half-close (stdin EOF) and a vanished host look the same until we write:
         // probe with frames hosts ignore, so a dead host's command gets killed.
         const probe = setInterval(() => {
@@ -118,7 +128,6 @@ export async function handleOneShotExec(
         return;
       }
       if (frame.type === FrameType.STDIN) {
-        const stdin = child.stdin;
         if (stdin !== null && frame.payload.byteLength > 0 && !stdin.write(frame.payload)) {
           await new Promise((resolve) => {
             stdin.once("drain", resolve);
@@ -139,6 +148,12 @@ export async function handleOneShotExec(
   await done;
   socket.off("close", onHostGone);
   socket.off("error", onHostGone);
+}
+
+/** ERROR text for a command that did not start, or whose spawner went away. */
+function startErrorText(file: string, err: unknown): string {
+  if (err instanceof SpawnerLostError) return err.message;
+  return spawnErrorText(file, err as NodeJS.ErrnoException);
 }
 
 /** sync(2) has no Node binding; the `sync` program does the same. Best effort, 10 s at most. */

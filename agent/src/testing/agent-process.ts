@@ -22,6 +22,8 @@ export interface AgentProcessOptions {
   forwardPort?: number;
   /** Extra node flags (before the bundle). */
   nodeFlags?: string[];
+  /** Extra environment for the agent (e.g. BHATTI_AGENT_SPAWNER=off). */
+  env?: Readonly<Record<string, string>>;
 }
 
 export interface AgentProcess {
@@ -65,7 +67,10 @@ export async function startAgentProcess(options: AgentProcessOptions = {}): Prom
   args.push("--workdir", options.workdir ?? workspace);
   if (options.authTimeoutMs !== undefined) args.push("--auth-timeout-ms", String(options.authTimeoutMs));
 
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(options.env !== undefined ? { env: { ...process.env, ...options.env } } : {}),
+  });
   const logs: string[] = [];
   child.stderr!.setEncoding("utf8").on("data", (s: string) => logs.push(...s.split("\n").filter(Boolean)));
   const ready = await new Promise<string>((resolve, reject) => {
