@@ -160,7 +160,7 @@ export class ResidentSpawner {
   pid: number | undefined;
 
   /**
-   * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti,
+   * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti-agent,
    * out of the user's sight; the temp dir for a standalone agent).
    */
   constructor(
