@@ -13,7 +13,7 @@ import { startInitSession } from "./claim/init-session.js";
 import { startAgent, type AgentOptions } from "./start-agent.js";
 
 const log = createAgentLogger();
-const SANDBOX_RUNTIME_DIR = "/run/bhatti";
+const SANDBOX_RUNTIME_DIR = "/run/bhatti-agent";
 
 /**
  * The resident spawner's binary: BHATTI_AGENT_SPAWNER names it ("off": none, every command

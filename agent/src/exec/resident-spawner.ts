@@ -38,14 +38,18 @@ const errnoNames = new Map<number, string>(
   Object.entries(constants.errno as Record<string, number>).map(([name, n]) => [n, name]),
 );
 
-/** A start failure shaped like the one Node's spawn() emits, so spawnErrorText words it the same. */
+/** The errors Node's spawn() emits as "spawn PATH CODE"; any other it throws as "spawn CODE". */
+const EMITTED_SPAWN_ERRORS = new Set(["EACCES", "EAGAIN", "EMFILE", "ENFILE", "ENOENT"]);
+
+/** A start failure shaped like the one Node's spawn() gives, so spawnErrorText words it the same. */
 function spawnError(errno: number, path: string): NodeJS.ErrnoException {
   const code = errnoNames.get(errno) ?? `E${errno}`;
-  const err = new Error(`spawn ${path} ${code}`) as NodeJS.ErrnoException;
+  const syscall = EMITTED_SPAWN_ERRORS.has(code) ? `spawn ${path}` : "spawn";
+  const err = new Error(`${syscall} ${code}`) as NodeJS.ErrnoException;
   err.code = code;
   err.errno = -errno;
-  err.syscall = `spawn ${path}`;
-  err.path = path;
+  err.syscall = syscall;
+  if (syscall !== "spawn") err.path = path;
   return err;
 }
 
@@ -160,7 +164,7 @@ export class ResidentSpawner {
   pid: number | undefined;
 
   /**
-   * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti,
+   * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti-agent,
    * out of the user's sight; the temp dir for a standalone agent).
    */
   constructor(

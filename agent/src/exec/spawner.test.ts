@@ -149,6 +149,8 @@ describe("the resident spawner", () => {
         ],
       ],
       [["sh", "-c", "printf 'argv0=%s\\n' \"$0\""]],
+      // An argument over the kernel's 128 KiB limit: E2BIG, in spawn()'s words.
+      [["sh", "-c", "true", "x".repeat(200_000)]],
     ];
     for (const [argv, options] of cases) {
       const [a, b] = [await outcome(viaSpawner, argv, options), await outcome(viaNode, argv, options)];
@@ -288,6 +290,26 @@ describe("the resident spawner", () => {
       rmSync(dir, { recursive: true, force: true });
       renameSync(moved, dir);
     }
+  });
+
+  it("takes requests larger than its read buffer (big argv and env), several back to back", async () => {
+    const big = "y".repeat(100_000);
+    const huge = "z".repeat(120_000);
+    const results = await Promise.all(
+      Array.from({ length: 3 }, (_, i) =>
+        viaSpawner.exec(["sh", "-c", `printf '%s %s %s' "\${#1}" "\${#BIG_ENV}" ${i}`, "sh", big], {
+          env: { BIG_ENV: huge },
+        }),
+      ),
+    );
+    expect(results.map((r) => [r.exitCode, r.stdout.toString()])).toEqual(
+      Array.from({ length: 3 }, (_, i) => [0, `100000 120000 ${i}`]),
+    );
+    // Still the spawner's children, and it still takes small ones.
+    const spawner = await currentSpawner(spawned);
+    expect((await viaSpawner.exec(["sh", "-c", "echo $PPID"])).stdout.toString().trim()).toBe(
+      String(spawner),
+    );
   });
 
   it("10 concurrent execs all complete with their own output", async () => {
