@@ -229,6 +229,7 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
       "vmm.create.after-runsc-run",
       "vmm.create.after-write-record",
       "vmm.stop.after-checkpoint",
+      "vmm.stop.after-runsc-kill",
       "vmm.stop.after-kill",
       "vmm.stop.after-rename",
       "vmm.start.before-restore",
@@ -262,9 +263,14 @@ describe.skipIf(skip !== undefined)("crash matrix", () => {
     );
 
     it(
-      "stop: killed after the checkpoint, after the kill and after the rename, the sandbox is cold and restores",
+      "stop: killed after the checkpoint, after its runsc processes were killed, after the kill and after the rename, the sandbox is cold and restores",
       async () => {
-        for (const point of ["vmm.stop.after-checkpoint", "vmm.stop.after-kill", "vmm.stop.after-rename"]) {
+        for (const point of [
+          "vmm.stop.after-checkpoint",
+          "vmm.stop.after-runsc-kill",
+          "vmm.stop.after-kill",
+          "vmm.stop.after-rename",
+        ]) {
           expect((await exec(c.product, s.id, ["sh", "-c", `echo ${point} >> "$HOME/log"`])).status).toBe(
             200,
           );

@@ -4,3 +4,4 @@ export { CHECKPOINT_COMPLETE, QUARANTINE_DIR } from "./adoption-files.js";
 export { type GvisorEngine, type GvisorEngineOptions, createGvisorEngine } from "./gvisor-engine.js";
 export { readMeminfoMb } from "./host-admission.js";
 export { type SandboxLayout, sandboxLayout } from "./layout.js";
+export { waitAgentAnswers } from "./agent-answers.js";

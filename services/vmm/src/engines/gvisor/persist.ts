@@ -95,6 +95,8 @@ export async function doStop(ctx: GvisorContext, r: GvisorSandboxRecord): Promis
   // Its state is saved: end its runsc processes here, so that the delete below needs no wait.
   await killRunscProcesses(() => ctx.cgroups.pids(r.id), runsc.path, 2_000);
   phases.mark("exit");
+  // A crash here leaves runsc's record of a container whose processes are gone.
+  crashPoint("vmm.stop.after-runsc-kill");
   await ctx.killSandbox(r.id);
   phases.mark("kill");
   // A crash from here to setThermal leaves a complete checkpoint.tmp that adoption promotes.
