@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import type { ActivityClock } from "./activity.js";
 import type { HostnameHelper } from "./claim/hostname-helper.js";
 import type { ExecDefaults } from "./exec/command-spec.js";
@@ -16,6 +17,11 @@ export interface AgentContext extends ExecDefaults {
   /** Starts one-shot and detached commands without forking Node (exec/resident-spawner.ts). */
   spawner?: ResidentSpawner;
   authTimeoutMs: number;
+  /**
+   * A control connection is authenticated and waits for its request (`true`: a host pool's idle
+   * spare) or got it (`false`). An idle spare does not hold off the idle GC (idle-gc.ts).
+   */
+  spareWaiting?: (socket: Socket, waiting: boolean) => void;
   activity: ActivityClock;
   sessions: SessionRegistry;
   log: AgentLogger;

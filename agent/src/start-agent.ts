@@ -45,9 +45,22 @@ export interface RunningAgent {
 
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const activity = new ActivityClock();
+  const collector = createIdleCollector();
+  // Authenticated control connections waiting for their request: a host pool's spares, which
+  // the host may keep open across a freeze (they count as idle for the GC).
+  const waiting = new Set<Socket>();
   const ctx: AgentContext = {
     token: options.token,
     authTimeoutMs: options.authTimeoutMs ?? AgentLimits.authTimeoutMs,
+    spareWaiting(socket, isWaiting) {
+      if (isWaiting) {
+        if (socket.destroyed || waiting.has(socket)) return;
+        waiting.add(socket);
+        collector.idle();
+      } else if (waiting.delete(socket)) {
+        collector.busy();
+      }
+    },
     user: options.user,
     allowRoot: options.allowRoot,
     workdir: options.workdir,
@@ -65,14 +78,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const forward = createForwardServer(ctx);
   // Open connections (idle spares of a host pool, attached clients) must not hold a stop up.
   const sockets = new Set<Socket>();
-  const collector = createIdleCollector();
   const track = (server: Server) => {
     server.on("connection", (socket: Socket) => {
       sockets.add(socket);
       collector.busy();
       socket.once("close", () => {
         sockets.delete(socket);
-        collector.idle();
+        // A waiting spare was already counted idle.
+        if (!waiting.delete(socket)) collector.idle();
       });
     });
   };

@@ -106,6 +106,17 @@ try {
       { name: `${s.label}: warm REST exec, spares kept`, samples: s.kept },
     ]),
   );
+  // The slowest samples of each warm row, to tell a stray outlier from a pattern.
+  for (const s of subjects) {
+    const slow = (xs: number[]) =>
+      [...xs]
+        .sort((a, b) => b - a)
+        .slice(0, 4)
+        .map((x) => x.toFixed(0));
+    console.log(
+      `${s.label}: slowest warm samples: expired ${slow(s.expired).join(" ")}; kept ${slow(s.kept).join(" ")}`,
+    );
+  }
 } finally {
   for (const s of subjects) {
     s.vmm.close();

@@ -138,3 +138,31 @@ describe("connection pool", () => {
     await waitFor("two spares again", () => agentSideConnections(port) === 2);
   });
 });
+
+describe("idle spares and the agent's idle GC", () => {
+  it("spare connections left open by the host pool do not hold off the agent's idle GC", async () => {
+    const agent = await startAgentProcess({ nodeFlags: ["--trace-gc"] });
+    cleanups.push(() => agent.stop());
+    let out = "";
+    agent.child.stdout?.on("data", (s: string) => {
+      out += s;
+    });
+    const client = createAgentClient({
+      control: agent.control,
+      forward: agent.forward,
+      token: agent.token,
+      pool: { size: 2, idleMs: 60_000 },
+    });
+    cleanups.push(() => client.close());
+    expect((await client.exec(["echo", "x"])).stdout.toString()).toBe("x\n");
+    // The exec left two authenticated spares open for a minute; the agent's idle collector
+    // (a full GC, reason "testing" in V8's trace) still runs about a second after the exec.
+    const deadline = Date.now() + 20_000;
+    while (!/Mark-Compact[^\n]*testing/.test(out)) {
+      if (Date.now() > deadline) throw new Error(`no idle GC while spares were open:\n${out.slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // The spares are still usable afterwards.
+    expect((await client.exec(["echo", "y"])).stdout.toString()).toBe("y\n");
+  });
+});

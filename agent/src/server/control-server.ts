@@ -61,6 +61,7 @@ async function serveControlConnection(ctx: AgentContext, socket: Socket): Promis
   if (!(await authenticate(reader, sink, ctx.token, ctx.authTimeoutMs))) return;
 
   let frame: Frame | null;
+  ctx.spareWaiting?.(socket, true);
   try {
     frame = await reader.read();
   } catch (err) {
@@ -69,6 +70,7 @@ async function serveControlConnection(ctx: AgentContext, socket: Socket): Promis
     else socket.destroy();
     return;
   }
+  ctx.spareWaiting?.(socket, false);
   if (frame === null) {
     sink.end();
     return;

@@ -15,6 +15,15 @@ export interface AgentClientCache {
   close(): void;
 }
 
+/**
+ * How long an unused spare connection is kept. A frozen sandbox keeps its TCP connections and
+ * the agent counts waiting spares as idle (its idle GC still runs), so spares are kept past the
+ * default warm-after + cold-after (30 s + 30 min): the first exec after a warm wake then skips
+ * the connect and AUTH into the just-thawed agent. A checkpoint or restore drops them earlier
+ * (the wake controller drains on those events).
+ */
+export const SPARE_IDLE_MS = 35 * 60_000;
+
 const endpointKey = (e: AgentEndpoint) => `${e.host}:${e.controlPort}:${e.forwardPort}:${e.token}`;
 
 export function createAgentClientCache(options: { operationTimeoutMs?: number } = {}): AgentClientCache {
@@ -29,6 +38,7 @@ export function createAgentClientCache(options: { operationTimeoutMs?: number } 
         control: { host: endpoint.host, port: endpoint.controlPort },
         forward: { host: endpoint.host, port: endpoint.forwardPort },
         token: endpoint.token,
+        pool: { idleMs: SPARE_IDLE_MS },
         ...(options.operationTimeoutMs !== undefined
           ? { operationTimeoutMs: options.operationTimeoutMs }
           : {}),
