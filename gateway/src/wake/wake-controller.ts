@@ -230,15 +230,17 @@ export function createWakeController(
   // Spare agent connections survive a pause (the sandbox is only frozen) but not a checkpoint
   // or restore: drop them whenever the sandbox may have gone cold, even if this gateway had
   // already stopped trusting it.
+  // (The proxy's pooled connections to apps are dropped on a pause too, via leftHot: an app's
+  // own keep-alive timer may close one the moment it thaws, under a request.)
   const invalidate = (sandboxId: string, to: "warm" | "cold" = "cold") => {
     hot.delete(sandboxId);
+    leftHot(sandboxId);
     if (to === "warm") {
       warm.add(sandboxId);
       return;
     }
     warm.delete(sandboxId);
     agents.drain(sandboxId);
-    leftHot(sandboxId);
   };
 
   /** After a real wake, the row goes back to running and the wake is recorded (v1 §3.3). */
