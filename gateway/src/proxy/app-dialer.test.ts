@@ -106,6 +106,24 @@ describe("app dialer: direct at the sandbox's address, the agent when refused", 
     expect(forwarded).toEqual([port, port]);
   });
 
+  it("a refusal is not remembered while nothing listens at all (an app still starting)", async () => {
+    const { agent, forwarded, dialer } = await setup();
+    const port = await freePort();
+    const forward = agent.forward;
+    // The agent finds nothing on 127.0.0.1 either: its forward fails.
+    agent.forward = async (p: number) => {
+      forwarded.push(p);
+      throw new Error("dial tcp 127.0.0.1: connect: connection refused");
+    };
+    await expect(dialer.dial("sb-1", port)).rejects.toThrow(/connection refused/);
+    agent.forward = forward;
+    // The app comes up on 0.0.0.0: the very next dial goes to it directly.
+    const app = await greeter("direct", "127.0.0.1", port);
+    servers.push(app.server);
+    expect(await firstBytes(await dialer.dial("sb-1", port))).toBe("direct");
+    expect(forwarded).toEqual([port]);
+  });
+
   it("unpublish (forget) and a new sandbox address drop the remembered refusal", async () => {
     const { agent, forwarded, dialer } = await setup();
     const port = await freePort();

@@ -86,18 +86,23 @@ export function createAppDialer(wake: WakeController, options: AppDialerOptions 
 
   const dialWith = async (agent: AgentClient, key: string, port: number, signal?: AbortSignal) => {
     const host = agent.host;
+    let refusedAt: string | undefined;
     if (host !== undefined && !throughAgent(key, host)) {
       try {
         return await connectDirect(host, port, connectTimeoutMs, signal);
       } catch (e) {
         if (signal?.aborted === true) throw e;
         // Refused: nothing listens on the sandbox's address (an app on 127.0.0.1 only, or none).
-        if ((e as NodeJS.ErrnoException).code === "ECONNREFUSED") remember(key, host);
+        if ((e as NodeJS.ErrnoException).code === "ECONNREFUSED") refusedAt = host;
         // Anything else (a timeout: the sandbox may have been paused behind the wake cache) also
         // goes through the agent, whose unreachable endpoint makes withAgent wake it again.
       }
     }
-    return agent.forward(port, signal !== undefined ? { signal } : {});
+    const socket = await agent.forward(port, signal !== undefined ? { signal } : {});
+    // Remembered only when the agent reached the app: then it listens on 127.0.0.1 only. When
+    // nothing listens at all (a dev server still starting), the next request tries directly again.
+    if (refusedAt !== undefined) remember(key, refusedAt);
+    return socket;
   };
 
   return {
