@@ -3,10 +3,10 @@
 // spawner's children; a spawner killed from inside the sandbox (as root, under a running exec)
 // gives that exec a clear error, the next exec works and a new spawner takes over; a cold cycle
 // (checkpoint, restore) keeps the same spawner and its sockets working.
+import { SPAWNER_LOST_TEXT } from "@bhatti/agent/testing";
 import type { AgentClient } from "@bhatti/agent-client";
 import type { Engine } from "@bhatti/service-vmm/engine";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SPAWNER_LOST_TEXT } from "../../agent/src/exec/resident-spawner.js";
 import { type EngineHarness, testSpec } from "../engine-conformance/engine-factory.js";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
 

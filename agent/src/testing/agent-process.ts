@@ -6,6 +6,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
+/** The ERROR text an exec gets when the spawner died under it (tests outside the agent assert it). */
+export { SPAWNER_LOST_TEXT } from "../exec/resident-spawner.js";
+
 export const AGENT_BUNDLE = join(dirname(fileURLToPath(import.meta.url)), "../../dist/agent.js");
 
 export interface AgentProcessOptions {

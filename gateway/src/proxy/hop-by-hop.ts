@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies still see. */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP: readonly string[] = [
   "keep-alive",
   "proxy-connection",
   "proxy-authenticate",

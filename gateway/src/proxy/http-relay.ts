@@ -1,6 +1,7 @@
 import * as http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { TLSSocket } from "node:tls";
+import { HOP_BY_HOP } from "./hop-by-hop.js";
 
 /**
  * Relays one HTTP/1.1 request to the app over `agent` (a keep-alive pool of forward channels)
@@ -36,15 +37,10 @@ export interface RelayOptions {
 
 /** Request headers never forwarded as they came (Host and X-Forwarded-* are set again below). */
 const DROPPED_REQUEST_HEADERS = new Set([
+  ...HOP_BY_HOP,
   "host",
   "connection",
   "upgrade",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
   "x-forwarded-for",
   "x-forwarded-port",
   "x-forwarded-proto",
@@ -52,15 +48,7 @@ const DROPPED_REQUEST_HEADERS = new Set([
 ]);
 
 /** Response headers that describe the app's connection, not the caller's. */
-const DROPPED_RESPONSE_HEADERS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-]);
+const DROPPED_RESPONSE_HEADERS = new Set([...HOP_BY_HOP, "connection", "transfer-encoding", "upgrade"]);
 
 /** Names listed in a `Connection` header (themselves hop-by-hop), lower-cased. */
 function connectionNamed(value: string | string[] | undefined): Set<string> | undefined {
@@ -73,21 +61,26 @@ function connectionNamed(value: string | string[] | undefined): Set<string> | un
   return named.size > 0 ? named : undefined;
 }
 
+/** The message's raw [name, value, ...] list without `dropped`, the names its `Connection` lists and `also`. */
+function keptRawHeaders(message: IncomingMessage, dropped: ReadonlySet<string>, also: string): string[] {
+  const raw = message.rawHeaders;
+  const named = connectionNamed(message.headers.connection);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const lower = name.toLowerCase();
+    if (dropped.has(lower) || named?.has(lower) || lower === also) continue;
+    out.push(name, raw[i + 1] as string);
+  }
+  return out;
+}
+
 const appended = (previous: string | undefined, value: string) =>
   previous === undefined || previous === "" ? value : `${previous},${value}`;
 
 /** The flat [name, value, ...] list the app receives. */
 export function forwardedRequestHeaders(req: IncomingMessage, target: RelayTarget): string[] {
-  const raw = req.rawHeaders;
-  const named = connectionNamed(req.headers.connection);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (DROPPED_REQUEST_HEADERS.has(lower) || named?.has(lower)) continue;
-    if (target.stripAuthorization && lower === "authorization") continue;
-    out.push(name, raw[i + 1] as string);
-  }
+  const out = keptRawHeaders(req, DROPPED_REQUEST_HEADERS, target.stripAuthorization ? "authorization" : "");
   const host = req.headers.host;
   const encrypted = req.socket instanceof TLSSocket && req.socket.encrypted;
   const headerPort = host === undefined ? undefined : /:(\d+)/.exec(host)?.[1];
@@ -112,16 +105,7 @@ export function forwardedRequestHeaders(req: IncomingMessage, target: RelayTarge
 
 /** The flat [name, value, ...] list the caller receives. */
 export function returnedResponseHeaders(res: IncomingMessage): string[] {
-  const raw = res.rawHeaders;
-  const named = connectionNamed(res.headers.connection);
-  const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (DROPPED_RESPONSE_HEADERS.has(lower) || named?.has(lower)) continue;
-    out.push(name, raw[i + 1] as string);
-  }
-  return out;
+  return keptRawHeaders(res, DROPPED_RESPONSE_HEADERS, "");
 }
 
 /** True when the request carries no body (nothing to pipe: the request can be sent at once). */
