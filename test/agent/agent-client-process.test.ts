@@ -2,7 +2,9 @@
 // @bhatti/agent/testing): waiting for an agent that starts late, and the connection pool across an
 // agent restart. The client's pure parts are tested beside it, in packages/agent-client.
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type AddressInfo, createServer } from "node:net";
 import { startAgentProcess } from "@bhatti/agent/testing";
 import { createAgentClient } from "@bhatti/agent-client";
@@ -103,16 +105,19 @@ describe("connection pool", () => {
     });
     cleanups.push(() => client.close());
     const port = agent.control.port;
+    const dir = mkdtempSync(join(tmpdir(), "bhatti-test-pool-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "file.txt");
     for (let i = 0; i < 4; i++) {
       expect((await client.exec(["echo", String(i)])).stdout.toString()).toBe(`${i}\n`);
-      await client.writeFile(`/tmp/bhatti-test-pool-${agent.token}.txt`, `v${i}`);
-      const read = await client.readFileBuffer(`/tmp/bhatti-test-pool-${agent.token}.txt`);
+      await client.writeFile(file, `v${i}`);
+      const read = await client.readFileBuffer(file);
       expect(read.data.toString()).toBe(`v${i}`);
       async function* body() {
         yield Buffer.from(`s${i}`);
       }
-      await client.writeFileStream(`/tmp/bhatti-test-pool-${agent.token}.txt`, body(), 2);
-      expect((await client.stat(`/tmp/bhatti-test-pool-${agent.token}.txt`)).size).toBe(2);
+      await client.writeFileStream(file, body(), 2);
+      expect((await client.stat(file)).size).toBe(2);
       const proc = await client.execStream(["echo", "streamed"]);
       proc.closeStdin();
       const events = [];
