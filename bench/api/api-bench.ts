@@ -4,13 +4,14 @@
 //
 //   node --conditions=source --import tsx bench/api/api-bench.ts [--n 200]
 import { execFile } from "node:child_process";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createAgentClient } from "@bhatti/agent-client";
 import { StoreService, VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
 import { startProduct } from "@bhatti/test/thermal/product-harness";
+import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,30 +44,7 @@ try {
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   // The harness user has high create/exec limits, so no timed call meets the rate limiter.
   const key = product.userKey;
-  const call = (method: string, path: string, body?: Buffer | string, headers: Record<string, string> = {}) =>
-    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(body);
-      const req = request(
-        {
-          socketPath: ep.path,
-          agent,
-          method,
-          path,
-          headers: {
-            authorization: `Bearer ${key}`,
-            ...(payload !== undefined ? { "content-length": String(payload.byteLength) } : {}),
-            ...headers,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (d: Buffer) => chunks.push(d));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
-    });
+  const call = createRestCall({ socketPath: ep.path, agent, key });
   const time = async (fn: () => Promise<unknown>) => {
     const t = performance.now();
     await fn();
@@ -90,12 +68,7 @@ try {
     token: ag.token,
   });
 
-  // Every timed call must have succeeded: a fast 4xx (e.g. a rate limit) would flatter the figures.
-  const ok = async (p: Promise<{ status: number; body: Buffer }>) => {
-    const r = await p;
-    if (r.status !== 200) throw new Error(`unexpected HTTP ${r.status}: ${r.body.toString().slice(0, 200)}`);
-    return r;
-  };
+  const ok = (p: ReturnType<typeof call>) => expectStatus(p);
   // Reads are limited per user to a burst of 60 and 1200/min (v1): pace them, untimed, like v1's bench.
   const paceReads = () => new Promise((r) => setTimeout(r, 55));
   const execBody = JSON.stringify({ cmd: ["true"] });

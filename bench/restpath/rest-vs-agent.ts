@@ -11,7 +11,7 @@
 // --profile DIR starts every service with `--cpu-prof --cpu-prof-dir=DIR` (the gateway's profile is
 // the one whose file name carries its pid; the bench prints it).
 import { readFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +19,7 @@ import { createAgentClient } from "@bhatti/agent-client";
 import { VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
 import { type Product, startProduct } from "@bhatti/test/thermal/product-harness";
+import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 import { percentiles } from "../foundation/stats.js";
 
 const arg = (name: string) => {
@@ -54,36 +55,8 @@ async function setUp(label: string, root: string | undefined): Promise<Setup> {
   try {
     const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
     const httpAgent = new Agent({ keepAlive: true, maxSockets: 4 });
-    const call = (method: string, path: string, body?: Buffer | string) =>
-      new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-        const payload = body === undefined ? undefined : Buffer.from(body);
-        const req = request(
-          {
-            socketPath: ep.path,
-            agent: httpAgent,
-            method,
-            path,
-            headers: {
-              authorization: `Bearer ${product.userKey}`,
-              ...(payload !== undefined ? { "content-length": String(payload.byteLength) } : {}),
-            },
-          },
-          (res) => {
-            const chunks: Buffer[] = [];
-            res.on("data", (d: Buffer) => chunks.push(d));
-            res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-          },
-        );
-        req.on("error", reject);
-        req.end(payload);
-      });
-    // Every timed call must succeed: a fast 4xx would flatter the figures.
-    const ok = async (p: Promise<{ status: number; body: Buffer }>, want = 200) => {
-      const r = await p;
-      if (r.status !== want)
-        throw new Error(`unexpected HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
-      return r;
-    };
+    const call = createRestCall({ socketPath: ep.path, agent: httpAgent, key: product.userKey });
+    const ok = expectStatus;
     const created = await ok(
       call("POST", "/sandboxes", JSON.stringify({ name: "restpath", image: "busybox", keep_hot: true })),
       201,

@@ -8,7 +8,7 @@
 //   (as root; run with `nice` on a loaded machine)
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statfsSync, writeFileSync } from "node:fs";
-import { Agent, request } from "node:http";
+import { Agent } from "node:http";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -17,6 +17,7 @@ import { VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
 import { RUNSC_PATH } from "@bhatti/test/engine-conformance/gvisor-factory";
 import { eventsOf, startProduct } from "@bhatti/test/thermal/product-harness";
+import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 import { percentiles } from "../foundation/stats.js";
 import { createBareRunsc } from "./bare-runsc.js";
 
@@ -136,37 +137,13 @@ const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"))
 try {
   const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
-  const call = (method: string, path: string, body?: Buffer | string) =>
-    new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
-      const payload = body === undefined ? undefined : Buffer.from(body);
-      const req = request(
-        {
-          socketPath: ep.path,
-          agent,
-          method,
-          path,
-          headers: {
-            authorization: `Bearer ${product.userKey}`,
-            ...(payload !== undefined
-              ? { "content-length": String(payload.byteLength), "content-type": "application/json" }
-              : {}),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (d: Buffer) => chunks.push(d));
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-        },
-      );
-      req.on("error", reject);
-      req.end(payload);
-    });
-  // Every timed call must succeed: a fast 4xx would flatter the figures.
-  const ok = async (p: Promise<{ status: number; body: Buffer }>, want = 200) => {
-    const r = await p;
-    if (r.status !== want) throw new Error(`unexpected HTTP ${r.status}: ${r.body.toString().slice(0, 300)}`);
-    return r;
-  };
+  const call = createRestCall({
+    socketPath: ep.path,
+    agent,
+    key: product.userKey,
+    contentType: "application/json",
+  });
+  const ok = expectStatus;
   const create = async (name: string, keepHot: boolean, shape: Record<string, unknown> = {}) =>
     (
       JSON.parse(
