@@ -1,5 +1,14 @@
 import { spawn } from "node:child_process";
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, statSync } from "node:fs";
+import {
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+} from "node:fs";
 import { CommandError, runCommand } from "./command.js";
 
 /**
@@ -38,6 +47,12 @@ export interface Runsc {
   delete(id: string): Promise<void>;
   /** The container's state, or undefined if runsc does not know it. */
   state(id: string): Promise<RunscState | undefined>;
+  /**
+   * Whether runsc keeps anything of this container under its --root (its state and lock files,
+   * `<id>_sandbox:<sandbox id>.state|.lock`, or an older version's `<id>` entry). No runsc
+   * process: a directory read. False means `delete` would have nothing to do.
+   */
+  hasState(id: string): boolean;
   list(): Promise<string[]>;
   /** Runs a command in the container (development/diagnostics; the agent is the exec path). */
   exec(id: string, argv: readonly string[], timeoutMs?: number): Promise<{ stdout: string; code: number }>;
@@ -269,6 +284,15 @@ export function createRunsc(options: RunscOptions): Runsc {
       } catch (e) {
         const text = e instanceof Error ? e.message : String(e);
         if (/does not exist|not found|no such/i.test(text)) return undefined;
+        throw e;
+      }
+    },
+    hasState(id) {
+      try {
+        return readdirSync(options.root).some((name) => name === id || name.startsWith(`${id}_`));
+      } catch (e) {
+        // No root yet: nothing was ever created there.
+        if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
         throw e;
       }
     },

@@ -119,6 +119,20 @@ describe("adoption classify", () => {
     expect(d.cleanup).toEqual({ ...untouched, checkpointTmp: "discard", removeCheckpoint: true });
   });
 
+  it("a restored sandbox whose record still says cold (the restore writes hot in memory only): hot", () => {
+    const d = kept(
+      facts({
+        checkpointDir: false,
+        checkpointImage: false,
+        record: { kind: "ok", record: record({ thermal: "cold", status: "stopped", checkpointBytes: 9 }) },
+      }),
+    );
+    expect(d.bucket).toBe("running");
+    expect(d.record).toMatchObject({ thermal: "hot", status: "running" });
+    expect(d.record.checkpointBytes).toBeUndefined();
+    expect(d.cleanup).toEqual({ ...untouched, checkpointTmp: "discard" });
+  });
+
   it("never kills what runsc cannot report on: unknown, with the error, nothing touched", () => {
     const d = kept(facts({ runsc: { kind: "error", message: "state timed out" } }));
     expect(d.bucket).toBe("unknown");

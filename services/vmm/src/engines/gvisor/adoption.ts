@@ -7,6 +7,7 @@ import {
   commitCheckpoint,
   discardCheckpointTmp,
   quarantineSandboxDir,
+  sweepDiscardedCheckpoints,
 } from "./adoption-files.js";
 import { dirBytes } from "./disk.js";
 import type { GvisorContext } from "./engine-context.js";
@@ -112,12 +113,12 @@ export function classify(facts: AdoptionFacts, now: number): AdoptionDecision {
       delete r.warmBy;
     }
     r.status = "running";
+    // A running sandbox has no checkpoint in use. The record may still say cold with its
+    // checkpoint's size: a restore writes the hot state in memory only (persist.ts doStart).
+    delete r.checkpointBytes;
     // A restore that was cut off after runsc restored it: the memory is live, so the old
     // image no longer matches the disk (as start does once the agent answers).
-    if (facts.checkpointDir) {
-      delete r.checkpointBytes;
-      delete r.restoreError;
-    }
+    if (facts.checkpointDir) delete r.restoreError;
     return {
       kind: "keep",
       bucket: "running",
@@ -216,6 +217,8 @@ export async function applyAdoption(
     ctx.log?.info("promoted a complete checkpoint.tmp at adoption", { sandbox: id });
   }
   if (cleanup.removeCheckpoint) rmSync(layout.checkpoint, { recursive: true, force: true });
+  // Checkpoints a restore discarded, whose background unlink a crash cut short: never needed.
+  sweepDiscardedCheckpoints(layout);
   writeRecord(layout.record, r);
   return r;
 }

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { AGENT_CONTROL_PORT } from "@bhatti/agent-protocol";
 import { crashPoint } from "@bhatti/runtime";
 import { EngineError } from "../../engine/engine-error.js";
-import { commitCheckpoint, markCheckpointComplete } from "./adoption-files.js";
+import { commitCheckpoint, discardCheckpoint, markCheckpointComplete } from "./adoption-files.js";
 import { quiesceForCheckpoint } from "./checkpoint-quiesce.js";
 import { killRunscProcesses } from "./runsc-exit.js";
 import { dirBytes, syncDir } from "./disk.js";
@@ -129,6 +129,8 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
     writeRecord(layout.record, r);
     throw new EngineError("failed_precondition", `sandbox ${r.id} has no checkpoint to restore`);
   }
+  // A cleared circuit breaker must reach the disk (adoption keeps a record's restoreError).
+  const clearsRestoreError = r.restoreError !== undefined;
   delete r.restoreError;
   const t0 = performance.now();
   const phases = phaseClock();
@@ -144,8 +146,10 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
           if (net.address !== r.address)
             throw new Error(`network gave address ${net.address}, expected ${r.address}`);
         }),
-      // Forgets a stale container of this id (e.g. left by a crash), so the restore can use it.
-      runsc.delete(r.id),
+      // Forgets a stale container of this id (left by a crash), so the restore can use it. A
+      // clean stop already deleted it: then runsc keeps no state for the id and the delete, a
+      // Go binary start (10–20 ms), is skipped.
+      runsc.hasState(r.id) ? runsc.delete(r.id) : Promise.resolve(),
     ]);
     phases.mark("mount+network+delete");
     // The checkpoint fixed the mount destinations; their host mounts must be back first.
@@ -172,10 +176,22 @@ export async function doStart(ctx: GvisorContext, r: GvisorSandboxRecord, force:
     ctx.emit("thermal.restore_failed", r, performance.now() - t0, r.restoreError);
     throw new EngineError("internal", `restore of sandbox ${r.id} failed: ${r.restoreError}`, { cause: e });
   }
-  // The restored memory is live now; the old image no longer matches the disk.
-  rmSync(layout.checkpoint, { recursive: true, force: true });
+  // The restored memory is live now; the old image no longer matches the disk. Renamed away
+  // here, unlinked in the background (off the reply path).
+  void discardCheckpoint(layout).catch((e: unknown) =>
+    ctx.log?.warn("removing a discarded checkpoint failed", { sandbox: r.id, error: e }),
+  );
   delete r.checkpointBytes;
-  ctx.setThermal(r, "hot");
+  if (clearsRestoreError) ctx.setThermal(r, "hot");
+  else {
+    // In memory only, as the warm thaw (engine-context resume): the record's durable write (two
+    // fsyncs) is not needed because adoption never trusts a record's thermal state over runsc's:
+    // a record still saying cold beside a running container is adopted hot (adoption.ts
+    // classify). The next durable write (pause, stop) carries it.
+    r.thermal = "hot";
+    r.thermalSince = Date.now();
+    r.status = "running";
+  }
   phases.mark("commit");
   ctx.emit("thermal.restore", r, performance.now() - t0, String(phases));
 }
