@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type SandboxRecord, StoreService, VmmService } from "@bhatti/proto";
+import { type SandboxRecord, StoreService, VmmService, thermalName, vmmStatusName } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
 import { mountedPaths } from "@bhatti/service-vmm/adapters";
 import { RUNSC_PATH } from "../engine-conformance/gvisor-factory.js";
@@ -106,6 +106,19 @@ export async function startCrashProduct(options: {
       } catch {
         problems.push(`${d}: directory without a readable engine.json`);
       }
+    }
+    // Status and thermal state from the vmm itself: its record on disk may lag (a thaw and a
+    // restore write them in memory only; adoption derives them from runsc and the cgroup).
+    try {
+      const live = (await vmm.client.listSandboxes({ userId: "" }, { timeoutMs: 2_000 })).sandboxes;
+      for (const sb of live) {
+        const rec = records.get(sb.id);
+        if (rec === undefined) continue;
+        rec.status = vmmStatusName(sb.status) ?? "?";
+        rec.thermal = thermalName(sb.thermal) ?? "?";
+      }
+    } catch (e) {
+      return { problems: [`vmm unreachable: ${(e as Error).message}`], rows: [] };
     }
     if (existsSync(join(sandboxesDir, ".quarantine"))) problems.push("something was quarantined");
     const rowIds = new Set(list.map((r) => r.id));
