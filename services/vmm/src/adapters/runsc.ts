@@ -50,7 +50,8 @@ export interface Runsc {
   /**
    * Whether runsc keeps anything of this container under its --root (its state and lock files,
    * `<id>_sandbox:<sandbox id>.state|.lock`, or an older version's `<id>` entry). No runsc
-   * process: a directory read. False means `delete` would have nothing to do.
+   * process: a directory read, never throws (true when the root cannot be read). False means
+   * `delete` would have nothing to do.
    */
   hasState(id: string): boolean;
   list(): Promise<string[]>;
@@ -291,9 +292,9 @@ export function createRunsc(options: RunscOptions): Runsc {
       try {
         return readdirSync(options.root).some((name) => name === id || name.startsWith(`${id}_`));
       } catch (e) {
-        // No root yet: nothing was ever created there.
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
-        throw e;
+        // No root yet: nothing was ever created there. Any other failure: assume there may be
+        // (the caller's `delete` then runs, as it always did).
+        return (e as NodeJS.ErrnoException).code !== "ENOENT";
       }
     },
     async list() {
