@@ -36,7 +36,9 @@ try {
     });
     const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
     const create = async (name: string, keepHot: boolean) => {
-      const r = await product.http("POST", "/sandboxes", { body: { name, image: "busybox", keep_hot: keepHot } });
+      const r = await product.http("POST", "/sandboxes", {
+        body: { name, image: "busybox", keep_hot: keepHot },
+      });
       if (r.status !== 201) throw new Error(`create: ${r.status} ${r.text}`);
       return r.json<{ id: string }>().id;
     };
