@@ -97,6 +97,8 @@ function isUnreachable(e: unknown): boolean {
 }
 
 const MAX_HOLD_MS = 86_400_000 + 60_000;
+/** Longest a wake this gateway did waits to be recorded while requests still use the sandbox. */
+const RECORD_DELAY_MAX_MS = 1_000;
 
 /**
  * `promise`, or a rejection as soon as `signal` aborts. The wake itself goes on (other requests
@@ -190,8 +192,10 @@ export function createWakeController(
       released = true;
       clearTimeout(expiry);
       const n = (busy.get(sandboxId) ?? 1) - 1;
-      if (n <= 0) busy.delete(sandboxId);
-      else busy.set(sandboxId, n);
+      if (n <= 0) {
+        busy.delete(sandboxId);
+        flushRecord(sandboxId);
+      } else busy.set(sandboxId, n);
       // The end of a request is activity too (a long exec restarts the idle clock as it ends).
       touch(sandboxId);
     };
@@ -267,11 +271,41 @@ export function createWakeController(
     }
   };
 
+  /**
+   * Records a wake this gateway did once the requests using the sandbox are done (or after
+   * RECORD_DELAY_MAX_MS): the two store writes then do not compete for the CPU with the command
+   * that the wake was for (bench/warmpath/results-2026-12-03.txt).
+   */
+  const pendingRecords = new Map<string, { from: ThermalState; wakeMs: number; timer: NodeJS.Timeout }>();
+  const flushRecord = (sandboxId: string) => {
+    const p = pendingRecords.get(sandboxId);
+    if (p === undefined) return;
+    pendingRecords.delete(sandboxId);
+    clearTimeout(p.timer);
+    void recordWake(sandboxId, p.from, p.wakeMs);
+  };
+  /** The sandbox is gone: its row and events are deleted with it. */
+  const dropRecord = (sandboxId: string) => {
+    clearTimeout(pendingRecords.get(sandboxId)?.timer);
+    pendingRecords.delete(sandboxId);
+  };
+  const recordAfterUse = (sandboxId: string, from: ThermalState, wakeMs: number) => {
+    // A second wake before the first was recorded: record the first now, keep the order.
+    flushRecord(sandboxId);
+    if ((busy.get(sandboxId) ?? 0) === 0) {
+      void recordWake(sandboxId, from, wakeMs);
+      return;
+    }
+    const timer = setTimeout(() => flushRecord(sandboxId), RECORD_DELAY_MAX_MS);
+    timer.unref();
+    pendingRecords.set(sandboxId, { from, wakeMs, timer });
+  };
+
   /** Fallback while the thermal service is unreachable: the vmm wakes, the gateway records it. */
   const wakeThroughVmm = async (sandboxId: string) => {
     const res = await clients.vmm.ensureHot({ id: sandboxId }, { timeoutMs: wakeTimeoutMs });
     if (res.from !== ThermalState.HOT && res.from !== ThermalState.UNSPECIFIED) {
-      void recordWake(sandboxId, res.from, res.wakeMs);
+      recordAfterUse(sandboxId, res.from, res.wakeMs);
     }
     return res;
   };
@@ -286,7 +320,7 @@ export function createWakeController(
   const thawDirectly = async (sandboxId: string) => {
     try {
       const res = await clients.vmm.ensureHot({ id: sandboxId, warmOnly: true });
-      if (res.from === ThermalState.WARM) void recordWake(sandboxId, res.from, res.wakeMs);
+      if (res.from === ThermalState.WARM) recordAfterUse(sandboxId, res.from, res.wakeMs);
       return res;
     } catch (e) {
       logger.debug("direct thaw refused; waking through the thermal service", {
@@ -359,6 +393,7 @@ export function createWakeController(
       }
     },
     onDestroyed(sandboxId) {
+      dropRecord(sandboxId);
       hot.delete(sandboxId);
       warm.delete(sandboxId);
       agents.remove(sandboxId);
@@ -390,6 +425,7 @@ export function createWakeController(
     },
     markNotHot: (sandboxId) => invalidate(sandboxId),
     forget(sandboxId) {
+      dropRecord(sandboxId);
       hot.delete(sandboxId);
       warm.delete(sandboxId);
       activity.delete(sandboxId);
@@ -410,6 +446,7 @@ export function createWakeController(
     hold,
     inFlight: (sandboxId) => busy.get(sandboxId) ?? 0,
     close() {
+      for (const id of [...pendingRecords.keys()]) flushRecord(id);
       reporter.close();
       stopWatching();
       agents.close();

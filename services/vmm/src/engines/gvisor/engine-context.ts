@@ -89,6 +89,15 @@ export interface GvisorContext extends BundleHost {
     durationMs?: number,
     detail?: string,
   ): void;
+  /**
+   * `emit`, with the listeners (the event feeds, the store sync) called on the next turn of the
+   * event loop: the reply of the call that caused the event is written first.
+   */
+  emitAfterReply(
+    kind: EngineEvent["kind"],
+    r: { id: string; thermal: ThermalState },
+    durationMs?: number,
+  ): void;
   infoOf(r: GvisorSandboxRecord): SandboxInfo;
   endpointOf(r: GvisorSandboxRecord): AgentEndpoint;
   mustGet(id: string): GvisorSandboxRecord;
@@ -132,6 +141,20 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
   const log = options.logger;
   const sandboxes = new Map<string, GvisorSandboxRecord>();
   const listeners = new Set<(e: EngineEvent) => void>();
+  const dispatch = (event: EngineEvent) => {
+    for (const l of listeners) {
+      try {
+        l(event);
+      } catch (e) {
+        log?.warn("event listener failed", { error: e });
+      }
+    }
+  };
+  // Events held back by emitAfterReply, and any emitted after them (order is kept).
+  const deferred: EngineEvent[] = [];
+  const flushDeferred = () => {
+    for (let e = deferred.shift(); e !== undefined; e = deferred.shift()) dispatch(e);
+  };
   const admission = createHostAdmission({
     stateDir: options.stateDir,
     memoryReserveMb: options.hostMemoryReserveMb ?? 1024,
@@ -183,13 +206,15 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
         durationMs,
         detail,
       };
-      for (const l of listeners) {
-        try {
-          l(event);
-        } catch (e) {
-          log?.warn("event listener failed", { error: e });
-        }
-      }
+      // Behind a deferred event, in order: a pause right after a thaw must never be seen first.
+      if (deferred.length > 0) deferred.push(event);
+      else dispatch(event);
+    },
+
+    emitAfterReply(kind, r, durationMs = 0) {
+      // The event says what was true when it happened, whatever follows before it is sent.
+      deferred.push({ kind, sandboxId: r.id, at: Date.now(), thermal: r.thermal, durationMs, detail: "" });
+      if (deferred.length === 1) setImmediate(flushDeferred);
     },
 
     endpointOf: (r) => ({
@@ -341,7 +366,8 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
       r.thermal = "hot";
       r.thermalSince = Date.now();
       r.status = "running";
-      ctx.emit("thermal.resume", r, performance.now() - t0);
+      // Nothing waits for the event; the thaw's caller (a warm wake) waits for the reply.
+      ctx.emitAfterReply("thermal.resume", r, performance.now() - t0);
     },
   };
   return ctx;
