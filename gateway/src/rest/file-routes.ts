@@ -5,20 +5,13 @@ import { fileEntryJson } from "@bhatti/proto/rest-json";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { GatewayContext } from "../gateway-context.js";
 import { fileInfoMessage } from "../sandboxes/agent-messages.js";
-import type { WriteFileContent } from "../sandboxes/sandbox-agent.js";
 import { requestSignal } from "./client-gone.js";
-import { readBodyBytes, sendJson } from "./json-body.js";
+import { sendJson } from "./json-body.js";
 import type { RestContext, RestRouter } from "./router.js";
 import { intParam, queryParam, sandboxRef, userRoute } from "./user-route.js";
 
 /** Whole files up to this size are read into memory and sent in one write. */
 const SMALL_READ_BYTES = 64 * 1024;
-
-/**
- * Uploads up to this size are collected before the agent is asked, then sent to it with the
- * request frame in one write (as a direct agent client does); larger ones stream with backpressure.
- */
-const SMALL_WRITE_BYTES = 64 * 1024;
 
 /** `/sandboxes/:id/files`: GET (read or `ls=true`), PUT (atomic write), HEAD (stat) — v1 §5.7. */
 export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void {
@@ -163,21 +156,11 @@ export function registerFileRoutes(router: RestRouter, gw: GatewayContext): void
       const size = Number(lengthHeader);
       if (!Number.isSafeInteger(size) || size < 0)
         throw new ConnectError("invalid Content-Length", Code.InvalidArgument);
-      const signal = requestSignal(ctx);
-      // A small body is in hand before the agent hears of it: a client that goes away mid-body
-      // never reaches the agent, and the request and the bytes leave in one write.
-      let content: WriteFileContent = { stream: ctx.req, size };
-      if (size <= SMALL_WRITE_BYTES) {
-        const bytes = await readBodyBytes(ctx.req, size);
-        if (bytes.byteLength !== size)
-          throw new ConnectError("request body shorter than its Content-Length", Code.InvalidArgument);
-        content = { bytes };
-      }
       await agent.writeFile(
         user,
         sandboxRef(ctx),
-        { path: pathOf(ctx), mode: queryParam(ctx, "mode") ?? "", content },
-        signal,
+        { path: pathOf(ctx), mode: queryParam(ctx, "mode") ?? "", content: { stream: ctx.req, size } },
+        requestSignal(ctx),
       );
       sendJson(ctx.res, 200, { status: "ok" });
     }),

@@ -23,30 +23,7 @@ export async function readJsonBody(req: IncomingMessage, limit = MAX_JSON_BODY_B
   const declared = Number(req.headers["content-length"] ?? "0");
   if (declared > limit)
     throw new ConnectError(`request body larger than ${limit} bytes`, Code.InvalidArgument);
-  const body = await readBodyBytes(req, limit);
-  if (body.length === 0) return {};
-  try {
-    return JSON.parse(body.toString("utf8")) as unknown;
-  } catch {
-    throw new ConnectError("request body is not valid JSON", Code.InvalidArgument);
-  }
-}
-
-/** Reads a JSON body that must be an object (`null`, arrays and scalars are InvalidArgument). */
-export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const body = await readJsonBody(req);
-  if (typeof body !== "object" || body === null || Array.isArray(body))
-    throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
-  return body as Record<string, unknown>;
-}
-
-/**
- * Collects a whole request body of at most `limit` bytes (past it: InvalidArgument, reading stops
- * without destroying the request). A client that goes away before the body is complete is
- * Canceled: the caller never sees a partial body.
- */
-export function readBodyBytes(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
+  const body = await new Promise<Buffer>((resolve, reject) => {
     // Nothing left to wait for: an ended body was empty (or already read), a destroyed one is gone.
     if (req.readableEnded) {
       resolve(Buffer.alloc(0));
@@ -75,7 +52,7 @@ export function readBodyBytes(req: IncomingMessage, limit: number): Promise<Buff
       }
       chunks.push(chunk);
     };
-    const onEnd = () => done(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks));
+    const onEnd = () => done(Buffer.concat(chunks));
     const onError = (e: Error) =>
       done(new ConnectError(`request body not received: ${e.message}`, Code.Canceled));
     const onClose = () => {
@@ -87,4 +64,18 @@ export function readBodyBytes(req: IncomingMessage, limit: number): Promise<Buff
     req.on("error", onError);
     req.on("close", onClose);
   });
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString("utf8")) as unknown;
+  } catch {
+    throw new ConnectError("request body is not valid JSON", Code.InvalidArgument);
+  }
+}
+
+/** Reads a JSON body that must be an object (`null`, arrays and scalars are InvalidArgument). */
+export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const body = await readJsonBody(req);
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new ConnectError("request body must be a JSON object", Code.InvalidArgument);
+  return body as Record<string, unknown>;
 }
