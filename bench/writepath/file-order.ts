@@ -3,7 +3,7 @@
 // both as the first call after the pause and later. Tells whether a row's figure is the call's
 // cost or its place in the loop.
 //
-//   node --conditions=source --import tsx bench/writepath/file-order.ts [--n 160] [--base ROOT]
+//   node --conditions=source --import tsx bench/writepath/file-order.ts [--n 160] [--base ROOT] [--only rest|direct|alternate]
 //
 // --base ROOT also starts the product of an earlier build (its dist directories, see
 // bench/restpath/rest-vs-agent.ts); iterations alternate between the products.
@@ -24,6 +24,11 @@ const arg = (name: string) => {
 };
 const N = Number(arg("--n") ?? 160);
 const baseRoot = arg("--base");
+/**
+ * `--only rest` or `--only direct`: time only those calls; `--only alternate`: blocks of 10
+ * iterations with the REST calls alone, then 10 with all four (what the direct calls cost them).
+ */
+const only = arg("--only");
 
 interface Setup {
   readonly label: string;
@@ -99,13 +104,20 @@ try {
     const s = setups[((i % setups.length) + setups.length) % setups.length] as Setup;
     const round = Math.floor(i / setups.length);
     const k = ((round % 4) + 4) % 4;
-    const order = [...s.ops.slice(k), ...s.ops.slice(0, k)];
+    const mixed = only === "alternate" && Math.floor(round / 10) % 2 === 1;
+    const ops = s.ops.filter(
+      ([name]) =>
+        only === undefined || mixed || name.toLowerCase().startsWith(only === "alternate" ? "rest" : only),
+    );
+    const kk = k % ops.length;
+    const order = [...ops.slice(kk), ...ops.slice(0, kk)];
     for (const [pos, [name, fn]] of order.entries()) {
       const t = performance.now();
       await fn();
       const ms = performance.now() - t;
       if (i < 0) continue;
-      for (const key of [`${s.label} ${name} ${pos === 0 ? "first" : "later"}`, `${s.label} ${name} all`]) {
+      const place = only === "alternate" ? (mixed ? "mixed" : "alone") : pos === 0 ? "first" : "later";
+      for (const key of [`${s.label} ${name} ${place}`, `${s.label} ${name} all`]) {
         const l = samples.get(key) ?? [];
         l.push(ms);
         samples.set(key, l);
@@ -127,7 +139,7 @@ try {
       `${name.padEnd(30)} p50 ${p.p50.toFixed(2).padStart(6)}  p95 ${p.p95.toFixed(2).padStart(6)} ms  n=${p.n}\n`,
     );
   }
-  for (const s of setups)
+  for (const s of only === undefined ? setups : [])
     for (const kind of ["write", "read"]) {
       const p50 = (w: string) => percentiles(samples.get(`${s.label} ${w} all`) ?? []).p50;
       process.stdout.write(
