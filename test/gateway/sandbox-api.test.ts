@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { request } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -88,6 +89,58 @@ async function rawRequest(product: Product, method: string, path: string, body: 
     req.end(body);
   });
 }
+
+/** A request with a binary body whose answer is kept as bytes. */
+async function bytesRequest(product: Product, method: string, path: string, body?: Buffer) {
+  const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+  return new Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }>(
+    (resolve, reject) => {
+      const req = request(
+        {
+          socketPath: ep.path,
+          method,
+          path,
+          headers: {
+            authorization: `Bearer ${product.userKey}`,
+            ...(body !== undefined ? { "content-length": String(body.byteLength) } : {}),
+          },
+        },
+        (res) => {
+          const parts: Buffer[] = [];
+          res.on("data", (d: Buffer) => parts.push(d));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), headers: res.headers }),
+          );
+        },
+      );
+      req.on("error", reject);
+      req.end(body);
+    },
+  );
+}
+
+/**
+ * A PUT that announces `declared` bytes, sends `sent` of them and then disconnects. Resolves once
+ * the gateway has seen the whole part sent (the socket wrote it) and the connection is closed.
+ */
+async function truncatedPut(product: Product, path: string, declared: number, sent: number): Promise<void> {
+  const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(ep.path);
+    socket.on("error", reject);
+    socket.on("close", () => resolve());
+    socket.on("connect", () => {
+      socket.write(
+        `PUT ${path} HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer ${product.userKey}\r\n` +
+          `content-length: ${declared}\r\n\r\n`,
+      );
+      socket.write(Buffer.alloc(sent, "p"), () => socket.destroy());
+    });
+  });
+}
+
+/** Every byte value, repeated: a binary body whose every byte is checked. */
+const binaryOf = (size: number) => Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + 7) % 256));
 
 const tmux = (...args: string[]) => execFileSync("tmux", args, { encoding: "utf8" });
 
@@ -304,6 +357,122 @@ describe.skipIf(!runnable)("gateway with sandboxes", () => {
     }
     const missing = await product.http("GET", `/sandboxes/${sb.id}/files?path=/tmp/gw-sizes/none.txt`);
     expect(missing.status).toBe(404);
+  });
+
+  it("writes files of every size byte for byte (around 64 KiB and past it), with their mode, and empty ones", async () => {
+    // The gateway streams the body to the agent (FILE_WRITE_REQ, then STDIN frames as it arrives);
+    // the agent writes a temp file and renames it over the target.
+    for (const [size, mode] of [
+      [0, "0600"],
+      [1, "0644"],
+      [1024, "0640"],
+      [65_535, "0755"],
+      [65_536, "0600"],
+      [65_537, "0644"],
+      [300_000, "0640"],
+    ] as const) {
+      const content = binaryOf(size);
+      const path = `/tmp/gw-writes/${size}.bin`;
+      const put = await bytesRequest(
+        product,
+        "PUT",
+        `/sandboxes/${sb.id}/files?path=${path}&mode=${mode}`,
+        content,
+      );
+      expect(put.status, put.body.toString()).toBe(200);
+      expect(JSON.parse(put.body.toString())).toEqual({ status: "ok" });
+      const read = await bytesRequest(product, "GET", `/sandboxes/${sb.id}/files?path=${path}`);
+      expect(read.status).toBe(200);
+      expect(read.headers["x-file-size"]).toBe(String(size));
+      expect(read.headers["x-file-mode"]).toBe(mode);
+      expect(read.body.byteLength).toBe(size);
+      expect(read.body.equals(content)).toBe(true);
+    }
+    // An empty body replaces a file that had content.
+    const path = "/tmp/gw-writes/1024.bin";
+    expect(
+      (await bytesRequest(product, "PUT", `/sandboxes/${sb.id}/files?path=${path}`, Buffer.alloc(0))).status,
+    ).toBe(200);
+    const emptied = await bytesRequest(product, "GET", `/sandboxes/${sb.id}/files?path=${path}`);
+    expect(emptied.headers["x-file-size"]).toBe("0");
+    expect(emptied.body.byteLength).toBe(0);
+    // Error statuses: a directory, no path, another user's sandbox.
+    const onDir = await bytesRequest(
+      product,
+      "PUT",
+      `/sandboxes/${sb.id}/files?path=/tmp/gw-writes`,
+      binaryOf(10),
+    );
+    expect(onDir.status).toBe(400);
+    const noPath = await bytesRequest(product, "PUT", `/sandboxes/${sb.id}/files`, binaryOf(10));
+    expect(noPath.status).toBe(400);
+    const otherUsers = await new Promise<number>((resolve, reject) => {
+      void product.env.options.dialer.endpoint("127.0.0.1", product.port).then((ep) => {
+        const req = request(
+          {
+            socketPath: (ep as { path: string }).path,
+            method: "PUT",
+            path: `/sandboxes/${sb.id}/files?path=/tmp/gw-writes/other.bin`,
+            headers: { authorization: `Bearer ${otherKey}`, "content-length": "4" },
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on("error", reject);
+        req.end("abcd");
+      }, reject);
+    });
+    expect(otherUsers).toBe(404);
+  });
+
+  it("an upload that stops short of its Content-Length leaves the old file and no temp file", async () => {
+    const dir = "/tmp/gw-short";
+    const ls = async () => {
+      const r = await product.http("GET", `/sandboxes/${sb.id}/files?path=${dir}&ls=true`);
+      expect(r.status).toBe(200);
+      return r
+        .json<{ name: string }[]>()
+        .map((f) => f.name)
+        .sort();
+    };
+    /** The agent removes a streamed upload's temp file when its connection drops: wait for that. */
+    const namesWithoutTemp = async () => {
+      const deadline = Date.now() + 20_000;
+      let names = await ls();
+      while (names.some((n) => n.includes(".bhatti-tmp-")) && Date.now() < deadline) {
+        await sleep(50);
+        names = await ls();
+      }
+      return names;
+    };
+    // A small body, exactly 64 KiB, and a larger one, each cut short by a client that goes away.
+    for (const [declared, sent] of [
+      [1024, 500],
+      [65_536, 65_535],
+      [300_000, 100_000],
+    ] as const) {
+      const path = `${dir}/f-${declared}.bin`;
+      const old = binaryOf(100);
+      expect((await bytesRequest(product, "PUT", `/sandboxes/${sb.id}/files?path=${path}`, old)).status).toBe(
+        200,
+      );
+      await truncatedPut(product, `/sandboxes/${sb.id}/files?path=${path}`, declared, sent);
+      const names = await namesWithoutTemp();
+      expect(names.filter((n) => n.startsWith(`f-${declared}.bin`))).toEqual([`f-${declared}.bin`]);
+      const read = await bytesRequest(product, "GET", `/sandboxes/${sb.id}/files?path=${path}`);
+      expect(read.status).toBe(200);
+      expect(read.body.equals(old)).toBe(true);
+      // The same upload, whole, still goes through.
+      const full = binaryOf(declared);
+      expect(
+        (await bytesRequest(product, "PUT", `/sandboxes/${sb.id}/files?path=${path}`, full)).status,
+      ).toBe(200);
+      const after = await bytesRequest(product, "GET", `/sandboxes/${sb.id}/files?path=${path}`);
+      expect(after.body.equals(full)).toBe(true);
+    }
+    expect(await namesWithoutTemp()).toEqual(["f-1024.bin", "f-300000.bin", "f-65536.bin"]);
   });
 
   it("CLI: exec streams and passes the exit code, stdin goes through, file and ps work", async () => {
