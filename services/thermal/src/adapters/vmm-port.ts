@@ -47,8 +47,15 @@ export function createVmmPort(vmm: Client<typeof VmmService>, logger: Logger): V
     list: async () => (await vmm.listSandboxes({})).sandboxes.map(engineSandboxOf),
     pause: async (id) =>
       engineSandboxOf((await vmm.pauseSandbox({ id }, { timeoutMs: PAUSE_TIMEOUT_MS })).sandbox),
-    stop: async (id) =>
-      engineSandboxOf((await vmm.stopSandbox({ id }, { timeoutMs: STOP_TIMEOUT_MS })).sandbox),
+    stop: async (id, options = {}) =>
+      engineSandboxOf(
+        (
+          await vmm.stopSandbox(
+            { id, onlyIfWarm: options.onlyIfWarm === true },
+            { timeoutMs: STOP_TIMEOUT_MS },
+          )
+        ).sandbox,
+      ),
     async ensureHot(id) {
       const r = await vmm.ensureHot({ id }, { timeoutMs: WAKE_TIMEOUT_MS });
       if (r.sandbox === undefined) throw new ConnectError("vmm returned no sandbox", Code.Internal);

@@ -31,8 +31,11 @@ export type EngineEventKind = "cooled" | "woke" | "destroyed" | "changed";
 export interface VmmPort {
   list(): Promise<EngineSandbox[]>;
   pause(id: string): Promise<EngineSandbox>;
-  /** Cold checkpoint; on failure the engine keeps the sandbox alive (warm). */
-  stop(id: string): Promise<EngineSandbox>;
+  /**
+   * Cold checkpoint; on failure the engine keeps the sandbox alive (warm). `onlyIfWarm`: a
+   * sandbox the engine finds hot is returned as it is (woken since it was seen warm).
+   */
+  stop(id: string, options?: { onlyIfWarm?: boolean }): Promise<EngineSandbox>;
   ensureHot(id: string): Promise<EngineWake>;
   /** Follows lifecycle events (reconnecting); returns the stop function. */
   watch(

@@ -217,7 +217,9 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
     const t0 = performance.now();
     try {
       crashPoint("thermal.stop.before-vmm-stop");
-      const stopping = vmm.stop(id);
+      // Only if still warm: a gateway thaws a warm sandbox through the vmm directly, and this
+      // decision may predate that thaw.
+      const stopping = vmm.stop(id, { onlyIfWarm: true });
       checkpoints.set(id, stopping);
       let after: EngineSandbox;
       try {
@@ -227,6 +229,11 @@ export function createThermalManager(options: ThermalManagerOptions): ThermalMan
       }
       crashPoint("thermal.stop.after-vmm-stop");
       setEngine(after);
+      if (after.thermal !== "cold") {
+        lastActivity.set(id, now());
+        logger.debug("checkpoint skipped: the sandbox woke since it was seen warm", { sandbox_id: id });
+        return;
+      }
       snapshotFailures.reset(id);
       const ms = Math.round((performance.now() - t0) * 100) / 100;
       emit([

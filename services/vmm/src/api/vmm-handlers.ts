@@ -36,7 +36,9 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
     destroySandbox: async (req) => ({ existed: await engine.destroy(requireSandboxId(req.id)) }),
     pauseSandbox: async (req) => ({ sandbox: infoToProto(await engine.pause(requireSandboxId(req.id))) }),
     resumeSandbox: async (req) => ({ sandbox: infoToProto(await engine.resume(requireSandboxId(req.id))) }),
-    stopSandbox: async (req) => ({ sandbox: infoToProto(await engine.stop(requireSandboxId(req.id))) }),
+    stopSandbox: async (req) => ({
+      sandbox: infoToProto(await engine.stop(requireSandboxId(req.id), { onlyIfWarm: req.onlyIfWarm })),
+    }),
     startSandbox: async (req) => ({
       sandbox: infoToProto(await engine.start(requireSandboxId(req.id), { force: req.force })),
     }),

@@ -153,8 +153,11 @@ export interface Engine {
   destroy(id: string): Promise<boolean>;
   pause(id: string): Promise<SandboxInfo>;
   resume(id: string): Promise<SandboxInfo>;
-  /** Cold snapshot: memory and processes to disk, then released. */
-  stop(id: string): Promise<SandboxInfo>;
+  /**
+   * Cold snapshot: memory and processes to disk, then released. `onlyIfWarm`: a sandbox found
+   * hot (thawed since the caller saw it warm) is left as it is and returned.
+   */
+  stop(id: string, options?: { onlyIfWarm?: boolean }): Promise<SandboxInfo>;
   /** Restore from the cold snapshot; resolves once the agent answers. */
   start(id: string, options?: StartOptions): Promise<SandboxInfo>;
   /** Wakes from warm or cold; concurrent calls share one wake. */

@@ -229,9 +229,12 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         return infoOf(r);
       }),
 
-    stop: (id) =>
+    stop: (id, stopOptions = {}) =>
       serializer.run(id, async () => {
         const r = mustGet(id);
+        // Decided in the same turn of the serializer as a thaw would be: a thaw that came
+        // first has a command on its way to the agent, which a checkpoint would cut off.
+        if (stopOptions.onlyIfWarm === true && r.thermal === "hot") return infoOf(r);
         try {
           await doStop(ctx, r);
         } catch (e) {
