@@ -6,14 +6,20 @@ import { type Product, exec, startProduct } from "@bhatti/test/thermal/product-h
 import { report } from "../foundation/stats.js";
 
 /**
- * Create + first exec of a template sandbox, split into spans end to end, SAMPLES samples:
+ * Create + first exec of a template sandbox (BOOT=1: a booted one), split into spans end to
+ * end, SAMPLES samples:
  *   client:  POST /sandboxes (gateway → store row → vmm create → store update → reply), first exec;
  *   vmm:     the template create's steps from its "sandbox created" line (disk copy, mount,
  *            network, bundle, runsc restore, claim round trip) and its total;
  *   derived: gateway + store + RPC = POST − vmm total.
- * Run as root, without nice: node --conditions=source --import tsx bench/createpath/spans.ts
+ * BASE=<root of an earlier build> runs that build's `bhatti serve` beside this tree's and
+ * alternates the samples; the "paired" rows are each sample's new minus the base sample next to it.
+ * Run as root, without nice: [BASE=/tmp/bhatti-base] [BOOT=1] SAMPLES=20 node --conditions=source
+ *   --import tsx bench/createpath/spans.ts
  */
 const SAMPLES = Number(process.env["SAMPLES"] ?? 10);
+// BOOT=1: creates of a shape no template has (memory_mb 1000), so the vmm boots the image.
+const BOOT = process.env["BOOT"] === "1";
 
 async function waitForTemplate(product: Product): Promise<void> {
   const root = join(product.env.stateDir, "templates", "busybox");
@@ -49,7 +55,9 @@ try {
   for (let i = 0; i < SAMPLES; i++) {
     for (const { label, product } of products) {
       const t0 = performance.now();
-      const res = await product.http("POST", "/sandboxes", { body: { name: `span-${i}`, image: "busybox" } });
+      const res = await product.http("POST", "/sandboxes", {
+        body: { name: `span-${i}`, image: "busybox", ...(BOOT ? { memory_mb: 1000 } : {}) },
+      });
       const t1 = performance.now();
       if (res.status !== 201) throw new Error(`create: ${res.status} ${res.text}`);
       const id = res.json<{ id: string }>().id;
@@ -65,36 +73,50 @@ try {
         .output()
         .split("\n")
         .find((l) => l.includes('"sandbox created"') && l.includes(id));
-      if (line === undefined || !line.includes('"template"'))
-        throw new Error(`not a template create: ${line}`);
+      const kind = BOOT ? '"boot"' : '"template"';
+      if (line === undefined || !line.includes(kind)) throw new Error(`not a ${kind} create: ${line}`);
       const row = (k: string, v: number) => add(label + k, v);
       row("create + first exec", t2 - t0);
       row("POST /sandboxes", t1 - t0);
       row("first exec (REST)", t2 - t1);
       row("second exec (REST)", t3 - again);
       const prepare = num(/prepare (\d+) ms/, line);
-      const bundle = num(/bundle (\d+) ms/, line);
-      const restore = num(/runsc restore (\d+) ms/, line);
       row("vmm: prepare (all)", prepare);
-      row("vmm: prepare → restored", prepare + (Number.isNaN(bundle) ? 0 : bundle) + restore);
-      row("vmm: claim round trip", num(/claim (\d+) ms/, line));
-      if (label !== "base: ") {
-        const vmm = num(/"ms":(\d+)/, line);
-        row("vmm create total", vmm);
-        row("gateway+store+RPC (POST − vmm)", t1 - t0 - vmm);
-        row("vmm: disk copy", num(/disk copy (\d+)/, line));
-        row("vmm: mount", num(/mount (\d+)/, line));
-        row("vmm: network attach", num(/network (\d+)/, line));
-        row("vmm: bundle", bundle);
-        row("vmm: runsc restore (after the go)", restore);
+      if (BOOT) {
+        row("vmm: prepare → runsc run returned", prepare + num(/runsc run (\d+) ms/, line));
+        row("vmm: agent ready", num(/agent ready (\d+) ms/, line));
+      } else {
+        const bundle = num(/bundle (\d+) ms/, line);
+        const restore = num(/runsc restore (\d+) ms/, line);
+        row("vmm: prepare → restored", prepare + (Number.isNaN(bundle) ? 0 : bundle) + restore);
+        row("vmm: claim round trip", num(/claim (\d+) ms/, line));
+        if (label !== "base: ") {
+          const vmm = num(/"ms":(\d+)/, line);
+          row("vmm create total", vmm);
+          row("gateway+store+RPC (POST − vmm)", t1 - t0 - vmm);
+          row("vmm: disk copy", num(/disk copy (\d+)/, line));
+          row("vmm: mount", num(/mount (\d+)/, line));
+          row("vmm: network attach", num(/network (\d+)/, line));
+          row("vmm: bundle", bundle);
+          row("vmm: runsc restore (after the go)", restore);
+        }
       }
       await product.http("DELETE", `/sandboxes/${id}`);
     }
   }
+  if (base !== undefined) {
+    // Each sample's new minus the base sample taken right after it: load changes between the
+    // two are smaller than across the run.
+    const paired = (k: string) =>
+      (rows[`new: ${k}`] ?? []).map((v, i) => v - (rows[`base: ${k}`]?.[i] ?? Number.NaN));
+    rows["paired new − base: create + first exec"] = paired("create + first exec");
+    const vmmRow = BOOT ? "vmm: prepare → runsc run returned" : "vmm: prepare → restored";
+    rows[`paired new − base: ${vmmRow}`] = paired(vmmRow);
+  }
   const [l1, l5] = loadavg();
   process.stdout.write(`\nhost load average ${l1?.toFixed(2)} / ${l5?.toFixed(2)} (1 / 5 min)\n`);
   report(
-    `template create + first exec, spans (${SAMPLES} samples${base === undefined ? "" : ", new and base alternated"})`,
+    `${BOOT ? "boot" : "template"} create + first exec, spans (${SAMPLES} samples${base === undefined ? "" : ", new and base alternated"})`,
     "ms",
     Object.entries(rows)
       .sort(([a], [b]) => a.localeCompare(b))
