@@ -10,7 +10,7 @@ import { report } from "../foundation/stats.js";
  * end, SAMPLES samples:
  *   client:  POST /sandboxes (gateway → store row → vmm create → store update → reply), first exec;
  *   vmm:     the template create's steps from its "sandbox created" line (disk copy, mount,
- *            network, bundle, runsc restore, claim round trip) and its total;
+ *            network, bundle and cgroup, runsc restore, claim round trip) and its total;
  *   derived: gateway + store + RPC = POST − vmm total.
  * BASE=<root of an earlier build> runs that build's `bhatti serve` beside this tree's and
  * alternates the samples; the "paired" rows are each sample's new minus the base sample next to it.
@@ -86,9 +86,9 @@ try {
         row("vmm: prepare → runsc run returned", prepare + num(/runsc run (\d+) ms/, line));
         row("vmm: agent ready", num(/agent ready (\d+) ms/, line));
       } else {
-        const bundle = num(/bundle (\d+) ms/, line);
+        const bundle = num(/bundle and cgroup (\d+) ms/, line);
         const restore = num(/runsc restore (\d+) ms/, line);
-        row("vmm: prepare → restored", prepare + (Number.isNaN(bundle) ? 0 : bundle) + restore);
+        row("vmm: prepare → restored", prepare + restore);
         row("vmm: claim round trip", num(/claim (\d+) ms/, line));
         if (label !== "base: ") {
           const vmm = num(/"ms":(\d+)/, line);
@@ -97,8 +97,8 @@ try {
           row("vmm: disk copy", num(/disk copy (\d+)/, line));
           row("vmm: mount", num(/mount (\d+)/, line));
           row("vmm: network attach", num(/network (\d+)/, line));
-          row("vmm: bundle", bundle);
-          row("vmm: runsc restore (after the go)", restore);
+          row("vmm: bundle and cgroup", bundle);
+          row("vmm: runsc restore (launcher + runsc, incl. bundle)", restore);
         }
       }
       await product.http("DELETE", `/sandboxes/${id}`);

@@ -58,13 +58,6 @@ export interface LaunchOptions {
   timeoutMs?: number;
   /** Global flags of this sandbox only (its image's runsc settings), after the engine's own. */
   flags?: readonly string[];
-  /**
-   * When given, the launcher starts at once (joins the cgroups, sets up the log) and runs runsc
-   * only once this resolves, so that its start-up overlaps the caller's own preparation (disk,
-   * network, bundle). If it rejects, the launcher exits without running runsc and the launch
-   * rejects. Without it, runsc runs as soon as the launcher is ready.
-   */
-  start?: Promise<void>;
 }
 
 export interface RunscOptions {
@@ -105,13 +98,8 @@ export class RunscError extends Error {
 // the orphaned sandbox waits for the host's PID 1 to reap it (about 1.5 s on these machines,
 // where PID 1 reaps lazily), and `runsc delete` polls until then.
 // Positional: the log cap in bytes, a fifo path, cgroup.procs files, "--", then the runsc
-// argv. The launcher (and tini) join the cgroups first; then it waits for a line on fd 4 (the
-// caller's go: LaunchOptions.start) and runs runsc; runsc's exit status is written to fd 3,
-// then the launcher idles. Everything before the go costs ~25-40 ms here (the first cgroup
-// migration waits for an RCU grace period, ~10 ms; forks of tini, sh, head), so a caller can
-// overlap it with its own preparation; after the go, runsc starts within ~5 ms. The mount
-// namespace is made after the go: mounts the caller makes until then (the sandbox's rootfs)
-// must be visible to runsc, and a private namespace made earlier would not see them. It resets the OOM score the vmm's unit gave it, so the kernel's OOM
+// argv. The launcher (and tini) join the cgroups first; runsc's exit status is written to fd 3,
+// then the launcher idles. It resets the OOM score the vmm's unit gave it, so the kernel's OOM
 // killer picks a sandbox before a service.
 // Log cap (finding #5): the sandbox inherits runsc's stdio, and sandbox root can write to it
 // (/proc/1/fd/2) without end. So runsc writes into a fifo whose reader, a child of the
@@ -123,10 +111,8 @@ const LAUNCHER = [
   "echo 0 > /proc/self/oom_score_adj || true",
   'while [ "$1" != "--" ]; do { echo $PPID > "$1" && echo $$ > "$1"; } || { echo 97 >&3; exit 97; }; shift; done; shift',
   'rm -f "$fifo" && mkfifo -m 600 "$fifo" || { echo 96 >&3; exit 96; }',
-  '{ head -c "$cap"; exec cat >/dev/null; } <"$fifo" 3>&- 4<&- &',
+  '{ head -c "$cap"; exec cat >/dev/null; } <"$fifo" 3>&- &',
   'exec >"$fifo" 2>&1; rm -f "$fifo"',
-  "read -r go <&4 || { echo 95 >&3; exit 95; }",
-  "exec 4<&-",
   'unshare --mount --propagation private /bin/sh -c \'mount -t tmpfs -o size=4k bhatti-netfix /proc/sys/net || exit 98; exec "$@"\' launcher "$@" 3>&-',
   "rc=$?; echo $rc >&3; exec 3>&-",
   '[ "$rc" = 0 ] || exit "$rc"',
@@ -192,16 +178,9 @@ export function createRunsc(options: RunscOptions): Runsc {
           ...(launchOptions.flags ?? []),
           ...args,
         ],
-        { stdio: ["ignore", fd, fd, "pipe", "pipe"], detached: true },
+        { stdio: ["ignore", fd, fd, "pipe"], detached: true },
       );
       closeSync(fd);
-      const go = child.stdio[4] as NodeJS.WritableStream & { destroy(): void };
-      go.on("error", () => undefined);
-      const gate = launchOptions.start ?? Promise.resolve();
-      gate.then(
-        () => go.end("go\n"),
-        () => go.destroy(),
-      );
       let status = "";
       let settled = false;
       const finish = (error: Error | undefined) => {
@@ -227,13 +206,11 @@ export function createRunsc(options: RunscOptions): Runsc {
           fail(
             code === 97
               ? "cannot join the sandbox cgroup"
-              : code === 95
-                ? "cancelled before runsc started"
-                : code === 96
-                  ? "cannot create the log fifo"
-                  : code === 98
-                    ? "cannot hide /proc/sys/net"
-                    : `exited ${code}`,
+              : code === 96
+                ? "cannot create the log fifo"
+                : code === 98
+                  ? "cannot hide /proc/sys/net"
+                  : `exited ${code}`,
           );
       });
       status3.on("error", () => undefined);

@@ -27,7 +27,7 @@ import {
   sandboxDiskBytes,
   unmountSandboxFs,
 } from "./sandbox-disk.js";
-import { type GvisorSandboxRecord, newRunningRecord, writeRecord } from "./sandbox-record.js";
+import { newRunningRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 import type { VolumeHost } from "../../volumes/volume-host.js";
 import { holderOf } from "../../volumes/sandbox-volumes.js";
@@ -142,58 +142,31 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
           undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
           mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
-          undo.push("cgroups", () => cgroups.remove(spec.id));
-          const procs = cgroups.ensureUnified(spec.id);
           // The root filesystem and the network are independent: prepare both at once (each
           // undo is registered first: either may have half-happened when the other fails).
           undo.push("network detach", () => options.network.detach(spec.id));
           undo.push("unmount", () => unmountSandboxFs(layout));
+          const [, net] = await Promise.all([
+            ctx.ensureAgentPackage().then(() => mountSandboxFs(layout, image.rootfs, { diskSizeMb })),
+            options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
+          ]);
+          const tPrepared = performance.now();
+          const r = newRunningRecord({ ...spec, image, net });
           undo.push("volumes", () => ctx.volumes.release(spec.id));
-          // Killed first on a rollback: the launcher (and runsc, once started) before the rest.
-          undo.push("runsc delete", async () => {
-            await ctx.killSandbox(spec.id);
+          await ctx.volumes.acquire(holderOf(r));
+          writeBootConfig(r, spec, image.user, layout, image.runConfig, image.init);
+          writeBundle(r, layout, ctx);
+          undo.push("cgroups", () => {
             crashPoint("vmm.release.after-kill");
+            return cgroups.remove(spec.id);
           });
-          // The launcher starts now and runs `runsc run` on `go`: its start-up (cgroup join,
-          // forks) overlaps the preparation below (runsc.ts, LaunchOptions.start).
-          let go = () => {};
-          let cancel = (_: Error) => {};
-          const start = new Promise<void>((resolve, reject) => {
-            go = resolve;
-            cancel = reject;
+          const procs = cgroups.ensureUnified(spec.id);
+          undo.push("runsc delete", () => ctx.killSandbox(spec.id));
+          await runsc.run(spec.id, layout.bundle, {
+            cgroupProcs: [procs],
+            logFile: layout.log,
+            ...(r.runsc === undefined ? {} : { flags: r.runsc.flags }),
           });
-          const started = runsc
-            .run(spec.id, layout.bundle, {
-              cgroupProcs: [procs],
-              logFile: layout.log,
-              ...(image.runsc === undefined ? {} : { flags: image.runsc.flags }),
-              start,
-            })
-            .then(
-              () => undefined,
-              (e: unknown) => e as Error,
-            );
-          let r: GvisorSandboxRecord;
-          let tPrepared: number;
-          try {
-            const [, net] = await Promise.all([
-              ctx.ensureAgentPackage().then(() => mountSandboxFs(layout, image.rootfs, { diskSizeMb })),
-              options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
-            ]);
-            tPrepared = performance.now();
-            r = newRunningRecord({ ...spec, image, net });
-            await ctx.volumes.acquire(holderOf(r));
-            writeBootConfig(r, spec, image.user, layout, image.runConfig, image.init);
-            writeBundle(r, layout, ctx);
-          } catch (e) {
-            // The launcher exits without running runsc; wait for that before the rollback.
-            cancel(e as Error);
-            await started;
-            throw e;
-          }
-          go();
-          const runError = await started;
-          if (runError !== undefined) throw runError;
           crashPoint("vmm.create.after-runsc-run");
           const tStarted = performance.now();
           await ctx.waitReady(r);

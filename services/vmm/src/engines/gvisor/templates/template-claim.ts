@@ -43,80 +43,52 @@ export async function createFromTemplate(
     mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
     undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
     mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
-    undo.push("cgroups", () => cgroups.remove(spec.id));
-    const procs = cgroups.ensureUnified(spec.id);
     undo.push("network detach", () => options.network.detach(spec.id));
     undo.push("unmount", () => unmountSandboxFs(layout));
-    // Killed first on a rollback: the launcher (and runsc, once started) before the unmount.
-    undo.push("runsc delete", () => ctx.killSandbox(spec.id));
-    // The launcher starts now and runs `runsc restore` on `go`: its start-up (cgroup join,
-    // forks; ~25-40 ms here) overlaps the disk and network preparation below.
-    let go = () => {};
-    let cancel = (_: Error) => {};
-    const start = new Promise<void>((resolve, reject) => {
-      go = resolve;
-      cancel = reject;
+    // When each part of the preparation finished (ms after t0), for the create's log line.
+    const spans = { copy: 0, mount: 0, network: 0 };
+    const [, net] = await Promise.all([
+      ctx
+        .ensureAgentPackage()
+        .then(() => copyTemplateDisk(tpl.p.disk, layout.diskImage))
+        .then(() => {
+          spans.copy = performance.now() - t0;
+          return mountSandboxFs(layout, image.rootfs);
+        })
+        .then(() => {
+          spans.mount = performance.now() - t0 - spans.copy;
+        }),
+      options.network
+        .attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name })
+        .then((n) => {
+          spans.network = performance.now() - t0;
+          return n;
+        }),
+    ]);
+    const tPrepared = performance.now();
+    const r = newRunningRecord({
+      ...spec,
+      image: { name: image.name, rootfs: image.rootfs },
+      net,
+      volumes: undefined,
     });
-    const restored = runsc
+    // The name files (hosts, resolv.conf) are the new sandbox's: its hostname and address.
+    writeBundle(r, layout, ctx);
+    undo.push("cgroups", () => cgroups.remove(spec.id));
+    const procs = cgroups.ensureUnified(spec.id);
+    undo.push("runsc delete", () => ctx.killSandbox(spec.id));
+    const unusable = (what: string) => (e: unknown) => {
+      throw new TemplateUnusableError(`${what}: ${(e as Error).message}`, { cause: e });
+    };
+    const tBundle = performance.now();
+    await runsc
       .restore(spec.id, layout.bundle, tpl.p.checkpoint, {
         cgroupProcs: [procs],
         logFile: layout.log,
         timeoutMs: 60_000,
-        start,
       })
-      .then(
-        () => undefined,
-        (e: unknown) => e as Error,
-      );
-    const spans = { copy: 0, mount: 0, network: 0 };
-    let r: GvisorSandboxRecord;
-    let tPrepared: number;
-    try {
-      const [, net] = await Promise.all([
-        ctx
-          .ensureAgentPackage()
-          .then(() => copyTemplateDisk(tpl.p.disk, layout.diskImage))
-          .then(() => {
-            spans.copy = performance.now() - t0;
-            return mountSandboxFs(layout, image.rootfs);
-          })
-          .then(() => {
-            spans.mount = performance.now() - t0 - spans.copy;
-          }),
-        options.network
-          .attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name })
-          .then((n) => {
-            spans.network = performance.now() - t0;
-            return n;
-          }),
-      ]);
-      tPrepared = performance.now();
-      r = newRunningRecord({
-        ...spec,
-        image: { name: image.name, rootfs: image.rootfs },
-        net,
-        volumes: undefined,
-      });
-      // The name files (hosts, resolv.conf) are the new sandbox's: its hostname and address.
-      writeBundle(r, layout, ctx);
-    } catch (e) {
-      // The launcher exits without running runsc; wait for that before the rollback.
-      cancel(e as Error);
-      await restored;
-      throw e;
-    }
-    const tBundle = performance.now();
-    // A crash here leaves the launcher waiting: its go pipe closes with the vmm, so it exits.
-    crashPoint("vmm.template-create.before-go");
-    go();
-    const restoreError = await restored;
-    if (restoreError !== undefined) {
-      throw new TemplateUnusableError(`runsc restore: ${restoreError.message}`, { cause: restoreError });
-    }
+      .catch(unusable("runsc restore"));
     crashPoint("vmm.template-create.after-restore");
-    const unusable = (what: string) => (e: unknown) => {
-      throw new TemplateUnusableError(`${what}: ${(e as Error).message}`, { cause: e });
-    };
     const tRestored = performance.now();
     await claimAgent(
       await options.dialer.endpoint(r.address, AGENT_CONTROL_PORT),
@@ -141,7 +113,7 @@ export async function createFromTemplate(
     undo.commit();
     return {
       record: r,
-      detail: `from template ${tpl.m.image}/${tpl.m.key}: prepare ${(tPrepared - t0).toFixed(0)} ms, runsc restore ${(tRestored - tBundle).toFixed(0)} ms, claim ${(tClaimed - tRestored).toFixed(0)} ms (disk copy ${spans.copy.toFixed(0)}, mount ${spans.mount.toFixed(0)}, network ${spans.network.toFixed(0)}, bundle ${(tBundle - tPrepared).toFixed(0)} ms)`,
+      detail: `from template ${tpl.m.image}/${tpl.m.key}: prepare ${(tPrepared - t0).toFixed(0)} ms, runsc restore ${(tRestored - tPrepared).toFixed(0)} ms, claim ${(tClaimed - tRestored).toFixed(0)} ms (disk copy ${spans.copy.toFixed(0)}, mount ${spans.mount.toFixed(0)}, network ${spans.network.toFixed(0)}, bundle and cgroup ${(tBundle - tPrepared).toFixed(0)} ms)`,
     };
   } catch (e) {
     for (const f of await undo.rollback()) {
