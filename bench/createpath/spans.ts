@@ -110,6 +110,8 @@ try {
     const paired = (k: string) =>
       (rows[`new: ${k}`] ?? []).map((v, i) => v - (rows[`base: ${k}`]?.[i] ?? Number.NaN));
     rows["paired new − base: create + first exec"] = paired("create + first exec");
+    rows["paired new − base: first exec (REST)"] = paired("first exec (REST)");
+    rows["paired new − base: POST /sandboxes"] = paired("POST /sandboxes");
     const vmmRow = BOOT ? "vmm: prepare → runsc run returned" : "vmm: prepare → restored";
     rows[`paired new − base: ${vmmRow}`] = paired(vmmRow);
   }
