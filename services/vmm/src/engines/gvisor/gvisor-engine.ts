@@ -125,7 +125,12 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
               const made = await createFromTemplate(ctx, spec, image, pick.template);
               sandboxes.set(spec.id, made.record);
               ctx.emit("sandbox.created", made.record, performance.now() - t0, made.detail);
-              ctx.log?.info("sandbox created", { sandbox: spec.id, path: "template", detail: made.detail });
+              ctx.log?.info("sandbox created", {
+                sandbox: spec.id,
+                path: "template",
+                ms: Math.round(performance.now() - t0),
+                detail: made.detail,
+              });
               return infoOf(made.record);
             } catch (e) {
               bootReason = `template path failed: ${(e as Error).message}`;
