@@ -11,6 +11,7 @@ import { existsSync, readFileSync, readdirSync, statfsSync, writeFileSync } from
 import { Agent } from "node:http";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createAgentClient } from "@bhatti/agent-client";
 import { VmmService } from "@bhatti/proto";
@@ -21,12 +22,47 @@ import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 import { percentiles } from "../foundation/stats.js";
 import { createBareRunsc } from "./bare-runsc.js";
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
+const USAGE = `usage: npm run bench:seed [-- --n 100 --lifecycle-n 30 --idle-s 60 --density 10 --out FILE]
+  --n            samples of each hot row (exec, files, concurrent batches)
+  --lifecycle-n  samples of each lifecycle row (create, pause/resume, warm, stop, cold)
+  --idle-s       seconds of each idle-cost window
+  --density      idle sandboxes sampled for memory per sandbox
+  --out          also write the table to FILE`;
+
+// Unknown flags and --help stop here: the table starts a whole product and runs for minutes.
+const { values: flags } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        n: { type: "string" },
+        "lifecycle-n": { type: "string" },
+        "idle-s": { type: "string" },
+        density: { type: "string" },
+        out: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+})();
+if (flags.help === true) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const arg = (name: "n" | "lifecycle-n" | "idle-s" | "density", def: number) => {
+  const raw = flags[name];
+  if (raw === undefined) return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) {
+    process.stderr.write(`--${name} must be a positive integer, got ${raw}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  return n;
 };
-const outIndex = process.argv.indexOf("--out");
-const OUT = outIndex >= 0 ? process.argv[outIndex + 1] : undefined;
+const OUT = flags.out;
 const N = arg("n", 100); // hot rows (seed: ITERATIONS=100)
 const LN = arg("lifecycle-n", 30); // create, stop, cold, warm rows (seed: 15 / 10)
 const IDLE_S = arg("idle-s", 60);
