@@ -192,6 +192,25 @@ try {
       row.push(await timed(() => Promise.all(Array.from({ length: 10 }, () => execTrue(client)))));
     }
   }
+  // Back to back: 10 sequential execs on one agent, no gap (as a client looping on exec),
+  // alternating agents block by block; each exec is a sample.
+  const seqSpawner: number[] = [];
+  const seqNode: number[] = [];
+  for (let k = 0; k < BATCHES; k++) {
+    const order: [number[], AgentClient][] =
+      k % 2 === 0
+        ? [
+            [seqSpawner, withSpawner],
+            [seqNode, withNode],
+          ]
+        : [
+            [seqNode, withNode],
+            [seqSpawner, withSpawner],
+          ];
+    for (const [row, client] of order) {
+      for (let j = 0; j < 10; j++) row.push(await timed(() => execTrue(client)));
+    }
+  }
   const loadAfter = loadavg();
 
   process.stdout.write(
@@ -202,6 +221,10 @@ try {
     { name: `exec true, ${FIRST_LABEL}`, samples: spawnerRow },
     { name: `exec true, ${SECOND_LABEL}`, samples: nodeRow },
     { name: "stat / (same round trip, no process)", samples: noProcess },
+  ]);
+  report("exec `true` back to back (10 in a row per agent, alternating)", "ms", [
+    { name: `exec true, ${FIRST_LABEL}`, samples: seqSpawner },
+    { name: `exec true, ${SECOND_LABEL}`, samples: seqNode },
   ]);
   report("10 concurrent execs of `true`, per batch", "ms", [
     { name: `batch, ${FIRST_LABEL}`, samples: batchSpawner },
