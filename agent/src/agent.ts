@@ -19,7 +19,7 @@ const SANDBOX_RUNTIME_DIR = "/run/bhatti-agent";
  * The resident spawner's binary: BHATTI_AGENT_SPAWNER names it ("off": none, every command
  * forks Node), else the `spawner` beside this bundle (the package's, or agent/dist's).
  * BHATTI_AGENT_SPAWNER_POOL: how many stdio connections it keeps connected ahead of time
- * (default 12, 0 = connect back for every command; benches compare the two).
+ * (default 0 = connect back for every command, see DEFAULT_STDIO_POOL; benches compare).
  */
 function spawnerBinary(): { spawner?: string; spawnerPool?: number } {
   const chosen = process.env["BHATTI_AGENT_SPAWNER"];

@@ -7,11 +7,11 @@
 //   - 10 concurrent execs of `true` per batch, both agents, interleaved batch by batch;
 //   - a request without a process (stat /) on the same client: the agent's own round trip.
 //
-//   node --conditions=source --import tsx bench/spawner/exec-spawner.ts [--n 60] [--batches 20] [--second nopool]
+//   node --conditions=source --import tsx bench/spawner/exec-spawner.ts [--n 60] [--batches 20] [--second pool]
 //
-// --second nopool: the second agent keeps the spawner but without its pool of pre-connected
-// stdio connections (BHATTI_AGENT_SPAWNER_POOL=0: three connect-backs per exec), so the rows
-// compare the pool against the connect-back path, same sandbox, same package.
+// --second pool: the second agent keeps the spawner and turns on its pool of pre-connected
+// stdio connections (BHATTI_AGENT_SPAWNER_POOL=12; the package's default is off: three
+// connect-backs per exec), so the rows compare the two paths, same sandbox, same package.
 // --second same: the second agent is configured as the first (with --second-flags, the A/B of
 // a Node flag). --second-flags "F1 F2": extra Node flags for the second agent (it always gets
 // the package's AGENT_NODE_FLAGS first, as the engine starts the first one).
@@ -33,7 +33,7 @@ const secondIndex = process.argv.indexOf("--second");
 const SECOND = secondIndex >= 0 ? process.argv[secondIndex + 1] : "node";
 const flagsIndex = process.argv.indexOf("--second-flags");
 const SECOND_FLAGS = flagsIndex >= 0 ? (process.argv[flagsIndex + 1] ?? "").split(" ").filter(Boolean) : [];
-const NO_POOL = SECOND === "nopool";
+const POOL = SECOND === "pool";
 /** Whether the second agent's commands are the spawner's children. */
 const SECOND_SPAWNER = SECOND !== "node";
 const EXTRA_ENV: Record<string, string> = {};
@@ -44,20 +44,20 @@ process.argv.forEach((a, i) => {
   }
 });
 const SECOND_ENV: Record<string, string> = {
-  ...(SECOND === "nopool"
-    ? { BHATTI_AGENT_SPAWNER_POOL: "0" }
+  ...(SECOND === "pool"
+    ? { BHATTI_AGENT_SPAWNER_POOL: "12" }
     : SECOND === "same"
       ? {}
       : { BHATTI_AGENT_SPAWNER: "off" }),
   ...EXTRA_ENV,
 };
-const FIRST_LABEL = NO_POOL
-  ? "resident spawner, stdio pool"
+const FIRST_LABEL = POOL
+  ? "resident spawner, connect-back"
   : SECOND === "same"
     ? "package agent"
     : "resident spawner";
 const SECOND_LABEL =
-  (NO_POOL ? "resident spawner, connect-back" : SECOND === "same" ? "second agent" : "Node spawn") +
+  (POOL ? "resident spawner, stdio pool" : SECOND === "same" ? "second agent" : "Node spawn") +
   (SECOND_FLAGS.length > 0 ? ` ${SECOND_FLAGS.join(" ")}` : "") +
   Object.entries(EXTRA_ENV)
     .map(([k, v]) => ` ${k}=${v}`)
