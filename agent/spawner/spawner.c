@@ -5,19 +5,29 @@
 // extra fork+exec. This small static program is forked once by the agent and then does
 // every fork+exec itself (its own map is tiny).
 //
-// Usage: bhatti-spawner STDIO_SOCKET
+// Usage: bhatti-spawner STDIO_SOCKET [POOL_SIZE GENERATION]
 //   fd 0: requests from the agent, fd 1: replies to the agent (both ends of socketpairs
 //   libuv made), fd 2: the agent's stderr (diagnostics only).
 //
 // Request (agent → spawner): u32 length of what follows, then
 //   u32 id, u32 flags, u32 uid, u32 gid, u32 argc, u32 envc,
+//   [u32 slot0, u32 slot1, u32 slot2 if flags has 4],
 //   NUL-terminated strings: path, cwd, output file, argv[argc], env[envc].
 //   flags: 1 = drop to uid/gid (setgroups(0) first, as libuv does),
 //          2 = detached: stdin /dev/null, stdout and stderr the output file (opened O_WRONLY,
 //              the agent created and truncated it), otherwise
+//          4 = pooled: the child's fds 0, 1, 2 are the pooled connections numbered slot0..2
+//              (below), otherwise
 //              connect-back: the spawner connects three times to STDIO_SOCKET and sends
 //              u32 id, u32 stream (0 stdin, 1 stdout, 2 stderr) on each; the connections
 //              become the child's fds 0, 1, 2 (AF_UNIX stream sockets, as libuv's pipes are).
+// Pool (POOL_SIZE > 0): the spawner keeps up to POOL_SIZE connections to STDIO_SOCKET made
+// ahead of time, each opened with u32 slot, u32 3, u32 GENERATION (slot numbers are the
+// spawner's, never reused in its life; GENERATION is the agent's number for this start, so a
+// connection of an earlier spawner is recognised). The agent holds them and names three in a
+// pooled request: an exec then makes no connection on its way. The spawner tops the pool up
+// when no attached command runs (or at once when fewer than 3 are left), always after the
+// requests waiting on fd 0; a pooled connection the agent closed is dropped (poll sees EOF).
 // Replies (spawner → agent): 16 bytes, u32 type, u32 id, i32 pid, i32 value:
 //   0 READY    once, at start
 //   1 STARTED  the child exec'd: pid (it leads its own session and process group)
@@ -50,7 +60,9 @@
 #include <unistd.h>
 
 enum { REPLY_READY = 0, REPLY_STARTED = 1, REPLY_FAILED = 2, REPLY_EXITED = 3, REPLY_BROKEN = 4 };
-enum { FLAG_CREDENTIALS = 1, FLAG_DETACHED = 2 };
+enum { FLAG_CREDENTIALS = 1, FLAG_DETACHED = 2, FLAG_POOLED = 4 };
+enum { STREAM_POOLED = 3 };
+#define MAX_POOL 64
 #define MAX_REQUEST (64u << 20)
 
 static const char *stdio_socket;
@@ -61,9 +73,21 @@ static socklen_t stdio_addr_len;
 struct running {
   pid_t pid;
   uint32_t id;
+  int attached;
 };
 static struct running *running;
-static size_t running_count, running_cap;
+static size_t running_count, running_cap, attached_running;
+
+// Pre-connected stdio connections: slot number → fd.
+struct pooled {
+  uint32_t slot;
+  int fd;
+};
+static struct pooled pool[MAX_POOL];
+static size_t pool_count, pool_target;
+static uint32_t pool_generation, next_slot;
+// A top-up connect failed: no more tries until the next request (no busy loop on a dead socket).
+static int pool_stalled;
 
 static void die(const char *what) {
   dprintf(2, "bhatti-spawner: %s: %s\n", what, strerror(errno));
@@ -134,8 +158,42 @@ static int connect_stdio(uint32_t id, uint32_t stream) {
   return fd;
 }
 
+// One more pooled connection; 0, or -1 with errno set.
+static int pool_add(void) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  while (connect(fd, (struct sockaddr *)&stdio_addr, stdio_addr_len) < 0) {
+    if (errno == EINTR) continue;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  uint32_t header[3] = {next_slot, STREAM_POOLED, pool_generation};
+  if (write_all(fd, header, sizeof header) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  pool[pool_count++] = (struct pooled){next_slot++, fd};
+  return 0;
+}
+
+// Removes pooled connection `slot` and returns its fd, or -1 if the pool has no such slot.
+static int pool_take(uint32_t slot) {
+  for (size_t i = 0; i < pool_count; i++) {
+    if (pool[i].slot != slot) continue;
+    int fd = pool[i].fd;
+    pool[i] = pool[--pool_count];
+    return fd;
+  }
+  return -1;
+}
+
 struct request {
   uint32_t id, flags, uid, gid;
+  uint32_t slots[3];
   const char *path, *cwd, *output;
   char **argv, **envp;
 };
@@ -194,7 +252,17 @@ fail:
 
 static void start(struct request *r) {
   int stdio[3] = {-1, -1, -1};
-  if (!(r->flags & FLAG_DETACHED)) {
+  pool_stalled = 0;
+  if (r->flags & FLAG_POOLED) {
+    for (int i = 0; i < 3; i++) stdio[i] = pool_take(r->slots[i]);
+    if (stdio[0] < 0 || stdio[1] < 0 || stdio[2] < 0) {
+      // The agent named a connection this spawner does not hold: a bug; nothing starts.
+      for (int i = 0; i < 3; i++)
+        if (stdio[i] >= 0) close(stdio[i]);
+      reply(REPLY_BROKEN, r->id, 0, EBADF);
+      return;
+    }
+  } else if (!(r->flags & FLAG_DETACHED)) {
     for (uint32_t i = 0; i < 3; i++) {
       stdio[i] = connect_stdio(r->id, i);
       if (stdio[i] < 0) {
@@ -229,7 +297,9 @@ static void start(struct request *r) {
     running = realloc(running, running_cap * sizeof *running);
     if (running == NULL) die("realloc");
   }
-  running[running_count++] = (struct running){pid, r->id};
+  int attached = !(r->flags & FLAG_DETACHED);
+  running[running_count++] = (struct running){pid, r->id, attached};
+  attached_running += (size_t)attached;
   reply(REPLY_STARTED, r->id, pid, 0);
 }
 
@@ -241,6 +311,7 @@ static void reap(void) {
     for (size_t i = 0; i < running_count; i++) {
       if (running[i].pid != pid) continue;
       reply(REPLY_EXITED, running[i].id, pid, status);
+      attached_running -= (size_t)running[i].attached;
       running[i] = running[--running_count];
       break;
     }
@@ -272,6 +343,11 @@ static int parse(char *body, uint32_t len, struct request *r) {
   r->uid = h[2];
   r->gid = h[3];
   char *p = body + 24, *end = body + len;
+  if (r->flags & FLAG_POOLED) {
+    if (len < 36 || (r->flags & FLAG_DETACHED)) return -1;
+    memcpy(r->slots, p, sizeof r->slots);
+    p += sizeof r->slots;
+  }
   char **fixed = take_strings(&p, end, 3);
   if (fixed == NULL) return -1;
   r->path = fixed[0];
@@ -289,9 +365,14 @@ static int parse(char *body, uint32_t len, struct request *r) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 2) {
-    dprintf(2, "usage: bhatti-spawner STDIO_SOCKET\n");
+  if (argc != 2 && argc != 4) {
+    dprintf(2, "usage: bhatti-spawner STDIO_SOCKET [POOL_SIZE GENERATION]\n");
     return 2;
+  }
+  if (argc == 4) {
+    pool_target = strtoul(argv[2], NULL, 10);
+    if (pool_target > MAX_POOL) pool_target = MAX_POOL;
+    pool_generation = (uint32_t)strtoul(argv[3], NULL, 10);
   }
   close_inherited_fds();
   stdio_socket = argv[1];
@@ -337,11 +418,27 @@ int main(int argc, char **argv) {
   size_t cap = 1 << 16, have = 0;
   char *buf = malloc(cap);
   if (buf == NULL) die("malloc");
-  struct pollfd pfd[2] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+  struct pollfd pfd[2 + MAX_POOL] = {{.fd = 0, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
   for (;;) {
-    if (poll(pfd, 2, -1) < 0) {
+    // The pooled connections are watched too: the agent closing one (EOF) drops it.
+    for (size_t i = 0; i < pool_count; i++) pfd[2 + i] = (struct pollfd){.fd = pool[i].fd, .events = POLLIN};
+    nfds_t watched = (nfds_t)(2 + pool_count);
+    int top_up = !pool_stalled && pool_count < pool_target && (attached_running == 0 || pool_count < 3);
+    int ready = poll(pfd, watched, top_up ? 0 : -1);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       die("poll");
+    }
+    if (ready == 0) {
+      // Nothing to do: one more pooled connection (then look at fd 0 again).
+      if (pool_add() < 0) pool_stalled = 1;
+      continue;
+    }
+    for (size_t i = watched - 2; i-- > 0;) {
+      if (!pfd[2 + i].revents) continue;
+      // pfd[2 + i] is pool[i]: removal from the end down keeps the lower indexes valid.
+      close(pool[i].fd);
+      pool[i] = pool[--pool_count];
     }
     if (pfd[1].revents) {
       struct signalfd_siginfo si;

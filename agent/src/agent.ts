@@ -18,13 +18,16 @@ const SANDBOX_RUNTIME_DIR = "/run/bhatti-agent";
 /**
  * The resident spawner's binary: BHATTI_AGENT_SPAWNER names it ("off": none, every command
  * forks Node), else the `spawner` beside this bundle (the package's, or agent/dist's).
+ * BHATTI_AGENT_SPAWNER_POOL: how many stdio connections it keeps connected ahead of time
+ * (default 0 = connect back for every command, see DEFAULT_STDIO_POOL; benches compare).
  */
-function spawnerBinary(): { spawner?: string } {
+function spawnerBinary(): { spawner?: string; spawnerPool?: number } {
   const chosen = process.env["BHATTI_AGENT_SPAWNER"];
   if (chosen === "off") return {};
   const path =
     chosen !== undefined && chosen !== "" ? chosen : join(dirname(fileURLToPath(import.meta.url)), "spawner");
-  return existsSync(path) ? { spawner: path } : {};
+  const pool = Number.parseInt(process.env["BHATTI_AGENT_SPAWNER_POOL"] ?? "", 10);
+  return existsSync(path) ? { spawner: path, ...(pool >= 0 ? { spawnerPool: pool } : {}) } : {};
 }
 
 function standaloneOptions(args: AgentArgs): AgentOptions {

@@ -90,13 +90,15 @@ export function currentIdentity(): ExecIdentity {
   return { name: info.username, uid: info.uid, gid: info.gid, home: process.env["HOME"] ?? info.homedir };
 }
 
+/** The agent's own uid: it never changes identity, so one getuid(2) for its life. */
+const SELF_UID = process.getuid?.();
+
 /**
  * spawn() options that switch to `identity`, or none when the agent already runs as it
  * (an unprivileged agent cannot switch, and need not).
  */
 export function credentialsFor(identity: ExecIdentity): { uid: number; gid: number } | undefined {
-  const self = process.getuid?.();
-  if (self === identity.uid) return undefined;
+  if (SELF_UID === identity.uid) return undefined;
   return { uid: identity.uid, gid: identity.gid };
 }
 

@@ -30,6 +30,8 @@ export interface AgentOptions {
   spawner?: string;
   /** Where the spawner's private socket directory is made (default: the temp dir). */
   runtimeDir?: string;
+  /** Pre-connected stdio connections the spawner keeps (default DEFAULT_STDIO_POOL; 0: none). */
+  spawnerPool?: number;
   log: AgentLogger;
 }
 
@@ -71,7 +73,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log: options.log,
     ...(options.template === true ? { claimable: true, hostnameHelper: startHostnameHelper() } : {}),
     ...(options.spawner !== undefined
-      ? { spawner: new ResidentSpawner(options.spawner, options.log, options.runtimeDir) }
+      ? {
+          spawner: new ResidentSpawner(options.spawner, options.log, options.runtimeDir, options.spawnerPool),
+        }
       : {}),
   };
   const control = createControlServer(ctx);

@@ -7,9 +7,17 @@
 //   - 10 concurrent execs of `true` per batch, both agents, interleaved batch by batch;
 //   - a request without a process (stat /) on the same client: the agent's own round trip.
 //
-//   node --conditions=source --import tsx bench/spawner/exec-spawner.ts [--n 60] [--batches 20]
+//   node --conditions=source --import tsx bench/spawner/exec-spawner.ts [--n 60] [--batches 20] [--second pool]
+//
+// --second pool: the second agent keeps the spawner and turns on its pool of pre-connected
+// stdio connections (BHATTI_AGENT_SPAWNER_POOL=12; the package's default is off: three
+// connect-backs per exec), so the rows compare the two paths, same sandbox, same package.
+// --second same: the second agent is configured as the first (with --second-flags, the A/B of
+// a Node flag). --second-flags "F1 F2": extra Node flags for the second agent (it always gets
+// the package's AGENT_NODE_FLAGS first, as the engine starts the first one).
+// --second-env NAME=VALUE (repeatable): extra environment for the second agent.
 import { loadavg } from "node:os";
-import { type AgentClient, createAgentClient } from "@bhatti/agent-client";
+import { AGENT_NODE_FLAGS, type AgentClient, createAgentClient } from "@bhatti/agent-client";
 import { createGvisorEngine } from "@bhatti/service-vmm/gvisor";
 import { testSpec } from "@bhatti/test/engine-conformance/engine-factory";
 import { createGvisorTestEnv } from "@bhatti/test/engine-conformance/gvisor-factory";
@@ -21,6 +29,39 @@ const arg = (name: string, fallback: number) => {
 };
 const N = arg("--n", 60);
 const BATCHES = arg("--batches", 20);
+const secondIndex = process.argv.indexOf("--second");
+const SECOND = secondIndex >= 0 ? process.argv[secondIndex + 1] : "node";
+const flagsIndex = process.argv.indexOf("--second-flags");
+const SECOND_FLAGS = flagsIndex >= 0 ? (process.argv[flagsIndex + 1] ?? "").split(" ").filter(Boolean) : [];
+const POOL = SECOND === "pool";
+/** Whether the second agent's commands are the spawner's children. */
+const SECOND_SPAWNER = SECOND !== "node";
+const EXTRA_ENV: Record<string, string> = {};
+process.argv.forEach((a, i) => {
+  const v = process.argv[i + 1];
+  if (a === "--second-env" && v !== undefined && v.includes("=")) {
+    EXTRA_ENV[v.slice(0, v.indexOf("="))] = v.slice(v.indexOf("=") + 1);
+  }
+});
+const SECOND_ENV: Record<string, string> = {
+  ...(SECOND === "pool"
+    ? { BHATTI_AGENT_SPAWNER_POOL: "12" }
+    : SECOND === "same"
+      ? {}
+      : { BHATTI_AGENT_SPAWNER: "off" }),
+  ...EXTRA_ENV,
+};
+const FIRST_LABEL = POOL
+  ? "resident spawner, connect-back"
+  : SECOND === "same"
+    ? "package agent"
+    : "resident spawner";
+const SECOND_LABEL =
+  (POOL ? "resident spawner, stdio pool" : SECOND === "same" ? "second agent" : "Node spawn") +
+  (SECOND_FLAGS.length > 0 ? ` ${SECOND_FLAGS.join(" ")}` : "") +
+  Object.entries(EXTRA_ENV)
+    .map(([k, v]) => ` ${k}=${v}`)
+    .join("");
 const SECOND_CONTROL = 7100;
 const SECOND_FORWARD = 7101;
 const SECOND_TOKEN = "bench-second-agent-token-0123456789";
@@ -74,6 +115,8 @@ try {
       "--library-path",
       "/.bhatti/lib",
       "/.bhatti/node",
+      ...AGENT_NODE_FLAGS,
+      ...SECOND_FLAGS,
       "/.bhatti/agent.mjs",
       "--listen",
       `0.0.0.0:${SECOND_CONTROL}`,
@@ -84,14 +127,15 @@ try {
       "--user",
       "1000",
     ],
-    { root: true, env: { BHATTI_AGENT_SPAWNER: "off" }, outputFile: "/tmp/bench-second-agent.log" },
+    { root: true, env: SECOND_ENV, outputFile: "/tmp/bench-second-agent.log" },
   );
   let withNode: AgentClient | undefined;
   for (let i = 0; withNode === undefined; i++) {
     try {
       const client = await dial(SECOND_CONTROL, SECOND_FORWARD, SECOND_TOKEN);
       const r = await client.exec(["sh", "-c", "cat /proc/$PPID/comm"]);
-      if (r.stdout.toString().trim() === "spawner") throw new Error("second agent uses a spawner");
+      if ((r.stdout.toString().trim() === "spawner") !== SECOND_SPAWNER)
+        throw new Error("second agent: wrong kind");
       withNode = client;
     } catch (err) {
       if (i > 200) throw err;
@@ -148,6 +192,25 @@ try {
       row.push(await timed(() => Promise.all(Array.from({ length: 10 }, () => execTrue(client)))));
     }
   }
+  // Back to back: 10 sequential execs on one agent, no gap (as a client looping on exec),
+  // alternating agents block by block; each exec is a sample.
+  const seqSpawner: number[] = [];
+  const seqNode: number[] = [];
+  for (let k = 0; k < BATCHES; k++) {
+    const order: [number[], AgentClient][] =
+      k % 2 === 0
+        ? [
+            [seqSpawner, withSpawner],
+            [seqNode, withNode],
+          ]
+        : [
+            [seqNode, withNode],
+            [seqSpawner, withSpawner],
+          ];
+    for (const [row, client] of order) {
+      for (let j = 0; j < 10; j++) row.push(await timed(() => execTrue(client)));
+    }
+  }
   const loadAfter = loadavg();
 
   process.stdout.write(
@@ -155,13 +218,17 @@ try {
   );
   report("agent-direct exec `true`, one sandbox, interleaved", "ms", [
     { name: "in-sandbox fork+exec (floor)", samples: floor },
-    { name: "exec true, resident spawner", samples: spawnerRow },
-    { name: "exec true, Node spawn", samples: nodeRow },
+    { name: `exec true, ${FIRST_LABEL}`, samples: spawnerRow },
+    { name: `exec true, ${SECOND_LABEL}`, samples: nodeRow },
     { name: "stat / (same round trip, no process)", samples: noProcess },
   ]);
+  report("exec `true` back to back (10 in a row per agent, alternating)", "ms", [
+    { name: `exec true, ${FIRST_LABEL}`, samples: seqSpawner },
+    { name: `exec true, ${SECOND_LABEL}`, samples: seqNode },
+  ]);
   report("10 concurrent execs of `true`, per batch", "ms", [
-    { name: "batch, resident spawner", samples: batchSpawner },
-    { name: "batch, Node spawn", samples: batchNode },
+    { name: `batch, ${FIRST_LABEL}`, samples: batchSpawner },
+    { name: `batch, ${SECOND_LABEL}`, samples: batchNode },
   ]);
 } finally {
   for (const c of clients) c.close();

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import type { AgentLogger } from "../logger.js";
 import type { CommandSpec } from "./command-spec.js";
 import {
+  POOLED_HEADER_EXTRA_BYTES,
   STDIO_HEADER_BYTES,
+  STDIO_STREAM_POOLED,
   SpawnerFlag,
   type SpawnerReply,
   SpawnerReplyDecoder,
@@ -20,6 +22,14 @@ import {
 const RESTART_BACKOFF_MS = 1_000;
 /** Starts that never became READY in a row before the agent gives up on the spawner. */
 const MAX_FAILED_STARTS = 5;
+/**
+ * Pre-connected stdio connections the spawner keeps (3 per exec; the spawner caps it at 64).
+ * Off by default: with the pool on, the agent's loop spun at ~50 % of a CPU after an engine
+ * cold cycle (checkpoint, restore) in 5 of 10 probes, against 1 of 11 with it off
+ * (bench/prestdio/idle-after-restore.ts, results-2026-12-03.txt), and a template checkpoint
+ * would carry a full pool into every create. BHATTI_AGENT_SPAWNER_POOL=12 turns it on (benches).
+ */
+export const DEFAULT_STDIO_POOL = 0;
 
 /**
  * The ERROR text of an exec whose spawner died under it: while the command ran (its exit
@@ -142,9 +152,11 @@ interface PendingStart {
  * space (under gVisor a fork copies the whole map). Started once; restarted when it dies
  * (a fallback to Node's spawn covers the execs meanwhile).
  *
- * stdio: the spawner connects three times per command to a Unix socket in a root-only
- * directory (0700; the socket itself 0600; reached through a pinned fd of the directory), each
- * connection naming the request; they become the command's fds 0, 1, 2.
+ * stdio: the command's fds 0, 1, 2 are connections from the spawner to a Unix socket in a
+ * root-only directory (0700; the socket itself 0600; reached through a pinned fd of the
+ * directory). The spawner keeps a pool of them connected ahead of time (numbered slots, held
+ * here in `pool`) and a request names three; with fewer than three pooled, the spawner
+ * connects three times for that request (each connection naming it), as before the pool.
  */
 export class ResidentSpawner {
   private proc: ChildProcess | undefined;
@@ -160,8 +172,14 @@ export class ResidentSpawner {
   private restartTimer: NodeJS.Timeout | undefined;
   private readonly pending = new Map<number, PendingStart>();
   private readonly running = new Map<number, SpawnedCommand | { detachedPid: number }>();
+  /** Idle pooled connections of the current spawner: slot → socket (header read, paused). */
+  private readonly pool = new Map<number, Socket>();
+  /** This spawner start's number, in its argv and in its pooled connections' headers. */
+  private generation = 0;
   /** The spawner's pid once it is READY (tests and logs). */
   pid: number | undefined;
+  /** How attached commands got their stdio (tests, benches). */
+  readonly stdioCounts = { pooled: 0, connectBack: 0 };
 
   /**
    * `runtimeParent`: where the stdio socket's private directory is made (a sandbox's /run/bhatti-agent,
@@ -171,7 +189,19 @@ export class ResidentSpawner {
     private readonly binary: string,
     private readonly log: AgentLogger,
     private readonly runtimeParent: string = tmpdir(),
+    /** Pooled stdio connections to keep (0: connect back for every command). */
+    private readonly poolSize: number = DEFAULT_STDIO_POOL,
   ) {}
+
+  /** Idle pooled connections the agent holds now (tests). */
+  get pooledIdle(): number {
+    return this.pool.size;
+  }
+
+  /** The idle pooled connections (tests: closing one must not wedge anything). */
+  pooledSockets(): Socket[] {
+    return [...this.pool.values()];
+  }
 
   /** Starts the spawner (again). Commands use it from its READY on. */
   start(): void {
@@ -200,7 +230,10 @@ export class ResidentSpawner {
     const socketPath = join(this.dir!, "stdio.sock");
     let proc: ChildProcess;
     try {
-      proc = spawn(this.binary, [socketPath], { stdio: ["pipe", "pipe", "inherit"], env: {} });
+      this.generation = (this.generation + 1) >>> 0;
+      const args =
+        this.poolSize > 0 ? [socketPath, String(this.poolSize), String(this.generation)] : [socketPath];
+      proc = spawn(this.binary, args, { stdio: ["pipe", "pipe", "inherit"], env: {} });
     } catch (err) {
       this.onGone(undefined, err as Error);
       return;
@@ -235,11 +268,18 @@ export class ResidentSpawner {
     if (strings.some((s) => s.includes("\0"))) return Promise.resolve(undefined);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fff0 ? 1 : this.nextId + 1;
+    const pooled = output === undefined ? this.takePooled() : undefined;
+    if (output === undefined) {
+      if (pooled !== undefined) this.stdioCounts.pooled++;
+      else this.stdioCounts.connectBack++;
+    }
     const request = encodeSpawnerRequest({
       id,
       flags:
         (spec.credentials !== undefined ? SpawnerFlag.CREDENTIALS : 0) |
-        (output !== undefined ? SpawnerFlag.DETACHED : 0),
+        (output !== undefined ? SpawnerFlag.DETACHED : 0) |
+        (pooled !== undefined ? SpawnerFlag.POOLED : 0),
+      ...(pooled !== undefined ? { slots: pooled.slots } : {}),
       uid: spec.credentials?.uid ?? 0,
       gid: spec.credentials?.gid ?? 0,
       path: spec.path,
@@ -253,7 +293,7 @@ export class ResidentSpawner {
         spec,
         detached: output !== undefined,
         pid: undefined,
-        stdio: [],
+        stdio: pooled?.sockets ?? [],
         exitStatus: undefined,
         resolve,
         reject,
@@ -262,9 +302,31 @@ export class ResidentSpawner {
     });
   }
 
+  /** Three idle pooled connections (oldest first), taken out of the pool; undefined if fewer. */
+  private takePooled(): { slots: [number, number, number]; sockets: Socket[] } | undefined {
+    if (this.pool.size < 3) return undefined;
+    const slots: number[] = [];
+    const sockets: Socket[] = [];
+    for (const [slot, socket] of this.pool) {
+      slots.push(slot);
+      sockets.push(socket);
+      if (slots.length === 3) break;
+    }
+    for (const slot of slots) this.pool.delete(slot);
+    // Paused again before the request goes out: the command's output waits for its reader.
+    for (const socket of sockets) socket.pause();
+    return { slots: slots as [number, number, number], sockets };
+  }
+
+  private dropPool(): void {
+    for (const socket of this.pool.values()) socket.destroy();
+    this.pool.clear();
+  }
+
   /** Stops the spawner (its running commands are left alone) and removes its socket. */
   close(): void {
     this.closed = true;
+    this.dropPool();
     if (this.restartTimer !== undefined) clearTimeout(this.restartTimer);
     this.proc?.kill("SIGKILL");
     this.server?.close();
@@ -296,12 +358,22 @@ export class ResidentSpawner {
 
   private onStdioConnection(socket: Socket): void {
     socket.on("error", () => socket.destroy());
+    let header: Buffer | undefined;
     const onReadable = () => {
-      const header = socket.read(STDIO_HEADER_BYTES) as Buffer | null;
-      if (header === null) return;
-      socket.off("readable", onReadable);
+      if (header === undefined) {
+        header = (socket.read(STDIO_HEADER_BYTES) as Buffer | null) ?? undefined;
+        if (header === undefined) return;
+      }
       const id = header.readUInt32LE(0);
       const stream = header.readUInt32LE(4);
+      if (stream === STDIO_STREAM_POOLED) {
+        const extra = socket.read(POOLED_HEADER_EXTRA_BYTES) as Buffer | null;
+        if (extra === null) return;
+        socket.off("readable", onReadable);
+        this.onPooledConnection(socket, id, extra.readUInt32LE(0));
+        return;
+      }
+      socket.off("readable", onReadable);
       const pending = this.pending.get(id);
       if (header.byteLength < STDIO_HEADER_BYTES || pending === undefined || stream > 2) {
         // A start that failed meanwhile (its sockets are useless), or not ours.
@@ -312,6 +384,22 @@ export class ResidentSpawner {
       this.complete(id, pending);
     };
     socket.on("readable", onReadable);
+  }
+
+  /** A connection the spawner made ahead of time: held (paused, unread) until a request names it. */
+  private onPooledConnection(socket: Socket, slot: number, generation: number): void {
+    if (generation !== this.generation || this.proc === undefined || this.pool.has(slot)) {
+      // An earlier spawner's (it died; its commands connect back no more), or not ours.
+      socket.destroy();
+      return;
+    }
+    this.pool.set(slot, socket);
+    // Flowing while idle (nothing arrives but EOF): a paused socket would never see its end.
+    socket.resume();
+    // The spawner closed it (it exited) or it broke: no longer usable.
+    socket.once("close", () => {
+      if (this.pool.get(slot) === socket) this.pool.delete(slot);
+    });
   }
 
   private onReply(reply: SpawnerReply): void {
@@ -381,6 +469,7 @@ export class ResidentSpawner {
     if (proc !== undefined && this.proc !== proc) return;
     const wasReady = this.ready;
     this.proc = undefined;
+    this.dropPool();
     this.ready = false;
     this.pid = undefined;
     if (!wasReady) this.failedStarts++;

@@ -20,7 +20,17 @@ export const SpawnerFlag = {
   CREDENTIALS: 1,
   /** stdin /dev/null, stdout and stderr the output file; else connect-back stdio sockets. */
   DETACHED: 2,
+  /** fds 0, 1, 2 are the pooled connections named in `slots` (not with DETACHED). */
+  POOLED: 4,
 } as const;
+
+/**
+ * The stream number of a pooled connection's header: u32 slot, u32 3, u32 generation (the
+ * number the agent gave this spawner start; an earlier spawner's connections are dropped).
+ */
+export const STDIO_STREAM_POOLED = 3;
+/** The rest of a pooled connection's header after the common 8 bytes: u32 generation. */
+export const POOLED_HEADER_EXTRA_BYTES = 4;
 
 export interface SpawnerRequest {
   id: number;
@@ -36,6 +46,8 @@ export interface SpawnerRequest {
   argv: readonly string[];
   /** "NAME=value" entries. */
   env: readonly string[];
+  /** With POOLED: the pooled connections that become fds 0, 1, 2. */
+  slots?: readonly [number, number, number];
 }
 
 export interface SpawnerReply {
@@ -52,8 +64,9 @@ export const STDIO_HEADER_BYTES = 8;
 /** Length-prefixed request; strings are NUL-terminated (callers reject strings holding NUL). */
 export function encodeSpawnerRequest(r: SpawnerRequest): Buffer {
   const strings = [r.path, r.cwd, r.output, ...r.argv, ...r.env].map((s) => Buffer.from(`${s}\0`));
-  const body = 24 + strings.reduce((n, b) => n + b.byteLength, 0);
-  const head = Buffer.allocUnsafe(4 + 24);
+  const slotBytes = r.slots !== undefined ? 12 : 0;
+  const body = 24 + slotBytes + strings.reduce((n, b) => n + b.byteLength, 0);
+  const head = Buffer.allocUnsafe(4 + 24 + slotBytes);
   head.writeUInt32LE(body, 0);
   head.writeUInt32LE(r.id, 4);
   head.writeUInt32LE(r.flags, 8);
@@ -61,6 +74,11 @@ export function encodeSpawnerRequest(r: SpawnerRequest): Buffer {
   head.writeUInt32LE(r.gid, 16);
   head.writeUInt32LE(r.argv.length, 20);
   head.writeUInt32LE(r.env.length, 24);
+  if (r.slots !== undefined) {
+    head.writeUInt32LE(r.slots[0], 28);
+    head.writeUInt32LE(r.slots[1], 32);
+    head.writeUInt32LE(r.slots[2], 36);
+  }
   return Buffer.concat([head, ...strings]);
 }
 

@@ -1,15 +1,29 @@
 // The resident spawner at its real boundary: the bundled agent as a real process with the
 // real static spawner beside it (agent/dist/spawner), beside a second agent that forks Node
 // for every command (BHATTI_AGENT_SPAWNER=off). Both must answer every request the same way.
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { type AgentClient, AgentError, type ExecEvent, createAgentClient } from "@bhatti/agent-client";
 import { FrameType, encodeSignalPayload } from "@bhatti/agent-protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentProcess, startAgentProcess } from "../testing/agent-process.js";
 import { rawConnect } from "../testing/raw-connection.js";
-import { SPAWNER_LOST_TEXT } from "./resident-spawner.js";
+import { ROOT_IDENTITY } from "../identity.js";
+import type { AgentLogger } from "../logger.js";
+import { ResidentSpawner, SPAWNER_LOST_TEXT } from "./resident-spawner.js";
 
 const SPAWNER_BINARY = join(import.meta.dirname, "../../dist/spawner");
 
@@ -341,4 +355,160 @@ describe("a spawner that never comes up", () => {
       await agent.stop();
     }
   }, 60_000);
+});
+
+/** A command run through an in-process ResidentSpawner: its output and how it ended. */
+async function runVia(spawner: ResidentSpawner, script: string, cwd: string) {
+  const command = await spawner.startCommand({
+    file: "sh",
+    path: "/bin/sh",
+    args: ["-c", script],
+    argv: ["sh", "-c", script],
+    env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
+    cwd,
+    identity: ROOT_IDENTITY,
+    credentials: undefined,
+  });
+  if (command === undefined) return undefined;
+  const out: Buffer[] = [];
+  command.stdout!.on("data", (chunk: Buffer) => out.push(chunk));
+  command.stdout!.resume();
+  command.stderr!.resume();
+  command.stdin!.end();
+  const code = await new Promise<number | null>((resolve, reject) => {
+    command.once("close", (c: number | null) => resolve(c));
+    command.once("error", reject);
+  });
+  return { code, stdout: Buffer.concat(out).toString() };
+}
+
+/** Socket inodes the process holds on fds above 2 (the spawner's pooled connections). */
+function socketInodes(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/fd`)
+    .filter((fd) => Number(fd) > 2)
+    .flatMap((fd) => {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        return target.startsWith("socket:") ? [target] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+describe("the spawner's pool of pre-connected stdio connections", () => {
+  const POOL = 6;
+  const silent: AgentLogger = { info() {}, warn() {}, error() {} };
+  let dir: string;
+  let spawner: ResidentSpawner;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "bhatti-test-pool-"));
+    spawner = new ResidentSpawner(SPAWNER_BINARY, silent, dir, POOL);
+    spawner.start();
+    await waitFor(() => spawner.pid !== undefined && spawner.pooledIdle === POOL);
+  });
+
+  afterAll(() => {
+    const pid = spawner?.pid;
+    spawner?.close();
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone with close().
+      }
+    }
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("an exec's fds 0..2 are connections the spawner had made before the request (no connect on the way)", async () => {
+    const pid = await waitFor(() => (spawner.pooledIdle === POOL ? spawner.pid : undefined));
+    const before = new Set(socketInodes(pid));
+    expect(before.size).toBe(POOL);
+    const counts = { ...spawner.stdioCounts };
+    const r = await runVia(
+      spawner,
+      "for f in 0 1 2; do readlink /proc/$$/fd/$f; done; ls /proc/self/fd",
+      dir,
+    );
+    const lines = r!.stdout.trim().split("\n");
+    expect(lines.slice(0, 3).every((l) => before.has(l))).toBe(true);
+    expect(new Set(lines.slice(0, 3)).size).toBe(3);
+    // Exactly 0..2 (ls's own fd 3 is the directory it reads): no other pooled connection leaks.
+    expect(lines.slice(3)).toEqual(["0", "1", "2", "3"]);
+    expect(r!.code).toBe(0);
+    expect(spawner.stdioCounts).toEqual({ pooled: counts.pooled + 1, connectBack: counts.connectBack });
+    // Topped up again, off the exec's path, and the used ones are gone from the spawner.
+    await waitFor(() => spawner.pooledIdle === POOL && socketInodes(pid).length === POOL);
+    const after = new Set(socketInodes(pid));
+    expect(lines.slice(0, 3).some((l) => after.has(l))).toBe(false);
+  });
+
+  it("a burst of 50 beyond the pool: the rest connect back, every command has its own output and exit code", async () => {
+    await waitFor(() => spawner.pooledIdle === POOL);
+    const counts = { ...spawner.stdioCounts };
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => runVia(spawner, `echo n${i}; exit ${i % 7}`, dir)),
+    );
+    expect(results.map((r) => [r?.code, r?.stdout])).toEqual(
+      Array.from({ length: 50 }, (_, i) => [i % 7, `n${i}\n`]),
+    );
+    const pooled = spawner.stdioCounts.pooled - counts.pooled;
+    const connectBack = spawner.stdioCounts.connectBack - counts.connectBack;
+    expect(pooled + connectBack).toBe(50);
+    expect(pooled).toBeGreaterThanOrEqual(POOL / 3);
+    expect(connectBack).toBeGreaterThan(0);
+    // And the pool comes back whole.
+    const pid = spawner.pid!;
+    await waitFor(() => spawner.pooledIdle === POOL && socketInodes(pid).length === POOL);
+  }, 60_000);
+
+  it("a pooled connection the agent closed: the spawner drops it, tops up, and execs keep working", async () => {
+    const pid = await waitFor(() => (spawner.pooledIdle === POOL ? spawner.pid : undefined));
+    const [victim] = spawner.pooledSockets();
+    victim!.destroy();
+    // Out of the pool once its close is seen (never handed to a command).
+    await waitFor(() => !spawner.pooledSockets().includes(victim!));
+    // The spawner saw its EOF and made a new one: POOL again on both sides, no dead fd kept.
+    await waitFor(() => spawner.pooledIdle === POOL && socketInodes(pid).length === POOL);
+    for (let i = 0; i < 4; i++) {
+      expect(await runVia(spawner, `echo again${i}`, dir)).toEqual({ code: 0, stdout: `again${i}\n` });
+    }
+    expect(spawner.pid).toBe(pid);
+  });
+
+  it("a spawner killed with pooled connections outstanding: its pool is dropped, the next spawner's is used", async () => {
+    const before = await waitFor(() => (spawner.pooledIdle === POOL ? spawner.pid : undefined));
+    const held = spawner.pooledSockets();
+    process.kill(before, "SIGKILL");
+    await waitFor(() => held.every((s) => s.destroyed));
+    const after = await waitFor(
+      () =>
+        spawner.pid !== undefined && spawner.pid !== before && spawner.pooledIdle === POOL
+          ? spawner.pid
+          : undefined,
+      30_000,
+    );
+    expect(held.some((s) => spawner.pooledSockets().includes(s))).toBe(false);
+    const pooledBefore = spawner.stdioCounts.pooled;
+    const r = await runVia(spawner, "echo $PPID", dir);
+    expect(r).toEqual({ code: 0, stdout: `${after}\n` });
+    expect(spawner.stdioCounts.pooled).toBe(pooledBefore + 1);
+  }, 60_000);
+
+  it("pool size 0: every exec connects back, as before the pool", async () => {
+    const own = new ResidentSpawner(SPAWNER_BINARY, silent, dir, 0);
+    try {
+      own.start();
+      const pid = await waitFor(() => own.pid);
+      const r = await runVia(own, "echo plain", dir);
+      expect(r).toEqual({ code: 0, stdout: "plain\n" });
+      expect(own.stdioCounts).toEqual({ pooled: 0, connectBack: 1 });
+      expect(own.pooledIdle).toBe(0);
+      expect(socketInodes(pid)).toEqual([]);
+    } finally {
+      own.close();
+    }
+  });
 });
