@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ThermalState } from "@bhatti/proto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -105,6 +106,93 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("thermal service (pro
     await waitForSandbox(product, sb.id, isWarm, 15_000);
     // Detaching restarts the idle clock.
     expect(Date.now() - detachedAt).toBeGreaterThanOrEqual(WARM_MS);
+  }, 60_000);
+
+  it("keeps a sandbox hot under a slow streamed upload, and cools it once the upload is done", async () => {
+    const sb = await create("slow-upload");
+    expect((await exec(product, sb.id, ["true"])).status).toBe(200);
+    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    const part = Buffer.alloc(32 * 1024, "u");
+    const answered = new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: ep.path,
+          method: "PUT",
+          path: `/sandboxes/${sb.id}/files?path=/tmp/slow-upload`,
+          headers: { authorization: `Bearer ${product.userKey}`, "content-length": part.byteLength * 2 },
+        },
+        (res) => {
+          let text = "";
+          res.on("data", (d) => {
+            text += d;
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on("error", reject);
+      req.write(part);
+      // The second half comes after the idle threshold has passed twice over.
+      setTimeout(() => req.end(part), 2 * WARM_MS + 1_000);
+    });
+    await sleep(WARM_MS + 1_000);
+    const during = (await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>();
+    expect(during.thermal).toBe("hot");
+    const res = await answered;
+    expect(res.status, res.text).toBeLessThan(300);
+    const read = await product.http("GET", `/sandboxes/${sb.id}/files?path=/tmp/slow-upload`);
+    expect(read.status).toBe(200);
+    expect(read.text).toBe("u".repeat(part.byteLength * 2));
+    await waitForSandbox(product, sb.id, isWarm, 15_000);
+  }, 60_000);
+
+  it("keeps a sandbox hot while a slow client reads a large file, and cools it once the read is done", async () => {
+    const sb = await create("slow-download");
+    const size = 8 * 1024 * 1024;
+    const made = await exec(product, sb.id, ["sh", "-c", `head -c ${size} /dev/zero > /tmp/big`]);
+    expect(made.body.exit_code).toBe(0);
+    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    let paused: () => void = () => {};
+    const firstBytes = new Promise<void>((resolve) => {
+      paused = resolve;
+    });
+    const read = new Promise<{ status: number; bytes: number }>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: ep.path,
+          method: "GET",
+          path: `/sandboxes/${sb.id}/files?path=/tmp/big`,
+          headers: { authorization: `Bearer ${product.userKey}` },
+        },
+        (res) => {
+          let bytes = 0;
+          res.once("data", (d: Buffer) => {
+            bytes += d.byteLength;
+            // Stop reading: the gateway's pipeline waits for the client, far from the end.
+            res.pause();
+            paused();
+            setTimeout(
+              () => {
+                res.on("data", (more: Buffer) => {
+                  bytes += more.byteLength;
+                });
+                res.resume();
+              },
+              2 * WARM_MS + 1_000,
+            );
+          });
+          res.on("end", () => resolve({ status: res.statusCode ?? 0, bytes }));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+    await firstBytes;
+    await sleep(WARM_MS + 1_000);
+    const during = (await product.http("GET", `/sandboxes/${sb.id}`)).json<SandboxJson>();
+    expect(during.thermal).toBe("hot");
+    expect(await read).toEqual({ status: 200, bytes: size });
+    await waitForSandbox(product, sb.id, isWarm, 15_000);
   }, 60_000);
 
   it("never cools a keep_hot sandbox (bhatti create --keep-hot); PATCH keep_hot=true wakes it", async () => {

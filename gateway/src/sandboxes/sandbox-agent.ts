@@ -160,13 +160,21 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
     readFile(user, ref, input, signal) {
       requirePath(input.path);
       return onAgent(user, ref, signal, async (agent, sandboxId) => {
-        const file = await agent.readFile(input.path, {
-          offset: input.offset ?? 0,
-          limit: input.limit ?? 0,
-          maxBytes: input.maxBytes ?? 0,
-          signal,
-        });
-        return { ...file, sandboxId };
+        // The content streams after this call returns (to a client that may read slowly): the
+        // sandbox stays held until it has been read to the end, abandoned, or the caller left.
+        const release = wake.hold(sandboxId);
+        try {
+          const file = await agent.readFile(input.path, {
+            offset: input.offset ?? 0,
+            limit: input.limit ?? 0,
+            maxBytes: input.maxBytes ?? 0,
+            signal,
+          });
+          return { ...file, content: releasingWhenDone(file.content, release, signal), sandboxId };
+        } catch (e) {
+          release();
+          throw e;
+        }
       });
     },
 
@@ -182,11 +190,17 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
         return;
       }
       // A stream is read once, so the call is never retried on a fresh connection (withAgent would).
+      // Held like withAgent's calls: a slow upload must not be frozen under its client.
       const id = await sandboxes.resolveId(user, ref);
-      const agent = await wake.ensureHot(id);
-      await translatingAgentErrors(() =>
-        agent.writeFileStream(input.path, content.stream, content.size, { mode, signal }),
-      );
+      const release = wake.hold(id);
+      try {
+        const agent = await wake.ensureHot(id);
+        await translatingAgentErrors(() =>
+          agent.writeFileStream(input.path, content.stream, content.size, { mode, signal }),
+        );
+      } finally {
+        release();
+      }
     },
 
     listDir(user, ref, path, signal) {
@@ -201,6 +215,31 @@ export function createSandboxAgent(deps: { sandboxes: SandboxManager; wake: Wake
 
     listSessions(user, ref, signal) {
       return onAgent(user, ref, signal, (agent) => agent.listSessions({ signal }));
+    },
+  };
+}
+
+/**
+ * `content`, calling `release` once when it is read to the end, fails, is returned early, or
+ * `signal` aborts (a caller that leaves before reading it never iterates it).
+ */
+function releasingWhenDone(
+  content: AsyncIterable<Buffer>,
+  release: () => void,
+  signal: AbortSignal | undefined,
+): AsyncIterable<Buffer> {
+  signal?.addEventListener("abort", release, { once: true });
+  const done = () => {
+    signal?.removeEventListener("abort", release);
+    release();
+  };
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        yield* content;
+      } finally {
+        done();
+      }
     },
   };
 }
