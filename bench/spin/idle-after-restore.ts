@@ -70,6 +70,12 @@ try {
   for (let i = 0; i < 10; i++) await a.exec(["true"]);
   a.close();
   await idle("hot, before the cold cycle");
+  // The guest's TCP table before the stop: do connections the agent has closed linger?
+  if (process.env["SPIN_TCP_BEFORE"] === "1") {
+    const b = await client();
+    console.log("guest tcp before the stop:\n" + (await b.exec(["cat", "/proc/net/tcp"])).stdout.toString());
+    b.close();
+  }
   console.log("stopping");
   await engine.stop(sb.id);
   console.log("stopped");
