@@ -5,8 +5,8 @@
 // The agent package is this checkout's agent/dist (scripts/build.mjs).
 //
 //   SPIN_MODE=off|default|pool12 node --conditions=source --import tsx bench/spin/idle-after-restore.ts
-// (bench/prestdio/idle-after-restore.ts with a mode: "off" removes the spawner from the test
-// package (the agent then forks Node per exec), "pool12" patches the bundle's pool default to 12.)
+// Modes: "off" removes the spawner from the test package (the agent then forks Node per exec),
+// "pool12" patches the bundle's pool default to 12, "default" runs the package as built.
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -25,9 +25,10 @@ const MAX_FAILED_STARTS = 5;
 /**
  * Pre-connected stdio connections the spawner keeps (3 per exec; the spawner caps it at 64).
  * Off by default: with the pool on, the agent's loop spun at ~50 % of a CPU after an engine
- * cold cycle (checkpoint, restore) in 5 of 10 probes, against 1 of 11 with it off
- * (bench/prestdio/idle-after-restore.ts, results-2026-12-03.txt), and a template checkpoint
- * would carry a full pool into every create. BHATTI_AGENT_SPAWNER_POOL=12 turns it on (benches).
+ * cold cycle (checkpoint, restore) in 5 of 10 probes, against 1 of 11 with it off (probe:
+ * bench/spin/idle-after-restore.ts, SPIN_MODE=pool12; figures: bench/prestdio/results-*.txt),
+ * and a template checkpoint would carry a full pool into every create.
+ * BHATTI_AGENT_SPAWNER_POOL=12 turns it on (benches).
  */
 export const DEFAULT_STDIO_POOL = 0;
 
