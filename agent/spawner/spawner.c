@@ -137,19 +137,14 @@ static void close_inherited_fds(void) {
   for (long fd = 3; fd < (max > 0 ? max : 65536); fd++) close((int)fd);
 }
 
-// One connect-back stdio socket for request `id`; -1 with errno set on failure.
-static int connect_stdio(uint32_t id, uint32_t stream) {
+// A connection to STDIO_SOCKET that has sent `header` (`words` u32s); -1 with errno set on failure.
+static int dial_stdio(const uint32_t *header, size_t words) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
-  while (connect(fd, (struct sockaddr *)&stdio_addr, stdio_addr_len) < 0) {
-    if (errno == EINTR) continue;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
+  int ok;
+  while ((ok = connect(fd, (struct sockaddr *)&stdio_addr, stdio_addr_len)) < 0 && errno == EINTR) {
   }
-  uint32_t header[2] = {id, stream};
-  if (write_all(fd, header, sizeof header) < 0) {
+  if (ok < 0 || write_all(fd, header, words * sizeof *header) < 0) {
     int saved = errno;
     close(fd);
     errno = saved;
@@ -158,24 +153,17 @@ static int connect_stdio(uint32_t id, uint32_t stream) {
   return fd;
 }
 
+// One connect-back stdio socket for request `id`; -1 with errno set on failure.
+static int connect_stdio(uint32_t id, uint32_t stream) {
+  uint32_t header[2] = {id, stream};
+  return dial_stdio(header, 2);
+}
+
 // One more pooled connection; 0, or -1 with errno set.
 static int pool_add(void) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  while (connect(fd, (struct sockaddr *)&stdio_addr, stdio_addr_len) < 0) {
-    if (errno == EINTR) continue;
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
   uint32_t header[3] = {next_slot, STREAM_POOLED, pool_generation};
-  if (write_all(fd, header, sizeof header) < 0) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
+  int fd = dial_stdio(header, 3);
+  if (fd < 0) return -1;
   pool[pool_count++] = (struct pooled){next_slot++, fd};
   return 0;
 }
