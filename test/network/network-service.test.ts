@@ -657,3 +657,95 @@ describe("detach", () => {
     expect(listening.stdout).not.toContain(`${j2.gateway}:53`);
   });
 });
+
+describe("rename", () => {
+  // What a rename must leave alone: the sandbox's address inside its netns and the firewall
+  // elements (anti-spoofing sets and the deny-all policy element).
+  async function devicesAndElements(sandboxId: string) {
+    const addr = await run("ip", ["-n", ns(sandboxId), "-j", "addr", "show", "dev", "eth0"]);
+    const sets = await Promise.all([
+      nftSet("ports", "bridge"),
+      nftSet("port_addresses", "bridge"),
+      nftSet("port_macs", "bridge"),
+      nftSet("deny_all"),
+    ]);
+    return { addr: addr.stdout, sets };
+  }
+
+  it("answers the new name (not the placeholder), touches no device or element, and keeps the name over a restart", async () => {
+    // A pool entry: attached under a placeholder before the create that claims it is known.
+    const pooled = await attach("rita", "pool-abc123", { mode: EgressMode.DENY_ALL });
+    const observer = await attach("rita", "observer");
+    const from = ns(observer.sandboxId);
+    // The observer is allow-all: its anti-spoofing elements land just after its attach returns.
+    for (let i = 0; i < 100 && !(await nftSet("ports", "bridge")).includes(observer.hostInterface); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect((await dnsQuery(from, observer.gateway, "pool-abc123")).answers?.[0]?.value).toBe(pooled.address);
+    const before = await devicesAndElements(pooled.sandboxId);
+    expect(before.sets[0]).toContain(pooled.hostInterface);
+    expect(before.sets[3]).toContain(pooled.address);
+
+    const renamed = await network.client.renameSandbox({ sandboxId: pooled.sandboxId, sandboxName: "web" });
+    expect(renamed.network?.address).toBe(pooled.address);
+    expect(renamed.network?.egress?.mode).toBe(EgressMode.DENY_ALL);
+
+    expect(await devicesAndElements(pooled.sandboxId)).toEqual(before);
+    for (const name of ["web", "WEB.sb"]) {
+      expect((await dnsQuery(from, observer.gateway, name)).answers).toEqual([
+        { type: 1, ttl: 5, value: pooled.address },
+      ]);
+    }
+    expect((await dnsQuery(from, observer.gateway, "pool-abc123")).rcode).toBe(3);
+    const reverse = pooled.address.split(".").reverse().join(".");
+    expect(
+      (await dnsQuery(from, observer.gateway, `${reverse}.in-addr.arpa`, "PTR")).answers?.[0]?.value,
+    ).toBe("web.sb");
+    // Still reachable on its own address: the sibling's veth and the bridge were not touched.
+    expect(await ping(from, pooled.address)).toBe(true);
+
+    // The name was persisted: a restarted service (same state dir, same store) answers it.
+    const stateDir = network.stateDir;
+    await network.stop();
+    network = await import("./harness.js").then((h) =>
+      h.startNetworkProcess({
+        hostNetns: topology.host,
+        socketDir: dirname(store.socketPath),
+        stateDir,
+        pool: POOL,
+        upstreams: [WAN.server],
+      }),
+    );
+    expect((await dnsQuery(from, observer.gateway, "web")).answers?.[0]?.value).toBe(pooled.address);
+    expect((await dnsQuery(from, observer.gateway, "pool-abc123")).rcode).toBe(3);
+    expect((await network.client.getSandboxAddress({ sandboxId: pooled.sandboxId })).network?.address).toBe(
+      pooled.address,
+    );
+  });
+
+  it("refuses an unknown or detached sandbox with NotFound and a bad id or name with InvalidArgument", async () => {
+    const codeOf = (p: Promise<unknown>) =>
+      p.then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e).code,
+      );
+    expect(
+      await codeOf(network.client.renameSandbox({ sandboxId: randomSandboxId(), sandboxName: "web" })),
+    ).toBe(Code.NotFound);
+    const s = await attach("sam", "pool-def456");
+    for (const sandboxName of ["-web", "web app", "", "x".repeat(64)]) {
+      expect(await codeOf(network.client.renameSandbox({ sandboxId: s.sandboxId, sandboxName }))).toBe(
+        Code.InvalidArgument,
+      );
+    }
+    expect(await codeOf(network.client.renameSandbox({ sandboxId: "XYZ", sandboxName: "web" }))).toBe(
+      Code.InvalidArgument,
+    );
+    // A refused name changed nothing: the placeholder is still answered.
+    expect((await dnsQuery(ns(s.sandboxId), s.gateway, "pool-def456")).answers?.[0]?.value).toBe(s.address);
+    await network.client.detachSandbox({ sandboxId: s.sandboxId });
+    expect(await codeOf(network.client.renameSandbox({ sandboxId: s.sandboxId, sandboxName: "web" }))).toBe(
+      Code.NotFound,
+    );
+  });
+});

@@ -62,6 +62,11 @@ function serve(failWith?: unknown) {
       fail();
       return describePolicy(policy);
     },
+    async rename() {
+      calls.push("rename");
+      fail();
+      return view;
+    },
     health: () => ({
       ready: true,
       reconcileError: undefined,
@@ -119,6 +124,8 @@ describe("network handlers", () => {
       [client.attachSandbox({ ...attachBase, requestedAddress: "10.210.1.1" }), "not a usable address"],
       [client.detachSandbox({ sandboxId: "0123" }), 'sandbox_id "0123"'],
       [client.getSandboxAddress({ sandboxId: "" }), 'sandbox_id ""'],
+      [client.renameSandbox({ sandboxId: "x", sandboxName: "web" }), 'sandbox_id "x"'],
+      [client.renameSandbox({ sandboxId, sandboxName: "web app" }), 'sandbox_name "web app"'],
       [
         client.setEgressPolicy({
           sandboxId,
@@ -193,6 +200,7 @@ describe("network handlers", () => {
         client.detachSandbox({ sandboxId }),
         client.getSandboxAddress({ sandboxId }),
         client.setEgressPolicy({ sandboxId }),
+        client.renameSandbox({ sandboxId, sandboxName: "web" }),
       ]) {
         const err = await failure(call);
         expect(err.code).toBe(code);

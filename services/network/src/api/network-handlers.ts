@@ -187,5 +187,11 @@ export function createNetworkHandlers(deps: NetworkHandlersDeps): ServiceImpl<ty
       const policy = validateEgressPolicy(policyFromMessage(req.egress) ?? allowAllInput);
       return { egress: policyToMessage(await manager.setEgressPolicy(sandboxId, policy)) };
     },
+
+    async renameSandbox(req) {
+      const sandboxId = sandboxIdOf(req.sandboxId);
+      if (!NAME_RULE.test(req.sandboxName)) throw invalid(`sandbox_name "${req.sandboxName}" is invalid`);
+      return { network: networkToMessage(await manager.rename(sandboxId, req.sandboxName)) };
+    },
   };
 }

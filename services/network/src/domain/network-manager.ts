@@ -44,6 +44,11 @@ export interface NetworkManager {
   detach(sandboxId: string): Promise<boolean>;
   get(sandboxId: string): Promise<SandboxNetworkView>;
   setEgressPolicy(sandboxId: string, policy: EgressPolicy): Promise<EgressPolicyInput>;
+  /**
+   * Changes the name the user's resolver answers for an attached sandbox and persists it.
+   * No device or firewall element is touched, so it is safe while runsc runs in the netns.
+   */
+  rename(sandboxId: string, name: string): Promise<SandboxNetworkView>;
   health(): NetworkHealth;
   /** Stops the resolvers; devices and rules stay, so sandboxes keep their network. */
   close(): Promise<void>;
@@ -203,6 +208,19 @@ export function createNetworkManager(deps: NetworkManagerDeps): NetworkManager {
         s.resolved.clear();
         ctx.saveRecords();
         return describePolicy(policy);
+      });
+    },
+
+    async rename(sandboxId, name) {
+      await whenReady();
+      // Under the sandbox's lock, so it orders with an attach (which also sets the name) and a detach.
+      return sandboxLock.run(sandboxId, async () => {
+        const s = sandboxes.get(sandboxId);
+        if (s === undefined || !s.devices)
+          throw new NetworkError("not-found", `sandbox ${sandboxId} is not attached`);
+        s.name = name;
+        ctx.saveRecords();
+        return sandboxView(plan, s);
       });
     },
 

@@ -161,6 +161,9 @@ export function createLocalNetnsNetwork(options: LocalNetnsNetworkOptions): Loca
         save(m);
       });
     },
+    // This test network runs no resolver and keeps no names (its state is id -> address), so
+    // there is nothing to rename: a no-op.
+    async rename() {},
     async health() {
       return existsSync(`/run/netns/${hostNetns}`)
         ? { ready: true, detail: `local netns ${hostNetns}` }

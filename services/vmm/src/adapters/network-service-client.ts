@@ -43,6 +43,10 @@ export function createNetworkServiceNetwork(
     async detach(sandboxId) {
       await client.detachSandbox({ sandboxId });
     },
+    async rename(sandboxId, sandboxName) {
+      // The service's ConnectErrors (NotFound, InvalidArgument, Unavailable) pass as they are.
+      await client.renameSandbox({ sandboxId, sandboxName });
+    },
     async health() {
       try {
         const res = await client.health({}, { timeoutMs: options.healthTimeoutMs });

@@ -28,6 +28,12 @@ export interface SandboxNetwork {
   attach(request: NetworkAttachRequest): Promise<NetworkAttachment>;
   /** Removes the netns and releases the address; unknown sandboxes are fine. */
   detach(sandboxId: string): Promise<void>;
+  /**
+   * Changes the name the user's resolver answers for an attached sandbox (a pool entry
+   * attached under a placeholder gets its real name at claim). Touches no device, so unlike a
+   * second attach it is safe while runsc runs. NotFound if the sandbox is not attached.
+   */
+  rename(sandboxId: string, sandboxName: string): Promise<void>;
   /** Readiness for Health. */
   health(): Promise<{ ready: boolean; detail: string }>;
 }

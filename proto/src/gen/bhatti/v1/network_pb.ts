@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/network.proto.
  */
 export const file_bhatti_v1_network: GenFile = /*@__PURE__*/
-  fileDesc("ChdiaGF0dGkvdjEvbmV0d29yay5wcm90bxIJYmhhdHRpLnYxIh0KG05ldHdvcmtTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxOZXR3b3JrU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIl0KDEVncmVzc1BvbGljeRIjCgRtb2RlGAEgASgOMhUuYmhhdHRpLnYxLkVncmVzc01vZGUSEwoLYWxsb3dfY2lkcnMYAiADKAkSEwoLYWxsb3dfaG9zdHMYAyADKAkivgEKFEF0dGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzYW5kYm94X25hbWUYAyABKAkSJwoEa2luZBgEIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBInCgZlZ3Jlc3MYBSABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5EhkKEXJlcXVlc3RlZF9hZGRyZXNzGAYgASgJIscCCg5TYW5kYm94TmV0d29yaxISCgpzYW5kYm94X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJwoEa2luZBgDIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBISCgpuZXRuc19wYXRoGAQgASgJEhYKDmludGVyZmFjZV9uYW1lGAUgASgJEhAKCHRhcF9uYW1lGAYgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAcgASgJEg4KBmJyaWRnZRgIIAEoCRIPCgdhZGRyZXNzGAkgASgJEhUKDXByZWZpeF9sZW5ndGgYCiABKA0SDwoHZ2F0ZXdheRgLIAEoCRILCgNtYWMYDCABKAkSEgoKZG5zX3NlcnZlchgNIAEoCRInCgZlZ3Jlc3MYDiABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5IkMKFUF0dGFjaFNhbmRib3hSZXNwb25zZRIqCgduZXR3b3JrGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hOZXR3b3JrIioKFERldGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiKQoVRGV0YWNoU2FuZGJveFJlc3BvbnNlEhAKCGRldGFjaGVkGAEgASgIIi4KGEdldFNhbmRib3hBZGRyZXNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkcKGUdldFNhbmRib3hBZGRyZXNzUmVzcG9uc2USKgoHbmV0d29yaxgBIAEoCzIZLmJoYXR0aS52MS5TYW5kYm94TmV0d29yayJVChZTZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSJwoGZWdyZXNzGAIgASgLMhcuYmhhdHRpLnYxLkVncmVzc1BvbGljeSJCChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRInCgZlZ3Jlc3MYASABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5KmUKDkF0dGFjaG1lbnRLaW5kEh8KG0FUVEFDSE1FTlRfS0lORF9VTlNQRUNJRklFRBAAEhkKFUFUVEFDSE1FTlRfS0lORF9ORVROUxABEhcKE0FUVEFDSE1FTlRfS0lORF9UQVAQAip6CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIaChZFR1JFU1NfTU9ERV9BTExPV19MSVNUEAMyzQMKDk5ldHdvcmtTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5OZXR3b3JrU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuTmV0d29ya1NlcnZpY2VIZWFsdGhSZXNwb25zZRJSCg1BdHRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXNwb25zZRJSCg1EZXRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXNwb25zZRJeChFHZXRTYW5kYm94QWRkcmVzcxIjLmJoYXR0aS52MS5HZXRTYW5kYm94QWRkcmVzc1JlcXVlc3QaJC5iaGF0dGkudjEuR2V0U2FuZGJveEFkZHJlc3NSZXNwb25zZRJYCg9TZXRFZ3Jlc3NQb2xpY3kSIS5iaGF0dGkudjEuU2V0RWdyZXNzUG9saWN5UmVxdWVzdBoiLmJoYXR0aS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
+  fileDesc("ChdiaGF0dGkvdjEvbmV0d29yay5wcm90bxIJYmhhdHRpLnYxIh0KG05ldHdvcmtTZXJ2aWNlSGVhbHRoUmVxdWVzdCJIChxOZXR3b3JrU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIl0KDEVncmVzc1BvbGljeRIjCgRtb2RlGAEgASgOMhUuYmhhdHRpLnYxLkVncmVzc01vZGUSEwoLYWxsb3dfY2lkcnMYAiADKAkSEwoLYWxsb3dfaG9zdHMYAyADKAkivgEKFEF0dGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIUCgxzYW5kYm94X25hbWUYAyABKAkSJwoEa2luZBgEIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBInCgZlZ3Jlc3MYBSABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5EhkKEXJlcXVlc3RlZF9hZGRyZXNzGAYgASgJIscCCg5TYW5kYm94TmV0d29yaxISCgpzYW5kYm94X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJwoEa2luZBgDIAEoDjIZLmJoYXR0aS52MS5BdHRhY2htZW50S2luZBISCgpuZXRuc19wYXRoGAQgASgJEhYKDmludGVyZmFjZV9uYW1lGAUgASgJEhAKCHRhcF9uYW1lGAYgASgJEhYKDmhvc3RfaW50ZXJmYWNlGAcgASgJEg4KBmJyaWRnZRgIIAEoCRIPCgdhZGRyZXNzGAkgASgJEhUKDXByZWZpeF9sZW5ndGgYCiABKA0SDwoHZ2F0ZXdheRgLIAEoCRILCgNtYWMYDCABKAkSEgoKZG5zX3NlcnZlchgNIAEoCRInCgZlZ3Jlc3MYDiABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5IkMKFUF0dGFjaFNhbmRib3hSZXNwb25zZRIqCgduZXR3b3JrGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hOZXR3b3JrIioKFERldGFjaFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiKQoVRGV0YWNoU2FuZGJveFJlc3BvbnNlEhAKCGRldGFjaGVkGAEgASgIIi4KGEdldFNhbmRib3hBZGRyZXNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkcKGUdldFNhbmRib3hBZGRyZXNzUmVzcG9uc2USKgoHbmV0d29yaxgBIAEoCzIZLmJoYXR0aS52MS5TYW5kYm94TmV0d29yayJVChZTZXRFZ3Jlc3NQb2xpY3lSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSJwoGZWdyZXNzGAIgASgLMhcuYmhhdHRpLnYxLkVncmVzc1BvbGljeSJCChdTZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRInCgZlZ3Jlc3MYASABKAsyFy5iaGF0dGkudjEuRWdyZXNzUG9saWN5IkAKFFJlbmFtZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSFAoMc2FuZGJveF9uYW1lGAIgASgJIkMKFVJlbmFtZVNhbmRib3hSZXNwb25zZRIqCgduZXR3b3JrGAEgASgLMhkuYmhhdHRpLnYxLlNhbmRib3hOZXR3b3JrKmUKDkF0dGFjaG1lbnRLaW5kEh8KG0FUVEFDSE1FTlRfS0lORF9VTlNQRUNJRklFRBAAEhkKFUFUVEFDSE1FTlRfS0lORF9ORVROUxABEhcKE0FUVEFDSE1FTlRfS0lORF9UQVAQAip6CgpFZ3Jlc3NNb2RlEhsKF0VHUkVTU19NT0RFX1VOU1BFQ0lGSUVEEAASGQoVRUdSRVNTX01PREVfQUxMT1dfQUxMEAESGAoURUdSRVNTX01PREVfREVOWV9BTEwQAhIaChZFR1JFU1NfTU9ERV9BTExPV19MSVNUEAMyoQQKDk5ldHdvcmtTZXJ2aWNlElkKBkhlYWx0aBImLmJoYXR0aS52MS5OZXR3b3JrU2VydmljZUhlYWx0aFJlcXVlc3QaJy5iaGF0dGkudjEuTmV0d29ya1NlcnZpY2VIZWFsdGhSZXNwb25zZRJSCg1BdHRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkF0dGFjaFNhbmRib3hSZXNwb25zZRJSCg1EZXRhY2hTYW5kYm94Eh8uYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLkRldGFjaFNhbmRib3hSZXNwb25zZRJeChFHZXRTYW5kYm94QWRkcmVzcxIjLmJoYXR0aS52MS5HZXRTYW5kYm94QWRkcmVzc1JlcXVlc3QaJC5iaGF0dGkudjEuR2V0U2FuZGJveEFkZHJlc3NSZXNwb25zZRJYCg9TZXRFZ3Jlc3NQb2xpY3kSIS5iaGF0dGkudjEuU2V0RWdyZXNzUG9saWN5UmVxdWVzdBoiLmJoYXR0aS52MS5TZXRFZ3Jlc3NQb2xpY3lSZXNwb25zZRJSCg1SZW5hbWVTYW5kYm94Eh8uYmhhdHRpLnYxLlJlbmFtZVNhbmRib3hSZXF1ZXN0GiAuYmhhdHRpLnYxLlJlbmFtZVNhbmRib3hSZXNwb25zZWIGcHJvdG8z", [file_bhatti_v1_health]);
 
 /**
  * @generated from message bhatti.v1.NetworkServiceHealthRequest
@@ -354,6 +354,47 @@ export const SetEgressPolicyResponseSchema: GenMessage<SetEgressPolicyResponse> 
   messageDesc(file_bhatti_v1_network, 11);
 
 /**
+ * @generated from message bhatti.v1.RenameSandboxRequest
+ */
+export type RenameSandboxRequest = Message<"bhatti.v1.RenameSandboxRequest"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * The new name, answered as `<name>` and `<name>.sb` (the old one no longer is).
+   *
+   * @generated from field: string sandbox_name = 2;
+   */
+  sandboxName: string;
+};
+
+/**
+ * Describes the message bhatti.v1.RenameSandboxRequest.
+ * Use `create(RenameSandboxRequestSchema)` to create a new message.
+ */
+export const RenameSandboxRequestSchema: GenMessage<RenameSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 12);
+
+/**
+ * @generated from message bhatti.v1.RenameSandboxResponse
+ */
+export type RenameSandboxResponse = Message<"bhatti.v1.RenameSandboxResponse"> & {
+  /**
+   * @generated from field: bhatti.v1.SandboxNetwork network = 1;
+   */
+  network?: SandboxNetwork | undefined;
+};
+
+/**
+ * Describes the message bhatti.v1.RenameSandboxResponse.
+ * Use `create(RenameSandboxResponseSchema)` to create a new message.
+ */
+export const RenameSandboxResponseSchema: GenMessage<RenameSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_network, 13);
+
+/**
  * How the sandbox's engine plugs into the user's bridge.
  *
  * @generated from enum bhatti.v1.AttachmentKind
@@ -503,6 +544,22 @@ export const NetworkService: GenService<{
     methodKind: "unary";
     input: typeof SetEgressPolicyRequestSchema;
     output: typeof SetEgressPolicyResponseSchema;
+  },
+  /**
+   * RenameSandbox changes the name the user's resolver answers for an attached sandbox (and
+   * persists it), for a sandbox attached under a placeholder name before its real one was
+   * known (a pool entry claimed by a create). It touches no device and no firewall element,
+   * so it is safe while runsc runs in the netns (unlike a second AttachSandbox).
+   *
+   * Errors: NotFound (the sandbox is not attached), InvalidArgument (bad id or name; the
+   * name rule is AttachSandbox's), Unavailable (not reconciled yet).
+   *
+   * @generated from rpc bhatti.v1.NetworkService.RenameSandbox
+   */
+  renameSandbox: {
+    methodKind: "unary";
+    input: typeof RenameSandboxRequestSchema;
+    output: typeof RenameSandboxResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_bhatti_v1_network, 0);
