@@ -23,7 +23,12 @@ describe("SIGKILL of the vmm during a template build", () => {
     product = await startProduct({
       // busybox2 is installed only once serve is up: the build (and the crash) must not happen
       // during serve's start-up, which a dying child aborts.
-      flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m", "--create-template-images=busybox2"],
+      flags: [
+        "--thermal-warm-after=30m",
+        "--thermal-cold-after=60m",
+        "--create-template-images=busybox2",
+        "--create-pool-size=0",
+      ],
       env: { BHATTI_CRASH_AT: `${POINT},${CREATE_POINT}`, BHATTI_CRASH_ONCE_DIR: onceDir },
     });
   }, 240_000);

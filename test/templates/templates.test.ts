@@ -26,7 +26,12 @@ describe("create from a template checkpoint (real product)", () => {
 
   beforeAll(async () => {
     product = await startProduct({
-      flags: ["--thermal-warm-after=30m", "--thermal-cold-after=60m", "--create-template-images=busybox"],
+      flags: [
+        "--thermal-warm-after=30m",
+        "--thermal-cold-after=60m",
+        "--create-template-images=busybox",
+        "--create-pool-size=0",
+      ],
     });
     await waitForTemplate(product, "busybox");
   }, 300_000);

@@ -181,6 +181,25 @@ export function createSandboxManager(deps: {
     return requested;
   };
 
+  /** The id of a pool entry reserved for this create, or "" (none, or the vmm could not say). */
+  const reservePooled = async (user: AuthenticatedUser, input: CreateSandboxInput): Promise<string> => {
+    // Volumes are bound into the bundle before a restore: such creates never use the pool.
+    if (input.volumes !== undefined && input.volumes.length > 0) return "";
+    try {
+      const { id } = await vmm.reservePooledSandbox({
+        userId: user.id,
+        image: input.image,
+        cpus: input.cpus,
+        memoryMb: input.memoryMb,
+        diskSizeMb: input.diskSizeMb,
+      });
+      return id;
+    } catch (e) {
+      logger.warn("pool reservation failed; creating without", { error: ConnectError.from(e).rawMessage });
+      return "";
+    }
+  };
+
   const existingByName = async (user: AuthenticatedUser, name: string) => {
     if (name === "") return undefined;
     try {
@@ -195,17 +214,36 @@ export function createSandboxManager(deps: {
 
   return {
     async create(user, input) {
-      const before = await existingByName(user, input.name);
-      if (before !== undefined) return { state: withEngineView(before, undefined), existing: true };
-      // Cheap checks against the caller's limits come first, so a request that can never
-      // succeed is refused before any image lookup (the store re-checks in its transaction).
-      checkPerSandboxLimits(user, input);
-      const image = await resolveImage(user, input.image);
+      // Asked at once with the lookups: a sandbox the vmm made ahead of time for this user
+      // (docs/templates.md, the ready pool). Its id becomes the row's; given back if this
+      // create ends before the vmm is asked to claim it.
+      const reservation = reservePooled(user, input);
+      const releaseReservation = async () => {
+        const id = await reservation;
+        if (id !== "") await vmm.releasePooledSandbox({ id }).catch(() => undefined);
+      };
+      let image: string;
+      try {
+        const before = await existingByName(user, input.name);
+        if (before !== undefined) {
+          await releaseReservation();
+          return { state: withEngineView(before, undefined), existing: true };
+        }
+        // Cheap checks against the caller's limits come first, so a request that can never
+        // succeed is refused before any image lookup (the store re-checks in its transaction).
+        checkPerSandboxLimits(user, input);
+        image = await resolveImage(user, input.image);
+      } catch (e) {
+        await releaseReservation();
+        throw e;
+      }
+      const pooledId = await reservation;
       let row: SandboxRecord | undefined;
       try {
         row = (
           await store.createSandbox({
             userId: user.id,
+            ...(pooledId === "" ? {} : { id: pooledId }),
             name: input.name,
             image,
             cpus: input.cpus,
@@ -217,6 +255,7 @@ export function createSandboxManager(deps: {
           })
         ).sandbox;
       } catch (e) {
+        await releaseReservation();
         // Lost a race for the name: the winner's row is the answer.
         if (ConnectError.from(e).code === Code.AlreadyExists) {
           const winner = await existingByName(user, input.name);

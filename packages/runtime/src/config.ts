@@ -194,6 +194,16 @@ export const configKeys = {
     ["minimal"],
     "Images whose sandboxes are created by restoring a per-image template checkpoint (built by the vmm in the background; docs/templates.md) instead of booting; empty = always boot.",
   ),
+  create_pool_size: integerKey(
+    2,
+    "Sandboxes the vmm keeps restored ahead of time, in all (docs/templates.md, the ready pool): after a user creates a sandbox of a `create_template_images` image with the default shape, one is made for that user's next such create, which then only claims it. Each holds memory like an idle sandbox (frozen, no CPU). 0 = no pool.",
+    0,
+    64,
+  ),
+  create_pool_idle: durationKey(
+    "10m",
+    "How long a ready-pool sandbox nobody claimed is kept; the user's demand is forgotten with it.",
+  ),
   default_image: stringKey("minimal", "Image of sandboxes created without one (see `bhatti image list`)."),
   cgroup_parent: stringKey(
     "bhatti",

@@ -89,6 +89,7 @@ await runService({
       hostMemoryReserveMb: config.host_memory_reserve_mb,
       hostDiskReserveMb: config.host_disk_reserve_mb,
       templateImages: config.create_template_images,
+      pool: { size: config.create_pool_size, idleMs: config.create_pool_idle },
       network,
       dialer: createDirectDialer(),
       init,

@@ -33,6 +33,25 @@ export function createVmmHandlers(options: VmmHandlersOptions): ServiceImpl<type
       const created = await engine.create(specFromProto(req.spec, id, options.defaultImage));
       return { sandbox: infoToProto(created) };
     },
+    reservePooledSandbox(req) {
+      const image = req.image || options.defaultImage;
+      const record = images.get(image);
+      // Only an image this user may use; anything else simply has no entry.
+      if (record === undefined || !visibleTo(record, req.userId) || engine.reservePooled === undefined)
+        return { id: "" };
+      const id = engine.reservePooled({
+        userId: req.userId,
+        image,
+        cpus: req.cpus,
+        memoryMb: req.memoryMb,
+        diskSizeMb: req.diskSizeMb,
+      });
+      return { id: id ?? "" };
+    },
+    releasePooledSandbox(req) {
+      engine.releasePooled?.(requireSandboxId(req.id));
+      return {};
+    },
     destroySandbox: async (req) => ({ existed: await engine.destroy(requireSandboxId(req.id)) }),
     pauseSandbox: async (req) => ({ sandbox: infoToProto(await engine.pause(requireSandboxId(req.id))) }),
     resumeSandbox: async (req) => ({ sandbox: infoToProto(await engine.resume(requireSandboxId(req.id))) }),

@@ -149,6 +149,19 @@ export interface Engine {
   adopt(): Promise<AdoptionReport>;
   /** Boots a sandbox; resolves once its agent answers. Releases everything on failure. */
   create(spec: SandboxSpec): Promise<SandboxInfo>;
+  /**
+   * Reserves a sandbox made ahead of time for this user, image and shape, if the engine keeps
+   * any: the id the create must then use (the caller's record takes it). Undefined if none.
+   */
+  reservePooled?(request: {
+    userId: string;
+    image: string;
+    cpus: number;
+    memoryMb: number;
+    diskSizeMb: number;
+  }): string | undefined;
+  /** Gives back a reservation whose create will not happen. */
+  releasePooled?(id: string): void;
   /** Removes everything; resolves false if the sandbox did not exist. */
   destroy(id: string): Promise<boolean>;
   pause(id: string): Promise<SandboxInfo>;

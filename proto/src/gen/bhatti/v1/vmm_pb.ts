@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bhatti/v1/vmm.proto.
  */
 export const file_bhatti_v1_vmm: GenFile = /*@__PURE__*/
-  fileDesc("ChNiaGF0dGkvdjEvdm1tLnByb3RvEgliaGF0dGkudjEiGQoXVm1tU2VydmljZUhlYWx0aFJlcXVlc3QiRAoYVm1tU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIj0KDlZtbVNhbmRib3hGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoDBIMCgRtb2RlGAMgASgNItEDCg5WbW1TYW5kYm94U3BlYxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEgwKBGNwdXMYBCABKAESEQoJbWVtb3J5X21iGAUgASgNEhIKCnBpZHNfbGltaXQYBiABKA0SLwoDZW52GAcgAygLMiIuYmhhdHRpLnYxLlZtbVNhbmRib3hTcGVjLkVudkVudHJ5EjcKB3NlY3JldHMYCCADKAsyJi5iaGF0dGkudjEuVm1tU2FuZGJveFNwZWMuU2VjcmV0c0VudHJ5EigKBWZpbGVzGAkgAygLMhkuYmhhdHRpLnYxLlZtbVNhbmRib3hGaWxlEhAKCGhvc3RuYW1lGAogASgJEg8KB3VzZXJfaWQYCyABKAkSDAoEaW5pdBgMIAEoCRIUCgxkaXNrX3NpemVfbWIYDSABKA0SKgoHdm9sdW1lcxgUIAMoCzIZLmJoYXR0aS52MS5WbW1Wb2x1bWVNb3VudBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDFNlY3JldHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKDUFnZW50RW5kcG9pbnQSDAoEaG9zdBgBIAEoCRIUCgxjb250cm9sX3BvcnQYAiABKA0SFAoMZm9yd2FyZF9wb3J0GAMgASgNEg0KBXRva2VuGAQgASgJIpcECgpWbW1TYW5kYm94EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFaW1hZ2UYAyABKAkSDgoGZW5naW5lGAQgASgJEisKBnN0YXR1cxgFIAEoDjIbLmJoYXR0aS52MS5WbW1TYW5kYm94U3RhdHVzEigKB3RoZXJtYWwYBiABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEjEKDXRoZXJtYWxfc2luY2UYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGNwdXMYCSABKAESEQoJbWVtb3J5X21iGAogASgNEg8KB3VzZXJfaWQYCyABKAkSDwoHYWRkcmVzcxgMIAEoCRIPCgdnYXRld2F5GA0gASgJEicKBWFnZW50GA4gASgLMhguYmhhdHRpLnYxLkFnZW50RW5kcG9pbnQSFQoNcmVzdG9yZV9lcnJvchgPIAEoCRJACg5lbmdpbmVfZGV0YWlscxgQIAMoCzIoLmJoYXR0aS52MS5WbW1TYW5kYm94LkVuZ2luZURldGFpbHNFbnRyeRo0ChJFbmdpbmVEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUoECAcQCEoECAgQCSI/ChRDcmVhdGVTYW5kYm94UmVxdWVzdBInCgRzcGVjGAEgASgLMhkuYmhhdHRpLnYxLlZtbVNhbmRib3hTcGVjIj8KFUNyZWF0ZVNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giIwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJIikKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USDwoHZXhpc3RlZBgBIAEoCCIhChNQYXVzZVNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJIj4KFFBhdXNlU2FuZGJveFJlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCIiChRSZXN1bWVTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCSI/ChVSZXN1bWVTYW5kYm94UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94IjYKElN0b3BTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRIUCgxvbmx5X2lmX3dhcm0YAiABKAgiPQoTU3RvcFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giMAoTU3RhcnRTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCI+ChRTdGFydFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giMQoQRW5zdXJlSG90UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgl3YXJtX29ubHkYAiABKAgicwoRRW5zdXJlSG90UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94EiUKBGZyb20YAiABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEg8KB3dha2VfbXMYAyABKAEiJQoXR2V0U2FuZGJveFN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkiQgoYR2V0U2FuZGJveFN0YXR1c1Jlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCInChRMaXN0U2FuZGJveGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIoCglzYW5kYm94ZXMYASADKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCIhChNTYW5kYm94U3RhdHNSZXF1ZXN0EgoKAmlkGAEgASgJIqsBChRTYW5kYm94U3RhdHNSZXNwb25zZRIoCgd0aGVybWFsGAEgASgOMhcuYmhhdHRpLnYxLlRoZXJtYWxTdGF0ZRIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSGgoSbWVtb3J5X2xpbWl0X2J5dGVzGAMgASgEEhQKDGNwdV91c2FnZV9ucxgEIAEoBBINCgV0YXNrcxgFIAEoDRISCgpkaXNrX2J5dGVzGAYgASgEIoYBCghWbW1JbWFnZRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSEAoIYnVpbHRfYXQYBCABKAkSDgoGc291cmNlGAUgASgJEhIKCmlzX2RlZmF1bHQYBiABKAgSDQoFb3duZXIYByABKAkiJAoRTGlzdEltYWdlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI5ChJMaXN0SW1hZ2VzUmVzcG9uc2USIwoGaW1hZ2VzGAEgAygLMhMuYmhhdHRpLnYxLlZtbUltYWdlIigKEldhdGNoRXZlbnRzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIrQBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEgwKBGtpbmQYASABKAkSEgoKc2FuZGJveF9pZBgCIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHdGhlcm1hbBgEIAEoDjIXLmJoYXR0aS52MS5UaGVybWFsU3RhdGUSEwoLZHVyYXRpb25fbXMYBSABKAESDgoGZGV0YWlsGAYgASgJSgQIAxAEKpYBChBWbW1TYW5kYm94U3RhdHVzEiIKHlZNTV9TQU5EQk9YX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlZNTV9TQU5EQk9YX1NUQVRVU19SVU5OSU5HEAESHgoaVk1NX1NBTkRCT1hfU1RBVFVTX1NUT1BQRUQQAhIeChpWTU1fU0FOREJPWF9TVEFUVVNfVU5LTk9XThADMrMICgpWbW1TZXJ2aWNlElEKBkhlYWx0aBIiLmJoYXR0aS52MS5WbW1TZXJ2aWNlSGVhbHRoUmVxdWVzdBojLmJoYXR0aS52MS5WbW1TZXJ2aWNlSGVhbHRoUmVzcG9uc2USUgoNQ3JlYXRlU2FuZGJveBIfLmJoYXR0aS52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBogLmJoYXR0aS52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USVQoORGVzdHJveVNhbmRib3gSIC5iaGF0dGkudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GiEuYmhhdHRpLnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USTwoMUGF1c2VTYW5kYm94Eh4uYmhhdHRpLnYxLlBhdXNlU2FuZGJveFJlcXVlc3QaHy5iaGF0dGkudjEuUGF1c2VTYW5kYm94UmVzcG9uc2USUgoNUmVzdW1lU2FuZGJveBIfLmJoYXR0aS52MS5SZXN1bWVTYW5kYm94UmVxdWVzdBogLmJoYXR0aS52MS5SZXN1bWVTYW5kYm94UmVzcG9uc2USTAoLU3RvcFNhbmRib3gSHS5iaGF0dGkudjEuU3RvcFNhbmRib3hSZXF1ZXN0Gh4uYmhhdHRpLnYxLlN0b3BTYW5kYm94UmVzcG9uc2USTwoMU3RhcnRTYW5kYm94Eh4uYmhhdHRpLnYxLlN0YXJ0U2FuZGJveFJlcXVlc3QaHy5iaGF0dGkudjEuU3RhcnRTYW5kYm94UmVzcG9uc2USRgoJRW5zdXJlSG90EhsuYmhhdHRpLnYxLkVuc3VyZUhvdFJlcXVlc3QaHC5iaGF0dGkudjEuRW5zdXJlSG90UmVzcG9uc2USWwoQR2V0U2FuZGJveFN0YXR1cxIiLmJoYXR0aS52MS5HZXRTYW5kYm94U3RhdHVzUmVxdWVzdBojLmJoYXR0aS52MS5HZXRTYW5kYm94U3RhdHVzUmVzcG9uc2USUgoNTGlzdFNhbmRib3hlcxIfLmJoYXR0aS52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBogLmJoYXR0aS52MS5MaXN0U2FuZGJveGVzUmVzcG9uc2USTwoMU2FuZGJveFN0YXRzEh4uYmhhdHRpLnYxLlNhbmRib3hTdGF0c1JlcXVlc3QaHy5iaGF0dGkudjEuU2FuZGJveFN0YXRzUmVzcG9uc2USSQoKTGlzdEltYWdlcxIcLmJoYXR0aS52MS5MaXN0SW1hZ2VzUmVxdWVzdBodLmJoYXR0aS52MS5MaXN0SW1hZ2VzUmVzcG9uc2USTgoLV2F0Y2hFdmVudHMSHS5iaGF0dGkudjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh4uYmhhdHRpLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_bhatti_v1_health, file_bhatti_v1_thermal_state, file_bhatti_v1_vmm_volume, file_google_protobuf_timestamp]);
+  fileDesc("ChNiaGF0dGkvdjEvdm1tLnByb3RvEgliaGF0dGkudjEiGQoXVm1tU2VydmljZUhlYWx0aFJlcXVlc3QiRAoYVm1tU2VydmljZUhlYWx0aFJlc3BvbnNlEigKBmhlYWx0aBgBIAEoCzIYLmJoYXR0aS52MS5TZXJ2aWNlSGVhbHRoIj0KDlZtbVNhbmRib3hGaWxlEgwKBHBhdGgYASABKAkSDwoHY29udGVudBgCIAEoDBIMCgRtb2RlGAMgASgNItEDCg5WbW1TYW5kYm94U3BlYxIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEg0KBWltYWdlGAMgASgJEgwKBGNwdXMYBCABKAESEQoJbWVtb3J5X21iGAUgASgNEhIKCnBpZHNfbGltaXQYBiABKA0SLwoDZW52GAcgAygLMiIuYmhhdHRpLnYxLlZtbVNhbmRib3hTcGVjLkVudkVudHJ5EjcKB3NlY3JldHMYCCADKAsyJi5iaGF0dGkudjEuVm1tU2FuZGJveFNwZWMuU2VjcmV0c0VudHJ5EigKBWZpbGVzGAkgAygLMhkuYmhhdHRpLnYxLlZtbVNhbmRib3hGaWxlEhAKCGhvc3RuYW1lGAogASgJEg8KB3VzZXJfaWQYCyABKAkSDAoEaW5pdBgMIAEoCRIUCgxkaXNrX3NpemVfbWIYDSABKA0SKgoHdm9sdW1lcxgUIAMoCzIZLmJoYXR0aS52MS5WbW1Wb2x1bWVNb3VudBoqCghFbnZFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGi4KDFNlY3JldHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlgKDUFnZW50RW5kcG9pbnQSDAoEaG9zdBgBIAEoCRIUCgxjb250cm9sX3BvcnQYAiABKA0SFAoMZm9yd2FyZF9wb3J0GAMgASgNEg0KBXRva2VuGAQgASgJIpcECgpWbW1TYW5kYm94EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSDQoFaW1hZ2UYAyABKAkSDgoGZW5naW5lGAQgASgJEisKBnN0YXR1cxgFIAEoDjIbLmJoYXR0aS52MS5WbW1TYW5kYm94U3RhdHVzEigKB3RoZXJtYWwYBiABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEjEKDXRoZXJtYWxfc2luY2UYESABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGNwdXMYCSABKAESEQoJbWVtb3J5X21iGAogASgNEg8KB3VzZXJfaWQYCyABKAkSDwoHYWRkcmVzcxgMIAEoCRIPCgdnYXRld2F5GA0gASgJEicKBWFnZW50GA4gASgLMhguYmhhdHRpLnYxLkFnZW50RW5kcG9pbnQSFQoNcmVzdG9yZV9lcnJvchgPIAEoCRJACg5lbmdpbmVfZGV0YWlscxgQIAMoCzIoLmJoYXR0aS52MS5WbW1TYW5kYm94LkVuZ2luZURldGFpbHNFbnRyeRo0ChJFbmdpbmVEZXRhaWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUoECAcQCEoECAgQCSI/ChRDcmVhdGVTYW5kYm94UmVxdWVzdBInCgRzcGVjGAEgASgLMhkuYmhhdHRpLnYxLlZtbVNhbmRib3hTcGVjIj8KFUNyZWF0ZVNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3gidAobUmVzZXJ2ZVBvb2xlZFNhbmRib3hSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDQoFaW1hZ2UYAiABKAkSDAoEY3B1cxgDIAEoARIRCgltZW1vcnlfbWIYBCABKA0SFAoMZGlza19zaXplX21iGAUgASgNIioKHFJlc2VydmVQb29sZWRTYW5kYm94UmVzcG9uc2USCgoCaWQYASABKAkiKQobUmVsZWFzZVBvb2xlZFNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJIh4KHFJlbGVhc2VQb29sZWRTYW5kYm94UmVzcG9uc2UiIwoVRGVzdHJveVNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJIikKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USDwoHZXhpc3RlZBgBIAEoCCIhChNQYXVzZVNhbmRib3hSZXF1ZXN0EgoKAmlkGAEgASgJIj4KFFBhdXNlU2FuZGJveFJlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCIiChRSZXN1bWVTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCSI/ChVSZXN1bWVTYW5kYm94UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94IjYKElN0b3BTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRIUCgxvbmx5X2lmX3dhcm0YAiABKAgiPQoTU3RvcFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giMAoTU3RhcnRTYW5kYm94UmVxdWVzdBIKCgJpZBgBIAEoCRINCgVmb3JjZRgCIAEoCCI+ChRTdGFydFNhbmRib3hSZXNwb25zZRImCgdzYW5kYm94GAEgASgLMhUuYmhhdHRpLnYxLlZtbVNhbmRib3giMQoQRW5zdXJlSG90UmVxdWVzdBIKCgJpZBgBIAEoCRIRCgl3YXJtX29ubHkYAiABKAgicwoRRW5zdXJlSG90UmVzcG9uc2USJgoHc2FuZGJveBgBIAEoCzIVLmJoYXR0aS52MS5WbW1TYW5kYm94EiUKBGZyb20YAiABKA4yFy5iaGF0dGkudjEuVGhlcm1hbFN0YXRlEg8KB3dha2VfbXMYAyABKAEiJQoXR2V0U2FuZGJveFN0YXR1c1JlcXVlc3QSCgoCaWQYASABKAkiQgoYR2V0U2FuZGJveFN0YXR1c1Jlc3BvbnNlEiYKB3NhbmRib3gYASABKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCInChRMaXN0U2FuZGJveGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIkEKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIoCglzYW5kYm94ZXMYASADKAsyFS5iaGF0dGkudjEuVm1tU2FuZGJveCIhChNTYW5kYm94U3RhdHNSZXF1ZXN0EgoKAmlkGAEgASgJIqsBChRTYW5kYm94U3RhdHNSZXNwb25zZRIoCgd0aGVybWFsGAEgASgOMhcuYmhhdHRpLnYxLlRoZXJtYWxTdGF0ZRIUCgxtZW1vcnlfYnl0ZXMYAiABKAQSGgoSbWVtb3J5X2xpbWl0X2J5dGVzGAMgASgEEhQKDGNwdV91c2FnZV9ucxgEIAEoBBINCgV0YXNrcxgFIAEoDRISCgpkaXNrX2J5dGVzGAYgASgEIoYBCghWbW1JbWFnZRIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEhIKCnNpemVfYnl0ZXMYAyABKAQSEAoIYnVpbHRfYXQYBCABKAkSDgoGc291cmNlGAUgASgJEhIKCmlzX2RlZmF1bHQYBiABKAgSDQoFb3duZXIYByABKAkiJAoRTGlzdEltYWdlc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSI5ChJMaXN0SW1hZ2VzUmVzcG9uc2USIwoGaW1hZ2VzGAEgAygLMhMuYmhhdHRpLnYxLlZtbUltYWdlIigKEldhdGNoRXZlbnRzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIrQBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEgwKBGtpbmQYASABKAkSEgoKc2FuZGJveF9pZBgCIAEoCRImCgJhdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKAoHdGhlcm1hbBgEIAEoDjIXLmJoYXR0aS52MS5UaGVybWFsU3RhdGUSEwoLZHVyYXRpb25fbXMYBSABKAESDgoGZGV0YWlsGAYgASgJSgQIAxAEKpYBChBWbW1TYW5kYm94U3RhdHVzEiIKHlZNTV9TQU5EQk9YX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGlZNTV9TQU5EQk9YX1NUQVRVU19SVU5OSU5HEAESHgoaVk1NX1NBTkRCT1hfU1RBVFVTX1NUT1BQRUQQAhIeChpWTU1fU0FOREJPWF9TVEFUVVNfVU5LTk9XThADMoUKCgpWbW1TZXJ2aWNlElEKBkhlYWx0aBIiLmJoYXR0aS52MS5WbW1TZXJ2aWNlSGVhbHRoUmVxdWVzdBojLmJoYXR0aS52MS5WbW1TZXJ2aWNlSGVhbHRoUmVzcG9uc2USUgoNQ3JlYXRlU2FuZGJveBIfLmJoYXR0aS52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBogLmJoYXR0aS52MS5DcmVhdGVTYW5kYm94UmVzcG9uc2USZwoUUmVzZXJ2ZVBvb2xlZFNhbmRib3gSJi5iaGF0dGkudjEuUmVzZXJ2ZVBvb2xlZFNhbmRib3hSZXF1ZXN0GicuYmhhdHRpLnYxLlJlc2VydmVQb29sZWRTYW5kYm94UmVzcG9uc2USZwoUUmVsZWFzZVBvb2xlZFNhbmRib3gSJi5iaGF0dGkudjEuUmVsZWFzZVBvb2xlZFNhbmRib3hSZXF1ZXN0GicuYmhhdHRpLnYxLlJlbGVhc2VQb29sZWRTYW5kYm94UmVzcG9uc2USVQoORGVzdHJveVNhbmRib3gSIC5iaGF0dGkudjEuRGVzdHJveVNhbmRib3hSZXF1ZXN0GiEuYmhhdHRpLnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USTwoMUGF1c2VTYW5kYm94Eh4uYmhhdHRpLnYxLlBhdXNlU2FuZGJveFJlcXVlc3QaHy5iaGF0dGkudjEuUGF1c2VTYW5kYm94UmVzcG9uc2USUgoNUmVzdW1lU2FuZGJveBIfLmJoYXR0aS52MS5SZXN1bWVTYW5kYm94UmVxdWVzdBogLmJoYXR0aS52MS5SZXN1bWVTYW5kYm94UmVzcG9uc2USTAoLU3RvcFNhbmRib3gSHS5iaGF0dGkudjEuU3RvcFNhbmRib3hSZXF1ZXN0Gh4uYmhhdHRpLnYxLlN0b3BTYW5kYm94UmVzcG9uc2USTwoMU3RhcnRTYW5kYm94Eh4uYmhhdHRpLnYxLlN0YXJ0U2FuZGJveFJlcXVlc3QaHy5iaGF0dGkudjEuU3RhcnRTYW5kYm94UmVzcG9uc2USRgoJRW5zdXJlSG90EhsuYmhhdHRpLnYxLkVuc3VyZUhvdFJlcXVlc3QaHC5iaGF0dGkudjEuRW5zdXJlSG90UmVzcG9uc2USWwoQR2V0U2FuZGJveFN0YXR1cxIiLmJoYXR0aS52MS5HZXRTYW5kYm94U3RhdHVzUmVxdWVzdBojLmJoYXR0aS52MS5HZXRTYW5kYm94U3RhdHVzUmVzcG9uc2USUgoNTGlzdFNhbmRib3hlcxIfLmJoYXR0aS52MS5MaXN0U2FuZGJveGVzUmVxdWVzdBogLmJoYXR0aS52MS5MaXN0U2FuZGJveGVzUmVzcG9uc2USTwoMU2FuZGJveFN0YXRzEh4uYmhhdHRpLnYxLlNhbmRib3hTdGF0c1JlcXVlc3QaHy5iaGF0dGkudjEuU2FuZGJveFN0YXRzUmVzcG9uc2USSQoKTGlzdEltYWdlcxIcLmJoYXR0aS52MS5MaXN0SW1hZ2VzUmVxdWVzdBodLmJoYXR0aS52MS5MaXN0SW1hZ2VzUmVzcG9uc2USTgoLV2F0Y2hFdmVudHMSHS5iaGF0dGkudjEuV2F0Y2hFdmVudHNSZXF1ZXN0Gh4uYmhhdHRpLnYxLldhdGNoRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_bhatti_v1_health, file_bhatti_v1_thermal_state, file_bhatti_v1_vmm_volume, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message bhatti.v1.VmmServiceHealthRequest
@@ -364,6 +364,96 @@ export const CreateSandboxResponseSchema: GenMessage<CreateSandboxResponse> = /*
   messageDesc(file_bhatti_v1_vmm, 7);
 
 /**
+ * @generated from message bhatti.v1.ReservePooledSandboxRequest
+ */
+export type ReservePooledSandboxRequest = Message<"bhatti.v1.ReservePooledSandboxRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Empty = the default image.
+   *
+   * @generated from field: string image = 2;
+   */
+  image: string;
+
+  /**
+   * 0 = the defaults, as in VmmSandboxSpec.
+   *
+   * @generated from field: double cpus = 3;
+   */
+  cpus: number;
+
+  /**
+   * @generated from field: uint32 memory_mb = 4;
+   */
+  memoryMb: number;
+
+  /**
+   * @generated from field: uint32 disk_size_mb = 5;
+   */
+  diskSizeMb: number;
+};
+
+/**
+ * Describes the message bhatti.v1.ReservePooledSandboxRequest.
+ * Use `create(ReservePooledSandboxRequestSchema)` to create a new message.
+ */
+export const ReservePooledSandboxRequestSchema: GenMessage<ReservePooledSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 8);
+
+/**
+ * @generated from message bhatti.v1.ReservePooledSandboxResponse
+ */
+export type ReservePooledSandboxResponse = Message<"bhatti.v1.ReservePooledSandboxResponse"> & {
+  /**
+   * Empty when no entry is ready for this user, image and shape.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ReservePooledSandboxResponse.
+ * Use `create(ReservePooledSandboxResponseSchema)` to create a new message.
+ */
+export const ReservePooledSandboxResponseSchema: GenMessage<ReservePooledSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 9);
+
+/**
+ * @generated from message bhatti.v1.ReleasePooledSandboxRequest
+ */
+export type ReleasePooledSandboxRequest = Message<"bhatti.v1.ReleasePooledSandboxRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message bhatti.v1.ReleasePooledSandboxRequest.
+ * Use `create(ReleasePooledSandboxRequestSchema)` to create a new message.
+ */
+export const ReleasePooledSandboxRequestSchema: GenMessage<ReleasePooledSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 10);
+
+/**
+ * @generated from message bhatti.v1.ReleasePooledSandboxResponse
+ */
+export type ReleasePooledSandboxResponse = Message<"bhatti.v1.ReleasePooledSandboxResponse"> & {
+};
+
+/**
+ * Describes the message bhatti.v1.ReleasePooledSandboxResponse.
+ * Use `create(ReleasePooledSandboxResponseSchema)` to create a new message.
+ */
+export const ReleasePooledSandboxResponseSchema: GenMessage<ReleasePooledSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_bhatti_v1_vmm, 11);
+
+/**
  * @generated from message bhatti.v1.DestroySandboxRequest
  */
 export type DestroySandboxRequest = Message<"bhatti.v1.DestroySandboxRequest"> & {
@@ -378,7 +468,7 @@ export type DestroySandboxRequest = Message<"bhatti.v1.DestroySandboxRequest"> &
  * Use `create(DestroySandboxRequestSchema)` to create a new message.
  */
 export const DestroySandboxRequestSchema: GenMessage<DestroySandboxRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 8);
+  messageDesc(file_bhatti_v1_vmm, 12);
 
 /**
  * @generated from message bhatti.v1.DestroySandboxResponse
@@ -395,7 +485,7 @@ export type DestroySandboxResponse = Message<"bhatti.v1.DestroySandboxResponse">
  * Use `create(DestroySandboxResponseSchema)` to create a new message.
  */
 export const DestroySandboxResponseSchema: GenMessage<DestroySandboxResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 9);
+  messageDesc(file_bhatti_v1_vmm, 13);
 
 /**
  * @generated from message bhatti.v1.PauseSandboxRequest
@@ -412,7 +502,7 @@ export type PauseSandboxRequest = Message<"bhatti.v1.PauseSandboxRequest"> & {
  * Use `create(PauseSandboxRequestSchema)` to create a new message.
  */
 export const PauseSandboxRequestSchema: GenMessage<PauseSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 10);
+  messageDesc(file_bhatti_v1_vmm, 14);
 
 /**
  * @generated from message bhatti.v1.PauseSandboxResponse
@@ -429,7 +519,7 @@ export type PauseSandboxResponse = Message<"bhatti.v1.PauseSandboxResponse"> & {
  * Use `create(PauseSandboxResponseSchema)` to create a new message.
  */
 export const PauseSandboxResponseSchema: GenMessage<PauseSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 11);
+  messageDesc(file_bhatti_v1_vmm, 15);
 
 /**
  * @generated from message bhatti.v1.ResumeSandboxRequest
@@ -446,7 +536,7 @@ export type ResumeSandboxRequest = Message<"bhatti.v1.ResumeSandboxRequest"> & {
  * Use `create(ResumeSandboxRequestSchema)` to create a new message.
  */
 export const ResumeSandboxRequestSchema: GenMessage<ResumeSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 12);
+  messageDesc(file_bhatti_v1_vmm, 16);
 
 /**
  * @generated from message bhatti.v1.ResumeSandboxResponse
@@ -463,7 +553,7 @@ export type ResumeSandboxResponse = Message<"bhatti.v1.ResumeSandboxResponse"> &
  * Use `create(ResumeSandboxResponseSchema)` to create a new message.
  */
 export const ResumeSandboxResponseSchema: GenMessage<ResumeSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 13);
+  messageDesc(file_bhatti_v1_vmm, 17);
 
 /**
  * @generated from message bhatti.v1.StopSandboxRequest
@@ -490,7 +580,7 @@ export type StopSandboxRequest = Message<"bhatti.v1.StopSandboxRequest"> & {
  * Use `create(StopSandboxRequestSchema)` to create a new message.
  */
 export const StopSandboxRequestSchema: GenMessage<StopSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 14);
+  messageDesc(file_bhatti_v1_vmm, 18);
 
 /**
  * @generated from message bhatti.v1.StopSandboxResponse
@@ -507,7 +597,7 @@ export type StopSandboxResponse = Message<"bhatti.v1.StopSandboxResponse"> & {
  * Use `create(StopSandboxResponseSchema)` to create a new message.
  */
 export const StopSandboxResponseSchema: GenMessage<StopSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 15);
+  messageDesc(file_bhatti_v1_vmm, 19);
 
 /**
  * @generated from message bhatti.v1.StartSandboxRequest
@@ -531,7 +621,7 @@ export type StartSandboxRequest = Message<"bhatti.v1.StartSandboxRequest"> & {
  * Use `create(StartSandboxRequestSchema)` to create a new message.
  */
 export const StartSandboxRequestSchema: GenMessage<StartSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 16);
+  messageDesc(file_bhatti_v1_vmm, 20);
 
 /**
  * @generated from message bhatti.v1.StartSandboxResponse
@@ -548,7 +638,7 @@ export type StartSandboxResponse = Message<"bhatti.v1.StartSandboxResponse"> & {
  * Use `create(StartSandboxResponseSchema)` to create a new message.
  */
 export const StartSandboxResponseSchema: GenMessage<StartSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 17);
+  messageDesc(file_bhatti_v1_vmm, 21);
 
 /**
  * @generated from message bhatti.v1.EnsureHotRequest
@@ -574,7 +664,7 @@ export type EnsureHotRequest = Message<"bhatti.v1.EnsureHotRequest"> & {
  * Use `create(EnsureHotRequestSchema)` to create a new message.
  */
 export const EnsureHotRequestSchema: GenMessage<EnsureHotRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 18);
+  messageDesc(file_bhatti_v1_vmm, 22);
 
 /**
  * @generated from message bhatti.v1.EnsureHotResponse
@@ -605,7 +695,7 @@ export type EnsureHotResponse = Message<"bhatti.v1.EnsureHotResponse"> & {
  * Use `create(EnsureHotResponseSchema)` to create a new message.
  */
 export const EnsureHotResponseSchema: GenMessage<EnsureHotResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 19);
+  messageDesc(file_bhatti_v1_vmm, 23);
 
 /**
  * @generated from message bhatti.v1.GetSandboxStatusRequest
@@ -622,7 +712,7 @@ export type GetSandboxStatusRequest = Message<"bhatti.v1.GetSandboxStatusRequest
  * Use `create(GetSandboxStatusRequestSchema)` to create a new message.
  */
 export const GetSandboxStatusRequestSchema: GenMessage<GetSandboxStatusRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 20);
+  messageDesc(file_bhatti_v1_vmm, 24);
 
 /**
  * @generated from message bhatti.v1.GetSandboxStatusResponse
@@ -639,7 +729,7 @@ export type GetSandboxStatusResponse = Message<"bhatti.v1.GetSandboxStatusRespon
  * Use `create(GetSandboxStatusResponseSchema)` to create a new message.
  */
 export const GetSandboxStatusResponseSchema: GenMessage<GetSandboxStatusResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 21);
+  messageDesc(file_bhatti_v1_vmm, 25);
 
 /**
  * @generated from message bhatti.v1.ListSandboxesRequest
@@ -658,7 +748,7 @@ export type ListSandboxesRequest = Message<"bhatti.v1.ListSandboxesRequest"> & {
  * Use `create(ListSandboxesRequestSchema)` to create a new message.
  */
 export const ListSandboxesRequestSchema: GenMessage<ListSandboxesRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 22);
+  messageDesc(file_bhatti_v1_vmm, 26);
 
 /**
  * @generated from message bhatti.v1.ListSandboxesResponse
@@ -675,7 +765,7 @@ export type ListSandboxesResponse = Message<"bhatti.v1.ListSandboxesResponse"> &
  * Use `create(ListSandboxesResponseSchema)` to create a new message.
  */
 export const ListSandboxesResponseSchema: GenMessage<ListSandboxesResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 23);
+  messageDesc(file_bhatti_v1_vmm, 27);
 
 /**
  * @generated from message bhatti.v1.SandboxStatsRequest
@@ -692,7 +782,7 @@ export type SandboxStatsRequest = Message<"bhatti.v1.SandboxStatsRequest"> & {
  * Use `create(SandboxStatsRequestSchema)` to create a new message.
  */
 export const SandboxStatsRequestSchema: GenMessage<SandboxStatsRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 24);
+  messageDesc(file_bhatti_v1_vmm, 28);
 
 /**
  * @generated from message bhatti.v1.SandboxStatsResponse
@@ -742,7 +832,7 @@ export type SandboxStatsResponse = Message<"bhatti.v1.SandboxStatsResponse"> & {
  * Use `create(SandboxStatsResponseSchema)` to create a new message.
  */
 export const SandboxStatsResponseSchema: GenMessage<SandboxStatsResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 25);
+  messageDesc(file_bhatti_v1_vmm, 29);
 
 /**
  * @generated from message bhatti.v1.VmmImage
@@ -793,7 +883,7 @@ export type VmmImage = Message<"bhatti.v1.VmmImage"> & {
  * Use `create(VmmImageSchema)` to create a new message.
  */
 export const VmmImageSchema: GenMessage<VmmImage> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 26);
+  messageDesc(file_bhatti_v1_vmm, 30);
 
 /**
  * @generated from message bhatti.v1.ListImagesRequest
@@ -812,7 +902,7 @@ export type ListImagesRequest = Message<"bhatti.v1.ListImagesRequest"> & {
  * Use `create(ListImagesRequestSchema)` to create a new message.
  */
 export const ListImagesRequestSchema: GenMessage<ListImagesRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 27);
+  messageDesc(file_bhatti_v1_vmm, 31);
 
 /**
  * @generated from message bhatti.v1.ListImagesResponse
@@ -829,7 +919,7 @@ export type ListImagesResponse = Message<"bhatti.v1.ListImagesResponse"> & {
  * Use `create(ListImagesResponseSchema)` to create a new message.
  */
 export const ListImagesResponseSchema: GenMessage<ListImagesResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 28);
+  messageDesc(file_bhatti_v1_vmm, 32);
 
 /**
  * @generated from message bhatti.v1.WatchEventsRequest
@@ -848,7 +938,7 @@ export type WatchEventsRequest = Message<"bhatti.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 29);
+  messageDesc(file_bhatti_v1_vmm, 33);
 
 /**
  * @generated from message bhatti.v1.WatchEventsResponse
@@ -893,7 +983,7 @@ export type WatchEventsResponse = Message<"bhatti.v1.WatchEventsResponse"> & {
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_bhatti_v1_vmm, 30);
+  messageDesc(file_bhatti_v1_vmm, 34);
 
 /**
  * @generated from enum bhatti.v1.VmmSandboxStatus
@@ -972,6 +1062,30 @@ export const VmmService: GenService<{
     methodKind: "unary";
     input: typeof CreateSandboxRequestSchema;
     output: typeof CreateSandboxResponseSchema;
+  },
+  /**
+   * ReservePooledSandbox reserves a sandbox made ahead of time for this user, image and shape
+   * (the ready pool, docs/templates.md) and returns its id; empty when there is none, which is
+   * not an error. The caller creates its record with that id, then calls CreateSandbox with it
+   * (which claims the entry), or ReleasePooledSandbox. An unused reservation is destroyed after
+   * a minute.
+   *
+   * @generated from rpc bhatti.v1.VmmService.ReservePooledSandbox
+   */
+  reservePooledSandbox: {
+    methodKind: "unary";
+    input: typeof ReservePooledSandboxRequestSchema;
+    output: typeof ReservePooledSandboxResponseSchema;
+  },
+  /**
+   * ReleasePooledSandbox gives back a reservation whose create will not happen. Idempotent.
+   *
+   * @generated from rpc bhatti.v1.VmmService.ReleasePooledSandbox
+   */
+  releasePooledSandbox: {
+    methodKind: "unary";
+    input: typeof ReleasePooledSandboxRequestSchema;
+    output: typeof ReleasePooledSandboxResponseSchema;
   },
   /**
    * DestroySandbox removes the sandbox and everything it owns. Idempotent: destroying an

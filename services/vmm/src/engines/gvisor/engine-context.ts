@@ -55,6 +55,11 @@ export interface GvisorEngineOptions {
   hostDiskReserveMb?: number;
   /** Images whose creates restore a per-image template checkpoint (docs/templates.md); default none. */
   templateImages?: readonly string[];
+  /**
+   * The pool of ready sandboxes (pool/ready-pool.ts): entries kept at most (0 = no pool), and how
+   * long an unclaimed entry is kept. Default: no pool.
+   */
+  pool?: { size: number; idleMs: number };
   logger?: Logger;
 }
 
@@ -75,6 +80,8 @@ export interface GvisorContext extends BundleHost {
   readonly sandboxes: Map<string, GvisorSandboxRecord>;
   /** Ids whose create is in flight (not yet in `sandboxes`). */
   readonly pending: Set<string>;
+  /** The ready pool's entries (pool/ready-pool.ts): running, frozen, not anyone's sandbox yet. */
+  readonly pooled: Map<string, GvisorSandboxRecord>;
   readonly listeners: Set<(e: EngineEvent) => void>;
   /** Host mounts of volumes, refcounted by the sandboxes that run with them. */
   readonly volumes: VolumeHost;
@@ -140,6 +147,7 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
   const log = options.logger;
   const sandboxes = new Map<string, GvisorSandboxRecord>();
+  const pooled = new Map<string, GvisorSandboxRecord>();
   const listeners = new Set<(e: EngineEvent) => void>();
   const dispatch = (event: EngineEvent) => {
     for (const l of listeners) {
@@ -178,13 +186,14 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
     log,
     sandboxes,
     pending: new Set<string>(),
+    pooled,
     listeners,
     agentPackageMount,
     volumes: createVolumeHost({ stateDir: options.stateDir, ...(log ? { log } : {}) }),
     layoutOf,
 
     committedMemoryMb: () =>
-      [...sandboxes.values()]
+      [...sandboxes.values(), ...pooled.values()]
         .filter((r) => r.thermal !== "cold")
         .reduce((sum, r) => sum + r.memoryMb + SENTRY_OVERHEAD_MB, 0),
 

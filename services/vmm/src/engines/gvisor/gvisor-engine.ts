@@ -31,6 +31,8 @@ import { newRunningRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 import type { VolumeHost } from "../../volumes/volume-host.js";
 import { holderOf } from "../../volumes/sandbox-volumes.js";
+import { claimPoolEntry } from "./pool/pool-claim.js";
+import { type ReadyPool, createReadyPool } from "./pool/ready-pool.js";
 import { TemplateUnusableError, createFromTemplate } from "./templates/template-claim.js";
 import { type Templates, createTemplates } from "./templates/templates.js";
 
@@ -63,6 +65,8 @@ export interface GvisorEngine extends Engine {
   ): Promise<T>;
   /** Per-image template checkpoints that creates restore instead of booting. */
   readonly templates: Templates;
+  /** Sandboxes restored ahead of time that creates claim (pool/ready-pool.ts). */
+  readonly pool: ReadyPool;
 }
 
 export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
@@ -78,6 +82,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     options.templateImages ?? [],
     options.defaultDiskSizeMb ?? DEFAULT_DISK_SIZE_MB,
   );
+  const pool = createReadyPool(ctx, templates, options.pool ?? { size: 0, idleMs: 0 });
 
   const engine: GvisorEngine = {
     kind: "gvisor",
@@ -94,43 +99,83 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       const image = images.get(spec.image);
       if (!image) throw new EngineError("not_found", `image "${spec.image}" not found`);
       const layout = ctx.layoutOf(spec.id);
-      if (sandboxes.has(spec.id) || pending.has(spec.id) || existsSync(layout.dir)) {
+      // A pool entry being removed (its reservation ran out) still has its directory.
+      await pool.settled(spec.id);
+      const reserved = pool.isReserved(spec.id);
+      if (sandboxes.has(spec.id) || pending.has(spec.id) || (!reserved && existsSync(layout.dir))) {
         throw new EngineError("already_exists", `sandbox ${spec.id} already exists`);
       }
       const diskSizeMb = spec.diskSizeMb || (options.defaultDiskSizeMb ?? DEFAULT_DISK_SIZE_MB);
       if (!Number.isInteger(diskSizeMb) || diskSizeMb < MIN_DISK_SIZE_MB || diskSizeMb > MAX_DISK_SIZE_MB) {
+        if (reserved) await pool.discard(spec.id, "its create was invalid");
         throw new EngineError(
           "invalid_argument",
           `disk_size_mb must be an integer between ${MIN_DISK_SIZE_MB} and ${MAX_DISK_SIZE_MB}, got ${diskSizeMb}`,
         );
       }
+      // Taken out of the pool before admission: its memory is counted once, as this create's.
+      const taken = pool.take(spec, image, diskSizeMb);
       // Checked synchronously with the id marked pending: concurrent creates count each other.
-      const admitted = admission.admit(
-        spec.id,
-        "create",
-        { memoryMb: spec.memoryMb, diskMb: diskSizeMb },
-        ctx.committedMemoryMb(),
-      );
+      let admitted: ReturnType<typeof admission.admit>;
+      try {
+        admitted = admission.admit(
+          spec.id,
+          "create",
+          { memoryMb: spec.memoryMb, diskMb: diskSizeMb },
+          ctx.committedMemoryMb(),
+        );
+      } catch (e) {
+        if (taken !== undefined) await ctx.teardown(spec.id, layout);
+        throw e;
+      }
       pending.add(spec.id);
       return serializer.run(spec.id, async () => {
         const t0 = performance.now();
-        // Fast path: restore the image's template checkpoint and claim it; any failure there
-        // is undone completely and the create boots normally (the template is rebuilt).
         let bootReason: string;
         const undo = createUndoStack();
         try {
+          // Fastest path: claim the pool entry reserved for this create. A failed claim (or an
+          // entry this create cannot use) is torn down and the create goes on as if there were none.
+          let poolNote = "";
+          if (taken !== undefined) {
+            if ("entry" in taken) {
+              try {
+                const made = await claimPoolEntry(ctx, taken.entry, spec);
+                sandboxes.set(spec.id, made.record);
+                ctx.emit("sandbox.created", made.record, performance.now() - t0, made.detail);
+                ctx.log?.info("sandbox created", {
+                  sandbox: spec.id,
+                  path: "pool",
+                  ms: Math.round(performance.now() - t0),
+                  detail: made.detail,
+                });
+                pool.wanted(spec.userId, image.name);
+                return infoOf(made.record);
+              } catch (e) {
+                poolNote = `pool entry failed: ${(e as Error).message}; `;
+              }
+            } else {
+              poolNote = `pool entry not usable: ${taken.unusable}; `;
+            }
+            ctx.log?.warn("pool entry not used", { sandbox: spec.id, reason: poolNote });
+            await ctx.teardown(spec.id, layout);
+          }
+          // Fast path: restore the image's template checkpoint and claim it; any failure there
+          // is undone completely and the create boots normally (the template is rebuilt).
           const pick = templates.pick(spec, image, diskSizeMb);
           if ("template" in pick) {
             try {
               const made = await createFromTemplate(ctx, spec, image, pick.template);
               sandboxes.set(spec.id, made.record);
-              ctx.emit("sandbox.created", made.record, performance.now() - t0, made.detail);
+              const detail = `${poolNote}${made.detail}`;
+              ctx.emit("sandbox.created", made.record, performance.now() - t0, detail);
               ctx.log?.info("sandbox created", {
                 sandbox: spec.id,
                 path: "template",
                 ms: Math.round(performance.now() - t0),
-                detail: made.detail,
+                detail,
               });
+              pool.wanted(spec.userId, image.name);
               return infoOf(made.record);
             } catch (e) {
               bootReason = `template path failed: ${(e as Error).message}`;
@@ -178,7 +223,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           crashPoint("vmm.create.after-write-record");
           undo.commit();
           sandboxes.set(r.id, r);
-          const detail = `boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`;
+          const detail = `${poolNote}boot (${bootReason}): prepare ${(tPrepared - t0).toFixed(0)} ms, runsc run ${(tStarted - tPrepared).toFixed(0)} ms, agent ready ${(tReady - tStarted).toFixed(0)} ms`;
           ctx.emit("sandbox.created", r, performance.now() - t0, detail);
           ctx.log?.info("sandbox created", { sandbox: spec.id, path: "boot", detail });
           return infoOf(r);
@@ -190,13 +235,20 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
         } finally {
           pending.delete(spec.id);
           admitted.release();
+          // The pool fills only between creates: now may be such a time.
+          pool.kick();
         }
       });
     },
 
+    reservePooled: (request) => pool.reserve(request),
+    releasePooled: (id) => pool.release(id),
+
     destroy(id) {
       if (!isSandboxId(id)) return Promise.resolve(false);
       return serializer.run(id, async () => {
+        // An id reserved from the pool whose create never came (the gateway rolled it back).
+        await pool.discard(id, "destroyed before its create");
         const r = sandboxes.get(id);
         sandboxes.delete(id);
         const layout = ctx.layoutOf(id);
@@ -348,6 +400,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
       }),
 
     templates,
+    pool,
 
     async health(): Promise<EngineHealth> {
       const facts: Record<string, string> = {
@@ -362,6 +415,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           .join(","),
         sandboxes: String(sandboxes.size),
         templates: templates.describe(),
+        pool: pool.describe(),
       };
       try {
         runscVersion ??= await runsc.version();
@@ -381,6 +435,8 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
     },
 
     async close() {
+      // Entries are nobody's sandboxes: removed, never left running for the next start.
+      await pool.close();
       await templates.close();
       ctx.listeners.clear();
     },
