@@ -86,8 +86,12 @@ export interface GvisorContext extends BundleHost {
   /** Host mounts of volumes, refcounted by the sandboxes that run with them. */
   readonly volumes: VolumeHost;
   layoutOf(id: string): SandboxLayout;
-  /** Memory limits (with sentry overhead) of the sandboxes that hold RAM: hot and warm. */
-  committedMemoryMb(): number;
+  /**
+   * Memory limits (with sentry overhead) of the sandboxes that hold RAM: hot and warm. Users'
+   * creates and restores leave the ready pool's entries out (frozen, they use a few MiB each and
+   * are the first to give way); `withPool` counts them, for the pool's own fills.
+   */
+  committedMemoryMb(withPool?: boolean): number;
   /** (Re)binds the agent package; serialized, so concurrent creates never stack two binds. */
   ensureAgentPackage(): Promise<void>;
   emit(
@@ -192,8 +196,8 @@ export function createGvisorContext(options: GvisorEngineOptions, sandboxesDir: 
     volumes: createVolumeHost({ stateDir: options.stateDir, ...(log ? { log } : {}) }),
     layoutOf,
 
-    committedMemoryMb: () =>
-      [...sandboxes.values(), ...pooled.values()]
+    committedMemoryMb: (withPool = false) =>
+      [...sandboxes.values(), ...(withPool ? pooled.values() : [])]
         .filter((r) => r.thermal !== "cold")
         .reduce((sum, r) => sum + r.memoryMb + SENTRY_OVERHEAD_MB, 0),
 
