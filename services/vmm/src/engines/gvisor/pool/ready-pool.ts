@@ -5,18 +5,19 @@ import type { SandboxSpec } from "../../../engine/engine.js";
 import { DEFAULT_CPUS, DEFAULT_MEMORY_MB, validateSpec } from "../../../engine/spec-validation.js";
 import type { GvisorContext } from "../engine-context.js";
 import type { GvisorSandboxRecord } from "../sandbox-record.js";
-import { restoreTemplate } from "../templates/template-claim.js";
 import type { Templates } from "../templates/templates.js";
+import { bootPoolEntry } from "./pool-boot.js";
 
 /**
- * A pool of ready sandboxes (docs/templates.md, "A pool of ready sandboxes"): sandboxes restored
- * from their image's template ahead of time, frozen, that a create claims instead of restoring.
+ * A pool of ready sandboxes (docs/templates.md, "The ready pool"): sandboxes booted ahead of
+ * time as claimable agents (like a template's, not checkpointed), frozen, that a create claims
+ * instead of restoring the template.
  *
  * Every user has a network of their own (a /24, a bridge, a resolver), and gVisor takes a
  * sandbox's addresses only at restore. So an entry is made for one user and one image, on that
  * user's network, after that user created a sandbox of that image: the pool serves the creates
- * that follow. An entry has never run anything of a user's: it is the template's processes
- * until the claim, and it is never handed out twice (a destroyed sandbox is destroyed).
+ * that follow. An entry has never run anything of a user's: it is a freshly booted agent until
+ * the claim, and it is never handed out twice (a destroyed sandbox is destroyed).
  *
  * Entries live under `sandboxes/<id>` without a record (the record is written at the claim),
  * so nothing lists, adopts or watches them; a restarted vmm removes them as unfinished creates.
@@ -72,7 +73,7 @@ export interface PoolEntry {
   image: string;
   /** The record as restored: the entry's address and network; name, token and hostname are replaced at the claim. */
   record: GvisorSandboxRecord;
-  /** The token the entry's agent answers until it is claimed. */
+  /** The token the entry's agent answers until it is claimed (its own, not the template's). */
   templateToken: string;
   templateKey: string;
 }
@@ -152,7 +153,7 @@ export function createReadyPool(
     return { userId, image };
   };
 
-  /** One entry for `userId` and `image`: restored, answering, then frozen. */
+  /** One entry for `userId` and `image`: booted, running commands, then frozen. */
   const fill = async (userId: string, image: ImageRecord): Promise<void> => {
     const id = randomBytes(8).toString("hex");
     const spec = validateSpec({
@@ -181,13 +182,7 @@ export function createReadyPool(
     const undo = createUndoStack();
     const t0 = performance.now();
     try {
-      const restored = await restoreTemplate(ctx, spec, image, pick.template, undo);
-      const r = { ...restored.record, token: restored.templateToken };
-      // A command runs before the entry is frozen, not just an answer: without it, the first
-      // command after a claim stalled for 51 or 102 s in 6 of 30 claims (the agent answered,
-      // its spawner did not start the command; measured, cause inside the restored guest not
-      // found), and in none of 30 with it (docs/templates.md).
-      await ctx.waitReady(r, "exec");
+      const r = await bootPoolEntry(ctx, spec, image, defaultDiskMb, undo);
       await cgroups.freeze(id);
       undo.commit();
       const entry: PoolEntry = {
@@ -195,7 +190,7 @@ export function createReadyPool(
         userId,
         image: image.name,
         record: r,
-        templateToken: restored.templateToken,
+        templateToken: r.token,
         templateKey: pick.template.m.key,
       };
       const slot: Slot = {
