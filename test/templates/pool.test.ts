@@ -354,3 +354,57 @@ describe("the ready pool (real product)", () => {
     await destroy(after.id);
   });
 });
+
+describe("the ready pool through the network service (real product)", () => {
+  let product: Product;
+
+  beforeAll(async () => {
+    product = await startProduct({
+      flags: [
+        "--thermal-warm-after=30m",
+        "--thermal-cold-after=60m",
+        "--create-template-images=busybox",
+        "--create-pool-size=1",
+        // The product's own network (per-user bridge, resolver, MACs from addresses), not the
+        // harness's local one.
+        "--vmm-local-network=none",
+      ],
+    });
+    await waitForTemplate(product, "busybox");
+  }, 300_000);
+
+  afterAll(async () => {
+    await product?.dispose();
+  }, 240_000);
+
+  it("a claimed entry answers to its own name in the resolver, and claims in a row each run their first command", {
+    timeout: 300_000,
+  }, async () => {
+    const create = async (name: string) => {
+      const res = await product.http("POST", "/sandboxes", { body: { name } });
+      expect(res.status, res.text).toBe(201);
+      return res.json<SandboxWithIp>();
+    };
+    const first = await create("net-first");
+    expect(await createPathOf(product, first.id)).toBe("template");
+    const entry = await waitForLiveEntry(product);
+    const second = await create("net-second");
+    expect(second.id).toBe(entry);
+    expect(await createPathOf(product, second.id)).toBe("pool");
+    // The resolver (network service) answers the sandbox's name, not the entry's placeholder.
+    expect(await sh(product, first.id, "nslookup net-second 2>&1 || true")).toContain(second.ip);
+    expect(await sh(product, first.id, `nslookup pool-${entry.slice(0, 6)} 2>&1 || true`)).not.toContain(
+      second.ip,
+    );
+    await product.http("DELETE", `/sandboxes/${second.id}`);
+    // Each claim reuses the address the previous sandbox had: its first command must run.
+    for (let i = 0; i < 4; i++) {
+      await waitForLiveEntry(product);
+      const sb = await create(`net-row-${i}`);
+      expect(await createPathOf(product, sb.id)).toBe("pool");
+      expect((await sh(product, sb.id, "hostname")).trim()).toBe(`net-row-${i}`);
+      await product.http("DELETE", `/sandboxes/${sb.id}`);
+    }
+    await product.http("DELETE", `/sandboxes/${first.id}`);
+  });
+});

@@ -131,6 +131,11 @@ export function createLocalNetnsNetwork(options: LocalNetnsNetworkOptions): Loca
             ]);
             await ip(["-n", hostNetns, "link", "set", veth, "master", bridge, "up"]);
           }
+          // A MAC derived from the address, as the network service gives (not veth's random
+          // one): a sandbox that reuses a destroyed one's address is reached at once, without
+          // waiting for the host's neighbour entry of the old MAC to expire.
+          const mac = `02:42:${address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+          await ip(["-n", ns, "link", "set", "eth0", "address", mac]);
           // runsc moves the address into its own stack: put it back before every start/restore.
           await ip(
             ["-n", ns, "-b", "-"],
