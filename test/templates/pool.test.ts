@@ -9,9 +9,12 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentError, createAgentClient } from "@bhatti/agent-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { VmmService } from "@bhatti/proto";
-import { createServiceClient } from "@bhatti/runtime";
-import { type Product, type SandboxJson, startProduct } from "../thermal/product-harness.js";
+import {
+  type Product,
+  type SandboxJson,
+  killVmmAndWaitReady,
+  startProduct,
+} from "../thermal/product-harness.js";
 import { sh } from "../snapshots/snapshot-helpers.js";
 import { createPathOf, engineTokenOf, templatesOf, waitForTemplate } from "./template-helpers.js";
 
@@ -315,26 +318,7 @@ describe("the ready pool (real product)", () => {
     const waiting = await waitForLiveEntry(product);
     expect(hostTracesOf(product, waiting)).toContain("dir");
 
-    const vmmPid = product.childPid("services/vmm/dist");
-    expect(vmmPid).toBeDefined();
-    process.kill(vmmPid as number, "SIGKILL");
-    const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"), {
-      defaultTimeoutMs: 2_000,
-    });
-    try {
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        const pid = product.childPid("services/vmm/dist");
-        if (pid !== undefined && pid !== vmmPid) {
-          const h = await vmm.client.health({}).catch(() => undefined);
-          if (h?.health?.ready === true) break;
-        }
-        if (Date.now() > deadline) throw new Error(`vmm did not come back\n${product.output().slice(-3000)}`);
-        await sleep(100);
-      }
-    } finally {
-      vmm.close();
-    }
+    await killVmmAndWaitReady(product);
     // Adoption removed the entry (it has no record); the claimed sandbox was adopted.
     expect(hostTracesOf(product, waiting)).toEqual([]);
     expect((await sh(product, kept.id, "hostname")).trim()).toBe("kept-across");

@@ -4,7 +4,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import { ThermalService } from "@bhatti/proto";
+import { ThermalService, VmmService } from "@bhatti/proto";
 import { type ServiceClient, createServiceClient } from "@bhatti/runtime";
 import { WebSocket } from "ws";
 import type { GuestInit } from "@bhatti/service-vmm/adapters";
@@ -351,4 +351,28 @@ export async function eventsOf(product: Product, id: string, typePrefix = ""): P
   );
   if (res.status !== 200) throw new Error(`GET /events: ${res.status} ${res.text}`);
   return [...res.json<{ events: EventJson[] }>().events].sort((a, b) => a.id - b.id);
+}
+
+/** SIGKILLs serve's vmm and waits until serve has started a new one and it reports ready. */
+export async function killVmmAndWaitReady(product: Product): Promise<void> {
+  const vmmPid = product.childPid("services/vmm/dist");
+  if (vmmPid === undefined) throw new Error("no vmm process");
+  process.kill(vmmPid, "SIGKILL");
+  const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"), {
+    defaultTimeoutMs: 2_000,
+  });
+  try {
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const pid = product.childPid("services/vmm/dist");
+      if (pid !== undefined && pid !== vmmPid) {
+        const h = await vmm.client.health({}).catch(() => undefined);
+        if (h?.health?.ready === true) return;
+      }
+      if (Date.now() > deadline) throw new Error(`vmm did not come back\n${product.output().slice(-3000)}`);
+      await sleep(100);
+    }
+  } finally {
+    vmm.close();
+  }
 }

@@ -1,8 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { VmmService } from "@bhatti/proto";
-import { createServiceClient } from "@bhatti/runtime";
 import { loopDevicesBackedBy, mountedPaths } from "@bhatti/service-vmm/adapters";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gvisorFactory } from "../engine-conformance/gvisor-factory.js";
@@ -10,6 +8,7 @@ import {
   type Product,
   type SandboxJson,
   exec,
+  killVmmAndWaitReady,
   startProduct,
   waitForSandbox,
 } from "../thermal/product-harness.js";
@@ -267,26 +266,7 @@ describe.skipIf(gvisorFactory.unavailable() !== undefined)("volumes (product)", 
     const one = await createSandbox("adopt-1", [{ name: "data", mount: "/data" }]);
     const two = await createSandbox("adopt-2", [{ name: "data", mount: "/data", read_only: true }]);
     expect((await sh(one.id, "echo pre-crash > /data/adopt")).exit_code).toBe(0);
-    const vmmPid = product.childPid("services/vmm/dist");
-    expect(vmmPid).toBeDefined();
-    process.kill(vmmPid as number, "SIGKILL");
-    const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"), {
-      defaultTimeoutMs: 2_000,
-    });
-    try {
-      const deadline = Date.now() + 90_000;
-      for (;;) {
-        const pid = product.childPid("services/vmm/dist");
-        if (pid !== undefined && pid !== vmmPid) {
-          const h = await vmm.client.health({}).catch(() => undefined);
-          if (h?.health?.ready === true) break;
-        }
-        if (Date.now() > deadline) throw new Error(`vmm did not come back\n${product.output().slice(-3000)}`);
-        await sleep(100);
-      }
-    } finally {
-      vmm.close();
-    }
+    await killVmmAndWaitReady(product);
     expect(mountedPaths().has(mntOf(v.id))).toBe(true);
     expect((await sh(two.id, "cat /data/adopt")).stdout).toBe("pre-crash\n");
     expect((await sh(one.id, "echo post-crash >> /data/adopt && cat /data/adopt")).stdout).toBe(
