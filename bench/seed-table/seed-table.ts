@@ -162,9 +162,8 @@ const product = await startProduct({
     // The product's default creates restore a per-image template (docs/templates.md); the test
     // harness turns that off, the table measures what users get.
     "--create-template-images=busybox",
-    // The ready pool is off by default (docs/templates.md, its known stall); one entry at most
-    // here, for its own row: the template row's user then never gets one, and the pool row's
-    // user always does (see the create rows).
+    // One ready-pool entry at most (the default keeps two): the template row's user then never
+    // gets one, and the pool row's user always does (see the create rows).
     "--create-pool-size=1",
   ],
 });
@@ -432,12 +431,12 @@ console.log(JSON.stringify(out));`;
     }
   }
   rows.push({
-    name: "create + first exec (pool entry ready; the pool is off by default)",
+    name: "create + first exec (pool entry ready, the default after a user's first)",
     samples: pooled,
     seed: "265.7 / 291.0 / 291.0 (n=15, boot only)",
   });
   rows.push({
-    name: "create + first exec (template, the default)",
+    name: "create + first exec (template: a user's first)",
     samples: creates,
     seed: "265.7 / 291.0 / 291.0 (n=15, boot only)",
   });
@@ -579,11 +578,11 @@ console.log(JSON.stringify(out));`;
     ["warm resume + exec ≤ hot REST exec + 3 ms", get(rows, "warm resume"), get(rows, "exec true") + 3, "ms"],
     [
       "create + first exec ≤ 2 × bare runsc restore",
-      get(rows, "create + first exec (template"),
+      get(rows, "create + first exec (pool"),
       2 * get(floors, "runsc restore (bare, small)"),
       "ms",
     ],
-    ["create + first exec ≤ 250 ms", get(rows, "create + first exec (template"), 250, "ms"],
+    ["create + first exec ≤ 250 ms", get(rows, "create + first exec (pool"), 250, "ms"],
     [
       "cold resume + exec ≤ 1.5 × bare restore, same size",
       get(rows, "cold resume"),

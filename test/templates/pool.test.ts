@@ -3,8 +3,7 @@
 // and freezes it; that create claims it (own name, token, env, files, resolver name) instead of
 // restoring. An entry is never another user's, a dead entry is not handed out, more creates than
 // entries fall back to the template, a reservation given back stays usable, and a restart (or
-// a stop) leaves no entry behind. Generous timeouts: a command after a claim can still hang for
-// 51 or 102 s (docs/templates.md, "Known stall"); these tests check what the pool does, not how fast.
+// a stop) leaves no entry behind.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -152,7 +151,7 @@ describe("the ready pool (real product)", () => {
   };
 
   it("the create after a user's first claims the entry made for them: own name, token, env, files, DNS name", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const known = readyEntries(product);
     const first = await create("pool-first", { env: { WHO: "first" } });
@@ -221,7 +220,7 @@ describe("the ready pool (real product)", () => {
   });
 
   it("an entry is its user's only: another user's create never gets it and sees nothing of it", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     // The previous test left a ready entry for the test user (or one is on its way).
     const mine = await waitForLiveEntry(product);
@@ -244,7 +243,7 @@ describe("the ready pool (real product)", () => {
   });
 
   it("a reservation given back (an idempotent create by name) keeps the entry for the next create", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const entry = await waitForLiveEntry(product);
     const holder = await create("holder");
@@ -262,7 +261,7 @@ describe("the ready pool (real product)", () => {
   });
 
   it("more creates than entries all succeed: one claims the entry, the rest restore the template", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const entry = await waitForLiveEntry(product);
     const made = await Promise.all([0, 1, 2].map((i) => create(`burst-${i}`)));
@@ -276,7 +275,7 @@ describe("the ready pool (real product)", () => {
   });
 
   it("an entry whose sandbox died is not handed out: the create restores the template, the entry is removed and replaced", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const known = readyEntries(product);
     const entry = await waitForLiveEntry(product);
@@ -311,7 +310,7 @@ describe("the ready pool (real product)", () => {
   });
 
   it("a vmm killed with SIGKILL leaves its entries to the next start, which removes them; a stop leaves none", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const entry = await waitForLiveEntry(product);
     const kept = await create("kept-across");
@@ -363,7 +362,7 @@ describe("the ready pool through the network service (real product)", () => {
   }, 240_000);
 
   it("a claimed entry answers to its own name in the resolver, and claims in a row each run their first command", {
-    timeout: 600_000,
+    timeout: 240_000,
   }, async () => {
     const create = async (name: string) => {
       const res = await product.http("POST", "/sandboxes", { body: { name } });

@@ -195,8 +195,8 @@ export const configKeys = {
     "Images whose sandboxes are created by restoring a per-image template checkpoint (built by the vmm in the background; docs/templates.md) instead of booting; empty = always boot.",
   ),
   create_pool_size: integerKey(
-    0,
-    "Sandboxes the vmm keeps booted ahead of time, in all (docs/templates.md, the ready pool; off by default until its known stall is understood): after a user creates a sandbox of a `create_template_images` image with the default shape, one is made for that user's next such create, which then only claims it. Each holds memory like an idle sandbox (frozen, no CPU). 0 = no pool.",
+    2,
+    "Sandboxes the vmm keeps booted ahead of time, in all (docs/templates.md, the ready pool): after a user creates a sandbox of a `create_template_images` image with the default shape, one is made for that user's next such create, which then only claims it. Each holds memory like an idle sandbox (frozen, no CPU). 0 = no pool.",
     0,
     64,
   ),

@@ -88,10 +88,18 @@ export function createLocalNetnsNetwork(options: LocalNetnsNetworkOptions): Loca
     async setup() {
       if (!existsSync(`/run/netns/${hostNetns}`)) await ip(["netns", "add", hostNetns]);
       await ip(["-n", hostNetns, "link", "set", "lo", "up"]);
+      // A fixed bridge MAC, as the network service gives its bridges: left to itself a Linux
+      // bridge takes the lowest MAC of its ports, so it changed whenever a sandbox's veth came
+      // or went, and the sandboxes' cached gateway MAC went stale (their replies were lost for
+      // ~51 s, until the entry expired).
+      const bridgeMac = `02:42:${gateway
+        .split(".")
+        .map((o) => Number(o).toString(16).padStart(2, "0"))
+        .join(":")}`;
       try {
-        await ip(["-n", hostNetns, "link", "add", bridge, "type", "bridge"]);
+        await ip(["-n", hostNetns, "link", "add", bridge, "address", bridgeMac, "type", "bridge"]);
       } catch {
-        // exists
+        await ip(["-n", hostNetns, "link", "set", bridge, "address", bridgeMac]);
       }
       await ip(["-n", hostNetns, "addr", "replace", `${gateway}/24`, "dev", bridge]);
       await ip(["-n", hostNetns, "link", "set", bridge, "up"]);
@@ -134,7 +142,10 @@ export function createLocalNetnsNetwork(options: LocalNetnsNetworkOptions): Loca
           // A MAC derived from the address, as the network service gives (not veth's random
           // one): a sandbox that reuses a destroyed one's address is reached at once, without
           // waiting for the host's neighbour entry of the old MAC to expire.
-          const mac = `02:42:${address.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join(":")}`;
+          const mac = `02:42:${address
+            .split(".")
+            .map((o) => Number(o).toString(16).padStart(2, "0"))
+            .join(":")}`;
           await ip(["-n", ns, "link", "set", "eth0", "address", mac]);
           // runsc moves the address into its own stack: put it back before every start/restore.
           await ip(
