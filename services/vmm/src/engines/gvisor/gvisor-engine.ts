@@ -20,13 +20,8 @@ import { writeBootConfig, writeBundle } from "./bundle.js";
 import { dirBytes } from "./disk.js";
 import { type GvisorEngineOptions, asEngineError, createGvisorContext } from "./engine-context.js";
 import { doStartAdmitted, doStop } from "./persist.js";
-import {
-  MAX_DISK_SIZE_MB,
-  MIN_DISK_SIZE_MB,
-  mountSandboxFs,
-  sandboxDiskBytes,
-  unmountSandboxFs,
-} from "./sandbox-disk.js";
+import { MAX_DISK_SIZE_MB, MIN_DISK_SIZE_MB, sandboxDiskBytes } from "./sandbox-disk.js";
+import { prepareBootDiskAndNetwork } from "./sandbox-prepare.js";
 import { newRunningRecord, writeRecord } from "./sandbox-record.js";
 import { type SnapshotOps, createSnapshotOps } from "./snapshots/snapshot-ops.js";
 import type { VolumeHost } from "../../volumes/volume-host.js";
@@ -184,17 +179,7 @@ export function createGvisorEngine(options: GvisorEngineOptions): GvisorEngine {
           } else {
             bootReason = pick.reason;
           }
-          mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
-          undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
-          mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
-          // The root filesystem and the network are independent: prepare both at once (each
-          // undo is registered first: either may have half-happened when the other fails).
-          undo.push("network detach", () => options.network.detach(spec.id));
-          undo.push("unmount", () => unmountSandboxFs(layout));
-          const [, net] = await Promise.all([
-            ctx.ensureAgentPackage().then(() => mountSandboxFs(layout, image.rootfs, { diskSizeMb })),
-            options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
-          ]);
+          const net = await prepareBootDiskAndNetwork(ctx, spec, image, diskSizeMb, undo);
           const tPrepared = performance.now();
           const r = newRunningRecord({ ...spec, image, net });
           undo.push("volumes", () => ctx.volumes.release(spec.id));

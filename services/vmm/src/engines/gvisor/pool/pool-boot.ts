@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type { UndoStack } from "@bhatti/runtime";
 import type { ImageRecord } from "../../../adapters/image-registry.js";
 import type { SandboxSpec } from "../../../engine/engine.js";
 import { writeBootConfig, writeBundle } from "../bundle.js";
 import type { GvisorContext } from "../engine-context.js";
-import { mountSandboxFs, unmountSandboxFs } from "../sandbox-disk.js";
+import { prepareBootDiskAndNetwork } from "../sandbox-prepare.js";
 import { type GvisorSandboxRecord, newRunningRecord } from "../sandbox-record.js";
 
 /**
@@ -25,17 +25,9 @@ export async function bootPoolEntry(
   diskSizeMb: number,
   undo: UndoStack,
 ): Promise<GvisorSandboxRecord> {
-  const { runsc, cgroups, options } = ctx;
+  const { runsc, cgroups } = ctx;
   const layout = ctx.layoutOf(spec.id);
-  mkdirSync(layout.dir, { recursive: true, mode: 0o700 });
-  undo.push("dir", () => rmSync(layout.dir, { recursive: true, force: true }));
-  mkdirSync(layout.boot, { recursive: true, mode: 0o700 });
-  undo.push("network detach", () => options.network.detach(spec.id));
-  undo.push("unmount", () => unmountSandboxFs(layout));
-  const [, net] = await Promise.all([
-    ctx.ensureAgentPackage().then(() => mountSandboxFs(layout, image.rootfs, { diskSizeMb })),
-    options.network.attach({ sandboxId: spec.id, userId: spec.userId, sandboxName: spec.name }),
-  ]);
+  const net = await prepareBootDiskAndNetwork(ctx, spec, image, diskSizeMb, undo);
   const r = newRunningRecord({
     ...spec,
     image: { name: image.name, rootfs: image.rootfs },

@@ -96,7 +96,6 @@ type EntryState =
 interface Slot {
   entry: PoolEntry;
   state: EntryState;
-  readySince: number;
   idleTimer: NodeJS.Timeout;
 }
 
@@ -196,7 +195,6 @@ export function createReadyPool(
       const slot: Slot = {
         entry,
         state: { kind: "ready" },
-        readySince: Date.now(),
         idleTimer: setTimeout(() => void remove(slot, "not claimed in time"), options.idleMs),
       };
       slot.idleTimer.unref();
