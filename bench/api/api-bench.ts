@@ -40,11 +40,11 @@ function report(name: string, samples: number[], baseline?: number[]): void {
 
 const product = await startProduct({ flags: ["--log-level=warn", "--thermal-warm-after=1h"] });
 try {
-  const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+  const ep = await product.env.options.dialer.endpoint("127.0.0.1", product.port);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   // The harness user has high create/exec limits, so no timed call meets the rate limiter.
   const key = product.userKey;
-  const call = createRestCall({ socketPath: ep.path, agent, key });
+  const call = createRestCall({ endpoint: ep, agent, key });
   const time = async (fn: () => Promise<unknown>) => {
     const t = performance.now();
     await fn();

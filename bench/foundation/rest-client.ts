@@ -7,8 +7,11 @@ export interface RestResponse {
 }
 
 export interface RestClientOptions {
-  /** The gateway's endpoint: the harness's Unix socket into the product's netns. */
-  readonly socketPath: string;
+  /**
+   * The gateway's endpoint as the harness's dialer gives it: the relay's Unix socket into the
+   * product's netns, or plain TCP when the bench runs inside that netns (runInsideHostNetns).
+   */
+  readonly endpoint: { path: string } | { host: string; port: number };
   readonly agent: Agent;
   /** API key sent as `Authorization: Bearer`. */
   readonly key: string;
@@ -23,7 +26,9 @@ export function createRestCall(options: RestClientOptions) {
       const payload = body === undefined ? undefined : Buffer.from(body);
       const req = request(
         {
-          socketPath: options.socketPath,
+          ...("path" in options.endpoint
+            ? { socketPath: options.endpoint.path }
+            : { host: options.endpoint.host, port: options.endpoint.port }),
           agent: options.agent,
           method,
           path,

@@ -1,7 +1,8 @@
 // REST on top of the agent: the whole product (bhatti serve) with one hot busybox sandbox, and
 // the same three operations timed through the gateway's REST API and through an agent client
 // talking to the sandbox directly, interleaved (the pair's order alternates every iteration).
-// Both paths cross the test's netns relay, so the difference is the gateway's own cost.
+// Both paths run inside the product's netns (plain TCP, no relay), so the difference is the
+// gateway's own cost.
 //
 //   node --conditions=source --import tsx bench/restpath/rest-vs-agent.ts [--n 150] [--profile DIR] [--base ROOT]
 //
@@ -18,6 +19,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createAgentClient } from "@bhatti/agent-client";
 import { VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
+import { runInsideHostNetns } from "@bhatti/test/engine-conformance/in-host-netns";
 import { type Product, startProduct } from "@bhatti/test/thermal/product-harness";
 import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 import { percentiles } from "../foundation/stats.js";
@@ -26,6 +28,7 @@ const arg = (name: string) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 };
+await runInsideHostNetns();
 const N = Number(arg("--n") ?? 150);
 const profileDir = arg("--profile");
 /** A copy of an earlier build (the dist directories): run beside this one, interleaved. */
@@ -53,9 +56,9 @@ async function setUp(label: string, root: string | undefined): Promise<Setup> {
   });
   const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
   try {
-    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    const ep = await product.env.options.dialer.endpoint("127.0.0.1", product.port);
     const httpAgent = new Agent({ keepAlive: true, maxSockets: 4 });
-    const call = createRestCall({ socketPath: ep.path, agent: httpAgent, key: product.userKey });
+    const call = createRestCall({ endpoint: ep, agent: httpAgent, key: product.userKey });
     const ok = expectStatus;
     const created = await ok(
       call("POST", "/sandboxes", JSON.stringify({ name: "restpath", image: "busybox", keep_hot: true })),

@@ -16,7 +16,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createAgentClient } from "@bhatti/agent-client";
 import { VmmService } from "@bhatti/proto";
 import { createServiceClient } from "@bhatti/runtime";
+import { createNetnsDialer } from "@bhatti/service-vmm/adapters";
 import { RUNSC_PATH } from "@bhatti/test/engine-conformance/gvisor-factory";
+import { runInsideHostNetns } from "@bhatti/test/engine-conformance/in-host-netns";
 import { eventsOf, startProduct } from "@bhatti/test/thermal/product-harness";
 import { createRestCall, expectStatus } from "../foundation/rest-client.js";
 import { percentiles } from "../foundation/stats.js";
@@ -62,6 +64,9 @@ const arg = (name: "n" | "lifecycle-n" | "idle-s" | "density", def: number) => {
   }
   return n;
 };
+// The table's clients (REST and agent-direct) run inside the product's stand-in host netns and
+// reach it over plain TCP, as clients on a real host do; the harness's relay is measured beside.
+await runInsideHostNetns();
 const OUT = flags.out;
 const N = arg("n", 100); // hot rows (seed: ITERATIONS=100)
 const LN = arg("lifecycle-n", 30); // create, stop, cold, warm rows (seed: 15 / 10)
@@ -101,6 +106,9 @@ say(
 );
 say(
   `runsc: ${sh(`${RUNSC_PATH} --version | head -1`)}, platform ${process.env["BHATTI_RUNSC_PLATFORM"] ?? "ptrace"}`,
+);
+say(
+  "clients: inside the product's network namespace, plain TCP to the gateway and the agents (tables before 2026-12-04 05:00 UTC went through the test harness's relay process; its cost is a floor below)",
 );
 say(`load average at start: ${la()}`);
 say(`samples: hot rows n=${N}, lifecycle rows n=${LN}, idle window ${IDLE_S} s, density sample ${DENSITY}`);
@@ -173,11 +181,14 @@ const bare = createBareRunsc(
   product.env.options.platform,
 );
 const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
+// The harness's relay process into the netns (how tables before 2026-12-04 were measured),
+// kept for its floor rows only.
+const relay = await createNetnsDialer(product.env.hostNetnsPath);
 try {
-  const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+  const ep = await product.env.options.dialer.endpoint("127.0.0.1", product.port);
   const agent = new Agent({ keepAlive: true, maxSockets: 32 });
   const call = createRestCall({
-    socketPath: ep.path,
+    endpoint: ep,
     agent,
     key: product.userKey,
     contentType: "application/json",
@@ -199,8 +210,14 @@ try {
       ) as { id: string }
     ).id;
   const execBody = JSON.stringify({ cmd: ["true"] });
-  const restExec = async (id: string) => {
-    const r = await ok(call("POST", `/sandboxes/${id}/exec`, execBody));
+  const relayCall = createRestCall({
+    endpoint: await relay.endpoint("127.0.0.1", product.port),
+    agent: new Agent({ keepAlive: true, maxSockets: 32 }),
+    key: product.userKey,
+    contentType: "application/json",
+  });
+  const restExec = async (id: string, via = call) => {
+    const r = await ok(via("POST", `/sandboxes/${id}/exec`, execBody));
     const exit = (JSON.parse(r.body.toString()) as { exit_code: number }).exit_code;
     if (exit !== 0) throw new Error(`exec true exited ${exit}`);
   };
@@ -231,8 +248,13 @@ try {
   // ---- floors: HTTP round trip, in-sandbox fork+exec ----
   progress("floors: HTTP round trip, in-sandbox fork+exec");
   const health: number[] = [];
-  for (let i = 0; i < N; i++) health.push(await time(() => ok(call("GET", "/health"))));
+  const healthRelay: number[] = [];
+  for (let i = 0; i < N; i++) {
+    health.push(await time(() => ok(call("GET", "/health"))));
+    healthRelay.push(await time(() => ok(relayCall("GET", "/health"))));
+  }
   floors.push({ name: "HTTP round trip GET /health", samples: health });
+  floors.push({ name: "  the same through the harness relay", samples: healthRelay });
   // Timed inside the sandbox by a Node process (busybox `date` has no sub-second clock):
   // (sh running a loop of 20 × /bin/true) − (sh running the same loop empty), ÷ 20: a shell's
   // fork+exec, the floor. Beside it, Node's own spawnSync of /bin/true (what a Node agent pays).
@@ -277,12 +299,15 @@ console.log(JSON.stringify(out));`;
   progress("hot rows, interleaved with the agent-direct figures");
   const exec: number[] = [];
   const execDirect: number[] = [];
+  const execRelay: number[] = [];
   for (let i = 0; i < N; i++) {
     exec.push(await time(() => restExec(hot)));
     execDirect.push(await time(() => direct.exec(["true"])));
+    execRelay.push(await time(() => restExec(hot, relayCall)));
   }
   rows.push({ name: "exec true", samples: exec, seed: "12.5 / 13.6 / 14.0 (n=100)" });
   floors.push({ name: "exec true, agent client direct", samples: execDirect });
+  floors.push({ name: "REST exec true through the harness relay", samples: execRelay });
 
   const kib = Buffer.alloc(1024, "x");
   const reads: number[] = [];
@@ -368,7 +393,7 @@ console.log(JSON.stringify(out));`;
   await waitForTemplate();
   // A second user for the template row: the pool (one entry) always holds the first user's.
   const other = await ok(
-    createRestCall({ socketPath: ep.path, agent, key: product.adminKey, contentType: "application/json" })(
+    createRestCall({ endpoint: ep, agent, key: product.adminKey, contentType: "application/json" })(
       "POST",
       "/users",
       JSON.stringify({
@@ -379,7 +404,7 @@ console.log(JSON.stringify(out));`;
     201,
   );
   const otherCall = createRestCall({
-    socketPath: ep.path,
+    endpoint: ep,
     agent,
     key: (JSON.parse(other.body.toString()) as { api_key: string }).api_key,
     contentType: "application/json",
@@ -643,6 +668,7 @@ console.log(JSON.stringify(out));`;
   say(`load average at end: ${la()}`);
 } finally {
   vmm.close();
+  await relay.close();
   await bare.dispose().catch(() => undefined);
   await product.dispose();
 }

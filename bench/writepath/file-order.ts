@@ -44,9 +44,9 @@ async function setUp(label: string, root: string | undefined): Promise<Setup> {
   });
   const vmm = createServiceClient(VmmService, join(product.socketDir, "vmm.sock"));
   try {
-    const ep = (await product.env.options.dialer.endpoint("127.0.0.1", product.port)) as { path: string };
+    const ep = await product.env.options.dialer.endpoint("127.0.0.1", product.port);
     const httpAgent = new Agent({ keepAlive: true, maxSockets: 4 });
-    const call = createRestCall({ socketPath: ep.path, agent: httpAgent, key: product.userKey });
+    const call = createRestCall({ endpoint: ep, agent: httpAgent, key: product.userKey });
     const created = await expectStatus(
       call("POST", "/sandboxes", JSON.stringify({ name: "order", image: "busybox", keep_hot: true })),
       201,

@@ -8,16 +8,18 @@ import {
   renameSync,
   rmSync,
   rmdirSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execFileSync } from "node:child_process";
 import { createAgentClient } from "@bhatti/agent-client";
 import {
   createAgentInit,
+  createDirectDialer,
   createLocalNetnsNetwork,
   createNetnsDialer,
   loopDevicesBackedBy,
@@ -55,6 +57,7 @@ export interface GvisorTestEnv {
  */
 export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
   const runId = randomBytes(3).toString("hex");
+  const adopted = adoptedHostNetns();
   const stateDir = mkdtempSync(join(tmpdir(), "bhatti-test-engine-"));
   buildTestImage(join(stateDir, "images"));
   // The Debian image install.sh builds, shared read-only (it is only ever an overlay lower dir).
@@ -63,14 +66,18 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
   }
   const packageDir = buildAgentPackage(join(stateDir, "agent"));
   const network = createLocalNetnsNetwork({
-    hostNetns: `bt-h${runId}`,
+    hostNetns: adopted ?? `bt-h${runId}`,
+    keepHostNetns: adopted !== undefined,
     bridge: `btbr${runId}`,
     subnet: `10.252.${Number.parseInt(runId.slice(0, 2), 16)}`,
     prefix: "bt",
     stateFile: join(stateDir, "local-network.json"),
   });
   await network.setup();
-  const dialer = await createNetnsDialer(network.hostNetnsPath);
+  // Inside the stand-in host netns already (a bench's client, see in-host-netns.ts): plain TCP,
+  // as the product's own clients on a host; otherwise through the relay into it.
+  const dialer =
+    adopted !== undefined ? createDirectDialer() : await createNetnsDialer(network.hostNetnsPath);
   const options: GvisorEngineOptions = {
     stateDir,
     runscPath: RUNSC_PATH,
@@ -106,6 +113,20 @@ export async function createGvisorTestEnv(): Promise<GvisorTestEnv> {
       rmSync(stateDir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * The stand-in host netns this process was started inside (`BHATTI_TEST_HOST_NETNS`, set by
+ * `runInsideHostNetns`), checked to be the namespace the process is really in.
+ */
+function adoptedHostNetns(): string | undefined {
+  const name = process.env["BHATTI_TEST_HOST_NETNS"];
+  if (name === undefined || name === "") return undefined;
+  const inode = (path: string) => statSync(path).ino;
+  if (inode(`/run/netns/${name}`) !== inode("/proc/self/ns/net")) {
+    throw new Error(`BHATTI_TEST_HOST_NETNS=${name}, but this process is not in that network namespace`);
+  }
+  return name;
 }
 
 /** Kills every process under `bhatti-test/<run>` (v2 `cgroup.kill` covers the whole subtree). */
@@ -147,7 +168,7 @@ export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, st
     .filter((l) => l.trim() !== "");
   // Only namespaces of sandboxes this run created (other suites use the bt- prefix too).
   const netns = readdirSync("/run/netns").filter((n) => usedSandboxIds.has(n.slice(3)));
-  const veths = execFileSync("ip", ["-n", `bt-h${env.runId}`, "-o", "link", "show", "type", "veth"], {
+  const veths = execFileSync("ip", ["-n", basename(env.hostNetnsPath), "-o", "link", "show", "type", "veth"], {
     encoding: "utf8",
   })
     .split("\n")

@@ -142,7 +142,8 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
         headers["content-length"] = String(payload.byteLength);
       }
       return new Promise((resolve, reject) => {
-        const req = request({ socketPath: (ep as { path: string }).path, method, path, headers }, (res) => {
+        const target = "path" in ep ? { socketPath: ep.path } : { host: ep.host, port: ep.port };
+        const req = request({ ...target, method, path, headers }, (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (d: Buffer) => chunks.push(d));
           res.on("end", () => {
@@ -160,8 +161,9 @@ export async function startProduct(options: ProductOptions): Promise<Product> {
       });
     },
     async websocket(path) {
-      const ep = (await endpoint()) as { path: string };
-      const ws = new WebSocket(`ws+unix://${ep.path}:${path}`, {
+      const ep = await endpoint();
+      const url = "path" in ep ? `ws+unix://${ep.path}:${path}` : `ws://${ep.host}:${ep.port}${path}`;
+      const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${product.userKey}` },
       });
       // Frames that arrive with the upgrade response (a session's scrollback replay) can be

@@ -1,7 +1,7 @@
 // `@bhatti/service-vmm/adapters`: the host adapters a gVisor engine is composed with outside the vmm
 // process (test and bench factories): guest init, guest dialing, a stand-in network, loop disks, mounts.
 export { type GuestInit, createAgentInit } from "./agent-launch.js";
-export { type GuestDialer, createNetnsDialer } from "./guest-dialer.js";
+export { type GuestDialer, createDirectDialer, createNetnsDialer } from "./guest-dialer.js";
 export {
   type LocalNetnsNetwork,
   type LocalNetnsNetworkOptions,

@@ -19,13 +19,18 @@ export interface LocalNetnsNetworkOptions {
   /** Prefix of sandbox netns and host veth names, e.g. "bt". */
   prefix: string;
   stateFile: string;
+  /**
+   * The host netns belongs to the caller (it runs inside it): teardown removes the bridge but
+   * leaves the namespace. Default false: `setup` creates it if absent and teardown removes it.
+   */
+  keepHostNetns?: boolean;
 }
 
 export interface LocalNetnsNetwork extends SandboxNetwork {
   readonly hostNetnsPath: string;
   /** Creates the host netns and the bridge (idempotent). */
   setup(): Promise<void>;
-  /** Removes every sandbox netns it made, the bridge and the host netns. */
+  /** Removes every sandbox netns it made, the bridge and (unless kept) the host netns. */
   teardown(): Promise<void>;
   netnsName(sandboxId: string): string;
   vethName(sandboxId: string): string;
@@ -109,7 +114,8 @@ export function createLocalNetnsNetwork(options: LocalNetnsNetworkOptions): Loca
         await ipQuiet(["-n", hostNetns, "link", "del", vethName(id)]);
         await ipQuiet(["netns", "del", netnsName(id)]);
       }
-      await ipQuiet(["netns", "del", hostNetns]);
+      if (options.keepHostNetns === true) await ipQuiet(["-n", hostNetns, "link", "del", bridge]);
+      else await ipQuiet(["netns", "del", hostNetns]);
       save({});
     },
     attach(request: NetworkAttachRequest): Promise<NetworkAttachment> {
