@@ -105,8 +105,10 @@ export async function handleOneShotExec(
   // The host may have gone while the spawner started the command.
   if (socket.destroyed) onHostGone();
 
-  // Host → child: STDIN and KILL until the host half-closes or the command ends.
-  void (async () => {
+  // Host → child: STDIN and KILL until the host half-closes (or sends STDIN_EOF) or the command
+  // ends. On a kept connection the input is read to its end whatever happens, so that the
+  // connection's next request is not taken for this exec's input.
+  const input = (async () => {
     for (;;) {
       let frame: Awaited<ReturnType<typeof reader.read>>;
       try {
@@ -115,7 +117,7 @@ export async function handleOneShotExec(
         onHostGone();
         return;
       }
-      if (frame === null) {
+      if (frame === null || (conn.reused && frame.type === FrameType.STDIN_EOF)) {
         stdin?.end();
         // A half-close (stdin EOF) and a vanished host look the same until we write:
         // probe with frames hosts ignore, so a dead host's command gets killed.
@@ -128,7 +130,9 @@ export async function handleOneShotExec(
         return;
       }
       if (frame.type === FrameType.STDIN) {
-        if (stdin !== null && frame.payload.byteLength > 0 && !stdin.write(frame.payload)) {
+        // Input for a stdin the command already closed (or an exited command) is dropped.
+        const open = stdin !== null && !stdin.destroyed && !stdin.writableEnded;
+        if (open && frame.payload.byteLength > 0 && !stdin.write(frame.payload)) {
           await new Promise((resolve) => {
             stdin.once("drain", resolve);
             stdin.once("close", resolve);
@@ -141,11 +145,12 @@ export async function handleOneShotExec(
         if (signal !== undefined && !finished) signalGroup(child.pid, signal);
       }
       // Other types are ignored, as in v1.
-      if (finished) return;
+      if (finished && !conn.reused) return;
     }
   })();
 
   await done;
+  if (conn.reused) await input;
   socket.off("close", onHostGone);
   socket.off("error", onHostGone);
 }

@@ -7,4 +7,9 @@ export interface ControlConnection {
   socket: Socket;
   reader: FrameReader;
   sink: FrameSink;
+  /**
+   * The host asked to keep the connection for further requests (REUSE_REQ). A one-shot exec
+   * then reads its input up to STDIN_EOF (or the half-close) before it completes.
+   */
+  reused: boolean;
 }

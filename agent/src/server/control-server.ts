@@ -55,27 +55,76 @@ export function createControlServer(ctx: AgentContext, options: ControlServerOpt
   });
 }
 
+/** Requests a kept connection serves again once they completed (REUSE_REQ). */
+const REUSABLE_REQUESTS = new Set<number>([
+  FrameType.EXEC_REQ, // one-shot only: see isReusableRequest
+  FrameType.FILE_READ_REQ,
+  FrameType.FILE_WRITE_REQ,
+  FrameType.FILE_STAT_REQ,
+  FrameType.FILE_LS_REQ,
+  FrameType.ACTIVITY_REQ,
+]);
+
+/**
+ * Whether a request leaves its connection reusable once it completed: sessions, attaches and
+ * detached execs hand the connection over or end it, as do the rarer requests.
+ */
+function isReusableRequest(frame: Frame): boolean {
+  if (!REUSABLE_REQUESTS.has(frame.type)) return false;
+  if (frame.type !== FrameType.EXEC_REQ) return true;
+  try {
+    const req = parseExecRequest(frame.payload);
+    return (
+      typeof req.session_id !== "string" && req.detach !== true && req.tty !== true && req.session !== true
+    );
+  } catch {
+    return false;
+  }
+}
+
 async function serveControlConnection(ctx: AgentContext, socket: Socket): Promise<void> {
   const reader = new FrameReader(socket);
   const sink = new FrameSink(socket);
   if (!(await authenticate(reader, sink, ctx.token, ctx.authTimeoutMs))) return;
 
-  let frame: Frame | null;
-  ctx.spareWaiting?.(socket, true);
-  try {
-    frame = await reader.read();
-  } catch (err) {
-    // An invalid frame (zero or oversize length, EOF inside a frame): say why, then close.
-    if (err instanceof FrameError) sink.fail(err.message);
-    else socket.destroy();
-    return;
+  const conn: ControlConnection = { socket, reader, sink, reused: false };
+  for (let first = true; ; first = false) {
+    let frame: Frame | null;
+    // Waiting for a request, this connection is idle (a host pool's spare, or kept after one).
+    ctx.spareWaiting?.(socket, true);
+    try {
+      frame = await reader.read();
+    } catch (err) {
+      // An invalid frame (zero or oversize length, EOF inside a frame): say why, then close.
+      if (err instanceof FrameError) sink.fail(err.message);
+      else socket.destroy();
+      return;
+    } finally {
+      ctx.spareWaiting?.(socket, false);
+    }
+    if (frame === null) {
+      sink.close();
+      return;
+    }
+    if (frame.type === FrameType.REUSE_REQ && first) {
+      conn.reused = true;
+      sink.keepOpenBetweenOperations();
+      sink.send(FrameType.REUSE_RESP);
+      continue;
+    }
+    if (!conn.reused || !isReusableRequest(frame)) {
+      // The last operation of this connection (as every one was in v1).
+      sink.closeAfterThisOperation();
+      await dispatch(ctx, conn, frame);
+      return;
+    }
+    await dispatch(ctx, conn, frame);
+    if (!sink.takeCompleted()) {
+      // Failed (ERROR sent), cut short, or the host half-closed: nothing more on this one.
+      sink.close();
+      return;
+    }
   }
-  ctx.spareWaiting?.(socket, false);
-  if (frame === null) {
-    sink.end();
-    return;
-  }
-  await dispatch(ctx, { socket, reader, sink }, frame);
 }
 
 async function dispatch(ctx: AgentContext, conn: ControlConnection, frame: Frame): Promise<void> {

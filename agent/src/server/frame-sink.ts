@@ -17,8 +17,35 @@ const LARGE_PAYLOAD = 16 * 1024;
  */
 export class FrameSink {
   private corked = false;
+  /**
+   * On a connection kept for reuse (REUSE_REQ) a successful operation's `end()` completes the
+   * operation instead of closing: the connection then serves the host's next request.
+   */
+  private keepOpen = false;
+  /** Set by `end()` in keep-open mode: the operation completed and the connection stays. */
+  private completed = false;
 
   constructor(readonly socket: Socket) {}
+
+  /** Keeps the connection open after operations that complete (see `end`). */
+  keepOpenBetweenOperations(): void {
+    this.keepOpen = true;
+  }
+
+  /** The operation about to run is the connection's last: its `end()` closes. */
+  closeAfterThisOperation(): void {
+    this.keepOpen = false;
+  }
+
+  /**
+   * Before the next operation on a kept connection: true if the previous one completed (its
+   * `end()` ran, no ERROR) and the connection is still usable; the flag is reset.
+   */
+  takeCompleted(): boolean {
+    const completed = this.completed && !this.closed;
+    this.completed = false;
+    return completed;
+  }
 
   /**
    * Frames queued in the same tick (a reply and its EXIT, a response then the close) leave in
@@ -88,14 +115,28 @@ export class FrameSink {
     });
   }
 
-  /** Sends an ERROR frame and closes the connection after it is flushed. */
+  /** Sends an ERROR frame and closes the connection after it is flushed (also a kept one). */
   fail(message: string): void {
     this.sendError(message);
+    this.keepOpen = false;
     this.end();
   }
 
-  /** Closes our side once queued frames are flushed; the socket is destroyed when the peer is done too. */
+  /**
+   * The operation is over: closes our side once queued frames are flushed (the socket is
+   * destroyed when the peer is done too), or, on a kept connection, marks it completed.
+   */
   end(): void {
+    if (this.keepOpen && !this.closed) {
+      this.completed = true;
+      return;
+    }
+    this.close();
+  }
+
+  /** Closes our side once queued frames are flushed, whatever the mode. */
+  close(): void {
+    this.keepOpen = false;
     if (this.socket.destroyed) return;
     this.socket.end();
     // A peer that never closes its side must not keep the socket (and its connection slot) forever.

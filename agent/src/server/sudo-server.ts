@@ -117,7 +117,7 @@ async function serveSudoConnection(ctx: AgentContext, socket: Socket): Promise<v
   if (req.session === true) return sink.fail(errorTextFor.sudoUnsupported("a piped session"));
   if (req.argv.length === 0) return sink.fail(ErrorText.emptyArgv);
 
-  const conn: ControlConnection = { socket, reader, sink };
+  const conn: ControlConnection = { socket, reader, sink, reused: false };
   const tty = req.tty === true;
   ctx.log.info("sudo exec", { argv: req.argv, cwd: req.cwd, tty });
   if (!tty) return handleOneShotExec(ctx, conn, req, "sudo");

@@ -181,13 +181,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     /** Deadline of the whole operation on one connection (0 = none), and what it waits for. */
     deadline: { ms: number; what: string },
     op: (conn: AgentConnection) => Promise<T>,
+    /** The agent keeps the connection after this operation (REUSE_REQ): it goes back to the pool. */
+    reusable = false,
   ): Promise<T> {
     const { conn, pooled } = await source.acquire(signal);
     conn.bindSignal(signal);
     const disarm = conn.deadline(deadline.ms, deadline.what);
     try {
       const result = await op(conn);
-      conn.release();
+      conn.release(reusable);
       return result;
     } catch (err) {
       if (!pooled || !(err instanceof AgentConnectionError) || conn.receivedAny || signal?.aborted) throw err;
@@ -197,7 +199,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
       const disarmRetry = retry.conn.deadline(deadline.ms, deadline.what);
       try {
         const result = await op(retry.conn);
-        retry.conn.release();
+        retry.conn.release(reusable);
         return result;
       } finally {
         disarmRetry();
@@ -286,7 +288,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             const frame = await conn.expect().finally(disarm);
             if (frame.type === FrameType.STDOUT) yield frame.payload;
             else if (frame.type === FrameType.EXIT) {
-              conn.release();
+              conn.release(true);
               return;
             } else throw conn.unexpected(frame.type);
           }
@@ -330,11 +332,11 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     };
     // A stream cannot be replayed, so only whole buffers get the stale-spare retry (the
     // deadlines are armed around each wait inside `run`).
-    if (source instanceof Uint8Array) return call(o.signal, { ms: 0, what: "" }, run);
+    if (source instanceof Uint8Array) return call(o.signal, { ms: 0, what: "" }, run, true);
     const conn = await open(o.signal);
     try {
       await run(conn);
-      conn.release();
+      conn.release(true);
     } finally {
       conn.close();
     }
@@ -344,45 +346,50 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     host: "host" in options.forward ? options.forward.host : undefined,
     async exec(argv, o = {}) {
       // A command runs as long as it runs: its caller bounds it (signal or its own deadline).
-      return call(o.signal, { ms: 0, what: "" }, async (conn) => {
-        conn.sendJson(FrameType.EXEC_REQ, execRequest(argv, o));
-        if (o.stdin !== undefined) {
-          const bytes = typeof o.stdin === "string" ? Buffer.from(o.stdin) : o.stdin;
-          for (let off = 0; off < bytes.byteLength; off += 512 * 1024) {
-            conn.send(FrameType.STDIN, bytes.subarray(off, off + 512 * 1024));
-          }
-        }
-        conn.endInput();
-        const cap = o.maxOutputBytes ?? EXEC_OUTPUT_CAP_BYTES;
-        const stdout: Buffer[] = [];
-        const stderr: Buffer[] = [];
-        let total = 0;
-        let truncated = false;
-        for (;;) {
-          const frame = await conn.expect();
-          if (frame.type === FrameType.STDOUT || frame.type === FrameType.STDERR) {
-            const room = cap - total;
-            if (room <= 0) {
-              truncated = true;
-              continue;
+      return call(
+        o.signal,
+        { ms: 0, what: "" },
+        async (conn) => {
+          conn.sendJson(FrameType.EXEC_REQ, execRequest(argv, o));
+          if (o.stdin !== undefined) {
+            const bytes = typeof o.stdin === "string" ? Buffer.from(o.stdin) : o.stdin;
+            for (let off = 0; off < bytes.byteLength; off += 512 * 1024) {
+              conn.send(FrameType.STDIN, bytes.subarray(off, off + 512 * 1024));
             }
-            const data = frame.payload.byteLength > room ? frame.payload.subarray(0, room) : frame.payload;
-            if (data.byteLength < frame.payload.byteLength) truncated = true;
-            (frame.type === FrameType.STDOUT ? stdout : stderr).push(data);
-            total += data.byteLength;
-          } else if (frame.type === FrameType.EXIT) {
-            if (truncated) stderr.push(Buffer.from(EXEC_OUTPUT_TRUNCATION_NOTE));
-            return {
-              exitCode: decodeExitPayload(frame.payload) ?? 1,
-              stdout: Buffer.concat(stdout),
-              stderr: Buffer.concat(stderr),
-              truncated,
-            };
-          } else {
-            throw conn.unexpected(frame.type);
           }
-        }
-      });
+          conn.endExecInput();
+          const cap = o.maxOutputBytes ?? EXEC_OUTPUT_CAP_BYTES;
+          const stdout: Buffer[] = [];
+          const stderr: Buffer[] = [];
+          let total = 0;
+          let truncated = false;
+          for (;;) {
+            const frame = await conn.expect();
+            if (frame.type === FrameType.STDOUT || frame.type === FrameType.STDERR) {
+              const room = cap - total;
+              if (room <= 0) {
+                truncated = true;
+                continue;
+              }
+              const data = frame.payload.byteLength > room ? frame.payload.subarray(0, room) : frame.payload;
+              if (data.byteLength < frame.payload.byteLength) truncated = true;
+              (frame.type === FrameType.STDOUT ? stdout : stderr).push(data);
+              total += data.byteLength;
+            } else if (frame.type === FrameType.EXIT) {
+              if (truncated) stderr.push(Buffer.from(EXEC_OUTPUT_TRUNCATION_NOTE));
+              return {
+                exitCode: decodeExitPayload(frame.payload) ?? 1,
+                stdout: Buffer.concat(stdout),
+                stderr: Buffer.concat(stderr),
+                truncated,
+              };
+            } else {
+              throw conn.unexpected(frame.type);
+            }
+          }
+        },
+        true,
+      );
     },
 
     async execStream(argv, o = {}) {
@@ -438,10 +445,15 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     activity(o = {}) {
-      return call(o.signal, { ms: deadlineOf(o), what: "ACTIVITY_RESP" }, async (conn) => {
-        conn.send(FrameType.ACTIVITY_REQ);
-        return conn.expectJson(FrameType.ACTIVITY_RESP, isActivityInfo);
-      });
+      return call(
+        o.signal,
+        { ms: deadlineOf(o), what: "ACTIVITY_RESP" },
+        async (conn) => {
+          conn.send(FrameType.ACTIVITY_REQ);
+          return conn.expectJson(FrameType.ACTIVITY_RESP, isActivityInfo);
+        },
+        true,
+      );
     },
 
     readFile,
@@ -463,19 +475,29 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     },
 
     stat(path, o = {}) {
-      return call(o.signal, { ms: deadlineOf(o), what: "FILE_STAT_RESP" }, async (conn) => {
-        conn.sendJson(FrameType.FILE_STAT_REQ, { path });
-        return conn.expectJson(FrameType.FILE_STAT_RESP, isFileInfo);
-      });
+      return call(
+        o.signal,
+        { ms: deadlineOf(o), what: "FILE_STAT_RESP" },
+        async (conn) => {
+          conn.sendJson(FrameType.FILE_STAT_REQ, { path });
+          return conn.expectJson(FrameType.FILE_STAT_RESP, isFileInfo);
+        },
+        true,
+      );
     },
 
     listDir(path, o = {}) {
-      return call(o.signal, { ms: deadlineOf(o), what: "FILE_LS_RESP" }, async (conn) => {
-        conn.sendJson(FrameType.FILE_LS_REQ, { path });
-        // The agent lists at most maxListEntries, plus a truncation sentinel.
-        const entries = listOf(isFileInfo, AgentLimits.maxListEntries + 1);
-        return (await conn.expectJson(FrameType.FILE_LS_RESP, entries)) ?? [];
-      });
+      return call(
+        o.signal,
+        { ms: deadlineOf(o), what: "FILE_LS_RESP" },
+        async (conn) => {
+          conn.sendJson(FrameType.FILE_LS_REQ, { path });
+          // The agent lists at most maxListEntries, plus a truncation sentinel.
+          const entries = listOf(isFileInfo, AgentLimits.maxListEntries + 1);
+          return (await conn.expectJson(FrameType.FILE_LS_RESP, entries)) ?? [];
+        },
+        true,
+      );
     },
 
     async forward(port, o = {}) {

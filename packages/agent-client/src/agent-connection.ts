@@ -6,6 +6,7 @@ import {
   encodeFrame,
   encodeJsonFrame,
   frameTypeName,
+  unexpectedFrameText,
   type Frame,
 } from "@bhatti/agent-protocol";
 import {
@@ -40,8 +41,20 @@ const READ_HIGH_WATER_MARK = 2 * 1024 * 1024;
 export class AgentConnection {
   private readonly reader: FrameReader;
   private abortCleanup: (() => void) | undefined;
-  /** True once any frame arrived from the agent. */
+  /** True once any frame of the current operation arrived from the agent. */
   receivedAny = false;
+  /**
+   * REUSE_REQ was sent on this connection: the agent keeps it between operations (or, if it
+   * is older than that, refuses before it reads anything else). A one-shot exec's stdin then
+   * ends with STDIN_EOF instead of a half-close.
+   */
+  reusable = false;
+  /** REUSE_RESP (or an old agent's refusal) is the next frame to come. */
+  private reuseReplyPending = false;
+  /** Set with `offerReuse`: takes the connection back after an operation that completed. */
+  private reuseHooks: ReuseHooks | undefined;
+  /** Idle in its pool: the finished operation's own close() must not touch it. */
+  private pooled = false;
 
   constructor(
     readonly socket: Socket,
@@ -96,6 +109,29 @@ export class AgentConnection {
     });
   }
 
+  /** Asks the agent to keep this connection between operations (sent after AUTH, not awaited). */
+  offerReuse(hooks: ReuseHooks): void {
+    this.send(FrameType.REUSE_REQ);
+    this.reusable = true;
+    this.reuseReplyPending = true;
+    this.reuseHooks = hooks;
+  }
+
+  /**
+   * Waits up to `ms` for the answer to `offerReuse`: true if the agent keeps connections, false
+   * for a refusal, another frame, a close or silence (the connection is then of no use).
+   */
+  async awaitReuseReply(ms: number): Promise<boolean> {
+    if (!this.reuseReplyPending) return this.reusable;
+    try {
+      const frame = await this.reader.read(ms);
+      this.reuseReplyPending = false;
+      return frame?.type === FrameType.REUSE_RESP;
+    } catch {
+      return false;
+    }
+  }
+
   /** The next known frame, or null at a clean EOF. Transport failures become AgentConnectionError. */
   async read(): Promise<Frame | null> {
     for (;;) {
@@ -106,6 +142,20 @@ export class AgentConnection {
         throw this.translate(err);
       }
       if (frame === null) return null;
+      if (this.reuseReplyPending) {
+        this.reuseReplyPending = false;
+        if (frame.type === FrameType.REUSE_RESP) continue;
+        if (frame.type === FrameType.ERROR && frame.payload.toString("utf8") === REUSE_REFUSED_TEXT) {
+          // An agent older than REUSE_REQ: it refused before reading the request, so the
+          // operation may be retried on a connection without it.
+          this.reuseHooks?.refused();
+          this.socket.destroy();
+          throw new AgentConnectionError(
+            `agent at ${describeEndpoint(this.endpoint)} does not keep connections (REUSE_REQ refused)`,
+            { code: "EREUSE" },
+          );
+        }
+      }
       this.receivedAny = true;
       if (knownTypes.has(frame.type) && frame.type !== FrameType.KEEPALIVE) return frame;
     }
@@ -178,6 +228,15 @@ export class AgentConnection {
     if (!this.socket.destroyed) this.socket.end();
   }
 
+  /**
+   * Ends a one-shot exec's stdin: STDIN_EOF on a kept connection (it stays open for the next
+   * operation), the half-close otherwise.
+   */
+  endExecInput(): void {
+    if (this.reusable) this.send(FrameType.STDIN_EOF);
+    else this.endInput();
+  }
+
   /** Ties the connection to an AbortSignal: aborting destroys the socket. */
   bindSignal(signal: AbortSignal | undefined): void {
     this.abortCleanup?.();
@@ -198,23 +257,45 @@ export class AgentConnection {
   }
 
   close(): void {
+    // Idle in the pool again: the operation that used it is over and has no say.
+    if (this.pooled) return;
     this.abortCleanup?.();
     this.abortCleanup = undefined;
     // A released connection is already on its way out (and its operation is complete).
     if (!this.released) this.socket.destroy();
   }
 
+  /** Destroys the connection, whoever holds it (the pool evicting an idle one). */
+  discard(): void {
+    this.pooled = false;
+    this.released = true;
+    this.socket.destroy();
+  }
+
+  /** The pool hands the connection to a new operation. */
+  takeFromPool(): void {
+    this.pooled = false;
+    this.receivedAny = false;
+  }
+
   private released = false;
 
   /**
-   * Closes a connection whose operation is complete (the agent sent its last frame) on the next
-   * turn of the event loop: a close is a syscall into the sandbox's netstack, and the caller
-   * answers its own client first. The connection is not alive from now on.
+   * The operation is complete (the agent sent its last frame). `reusable`: an operation the
+   * agent keeps the connection after (REUSE_REQ); such a connection goes back to its pool.
+   * Otherwise it is closed on the next turn of the event loop: a close is a syscall into the
+   * sandbox's netstack, and the caller answers its own client first. Either way the caller's
+   * hold on it ends here.
    */
-  release(): void {
+  release(reusable = false): void {
     this.abortCleanup?.();
     this.abortCleanup = undefined;
-    if (this.released || this.socket.destroyed) return;
+    if (this.released || this.pooled || this.socket.destroyed) return;
+    if (reusable && this.reusable && !this.reuseReplyPending && this.alive) {
+      this.pooled = true;
+      if (this.reuseHooks?.giveBack(this) === true) return;
+      this.pooled = false;
+    }
     this.released = true;
     setImmediate(() => this.socket.destroy());
   }
@@ -253,6 +334,17 @@ export class AgentConnection {
       },
     );
   }
+}
+
+/** What an old agent answers to REUSE_REQ (it knows no such frame). */
+const REUSE_REFUSED_TEXT = unexpectedFrameText(FrameType.REUSE_REQ);
+
+/** How a kept connection finds its way back to the pool that dialed it. */
+export interface ReuseHooks {
+  /** Takes the connection back after a completed operation; false if it will not keep it. */
+  giveBack(conn: AgentConnection): boolean;
+  /** The agent refused REUSE_REQ: dial without it from now on. */
+  refused(): void;
 }
 
 /** Dials an agent port (no AUTH yet). */

@@ -21,10 +21,26 @@ export const FrameType = {
    * signal's name in ASCII ("SIGINT"); unknown names are ignored. Old agents skip it.
    */
   SIGNAL: 0x09,
+  /**
+   * bhatti v2, H→G, empty: the one-shot exec's stdin ends, on a connection kept for reuse (see
+   * REUSE_REQ), where a half-close would end the connection too. KILL, SIGNAL and STDIN must
+   * come before it: the agent reads nothing more of that exec.
+   */
+  STDIN_EOF: 0x0a,
   EXEC_REQ: 0x10,
   AUTH: 0x11,
   CONFIG_REQ: 0x12,
   CONFIG_RESP: 0x13,
+  /**
+   * bhatti v2, H→G, empty, right after AUTH: keep this connection open between operations. After
+   * a one-shot exec, a file read, write, stat or listing, or an activity request that completed
+   * (its last frame sent, no ERROR), the agent reads the next request on the same connection;
+   * an ERROR, any other operation, or a half-close from the host still ends it. v1 had one
+   * operation per connection; an agent without this answers ERROR "unexpected frame 0x14".
+   */
+  REUSE_REQ: 0x14,
+  /** bhatti v2, G→H, empty: REUSE_REQ accepted. */
+  REUSE_RESP: 0x15,
   FWD_REQ: 0x20,
   FWD_RESP: 0x21,
   EXEC_LIST_REQ: 0x30,
