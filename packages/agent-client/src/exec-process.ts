@@ -8,10 +8,11 @@ export type ExecEvent =
 
 /**
  * A running one-shot exec. Iterate it for output and the final exit event; write() feeds
- * stdin, closeStdin() sends EOF (a half-close), kill() SIGKILLs the process group.
+ * stdin, closeStdin() sends EOF (STDIN_EOF or a half-close), kill() SIGKILLs the process group.
  */
 export class ExecProcess implements AsyncIterable<ExecEvent> {
   private finished = false;
+  private stdinClosed = false;
 
   constructor(private readonly conn: AgentConnection) {}
 
@@ -23,8 +24,15 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
     }
   }
 
+  /**
+   * Ends the command's stdin: STDIN_EOF on a connection the agent keeps (it goes back to the
+   * pool after EXIT), a half-close otherwise. Either way the agent reads nothing more of this
+   * exec: a later kill() must be followed by close(), which the agent answers by killing the
+   * command's process group.
+   */
   closeStdin(): void {
-    this.conn.endInput();
+    this.stdinClosed = true;
+    this.conn.endExecInput();
   }
 
   kill(): void {
@@ -50,7 +58,8 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
             break;
           case FrameType.EXIT:
             this.finished = true;
-            this.conn.release();
+            // Back to the pool if the agent keeps the connection and stdin was ended.
+            this.conn.release(this.stdinClosed);
             yield { type: "exit", exitCode: decodeExitPayload(frame.payload) ?? 1 };
             return;
           default:
