@@ -18,6 +18,7 @@
 //              the agent created and truncated it), otherwise
 //          4 = pooled: the child's fds 0, 1, 2 are the pooled connections numbered slot0..2
 //              (below), otherwise
+//          8 = stdin /dev/null: only streams 1 and 2 connect back (not with 2 or 4), otherwise
 //              connect-back: the spawner connects three times to STDIO_SOCKET and sends
 //              u32 id, u32 stream (0 stdin, 1 stdout, 2 stderr) on each; the connections
 //              become the child's fds 0, 1, 2 (AF_UNIX stream sockets, as libuv's pipes are).
@@ -60,7 +61,7 @@
 #include <unistd.h>
 
 enum { REPLY_READY = 0, REPLY_STARTED = 1, REPLY_FAILED = 2, REPLY_EXITED = 3, REPLY_BROKEN = 4 };
-enum { FLAG_CREDENTIALS = 1, FLAG_DETACHED = 2, FLAG_POOLED = 4 };
+enum { FLAG_CREDENTIALS = 1, FLAG_DETACHED = 2, FLAG_POOLED = 4, FLAG_STDIN_NULL = 8 };
 enum { STREAM_POOLED = 3 };
 #define MAX_POOL 64
 #define MAX_REQUEST (64u << 20)
@@ -201,6 +202,10 @@ static void child_exec(const struct request *r, const int stdio[3]) {
   sigprocmask(SIG_SETMASK, &empty, NULL);
 
   int fds[3] = {stdio[0], stdio[1], stdio[2]};
+  if (r->flags & FLAG_STDIN_NULL) {
+    fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fds[0] < 0) goto fail;
+  }
   if (r->flags & FLAG_DETACHED) {
     fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
     fds[1] = open(r->output, O_WRONLY | O_CLOEXEC);
@@ -251,11 +256,12 @@ static void start(struct request *r) {
       return;
     }
   } else if (!(r->flags & FLAG_DETACHED)) {
-    for (uint32_t i = 0; i < 3; i++) {
+    for (uint32_t i = (r->flags & FLAG_STDIN_NULL) ? 1 : 0; i < 3; i++) {
       stdio[i] = connect_stdio(r->id, i);
       if (stdio[i] < 0) {
         int err = errno;
-        for (uint32_t j = 0; j < i; j++) close(stdio[j]);
+        for (uint32_t j = 0; j < i; j++)
+          if (stdio[j] >= 0) close(stdio[j]);
         reply(REPLY_BROKEN, r->id, 0, err);
         return;
       }
@@ -331,6 +337,7 @@ static int parse(char *body, uint32_t len, struct request *r) {
   r->uid = h[2];
   r->gid = h[3];
   char *p = body + 24, *end = body + len;
+  if ((r->flags & FLAG_STDIN_NULL) && (r->flags & (FLAG_DETACHED | FLAG_POOLED))) return -1;
   if (r->flags & FLAG_POOLED) {
     if (len < 36 || (r->flags & FLAG_DETACHED)) return -1;
     memcpy(r->slots, p, sizeof r->slots);

@@ -94,7 +94,7 @@ describe("connection pool", () => {
     expect((await client.exec(["echo", "after-restart"])).stdout.toString()).toBe("after-restart\n");
   });
 
-  it("closes the connection of every finished operation (after it returned) and keeps exactly the spares", async () => {
+  it("keeps the connections of finished operations for the next ones; a reader stopped early and a command cut short close theirs", async () => {
     const agent = await startAgentProcess();
     cleanups.push(() => agent.stop());
     const client = createAgentClient({
@@ -127,20 +127,30 @@ describe("connection pool", () => {
       const stream = await client.readFile("/etc/hostname");
       await stream.content[Symbol.asyncIterator]().return?.();
     }
+    // One after another, the operations share the pool's two connections (kept between
+    // operations, REUSE_REQ); the early-stopped readers closed theirs (replaced).
     await waitFor(
-      "only the two spares",
+      "only the pool's two",
       () => agentSideConnections(port) === 2,
       () => `: ${agentSideConnections(port)}`,
     );
-    // A burst takes the spares and dials the rest; afterwards the pool is back to its size.
-    const burst = await Promise.all(Array.from({ length: 8 }, (_, i) => client.exec(["echo", `b${i}`])));
-    expect(burst.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 8 }, (_, i) => `b${i}\n`));
-    await waitFor("the pool back to two spares", () => agentSideConnections(port) === 2);
-    // A command still running holds its own connection beside the spares.
+    // A burst takes those two and dials the rest; all of them are kept for the next burst.
+    const burst = () => Promise.all(Array.from({ length: 8 }, (_, i) => client.exec(["echo", `b${i}`])));
+    const first = await burst();
+    expect(first.map((r) => r.stdout.toString())).toEqual(Array.from({ length: 8 }, (_, i) => `b${i}\n`));
+    // The burst's 8 and at most the pool's 2 spares dialed while it was empty; the next bursts
+    // dial nothing (the spares of the first have landed by the end of the second).
+    await waitFor("the burst's connections kept", () => agentSideConnections(port) >= 8);
+    await burst();
+    const kept = agentSideConnections(port);
+    expect(kept).toBeLessThanOrEqual(10);
+    await burst();
+    expect(agentSideConnections(port)).toBe(kept);
+    // A command still running holds one of them; cut short, its connection is closed, not kept.
     const running = await client.execStream(["sleep", "30"]);
-    await waitFor("the running command's connection and two spares", () => agentSideConnections(port) === 3);
+    expect(agentSideConnections(port)).toBe(kept);
     running.close();
-    await waitFor("two spares again", () => agentSideConnections(port) === 2);
+    await waitFor("one connection fewer", () => agentSideConnections(port) === kept - 1);
   });
 });
 

@@ -168,9 +168,13 @@ export async function gvisorLeaks(env: GvisorTestEnv): Promise<Record<string, st
     .filter((l) => l.trim() !== "");
   // Only namespaces of sandboxes this run created (other suites use the bt- prefix too).
   const netns = readdirSync("/run/netns").filter((n) => usedSandboxIds.has(n.slice(3)));
-  const veths = execFileSync("ip", ["-n", basename(env.hostNetnsPath), "-o", "link", "show", "type", "veth"], {
-    encoding: "utf8",
-  })
+  const veths = execFileSync(
+    "ip",
+    ["-n", basename(env.hostNetnsPath), "-o", "link", "show", "type", "veth"],
+    {
+      encoding: "utf8",
+    },
+  )
     .split("\n")
     .filter((l) => l.trim() !== "");
   const cgroups: string[] = [];

@@ -234,6 +234,12 @@ describe.skipIf(!runnable)("gateway with sandboxes", () => {
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ exit_code: 3, stdout: "out\n", stderr: "err\n" });
 
+    // A REST exec sends no input: the command's stdin is /dev/null, as `docker exec` without -i.
+    const stdin = await product.http("POST", `/sandboxes/${sb.id}/exec`, {
+      body: { cmd: ["sh", "-c", "readlink /proc/self/fd/0; cat; echo end"] },
+    });
+    expect(stdin.json()).toEqual({ exit_code: 0, stdout: "/dev/null\nend\n", stderr: "" });
+
     const streamed = await streamExec(product, sb.id, ["sh", "-c", "echo first; sleep 2; echo second"]);
     expect(streamed.status).toBe(200);
     expect(streamed.type).toBe("application/x-ndjson");

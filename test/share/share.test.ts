@@ -126,7 +126,9 @@ describe("share links", () => {
     writer.ws.send(Buffer.from("echo after-$((1+1)); stty size\n"));
     await writer.waitFor("after-2");
     expect(writer.output()).not.toContain("ro-6");
-    await writer.waitFor("\n24 80");
+    // Not "\n24 80": a browser viewer's terminal may answer the shell's cursor-position query
+    // (ESC[6n) in between, and the tty echoes that reply before the command's output.
+    await writer.waitFor("24 80");
     writer.ws.close();
     const probe = await exec(product, sandbox.id, [
       "sh",

@@ -41,6 +41,8 @@ export interface CommandSpec {
   cwd: string;
   identity: ExecIdentity;
   credentials: { uid: number; gid: number } | undefined;
+  /** One-shot exec: stdin is /dev/null, not a stream from the host (`stdin_null`). */
+  stdinNull: boolean;
 }
 
 /** A request that cannot be started; the text goes back in an ERROR frame. */
@@ -93,6 +95,7 @@ export function resolveCommandSpec(
     cwd,
     identity,
     credentials: credentialsFor(identity),
+    stdinNull: req.stdin_null === true,
   };
 }
 

@@ -40,6 +40,17 @@ afterAll(async () => {
 });
 
 describe("one-shot exec", () => {
+  it("stdin_null: the command's stdin is /dev/null and input sent anyway is dropped", async () => {
+    const r = await client.exec(["sh", "-c", "readlink /proc/self/fd/0; cat; echo end"], {
+      stdinNull: true,
+      stdin: "dropped",
+    });
+    expect(r).toMatchObject({ exitCode: 0, stdout: Buffer.from("/dev/null\nend\n") });
+    // Without it stdin is a stream from the host, which ends.
+    const streamed = await client.exec(["sh", "-c", "cat; echo end"], { stdin: "piped " });
+    expect(streamed.stdout.toString()).toBe("piped end\n");
+  });
+
   it("reports exit codes: true 0, false 1, a signal 128+n", async () => {
     expect((await client.exec(["true"])).exitCode).toBe(0);
     expect((await client.exec(["false"])).exitCode).toBe(1);

@@ -46,7 +46,7 @@ export async function handleOneShotExec(
         argv0: spec.file,
         cwd: spec.cwd,
         env: spec.env,
-        stdio: ["pipe", "pipe", "pipe"],
+        stdio: [spec.stdinNull ? "ignore" : "pipe", "pipe", "pipe"],
         // setsid(): the child leads its own process group, so KILL reaches grandchildren.
         detached: true,
         ...spec.credentials,

@@ -140,6 +140,8 @@ export class SpawnedCommand extends EventEmitter {
 interface PendingStart {
   spec: CommandSpec;
   detached: boolean;
+  /** stdin is /dev/null: only stdout and stderr connect back. */
+  stdinNull: boolean;
   pid: number | undefined;
   stdio: (Socket | undefined)[];
   exitStatus: number | undefined;
@@ -269,7 +271,9 @@ export class ResidentSpawner {
     if (strings.some((s) => s.includes("\0"))) return Promise.resolve(undefined);
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffff_fff0 ? 1 : this.nextId + 1;
-    const pooled = output === undefined ? this.takePooled() : undefined;
+    // stdin /dev/null: two connections of its own (the pool's come in threes).
+    const stdinNull = output === undefined && spec.stdinNull;
+    const pooled = output === undefined && !stdinNull ? this.takePooled() : undefined;
     if (output === undefined) {
       if (pooled !== undefined) this.stdioCounts.pooled++;
       else this.stdioCounts.connectBack++;
@@ -279,7 +283,8 @@ export class ResidentSpawner {
       flags:
         (spec.credentials !== undefined ? SpawnerFlag.CREDENTIALS : 0) |
         (output !== undefined ? SpawnerFlag.DETACHED : 0) |
-        (pooled !== undefined ? SpawnerFlag.POOLED : 0),
+        (pooled !== undefined ? SpawnerFlag.POOLED : 0) |
+        (stdinNull ? SpawnerFlag.STDIN_NULL : 0),
       ...(pooled !== undefined ? { slots: pooled.slots } : {}),
       uid: spec.credentials?.uid ?? 0,
       gid: spec.credentials?.gid ?? 0,
@@ -293,6 +298,7 @@ export class ResidentSpawner {
       this.pending.set(id, {
         spec,
         detached: output !== undefined,
+        stdinNull,
         pid: undefined,
         stdio: pooled?.sockets ?? [],
         exitStatus: undefined,
@@ -376,7 +382,12 @@ export class ResidentSpawner {
       }
       socket.off("readable", onReadable);
       const pending = this.pending.get(id);
-      if (header.byteLength < STDIO_HEADER_BYTES || pending === undefined || stream > 2) {
+      if (
+        header.byteLength < STDIO_HEADER_BYTES ||
+        pending === undefined ||
+        stream > 2 ||
+        (stream === 0 && pending.stdinNull)
+      ) {
         // A start that failed meanwhile (its sockets are useless), or not ours.
         socket.destroy();
         return;
@@ -445,14 +456,20 @@ export class ResidentSpawner {
   /** A start is complete once its pid and (unless detached) its three stdio sockets are here. */
   private complete(id: number, pending: PendingStart): void {
     if (pending.pid === undefined) return;
-    if (!pending.detached && [0, 1, 2].some((i) => pending.stdio[i] === undefined)) return;
+    const streams = pending.stdinNull ? [1, 2] : [0, 1, 2];
+    if (!pending.detached && streams.some((i) => pending.stdio[i] === undefined)) return;
     this.pending.delete(id);
     if (pending.detached) {
       if (pending.exitStatus === undefined) this.running.set(id, { detachedPid: pending.pid });
       pending.resolve(new SpawnedCommand(pending.pid, null, null, null));
       return;
     }
-    const command = new SpawnedCommand(pending.pid, pending.stdio[0]!, pending.stdio[1]!, pending.stdio[2]!);
+    const command = new SpawnedCommand(
+      pending.pid,
+      pending.stdio[0] ?? null,
+      pending.stdio[1]!,
+      pending.stdio[2]!,
+    );
     if (pending.exitStatus !== undefined) {
       command.exited(pending.exitStatus);
     } else {

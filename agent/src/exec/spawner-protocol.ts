@@ -22,6 +22,8 @@ export const SpawnerFlag = {
   DETACHED: 2,
   /** fds 0, 1, 2 are the pooled connections named in `slots` (not with DETACHED). */
   POOLED: 4,
+  /** stdin /dev/null; only stdout and stderr connect back (not with DETACHED or POOLED). */
+  STDIN_NULL: 8,
 } as const;
 
 /**

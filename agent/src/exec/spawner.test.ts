@@ -144,6 +144,12 @@ describe("the resident spawner", () => {
       [[join(dir, "no-shebang"), "arg1"]],
       [["sh", "-c", "cat; echo done"], { stdin: "hello\n" }],
       [["sh", "-c", "cat; echo eof"]],
+      // stdin_null: /dev/null, the input dropped; stdout and stderr still reach the host.
+      [
+        ["sh", "-c", "readlink /proc/self/fd/0; cat; echo out; echo err >&2"],
+        { stdinNull: true, stdin: "dropped" },
+      ],
+      [["sh", "-c", "for f in 1 2; do readlink /proc/$$/fd/$f | cut -c1-7; done"], { stdinNull: true }],
       [["sh", "-c", "id -u; id -g; id -G"]],
       [["sh", "-c", "id -u; id -g"], { root: true }],
       [["pwd"], { cwd: dir }],
@@ -368,6 +374,7 @@ async function runVia(spawner: ResidentSpawner, script: string, cwd: string) {
     cwd,
     identity: ROOT_IDENTITY,
     credentials: undefined,
+    stdinNull: false,
   });
   if (command === undefined) return undefined;
   const out: Buffer[] = [];

@@ -7,7 +7,7 @@ export interface ExecInput {
   timeoutSec: number;
   env?: Record<string, string>;
   cwd?: string;
-  /** Sent as stdin, then EOF; without it stdin is closed at once. */
+  /** Sent as stdin, then EOF; without it (or empty) the command's stdin is /dev/null. */
   stdin?: Uint8Array;
   /** The caller's request: aborting it (the client went away) drops the exec, killing the command. */
   signal?: AbortSignal;
@@ -39,6 +39,8 @@ export async function startExec(
       sandboxId,
       (agent: AgentClient) =>
         agent.execStream(input.cmd, {
+          // No input: /dev/null, as `docker exec` without -i (and one stdio connection less).
+          ...(input.stdin === undefined || input.stdin.byteLength === 0 ? { stdinNull: true } : {}),
           ...(input.env !== undefined ? { env: input.env } : {}),
           ...(input.cwd !== undefined && input.cwd !== "" ? { cwd: input.cwd } : {}),
           ...(signal !== undefined ? { signal } : {}),

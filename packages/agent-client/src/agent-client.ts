@@ -65,6 +65,11 @@ export interface ExecOptions extends CallOptions {
   root?: boolean;
   /** Ask the agent to flush file systems before EXIT. */
   sync?: boolean;
+  /**
+   * The command's stdin is /dev/null (as `docker exec` without -i) instead of a stream from
+   * this side; input sent anyway is dropped. One-shot execs only.
+   */
+  stdinNull?: boolean;
 }
 
 export interface BufferedExecOptions extends ExecOptions {
@@ -161,6 +166,24 @@ export interface AgentClient {
   close(): void;
 }
 
+/**
+ * `content`, whose return() also runs `close` when the generator never started (a generator's
+ * finally only runs once it has): a reader that stops before reading anything must not leave
+ * the connection to the agent, which keeps a completed read's connection open (REUSE_REQ).
+ */
+function closingOnReturn(content: AsyncGenerator<Buffer>, close: () => void): AsyncIterable<Buffer> {
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => content.next(),
+      return: async (value?: unknown) => {
+        close();
+        return content.return(value);
+      },
+      throw: (err?: unknown) => content.throw(err),
+    }),
+  };
+}
+
 export function createAgentClient(options: AgentClientOptions): AgentClient {
   const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
   const poolOptions: ConnectionPoolOptions =
@@ -243,6 +266,7 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
     if (o?.cwd !== undefined) req.cwd = o.cwd;
     if (o?.root === true) req.root = true;
     if (o?.sync === true) req.sync = true;
+    if (o?.stdinNull === true) req.stdin_null = true;
     return req;
   }
 
@@ -280,6 +304,8 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
         conn.expectJson(FrameType.FILE_READ_RESP, isFileReadResponse),
       );
       const chunkDeadline = deadlineOf(o);
+      /** Set once the read completed and the connection went back (it may then serve others). */
+      let handedBack = false;
       async function* content(): AsyncGenerator<Buffer> {
         try {
           for (;;) {
@@ -288,15 +314,19 @@ export function createAgentClient(options: AgentClientOptions): AgentClient {
             const frame = await conn.expect().finally(disarm);
             if (frame.type === FrameType.STDOUT) yield frame.payload;
             else if (frame.type === FrameType.EXIT) {
+              handedBack = true;
               conn.release(true);
               return;
             } else throw conn.unexpected(frame.type);
           }
         } finally {
-          conn.close();
+          if (!handedBack) conn.close();
         }
       }
-      return { size: resp.size, mode: resp.mode, content: content() };
+      const closeUnlessHandedBack = () => {
+        if (!handedBack) conn.close();
+      };
+      return { size: resp.size, mode: resp.mode, content: closingOnReturn(content(), closeUnlessHandedBack) };
     } catch (err) {
       conn.close();
       throw err;

@@ -13,6 +13,8 @@ export type ExecEvent =
 export class ExecProcess implements AsyncIterable<ExecEvent> {
   private finished = false;
   private stdinClosed = false;
+  /** The exec completed and its connection went back to the pool: it may serve others now. */
+  private handedBack = false;
 
   constructor(private readonly conn: AgentConnection) {}
 
@@ -39,10 +41,10 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
     if (!this.finished && this.conn.alive) this.conn.send(FrameType.KILL);
   }
 
-  /** Drops the connection; the agent then SIGKILLs the command. */
+  /** Drops the connection (unless the exec completed); the agent then SIGKILLs the command. */
   close(): void {
     this.finished = true;
-    this.conn.close();
+    if (!this.handedBack) this.conn.close();
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ExecEvent> {
@@ -59,6 +61,7 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
           case FrameType.EXIT:
             this.finished = true;
             // Back to the pool if the agent keeps the connection and stdin was ended.
+            this.handedBack = true;
             this.conn.release(this.stdinClosed);
             yield { type: "exit", exitCode: decodeExitPayload(frame.payload) ?? 1 };
             return;
@@ -68,7 +71,7 @@ export class ExecProcess implements AsyncIterable<ExecEvent> {
       }
     } finally {
       this.finished = true;
-      this.conn.close();
+      if (!this.handedBack) this.conn.close();
     }
   }
 }

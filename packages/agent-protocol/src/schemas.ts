@@ -26,6 +26,12 @@ export interface ExecRequest {
   sync?: boolean;
   /** bhatti v2: run as root instead of the sandbox user, if the sandbox allows it. */
   root?: boolean;
+  /**
+   * bhatti v2, one-shot exec: the command's stdin is /dev/null (as `docker exec` without -i),
+   * not a stream from the host; STDIN frames are dropped. Older agents ignore it (stdin is then
+   * a stream the host ends at once).
+   */
+  stdin_null?: boolean;
 }
 
 /** EXEC_LIST_RESP entries and SESSION_INFO. */
