@@ -139,7 +139,13 @@ export const componentSchemas: Record<string, Schema> = {
     type: "object",
     required: ["cmd"],
     properties: {
-      cmd: { type: "array", items: { type: "string" }, minItems: 1 },
+      cmd: {
+        type: "array",
+        items: { type: "string" },
+        minItems: 1,
+        description:
+          "The command and its arguments (no shell). Its stdin is /dev/null, as with `docker exec` without -i.",
+      },
       timeout_sec: {
         type: "integer",
         default: DEFAULT_EXEC_TIMEOUT_SEC,
